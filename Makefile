@@ -1,0 +1,45 @@
+# SIPAS platform. `make run` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-unit lint typecheck docs docs-check bench clean help
+
+help:
+	@echo "make run    - start PostgreSQL, NATS and the five services (embedded), print the URLs"
+	@echo "make test   - run the whole test suite over a throwaway embedded stack"
+	@echo "make bench  - measure raw NATS/Postgres ceilings and the backbone; write docs/performance.md"
+	@echo "make lint   - ruff + mypy;  make docs - regenerate docs/events.md and docs/asyncapi.yaml"
+
+$(STAMP): requirements/dev.txt libs/*/pyproject.toml cli/pyproject.toml services/*/pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sipas up
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e" libs/events/tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy libs/events/src libs/kit/src cli/src
+
+docs: $(STAMP)
+	$(BIN)/sipas docs generate
+
+docs-check: $(STAMP)
+	$(BIN)/sipas docs check
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.backbone --out docs/performance.md
+
+clean:
+	rm -rf $(VENV) .sipas

@@ -1,0 +1,150 @@
+"""The real transport: NATS JetStream through nats-py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+
+from sipas_events.bus.base import (
+    BusUnavailable,
+    ConsumerConfig,
+    OutMessage,
+    PublishResult,
+    StoredMessage,
+    StreamConfig,
+)
+
+
+class JetStreamDelivery:
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+        meta = msg.metadata
+        self._count, self._pending = meta.num_delivered, meta.num_pending
+
+    data = property(lambda self: self._msg.data)
+    subject = property(lambda self: self._msg.subject)
+    headers = property(lambda self: dict(self._msg.headers or {}))
+    num_delivered = property(lambda self: self._count)
+    num_pending = property(lambda self: self._pending)
+
+    async def ack(self) -> None:
+        await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        await self._msg.nak(delay=delay)
+
+    async def term(self) -> None:
+        await self._msg.term()
+
+
+class JetStreamSubscription:
+    def __init__(self, sub: object) -> None:
+        self._sub = sub
+
+    async def fetch(self, batch: int, timeout: float) -> list[JetStreamDelivery]:
+        try:
+            msgs = await self._sub.fetch(batch, timeout=timeout)  # type: ignore[attr-defined]
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        except (nats.errors.ConnectionClosedError, nats.errors.NoServersError,
+                nats.js.errors.ServiceUnavailableError, nats.errors.ConnectionReconnectingError) as exc:
+            raise BusUnavailable(str(exc)) from exc
+        return [JetStreamDelivery(m) for m in msgs]
+
+
+class JetStreamBus:
+    def __init__(self, nc: Client, publish_timeout: float = 10.0) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(publish_async_max_pending=8192)
+        self._publish_timeout = publish_timeout
+
+    @classmethod
+    async def connect(cls, url: str, name: str) -> JetStreamBus:
+        nc = await nats.connect(
+            url, name=name, allow_reconnect=True, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25, connect_timeout=5,
+        )
+        return cls(nc)
+
+    @property
+    def connected(self) -> bool:
+        return self._nc.is_connected
+
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        cfg = api.StreamConfig(
+            name=config.name, subjects=config.subjects, storage=api.StorageType.FILE,
+            num_replicas=config.replicas, duplicate_window=config.duplicate_window,
+            max_age=config.max_age or None, retention=api.RetentionPolicy.LIMITS,
+        )
+        try:
+            await self._js.add_stream(cfg)
+        except nats.js.errors.BadRequestError:
+            await self._js.update_stream(cfg)
+
+    async def publish_batch(self, messages: Sequence[OutMessage]) -> list[PublishResult]:
+        try:
+            futures = [
+                await self._js.publish_async(
+                    m.subject, m.payload, headers={**m.headers, "Nats-Msg-Id": m.msg_id}
+                )
+                for m in messages
+            ]
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self._publish_timeout)
+        except (nats.errors.ConnectionClosedError, nats.errors.NoServersError,
+                nats.errors.ConnectionReconnectingError, nats.errors.OutboundBufferLimitError,
+                nats.js.errors.NoStreamResponseError, TimeoutError) as exc:
+            raise BusUnavailable(f"publish failed: {exc!r}") from exc
+        return [PublishResult(a.stream, a.seq, bool(a.duplicate)) for a in acks]
+
+    async def subscribe(self, config: ConsumerConfig) -> JetStreamSubscription:
+        cfg = api.ConsumerConfig(
+            durable_name=config.durable, ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL, ack_wait=config.ack_wait,
+            max_ack_pending=config.max_ack_pending, filter_subject=config.filter_subject,
+            max_deliver=-1,
+        )
+        try:
+            sub = await self._js.pull_subscribe(
+                config.filter_subject or "", durable=config.durable, stream=config.stream, config=cfg
+            )
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise BusUnavailable(f"cannot bind consumer {config.durable}: {exc!r}") from exc
+        return JetStreamSubscription(sub)
+
+    async def read_stream(
+        self, stream: str, subject: str | None = None, start_seq: int = 1
+    ) -> AsyncIterator[StoredMessage]:
+        info = await self._js.stream_info(stream)
+        last = info.state.last_seq
+        if last < start_seq or info.state.messages == 0:
+            return
+        cfg = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(start_seq, info.state.first_seq), filter_subject=subject,
+            inactive_threshold=30.0, mem_storage=True,
+        )
+        sub = await self._js.pull_subscribe(subject or "", stream=stream, config=cfg)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(512, timeout=1.0)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    return
+                for m in msgs:
+                    seq = m.metadata.sequence.stream
+                    yield StoredMessage(seq, m.subject, m.data, dict(m.headers or {}))
+                    if seq >= last:
+                        return
+        finally:
+            await sub.unsubscribe()
+
+    async def close(self) -> None:
+        if not self._nc.is_closed:
+            await self._nc.drain()

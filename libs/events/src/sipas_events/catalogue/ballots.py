@@ -1,0 +1,73 @@
+"""Events produced by ballots: issuance, intake outcomes, voids and back-checks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sipas_events.catalogue.base import Event, event
+from sipas_events.catalogue.types import Channel, Id, ProvinceCode, Text
+
+
+@event("ballots", 1)
+class BallotIssued(Event):
+    """A ballot code was issued to a sampled unit (the code itself is never in an event)."""
+
+    ballot_id: Id
+    campaign_id: Id
+    unit_id: Id
+    agency_id: Id
+    province: ProvinceCode | None = None
+
+
+@event("ballots", 1)
+class BallotAccepted(Event):
+    """A valid ballot was accepted; it counts in scoring."""
+
+    ballot_id: Id
+    campaign_id: Id
+    unit_id: Id
+    agency_id: Id
+    stratum: Id
+    weight_ref: Id = Field(description="The draw whose weights apply")
+    province: ProvinceCode | None = None
+    channel: Channel
+    answers: dict[str, int | None] = Field(description="Item code -> scale value; None is 'not applicable'")
+    expectations: list[Id] = Field(default_factory=list)
+
+
+@event("ballots", 1)
+class BallotRejected(Event):
+    """A submission was rejected, with its reason recorded."""
+
+    submission_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    channel: Channel
+    reason: Literal[
+        "unknown_code", "cancelled_code", "used_code", "wrong_campaign", "outside_window",
+        "off_scale", "too_few_answers", "unknown_item",
+    ]
+    detail: Text
+
+
+@event("ballots", 1)
+class BallotVoided(Event):
+    """An accepted ballot was voided (e.g. a confirmed fabrication); it leaves every index."""
+
+    ballot_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    reason: Text
+
+
+@event("ballots", 1)
+class BackcheckRecorded(Event):
+    """A call-back (phúc tra) of an accepted ballot was recorded."""
+
+    ballot_id: Id
+    campaign_id: Id
+    enumerator_id: Id
+    province: ProvinceCode | None = None
+    outcome: Literal["confirmed", "fabricated", "unreachable"]

@@ -1,0 +1,42 @@
+"""Events produced by publishing; partners receive these."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sipas_events.catalogue.base import Event, event
+from sipas_events.catalogue.types import Id, ProvinceCode, Sha256Hex, Text
+
+
+@event("publishing", 1)
+class ReleaseApproved(Event):
+    """A draft release was approved by a second person."""
+
+    release_id: Id
+    snapshot_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    approved_by: Id
+
+
+@event("publishing", 1)
+class ReleasePublished(Event):
+    """A release became public; its manifest is hashed and signed."""
+
+    release_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    manifest_sha256: Sha256Hex
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$", description="Ed25519 signature, hex")
+    url: str
+    supersedes: Id | None = None
+
+
+@event("publishing", 1)
+class ReleaseRetracted(Event):
+    """A published release was retracted (never deleted)."""
+
+    release_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    reason: Text

@@ -1,0 +1,425 @@
+"""Durable, ordered, idempotent consumption of one producer's stream into one projection.
+
+- Pull in batches; apply a contiguous run of positions in ONE transaction together with the inbox
+  rows and the checkpoint; ack only after commit. Redeliveries at or below the checkpoint change
+  nothing and are counted.
+- Strict position order: the producer's store positions are gapless, so a hole means the transport
+  lost something. After a short grace the consumer fetches the missing events from the producer's
+  replay endpoint, and when idle it asks the producer for its head to catch a lost tail.
+- A handler error is retried with backoff, bounded by ``max_attempts``; then the event goes to the
+  dead-letter stream and table and the consumer goes on. Infrastructure errors (database or NATS
+  down) are never counted against an event: the loop waits and resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sipas_events import canonical
+from sipas_events.bus.base import Bus, BusUnavailable, ConsumerConfig, Delivery, OutMessage, StreamConfig
+from sipas_events.catalogue import CATALOGUE, Catalogue
+from sipas_events.envelope import Envelope
+from sipas_events.ids import new_id
+from sipas_events.metrics import BackboneMetrics
+from sipas_events.naming import DLQ_STREAM, dlq_subject, stream_name
+from sipas_events.projection import Projection
+from sipas_events.replay import ReplaySource
+from sipas_events.schema import consumer_checkpoints, dead_letters, inbox
+
+log = structlog.get_logger(__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors of the infrastructure, not of the event: never dead-letter because of these."""
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError, BusUnavailable)):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff: tuple[float, ...] = (0.1, 0.5, 2.0, 5.0)
+
+    def delay(self, failures: int) -> float:
+        return self.backoff[min(failures - 1, len(self.backoff) - 1)]
+
+
+@dataclass
+class _Item:
+    envelope: Envelope
+    delivery: Delivery | None
+    failures: int = 0
+    retry_at: float = 0.0
+
+    @property
+    def position(self) -> int:
+        assert self.envelope.position is not None
+        return self.envelope.position
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.index, self.cause = index, cause
+
+
+class Consumer:
+    def __init__(
+        self, service: str, projection: Projection, engine: AsyncEngine, bus: Bus,
+        metrics: BackboneMetrics, *, replay: ReplaySource | None = None,
+        catalogue: Catalogue = CATALOGUE, batch: int = 256, retry: RetryPolicy | None = None,
+        gap_grace: float = 0.5, idle_check: float = 10.0, fetch_timeout: float = 1.0,
+    ) -> None:
+        self.service, self.projection = service, projection
+        self.producer = projection.producer
+        self.name = f"{service}-{projection.name}"
+        self._engine, self._bus, self._m, self._replay = engine, bus, metrics, replay
+        self._catalogue, self._batch = catalogue, batch
+        self._retry = retry or RetryPolicy()
+        self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
+        self.position = 0
+        self._buffer: dict[int, _Item] = {}
+        self._gap_since: float | None = None
+        self._last_idle_check = 0.0
+        self._rebuild_requests: list[asyncio.Future[None]] = []
+        self.ready = asyncio.Event()
+
+    # ---- the loop ---------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self._bus.ensure_stream(StreamConfig(DLQ_STREAM, ["sipas.dlq.>"]))
+                self.position = await self._load_checkpoint()
+                self._buffer.clear()
+                sub = await self._bus.subscribe(ConsumerConfig(self.name, stream_name(self.producer)))
+                self.ready.set()
+                backoff = 0.2
+                while not stop.is_set():
+                    if self._rebuild_requests:
+                        await self._serve_rebuilds()
+                    deliveries = await sub.fetch(self._batch, self._next_timeout())
+                    for d in deliveries:
+                        await self._receive_delivery(d)
+                    await self._drain()
+                    if not deliveries and not self._buffer:
+                        await self._idle()
+                    self._m.consumer_lag.labels(self.name).set(
+                        (deliveries[-1].num_pending if deliveries else 0) + len(self._buffer)
+                    )
+            except Exception as exc:  # the loop must survive anything; classify and wait
+                kind = "transient" if is_transient(exc) else "unexpected"
+                self._m.consumer_errors.labels(self.name, kind).inc()
+                log.warning("consumer.error", consumer=self.name, kind=kind, error=repr(exc)[:300])
+                self.ready.clear()
+                await _sleep(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _next_timeout(self) -> float:
+        waits = [i.retry_at - time.monotonic() for i in self._buffer.values() if i.retry_at]
+        return max(0.05, min([self._fetch_timeout, *waits]))
+
+    async def _load_checkpoint(self) -> int:
+        async with self._engine.connect() as conn:
+            row = await conn.execute(
+                select(consumer_checkpoints.c.position).where(
+                    consumer_checkpoints.c.consumer == self.name,
+                    consumer_checkpoints.c.producer == self.producer,
+                )
+            )
+            return int(row.scalar() or 0)
+
+    # ---- receiving --------------------------------------------------------------------------
+    async def _receive_delivery(self, d: Delivery) -> None:
+        try:
+            env = Envelope.model_validate_json(d.data)
+            if env.position is None:
+                raise ValueError("envelope has no position")
+        except (ValidationError, ValueError) as exc:
+            await self._quarantine_malformed(d, exc)
+            return
+        self._accept(env, d)
+
+    def _accept(self, env: Envelope, delivery: Delivery | None) -> None:
+        assert env.position is not None
+        if env.position <= self.position:
+            self._m.inbox_duplicates.labels(self.name).inc()
+            if delivery is not None:
+                asyncio.ensure_future(delivery.ack())
+            return
+        existing = self._buffer.get(env.position)
+        if existing is None:
+            self._buffer[env.position] = _Item(env, delivery)
+        elif delivery is not None:
+            existing.delivery = delivery  # a redelivery: ack the newest token
+
+    async def _quarantine_malformed(self, d: Delivery, exc: Exception) -> None:
+        log.error("consumer.malformed", consumer=self.name, error=str(exc)[:300])
+        msg_id = f"{self.name}:malformed:{canonical.sha256_lines([d.data])[:32]}"
+        await self._bus.publish_batch([OutMessage(
+            dlq_subject(self.name, self.producer), d.data, msg_id,
+            {"Sipas-Error": str(exc)[:500], "Sipas-Consumer": self.name},
+        )])
+        self._m.dead_lettered.labels(self.name).inc()
+        await d.term()
+
+    # ---- applying ---------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        while True:
+            run = self._contiguous_run()
+            if run:
+                self._gap_since = None
+                await self._apply_run(run)
+                continue
+            if not await self._maybe_fill_gap():
+                return
+
+    def _contiguous_run(self) -> list[_Item]:
+        run, now, p = [], time.monotonic(), self.position + 1
+        while p in self._buffer and len(run) < self._batch:
+            item = self._buffer[p]
+            if item.retry_at > now:
+                break
+            run.append(item)
+            p += 1
+        return run
+
+    async def _apply_run(self, run: list[_Item]) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await self._apply_items(conn, run)
+                await self._save_checkpoint(conn, run[-1].position)
+        except _HandlerFailed as failed:
+            if failed.index:
+                await self._apply_run(run[: failed.index])
+            await self._failed(run[failed.index], failed.cause)
+            return
+        self._advance(run)
+        now = dt.datetime.now(dt.UTC)
+        for item in run:
+            self._m.apply_latency.labels(self.name).observe((now - item.envelope.time).total_seconds())
+
+    async def _apply_items(self, conn: AsyncConnection, run: Sequence[_Item]) -> None:
+        handled = [(i, it) for i, it in enumerate(run) if it.envelope.event_name in self.projection.handlers]
+        if len(handled) < len(run):
+            self._m.events_skipped.labels(self.name).inc(len(run) - len(handled))
+        if not handled:
+            return
+        rows = [self._inbox_row(it, "applied") for _, it in handled]
+        fresh = set((await conn.execute(
+            pg_insert(inbox).values(rows).on_conflict_do_nothing().returning(inbox.c.event_id)
+        )).scalars())
+        for index, item in handled:
+            env = item.envelope
+            if env.id not in fresh:
+                self._m.inbox_duplicates.labels(self.name).inc()
+                continue
+            with structlog.contextvars.bound_contextvars(
+                correlation_id=env.correlationid, event_id=str(env.id), event_type=env.type,
+            ):
+                try:
+                    event = self._catalogue.decode(env)
+                    await self.projection.handlers[env.event_name](conn, event, env)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise _HandlerFailed(index, exc) from exc
+            self._m.events_consumed.labels(self.name, env.event_name).inc()
+
+    def _inbox_row(self, item: _Item, status: str) -> dict[str, Any]:
+        env = item.envelope
+        return {"consumer": self.name, "event_id": env.id, "producer": self.producer,
+                "position": item.position, "type": env.type, "status": status, "handled_at": env.time}
+
+    async def _save_checkpoint(self, conn: AsyncConnection, position: int) -> None:
+        stmt = pg_insert(consumer_checkpoints).values(
+            consumer=self.name, producer=self.producer, position=position
+        )
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=["consumer", "producer"],
+            set_={"position": stmt.excluded.position, "updated_at": text("now()")},
+        ))
+
+    def _advance(self, run: Sequence[_Item]) -> None:
+        for item in run:
+            self._buffer.pop(item.position, None)
+            if item.delivery is not None:
+                asyncio.ensure_future(item.delivery.ack())
+        self.position = run[-1].position
+        self._m.consumer_position.labels(self.name, self.producer).set(self.position)
+
+    async def _failed(self, item: _Item, cause: BaseException) -> None:
+        item.failures += 1
+        env = item.envelope
+        self._m.consume_failures.labels(self.name, env.event_name).inc()
+        log.warning("consumer.handler_failed", consumer=self.name, event_id=str(env.id),
+                    position=item.position, attempt=item.failures, error=repr(cause)[:300])
+        if item.failures >= self._retry.max_attempts:
+            await self._dead_letter(item, cause)
+        else:
+            item.retry_at = time.monotonic() + self._retry.delay(item.failures)
+
+    async def _dead_letter(self, item: _Item, cause: BaseException) -> None:
+        env, error = item.envelope, f"{type(cause).__name__}: {cause}"[:2000]
+        await self._bus.publish_batch([OutMessage(
+            dlq_subject(self.name, self.producer), env.to_json(), f"{self.name}:{env.id}",
+            {"Sipas-Error": error[:500], "Sipas-Consumer": self.name,
+             "Sipas-Attempts": str(item.failures)},
+        )])
+        async with self._engine.begin() as conn:
+            await conn.execute(pg_insert(dead_letters).values(
+                id=new_id(), consumer=self.name, producer=self.producer, event_id=env.id,
+                position=item.position, type=env.type, envelope=json.loads(env.to_json()),
+                error=error, deliveries=item.failures,
+            ).on_conflict_do_nothing())
+            await conn.execute(pg_insert(inbox).values(self._inbox_row(item, "dead")).on_conflict_do_nothing())
+            await self._save_checkpoint(conn, item.position)
+        if item.delivery is not None:
+            await item.delivery.term()
+        self._buffer.pop(item.position, None)
+        self.position = item.position
+        self._m.dead_lettered.labels(self.name).inc()
+        self._m.dead_letters_open.labels(self.name).inc()
+        log.error("consumer.dead_lettered", consumer=self.name, event_id=str(env.id), error=error[:300])
+
+    # ---- gaps -------------------------------------------------------------------------------
+    async def _maybe_fill_gap(self) -> bool:
+        """Fetch missing positions from the producer's store; True if anything was added."""
+        if not self._buffer or (self.position + 1) in self._buffer:
+            return False
+        now = time.monotonic()
+        if self._gap_since is None:
+            self._gap_since = now
+        if now - self._gap_since < self._gap_grace:
+            return False
+        if self._replay is None:
+            log.error("consumer.gap_unfillable", consumer=self.name, after=self.position)
+            return False
+        missing = min(self._buffer) - self.position - 1
+        return await self._fill(min(missing, self._batch)) > 0
+
+    async def _fill(self, limit: int) -> int:
+        assert self._replay is not None
+        raw = await self._replay.fetch(self.producer, self.position, limit)
+        for payload in raw:
+            self._accept(Envelope.model_validate_json(payload), None)
+        if raw:
+            self._m.gap_fills.labels(self.name).inc(len(raw))
+            log.warning("consumer.gap_filled", consumer=self.name, after=self.position, count=len(raw))
+        self._gap_since = None
+        return len(raw)
+
+    async def _idle(self) -> None:
+        """When idle, ask the producer for its head: a lost last message shows up here."""
+        now = time.monotonic()
+        if self._replay is None or now - self._last_idle_check < self._idle_check:
+            return
+        self._last_idle_check = now
+        if await self._replay.head(self.producer) > self.position:
+            while await self._fill(self._batch):
+                await self._drain()
+
+    # ---- rebuild ----------------------------------------------------------------------------
+    async def rebuild(self) -> None:
+        """Ask the running loop to drop and replay the projection; returns when done."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rebuild_requests.append(fut)
+        await fut
+
+    async def _serve_rebuilds(self) -> None:
+        requests, self._rebuild_requests = self._rebuild_requests, []
+        try:
+            await self.rebuild_now()
+        except Exception as exc:
+            for f in requests:
+                f.set_exception(exc)
+            raise
+        for f in requests:
+            f.set_result(None)
+
+    async def rebuild_now(self) -> None:
+        """Drop the projection, then replay the producer's stream (filling holes from its store)."""
+        async with self._engine.begin() as conn:
+            names = ", ".join(f'"{t.name}"' for t in self.projection.tables)
+            if names:
+                await conn.execute(text(f"TRUNCATE {names}"))
+            await conn.execute(delete(inbox).where(inbox.c.consumer == self.name))
+            await conn.execute(delete(consumer_checkpoints).where(consumer_checkpoints.c.consumer == self.name))
+        self.position, self._buffer, self._gap_since = 0, {}, None
+        grace, self._gap_grace = self._gap_grace, 0.0
+        try:
+            async for msg in self._bus.read_stream(stream_name(self.producer)):
+                self._accept(Envelope.model_validate_json(msg.data), None)
+                if len(self._buffer) >= self._batch:
+                    await self._drain()
+            await self._drain()
+            if self._replay is not None:
+                while await self._fill(self._batch):
+                    await self._drain()
+            while self._buffer:  # events waiting for a retry, or going to the dead letters
+                await asyncio.sleep(self._next_timeout())
+                await self._drain()
+        finally:
+            self._gap_grace = grace
+        log.info("consumer.rebuilt", consumer=self.name, position=self.position)
+
+
+    # ---- dead letters -----------------------------------------------------------------------
+    async def replay_dead_letter(self, dead_letter_id: Any, actor: str) -> None:
+        """Apply a dead-lettered event now (after the cause was fixed); raise if it fails again."""
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(
+                select(dead_letters).where(dead_letters.c.id == dead_letter_id,
+                                           dead_letters.c.consumer == self.name).with_for_update()
+            )).mappings().first()
+            if row is None:
+                raise LookupError(f"no dead letter {dead_letter_id} for {self.name}")
+            if row["status"] != "dead":
+                raise ValueError(f"dead letter {dead_letter_id} is already {row['status']}")
+            env = Envelope.model_validate(row["envelope"])
+            with structlog.contextvars.bound_contextvars(correlation_id=env.correlationid, event_id=str(env.id)):
+                await self.projection.handlers[env.event_name](conn, self._catalogue.decode(env), env)
+            await conn.execute(update(inbox).where(inbox.c.consumer == self.name, inbox.c.event_id == env.id)
+                               .values(status="replayed"))
+            await self._resolve(conn, dead_letter_id, "replayed", actor)
+        self._m.dead_letters_open.labels(self.name).dec()
+
+    async def discard_dead_letter(self, dead_letter_id: Any, actor: str) -> None:
+        async with self._engine.begin() as conn:
+            if not await self._resolve(conn, dead_letter_id, "discarded", actor):
+                raise LookupError(f"no open dead letter {dead_letter_id} for {self.name}")
+        self._m.dead_letters_open.labels(self.name).dec()
+
+    async def _resolve(self, conn: AsyncConnection, dead_letter_id: Any, status: str, actor: str) -> bool:
+        result = await conn.execute(
+            update(dead_letters)
+            .where(dead_letters.c.id == dead_letter_id, dead_letters.c.consumer == self.name,
+                   dead_letters.c.status == "dead")
+            .values(status=status, resolved_at=text("now()"), resolved_by=actor)
+        )
+        return bool(result.rowcount)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+

@@ -1,0 +1,1 @@
+"""The SIPAS service kit: what every service's edge and lifecycle share."""

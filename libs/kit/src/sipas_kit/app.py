@@ -1,0 +1,166 @@
+"""The app factory every service uses: one lifespan that opens and drains everything.
+
+Start-up never blocks on NATS: the service answers ``/healthz`` at once and reports ``/readyz``
+only when the database answers, migrations are at head and the bus is connected. The relay and
+consumers start as soon as NATS is reachable and survive its restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from sipas_events.bus.base import StreamConfig
+from sipas_events.bus.jetstream import JetStreamBus
+from sipas_events.consumer import Consumer, RetryPolicy
+from sipas_events.naming import DLQ_STREAM, PRODUCERS, stream_name, stream_subjects
+from sipas_events.projection import Projection
+from sipas_events.relay import Relay
+from sipas_events.replay import HttpReplaySource
+from sipas_events.store import EventStore
+from sipas_kit import migrations, problems
+from sipas_kit.auth import TokenVerifier
+from sipas_kit.context import ServiceContext
+from sipas_kit.db import make_engine
+from sipas_kit.http import install_middleware
+from sipas_kit.logs import configure_logging
+from sipas_kit.metrics import ServiceMetrics
+from sipas_kit.ops import router as ops_router
+from sipas_kit.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    package: str
+    title: str
+    description: str = ""
+    routers: Sequence[APIRouter] = ()
+    projections: Sequence[Projection] = ()
+    domain_errors: Mapping[type[Exception], tuple[int, str]] = field(default_factory=dict)
+    version: str = "0.1.0"
+
+
+def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    app = FastAPI(title=definition.title, description=definition.description, version=definition.version,
+                  lifespan=lambda app: _lifespan(app, definition, settings))
+    problems.install(app, definition.domain_errors)
+    install_middleware(app)
+    _probes(app)
+    app.include_router(ops_router)
+    for router in definition.routers:
+        app.include_router(router)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI, definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[None]:
+    configure_logging(definition.name, settings.log_format, settings.log_level)
+    engine = make_engine(settings.database_url.get_secret_value(), settings.db_pool_size)
+    ctx = ServiceContext(
+        service=definition.name, package=definition.package, settings=settings, engine=engine,
+        metrics=ServiceMetrics(definition.name), store=EventStore(definition.name),
+        head_revision=migrations.head_revision(definition.package),
+    )
+    app.state.ctx = ctx
+    if settings.jwt_jwks_file is not None:
+        app.state.token_verifier = TokenVerifier.from_file(settings.jwt_jwks_file, settings.jwt_issuer,
+                                                           settings.jwt_audience)
+    ctx.tasks.append(asyncio.create_task(_connect_and_run(ctx, definition), name="backbone"))
+    log.info("service.started", port=settings.port)
+    try:
+        yield
+    finally:
+        log.info("service.stopping")
+        ctx.stop.set()
+        _, pending = await asyncio.wait(ctx.tasks, timeout=10)
+        for task in pending:
+            task.cancel()
+        if ctx.bus is not None:
+            with contextlib.suppress(Exception):
+                await ctx.bus.close()
+        await engine.dispose()
+        log.info("service.stopped")
+
+
+async def _connect_and_run(ctx: ServiceContext, definition: ServiceDefinition) -> None:
+    s, delay = ctx.settings, 0.2
+    while not ctx.stop.is_set():
+        try:
+            ctx.bus = await JetStreamBus.connect(s.nats_url, name=f"sipas-{ctx.service}")
+            for producer in PRODUCERS:
+                await ctx.bus.ensure_stream(StreamConfig(stream_name(producer), stream_subjects(producer),
+                                                         s.stream_replicas, s.duplicate_window))
+            await ctx.bus.ensure_stream(StreamConfig(DLQ_STREAM, ["sipas.dlq.>"], s.stream_replicas))
+            break
+        except Exception as exc:
+            log.warning("nats.unavailable", error=repr(exc)[:200])
+            if ctx.bus is not None:
+                with contextlib.suppress(Exception):
+                    await ctx.bus.close()
+                ctx.bus = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    if ctx.bus is None:
+        return
+    ctx.relay = Relay(ctx.service, ctx.engine, ctx.bus, ctx.metrics, batch=s.relay_batch,
+                      replicas=s.stream_replicas, duplicate_window=s.duplicate_window)
+    runners = [ctx.relay.run(ctx.stop)]
+    replay = _replay_source(s)
+    for projection in definition.projections:
+        consumer = Consumer(ctx.service, projection, ctx.engine, ctx.bus, ctx.metrics, replay=replay,
+                            batch=s.consumer_batch, retry=RetryPolicy(max_attempts=s.consumer_max_attempts))
+        ctx.consumers[projection.name] = consumer
+        runners.append(consumer.run(ctx.stop))
+    await asyncio.gather(*runners)
+
+
+def _replay_source(s: ServiceSettings) -> HttpReplaySource | None:
+    if not s.peers:
+        return None
+    token = s.service_token.get_secret_value() if s.service_token else None
+
+    async def bearer() -> str:
+        return token or ""
+
+    return HttpReplaySource(s.peers, bearer if token else None)
+
+
+def _probes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": app.state.ctx.service}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        ctx: ServiceContext = app.state.ctx
+        checks: dict[str, Any] = {}
+        try:
+            async with ctx.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            current = await migrations.current_revision(ctx.engine)
+            checks["migrations"] = "ok" if current == ctx.head_revision else f"at {current}, head is {ctx.head_revision}"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks["nats"] = "ok" if ctx.bus is not None and ctx.bus.connected else "unavailable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "service": ctx.service, "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(app.state.ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+

@@ -1,0 +1,120 @@
+"""Endpoints every service has for partners of the backbone and for operators.
+
+- ``GET /v1/events``: the replay endpoint other services fill gaps from (and auditors read);
+- dead letters: list, replay after a fix, or discard with a reason;
+- projections: rebuild from the streams, and the digest of the canonical export.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from sipas_events.export import export_digest
+from sipas_events.schema import dead_letters
+from sipas_kit.auth import Principal, Role, require_roles
+from sipas_kit.http import Ctx
+from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
+from sipas_kit.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["operations"])
+Reader = Annotated[Principal, Depends(require_roles(Role.SERVICE, Role.AUDITOR, Role.MINISTRY_ADMIN))]
+Operator = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN))]
+
+
+@router.get("/events", summary="Replay this service's events after a store position")
+async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0)] = 0,
+                 limit: Annotated[int, Query(ge=0, le=5000)] = 500) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        rows = await ctx.store.read_all(conn, after, limit) if limit else []
+        head, chain = await ctx.store.head(conn)
+    return {"events": [json.loads(r.envelope_json()) for r in rows], "head": head, "chain_head": chain.hex()}
+
+
+class DeadLetter(BaseModel):
+    id: uuid.UUID
+    consumer: str
+    producer: str
+    event_id: uuid.UUID
+    position: int
+    type: str
+    error: str
+    deliveries: int
+    status: str
+    created_at: Any
+    resolved_by: str | None
+
+
+@router.get("/ops/dead-letters", summary="Events consumers gave up on")
+async def list_dead_letters(
+    ctx: Ctx, _: Reader, status: Literal["dead", "replayed", "discarded"] | None = "dead",
+    cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+) -> Page[DeadLetter]:
+    stmt = select(dead_letters).order_by(dead_letters.c.id).limit(limit + 1)
+    if status:
+        stmt = stmt.where(dead_letters.c.status == status)
+    after = decode_cursor(cursor)
+    if after:
+        stmt = stmt.where(dead_letters.c.id > uuid.UUID(str(after[0])))
+    async with ctx.engine.connect() as conn:
+        rows = [DeadLetter.model_validate(dict(r)) for r in (await conn.execute(stmt)).mappings()]
+    return page_of(rows, limit, lambda d: [str(d.id)])
+
+
+async def _consumer_of(ctx: Ctx, dead_letter_id: uuid.UUID) -> str:
+    async with ctx.engine.connect() as conn:
+        consumer = (await conn.execute(
+            select(dead_letters.c.consumer).where(dead_letters.c.id == dead_letter_id)
+        )).scalar()
+    if consumer is None:
+        raise Problem(404, "Not found", f"no dead letter {dead_letter_id}")
+    for c in ctx.consumers.values():
+        if c.name == consumer:
+            return str(c.projection.name)
+    raise Problem(409, "Conflict", f"consumer {consumer} is not running in this process")
+
+
+@router.post("/ops/dead-letters/{dead_letter_id}/replay", summary="Apply a dead-lettered event again")
+async def replay_dead_letter(ctx: Ctx, who: Operator, dead_letter_id: uuid.UUID) -> dict[str, str]:
+    consumer = ctx.consumer(await _consumer_of(ctx, dead_letter_id))
+    try:
+        await consumer.replay_dead_letter(dead_letter_id, who.actor)
+    except ValueError as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    except Exception as exc:
+        raise Problem(422, "Replay failed", f"the event failed again: {type(exc).__name__}: {exc}") from None
+    return {"status": "replayed", "id": str(dead_letter_id)}
+
+
+@router.post("/ops/dead-letters/{dead_letter_id}/discard", summary="Close a dead letter without applying it")
+async def discard_dead_letter(ctx: Ctx, who: Operator, dead_letter_id: uuid.UUID) -> dict[str, str]:
+    consumer = ctx.consumer(await _consumer_of(ctx, dead_letter_id))
+    try:
+        await consumer.discard_dead_letter(dead_letter_id, who.actor)
+    except LookupError as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    return {"status": "discarded", "id": str(dead_letter_id)}
+
+
+@router.get("/ops/projections", summary="Projections, their positions and digests")
+async def projections(ctx: Ctx, _: Reader) -> list[dict[str, Any]]:
+    out = []
+    async with ctx.engine.connect() as conn:
+        for name, c in sorted(ctx.consumers.items()):
+            digest, rows = await export_digest(conn, c.projection.tables)
+            out.append({"name": name, "producer": c.producer, "position": c.position, "rows": rows, "sha256": digest})
+    return out
+
+
+@router.post("/ops/projections/{name}/rebuild", summary="Drop a projection and replay it from the streams")
+async def rebuild(ctx: Ctx, _: Operator, name: str) -> dict[str, Any]:
+    consumer = ctx.consumer(name)
+    await consumer.rebuild()
+    async with ctx.engine.connect() as conn:
+        digest, rows = await export_digest(conn, consumer.projection.tables)
+    return {"name": name, "position": consumer.position, "rows": rows, "sha256": digest}

@@ -1,0 +1,62 @@
+"""One settings class per service, validated at start-up, read from ``SIPAS_<SERVICE>_*``.
+
+Shared settings fall back to unprefixed ``SIPAS_*`` variables so one environment can configure all
+services (e.g. ``SIPAS_NATS_URL``), while per-service variables win.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SHARED = ("nats_url", "jwt_jwks_file", "jwt_issuer", "jwt_audience", "log_format", "log_level",
+          "stream_replicas", "peers")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+    service: ClassVar[str] = "service"
+
+    database_url: SecretStr = Field(description="postgresql+asyncpg://user:pass@host:port/db")
+    nats_url: str = "nats://127.0.0.1:14222"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    jwt_jwks_file: Path | None = Field(default=None, description="JWKS with the token-signing public keys")
+    jwt_issuer: str = "sipas-dev"
+    jwt_audience: str = "sipas"
+    service_token: SecretStr | None = Field(default=None, description="Bearer token for replay calls to peers")
+
+    peers: dict[str, str] = Field(default_factory=dict, description="producer -> base URL, for gap filling")
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    duplicate_window: float = Field(default=120.0, gt=0)
+    relay_batch: int = Field(default=1000, ge=1, le=10000)
+    consumer_batch: int = Field(default=256, ge=1, le=5000)
+    consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_fallbacks(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in SHARED:
+                env = os.environ.get(f"SIPAS_{name.upper()}")
+                if env is not None and name not in data and f"{cls.service}_{name}" not in data:
+                    data.setdefault(name, env)
+        return data
+
+
+def settings_for(service: str) -> type[ServiceSettings]:
+    """A settings class bound to ``SIPAS_<SERVICE>_`` for a service without its own fields."""
+    return type(
+        f"{service.title()}Settings", (ServiceSettings,),
+        {"model_config": SettingsConfigDict(env_prefix=f"SIPAS_{service.upper()}_", extra="ignore",
+                                            env_nested_delimiter="__"),
+         "service": service, "__module__": __name__},
+    )

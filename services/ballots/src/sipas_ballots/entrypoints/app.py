@@ -1,0 +1,21 @@
+"""Wiring of the ballots service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from sipas_kit.app import ServiceDefinition
+from sipas_kit.app import create_app as kit_app
+from sipas_kit.settings import ServiceSettings
+from sipas_ballots.entrypoints.http import router
+from sipas_ballots.projections.agencies import projection as agencies
+
+DEFINITION = ServiceDefinition(
+    name="ballots", package="sipas_ballots", title="SIPAS ballots",
+    description="Ballot codes, every intake channel, validation, double entry and back-checks.",
+    routers=[router], projections=[agencies],
+)
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    return kit_app(DEFINITION, settings)

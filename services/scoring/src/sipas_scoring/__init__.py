@@ -1,0 +1,1 @@
+"""SIPAS scoring service."""

@@ -1,0 +1,14 @@
+"""Settings of the scoring service: environment variables ``SIPAS_SCORING_*``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from sipas_kit.settings import ServiceSettings
+
+
+class ScoringSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SIPAS_SCORING_", extra="ignore", env_nested_delimiter="__")
+    service: ClassVar[str] = "scoring"
