@@ -99,6 +99,7 @@ class Consumer:
         self._last_idle_check = 0.0
         self._rebuild_requests: list[asyncio.Future[None]] = []
         self.ready = asyncio.Event()
+        self._acks: set[asyncio.Future[None]] = set()  # acks in flight (fire and forget, but kept referenced)
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -114,6 +115,7 @@ class Consumer:
                 while not stop.is_set():
                     if self._rebuild_requests:
                         await self._serve_rebuilds()
+                    self._acks = {a for a in self._acks if not a.done()}
                     deliveries = await sub.fetch(self._batch, self._next_timeout())
                     for d in deliveries:
                         await self._receive_delivery(d)
@@ -161,13 +163,17 @@ class Consumer:
         if env.position <= self.position:
             self._m.inbox_duplicates.labels(self.name).inc()
             if delivery is not None:
-                asyncio.ensure_future(delivery.ack())
+                self._acks.add(asyncio.ensure_future(delivery.ack()))
             return
         existing = self._buffer.get(env.position)
         if existing is None:
             self._buffer[env.position] = _Item(env, delivery)
         elif delivery is not None:
-            existing.delivery = delivery  # a redelivery: ack the newest token
+            if existing.delivery is not None and existing.delivery.stream_seq == delivery.stream_seq:
+                existing.delivery = delivery  # the same message redelivered: ack the newest token
+            else:  # another copy of the event (republished or replayed): it changes nothing
+                self._m.inbox_duplicates.labels(self.name).inc()
+                self._acks.add(asyncio.ensure_future(delivery.ack()))
 
     async def _quarantine_malformed(self, d: Delivery, exc: Exception) -> None:
         log.error("consumer.malformed", consumer=self.name, error=str(exc)[:300])
@@ -260,7 +266,7 @@ class Consumer:
         for item in run:
             self._buffer.pop(item.position, None)
             if item.delivery is not None:
-                asyncio.ensure_future(item.delivery.ack())
+                self._acks.add(asyncio.ensure_future(item.delivery.ack()))
         self.position = run[-1].position
         self._m.consumer_position.labels(self.name, self.producer).set(self.position)
 

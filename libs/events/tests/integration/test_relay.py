@@ -40,15 +40,10 @@ async def test_eight_writers_out_of_order_commits_exactly_once(engine, jetstream
                 await asyncio.sleep(((w * 7 + i * 3) % 5) * 0.004)
 
     await asyncio.gather(*(writer(w) for w in range(8)))
-    expected = await store_ids(engine)
-
-    async def all_published() -> bool:
-        return len(expected) == 200 and len(await store_ids(engine)) == 200 and \
-            len(await stream_ids(jetstream)) >= 200
-
-    await eventually(all_published)
+    await eventually(lambda: _count(jetstream, 200))
     stop.set()
     await relay_task
+    expected = await store_ids(engine)
     published = await stream_ids(jetstream)
     assert sorted(published) == sorted(expected)
     assert len(published) == len(set(published)) == 200

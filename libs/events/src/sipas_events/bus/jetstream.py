@@ -27,10 +27,12 @@ class JetStreamDelivery:
         self._msg = msg
         meta = msg.metadata
         self._count, self._pending = meta.num_delivered, meta.num_pending
+        self._seq = meta.sequence.stream
 
     data = property(lambda self: self._msg.data)
     subject = property(lambda self: self._msg.subject)
     headers = property(lambda self: dict(self._msg.headers or {}))
+    stream_seq = property(lambda self: self._seq)
     num_delivered = property(lambda self: self._count)
     num_pending = property(lambda self: self._pending)
 
@@ -147,4 +149,6 @@ class JetStreamBus:
 
     async def close(self) -> None:
         if not self._nc.is_closed:
-            await self._nc.drain()
+            # Every publish has been awaited by now; draining would wait on idle pull subscriptions.
+            await self._nc.flush()
+            await self._nc.close()

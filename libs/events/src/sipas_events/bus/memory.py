@@ -64,6 +64,7 @@ class MemoryDelivery:
     data = property(lambda self: self._msg.data)
     subject = property(lambda self: self._msg.subject)
     headers = property(lambda self: dict(self._msg.headers))
+    stream_seq = property(lambda self: self._msg.seq)
     num_delivered = property(lambda self: self._count)
     num_pending = property(lambda self: self._pending)
 

