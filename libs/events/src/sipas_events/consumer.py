@@ -85,6 +85,7 @@ class Consumer:
         metrics: BackboneMetrics, *, replay: ReplaySource | None = None,
         catalogue: Catalogue = CATALOGUE, batch: int = 256, retry: RetryPolicy | None = None,
         gap_grace: float = 0.5, idle_check: float = 10.0, fetch_timeout: float = 1.0,
+        log_each: bool = True,
     ) -> None:
         self.service, self.projection = service, projection
         self.producer = projection.producer
@@ -93,6 +94,7 @@ class Consumer:
         self._catalogue, self._batch = catalogue, batch
         self._retry = retry or RetryPolicy()
         self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
+        self._log_each = log_each  # one line per applied event, with its correlation id
         self.position = 0
         self._buffer: dict[int, _Item] = {}
         self._gap_since: float | None = None
@@ -246,6 +248,8 @@ class Consumer:
                     if is_transient(exc):
                         raise
                     raise _HandlerFailed(index, exc) from exc
+                if self._log_each:
+                    log.info("consumer.applied", consumer=self.name, position=item.position)
             self._m.events_consumed.labels(self.name, env.event_name).inc()
 
     def _inbox_row(self, item: _Item, status: str) -> dict[str, Any]:
