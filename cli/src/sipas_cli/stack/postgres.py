@@ -161,7 +161,7 @@ class EmbeddedPostgres:
         # VERBOSITY=verbose puts the SQLSTATE in error messages, so callers need not parse English text.
         cmd = [_bin("psql"), "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
                "-h", self.host, "-p", str(self.port), "-U", SUPERUSER, "-d", database, "-c", sql]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=_client_env(), check=False)  # noqa: S603
+        result = subprocess.run(cmd, capture_output=True, text=True, env=_client_env(), check=False)
         if result.returncode != 0:
             raise PsqlError(sql, result.stderr)
         return result.stdout
@@ -211,7 +211,7 @@ class EmbeddedPostgres:
 
     def _run_logged(self, cmd: list[str]) -> int:
         with open(self.logfile, "ab") as out:
-            return subprocess.run(  # noqa: S603 - argv of the wheel's own binaries, no shell
+            return subprocess.run(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.data_dir, check=False, **_as_system_user(),
             ).returncode
@@ -223,7 +223,7 @@ class EmbeddedPostgres:
             cmd += ["-c", f"{name}={value}"]
         with open(self.logfile, "ab") as out:
             # Own session: Ctrl-C in the terminal reaches the CLI, which then shuts postgres down in order.
-            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv of the wheel's binary
+            self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.data_dir, start_new_session=True, **_as_system_user(),
             )
@@ -245,7 +245,7 @@ class EmbeddedPostgres:
     def _accepts_connections(self) -> bool:
         cmd = [_bin("pg_isready"), "-q", "-t", "2", "-h", self.host, "-p", str(self.port), "-U", SUPERUSER,
                "-d", "postgres"]
-        return subprocess.run(cmd, env=_client_env(), check=False).returncode == 0  # noqa: S603
+        return subprocess.run(cmd, env=_client_env(), check=False).returncode == 0
 
     # ---- finding postmasters and leftovers ------------------------------------------------------
     def _postmaster(self) -> psutil.Process | None:

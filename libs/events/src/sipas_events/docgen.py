@@ -129,7 +129,7 @@ def rendered() -> dict[str, str]:
     doc = json.loads(json.dumps(asyncapi()))  # plain types only, for a stable YAML dump
     return {
         "events.md": events_markdown(),
-        "asyncapi.yaml": "# " + HEADER.strip().strip("<!-->").strip() + "\n"
+        "asyncapi.yaml": "# Generated from libs/events (the catalogue) by `make docs`. Do not edit by hand.\n"
         + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120),
     }
 

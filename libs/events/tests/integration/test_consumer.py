@@ -15,7 +15,11 @@ from sipas_events.replay import StoreReplaySource
 from sipas_events.schema import dead_letters, inbox
 from sipas_events.store import EventStore
 from sipas_events.testing import (
-    append_agencies, counting_projection, create_test_tables, eventually, projected,
+    append_agencies,
+    counting_projection,
+    create_test_tables,
+    eventually,
+    projected,
 )
 
 

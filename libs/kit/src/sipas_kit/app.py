@@ -152,7 +152,8 @@ def _probes(app: FastAPI) -> None:
                 await conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
             current = await migrations.current_revision(ctx.engine)
-            checks["migrations"] = "ok" if current == ctx.head_revision else f"at {current}, head is {ctx.head_revision}"
+            head = ctx.head_revision
+            checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["nats"] = "ok" if ctx.bus is not None and ctx.bus.connected else "unavailable"

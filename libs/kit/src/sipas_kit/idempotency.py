@@ -35,7 +35,8 @@ def key_of(request: Request) -> str | None:
         return None
     if not 1 <= len(key) <= 200 or not key.isascii():
         raise Problem(422, "Invalid request", f"{HEADER} must be 1-200 ASCII characters",
-                      errors=[{"field": f"header.{HEADER}", "message": "1-200 ASCII characters", "type": "value_error"}])
+                      errors=[{"field": f"header.{HEADER}", "message": "1-200 ASCII characters",
+                               "type": "value_error"}])
     return key
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sipas_kit.runner import serve
 from sipas_ballots.entrypoints.app import create_app
 from sipas_ballots.settings import BallotsSettings
+from sipas_kit.runner import serve
 
 
 def main() -> None:

@@ -24,10 +24,10 @@ from sipas_events.bus.base import (
 
 def subject_matches(pattern: str, subject: str) -> bool:
     p, s = pattern.split("."), subject.split(".")
-    for i, token in enumerate(p):
-        if token == ">":
+    for i, part in enumerate(p):
+        if part == ">":
             return len(s) > i
-        if i >= len(s) or (token != "*" and token != s[i]):
+        if i >= len(s) or (part != "*" and part != s[i]):
             return False
     return len(p) == len(s)
 

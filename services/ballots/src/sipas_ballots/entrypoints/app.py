@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from sipas_ballots.entrypoints.http import router
+from sipas_ballots.projections.agencies import projection as agencies
 from sipas_kit.app import ServiceDefinition
 from sipas_kit.app import create_app as kit_app
 from sipas_kit.settings import ServiceSettings
-from sipas_ballots.entrypoints.http import router
-from sipas_ballots.projections.agencies import projection as agencies
 
 DEFINITION = ServiceDefinition(
     name="ballots", package="sipas_ballots", title="SIPAS ballots",

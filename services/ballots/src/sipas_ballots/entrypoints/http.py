@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from sipas_ballots.adapters.tables import agencies
 from sipas_kit.auth import CurrentPrincipal, Role
 from sipas_kit.http import Ctx
 from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
 from sipas_kit.problems import Problem
-from sipas_ballots.adapters.tables import agencies
 
 router = APIRouter(prefix="/v1", tags=["agencies"])
 

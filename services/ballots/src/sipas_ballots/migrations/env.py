@@ -1,7 +1,7 @@
 """Alembic environment of the ballots service."""
 
+from sipas_ballots.adapters.tables import metadata
 from sipas_events.schema import metadata as backbone
 from sipas_kit.migrations import run_env
-from sipas_ballots.adapters.tables import metadata
 
 run_env([backbone, metadata])

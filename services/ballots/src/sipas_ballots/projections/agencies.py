@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sipas_ballots.adapters.tables import agencies
 from sipas_events.catalogue.registry import AgencyRegistered
 from sipas_events.envelope import Envelope
 from sipas_events.projection import Projection
-from sipas_ballots.adapters.tables import agencies
 
 projection = Projection(name="agencies", producer="registry", tables=[agencies])
 

@@ -23,7 +23,8 @@ class RegistryError(Exception):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-        self.problem_extra = {"errors": [{"field": f"body.{field}", "message": message, "type": "domain"}]} if field else {}
+        error = {"field": f"body.{field}", "message": message, "type": "domain"}
+        self.problem_extra = {"errors": [error]} if field else {}
 
 
 class AlreadyExists(RegistryError):
