@@ -7,7 +7,10 @@ tables, and a JetStream server with no streams left over from an earlier test.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,20 +30,30 @@ class Stack:
     root: Path
 
 
+def traversable_tmp(prefix: str) -> Path:
+    """A scratch folder PostgreSQL's unprivileged user can reach (pytest's own are 0700 under root)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("stack")
+def stack() -> Iterator[Stack]:
+    root = traversable_tmp("sipas-stack-")
     pg = EmbeddedPostgres(root / "pg", port=free_port())
     nats = EmbeddedNats(root / "nats", port=free_port(), monitor_port=free_port())
     pg.start()
     nats.start()
     pg.create_database(TEMPLATE)
-    asyncio.run(_create_backbone(pg.url(TEMPLATE)))
+    # In a thread: this fixture may be first requested from inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _create_backbone(pg.url(TEMPLATE))).result()
     try:
         yield Stack(pg, nats, root)
     finally:
         nats.stop()
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _create_backbone(url: str) -> None:

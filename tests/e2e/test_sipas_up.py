@@ -18,7 +18,10 @@ from sipas_cli.stack import free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_sipas_up_starts_everything_and_stops_cleanly(tmp_path):
+def test_sipas_up_starts_everything_and_stops_cleanly():
+    from conftest import traversable_tmp
+
+    tmp_path = traversable_tmp("sipas-up-")
     base = free_port()
     while any(_busy(base + i) for i in range(8)):
         base = free_port()

@@ -21,9 +21,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform():
+    from conftest import traversable_tmp
+
     ports = {name: free_port() for name in ("postgres", "nats", "nats_monitor", *SERVICES)}
-    p = Platform(tmp_path_factory.mktemp("platform"), ports=ports, log_format="console")
+    p = Platform(traversable_tmp("sipas-e2e-"), ports=ports, log_format="console")
     try:
         p.start()
         yield p

@@ -6,11 +6,12 @@
 
 from sipas_cli.stack.nats import EmbeddedNats, nats_server_binary
 from sipas_cli.stack.ports import free_port, port_in_use
-from sipas_cli.stack.postgres import EmbeddedPostgres, PsqlError, ShutdownMode
+from sipas_cli.stack.postgres import EmbeddedPostgres, PostgresStartError, PsqlError, ShutdownMode
 
 __all__ = [
     "EmbeddedNats",
     "EmbeddedPostgres",
+    "PostgresStartError",
     "PsqlError",
     "ShutdownMode",
     "free_port",

@@ -56,6 +56,10 @@ _UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes; keep a margin for ".lock"
 _shared_files_readable = False  # the wheel's bin/lib/share only need opening up once per process
 
 
+class PostgresStartError(RuntimeError):
+    """initdb or the server failed during start(); the message ends with the log tail."""
+
+
 class PsqlError(RuntimeError):
     """A psql command failed; ``sqlstate`` is the SQLSTATE code when the server reported one."""
 
@@ -101,6 +105,19 @@ class EmbeddedPostgres:
         """Start the server (initdb first if needed) and wait until it accepts connections."""
         if self.is_running():
             return
+        try:
+            self._start_once(timeout)
+        except PostgresStartError:
+            if not _lost_traversal(self.pgdata):
+                raise
+            # As root, another pytest session resets /tmp/pytest-of-root to 0700 when it begins, which locks
+            # SYSTEM_USER out of a start in progress (a running server is unaffected: it works relative to
+            # pgdata). Opening the path up again and retrying once is enough.
+            log.warning("a parent directory of %s lost its permissions during start-up; retrying", self.pgdata)
+            self._start_once(timeout)
+        log.info("PostgreSQL ready on %s:%s (data in %s)", self.host, self.port, self.pgdata)
+
+    def _start_once(self, timeout: float) -> None:
         self._prepare_directories()
         stopped = self._stop_leftovers()
         # A stopped leftover may close its listener a moment after exiting; otherwise one look suffices.
@@ -109,7 +126,6 @@ class EmbeddedPostgres:
         self._initdb_if_needed()
         self._spawn()
         self._wait_ready(timeout)
-        log.info("PostgreSQL ready on %s:%s (data in %s)", self.host, self.port, self.pgdata)
 
     def stop(self, mode: ShutdownMode = "fast", timeout: float = 60.0) -> None:
         """Shut down with a postmaster shutdown mode; SIGKILL after ``timeout``.
@@ -199,22 +215,32 @@ class EmbeddedPostgres:
         if (self.pgdata / "PG_VERSION").exists():
             return
         if any(self.pgdata.iterdir()):
-            # No PG_VERSION but files: an initdb interrupted earlier. It is not a usable cluster.
+            # No PG_VERSION but files: an initdb killed half-way. It is not a usable cluster.
             log.warning("removing the remains of an interrupted initdb in %s", self.pgdata)
             _empty_directory(self.pgdata)
         log.info("initialising a new PostgreSQL cluster in %s", self.pgdata)
         base = [_bin("initdb"), "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8", "-U", SUPERUSER]
-        if self._run_logged([*base, "--locale=C.UTF-8"]) != 0:
-            log.info("initdb with C.UTF-8 failed; retrying with --no-locale")  # minimal images lack the locale
-            if self._run_logged([*base, "--no-locale"]) != 0:
-                raise RuntimeError(f"initdb failed; end of {self.logfile}:\n{log_tail(self.logfile)}")
+        ok, output = self._initdb([*base, "--locale=C.UTF-8"])
+        if not ok and "invalid locale name" in output:  # minimal images lack C.UTF-8
+            log.info("the C.UTF-8 locale is missing; initialising with --no-locale")
+            ok, _ = self._initdb([*base, "--no-locale"])
+        if not ok:
+            raise PostgresStartError(f"initdb failed; end of {self.logfile}:\n{log_tail(self.logfile)}")
 
-    def _run_logged(self, cmd: list[str]) -> int:
-        with open(self.logfile, "ab") as out:
-            return subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.data_dir, check=False, **_as_system_user(),
-            ).returncode
+    def _initdb(self, cmd: list[str]) -> tuple[bool, str]:
+        """Run initdb, append its output to the log; a failed run leaves pgdata empty again."""
+        result = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=self.data_dir, check=False,
+            **_as_system_user(),
+        )
+        output = result.stdout + result.stderr
+        with open(self.logfile, "a") as out:
+            out.write(output)
+        if result.returncode != 0:
+            # initdb cleans up after itself only when it still can; PG_VERSION left behind would pass
+            # for a cluster on the next start.
+            _empty_directory(self.pgdata)
+        return result.returncode == 0, output
 
     def _spawn(self) -> None:
         cmd = [_bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port), "-h", self.host,
@@ -234,7 +260,7 @@ class EmbeddedPostgres:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 code, self._proc = self._proc.returncode, None
-                raise RuntimeError(f"postgres exited with code {code} during start-up; "
+                raise PostgresStartError(f"postgres exited with code {code} during start-up; "
                                    f"end of {self.logfile}:\n{log_tail(self.logfile)}")
             if self._accepts_connections():
                 return
@@ -301,6 +327,13 @@ def _as_system_user() -> dict[str, Any]:
     entry = pwd.getpwnam(SYSTEM_USER)
     # Group and supplementary groups too: otherwise the server would keep root's groups.
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _lost_traversal(path: Path) -> bool:
+    """True when running as root and some parent of path is no longer searchable by other users."""
+    if os.geteuid() != 0:
+        return False
+    return any(not parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
 
 
 def _open_up_for_system_user(pgdata: Path, socket_dir: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -120,7 +121,7 @@ class DevIdentity:
         self.private_path.write_bytes(pem)
         self.private_path.chmod(0o600)
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
-        kid = dt.datetime.now(dt.UTC).strftime("dev-%Y%m%d%H%M%S")
+        kid = dt.datetime.now(dt.UTC).strftime("dev-%Y%m%d%H%M%S-") + secrets.token_hex(4)
         self.jwks_path.write_text(json.dumps({"keys": [jwk | {"kid": kid, "alg": "EdDSA", "use": "sig"}]}, indent=2))
         return self
 

@@ -1,0 +1,93 @@
+"""One contract, two transports: the in-memory bus must behave like JetStream where SIPAS relies on it."""
+
+import asyncio
+
+import pytest
+
+from sipas_events.bus.base import ConsumerConfig, OutMessage, StreamConfig
+from sipas_events.bus.jetstream import JetStreamBus
+from sipas_events.bus.memory import MemoryBus, subject_matches
+
+
+@pytest.fixture(params=["memory", "jetstream"])
+async def bus(request, stack):
+    if request.param == "memory":
+        yield MemoryBus()
+        return
+    real = await JetStreamBus.connect(stack.nats.url, name="contract")
+    for info in await real._js.streams_info():
+        await real._js.delete_stream(info.config.name)
+    yield real
+    await real.close()
+
+
+STREAM = StreamConfig("SIPAS_REGISTRY", ["sipas.registry.>"], duplicate_window=60)
+
+
+def msg(i, province="01"):
+    return OutMessage(f"sipas.registry.AgencyRegistered.{province}", f"payload-{i}".encode(), f"id-{i}")
+
+
+async def test_publish_stores_in_order_and_drops_repeated_ids(bus):
+    await bus.ensure_stream(STREAM)
+    first = await bus.publish_batch([msg(i) for i in range(5)])
+    again = await bus.publish_batch([msg(2), msg(5)])
+    assert [r.duplicate for r in first] == [False] * 5
+    assert [r.duplicate for r in again] == [True, False]
+    assert again[0].seq == first[2].seq
+    stored = [m async for m in bus.read_stream("SIPAS_REGISTRY")]
+    assert [m.data for m in stored] == [f"payload-{i}".encode() for i in range(6)]
+
+
+async def test_durable_consumer_resumes_after_its_ack_floor(bus):
+    await bus.ensure_stream(STREAM)
+    await bus.publish_batch([msg(i) for i in range(6)])
+    cfg = ConsumerConfig("c1", "SIPAS_REGISTRY", ack_wait=30)
+    sub = await bus.subscribe(cfg)
+    got = await sub.fetch(4, timeout=2)
+    assert [d.data for d in got] == [f"payload-{i}".encode() for i in range(4)]
+    for d in got:
+        await d.ack()
+    again = await bus.subscribe(cfg)  # a restarted process binds the same durable
+    rest = await again.fetch(10, timeout=2)
+    assert [d.data for d in rest] == [b"payload-4", b"payload-5"]
+    assert all(d.num_delivered == 1 for d in rest)
+
+
+async def test_nak_with_delay_redelivers_and_counts(bus):
+    await bus.ensure_stream(STREAM)
+    await bus.publish_batch([msg(1)])
+    sub = await bus.subscribe(ConsumerConfig("c2", "SIPAS_REGISTRY", ack_wait=30))
+    [d] = await sub.fetch(1, timeout=2)
+    await d.nak(delay=0.2)
+    assert await sub.fetch(1, timeout=0.1) == []
+    [again] = await sub.fetch(1, timeout=3)
+    assert again.data == b"payload-1" and again.num_delivered == 2 and again.stream_seq == d.stream_seq
+    await again.ack()
+    assert await sub.fetch(1, timeout=0.3) == []
+
+
+async def test_unacked_messages_come_back_after_ack_wait(bus):
+    await bus.ensure_stream(STREAM)
+    await bus.publish_batch([msg(1)])
+    sub = await bus.subscribe(ConsumerConfig("c3", "SIPAS_REGISTRY", ack_wait=1))
+    [_] = await sub.fetch(1, timeout=2)
+    await asyncio.sleep(1.3)
+    [again] = await sub.fetch(1, timeout=3)
+    assert again.num_delivered == 2
+
+
+async def test_filter_and_empty_fetch(bus):
+    await bus.ensure_stream(STREAM)
+    await bus.publish_batch([msg(1, "01"), msg(2, "79"), msg(3, "01")])
+    sub = await bus.subscribe(ConsumerConfig("c4", "SIPAS_REGISTRY", filter_subject="sipas.registry.*.79"))
+    got = await sub.fetch(10, timeout=1)
+    assert [d.data for d in got] == [b"payload-2"]
+    assert await sub.fetch(10, timeout=0.2) == []
+
+
+def test_subject_matching():
+    assert subject_matches("sipas.registry.>", "sipas.registry.AgencyRegistered.01")
+    assert subject_matches("sipas.*.*.01", "sipas.ballots.BallotAccepted.01")
+    assert not subject_matches("sipas.*.*.01", "sipas.ballots.BallotAccepted.79")
+    assert not subject_matches("sipas.registry.>", "sipas.registry")
