@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,8 +55,37 @@ async def _stored(url: str, seq: int) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path / "pg", port=free_port())
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """Where the servers keep their data.
+
+    As root, PostgreSQL runs as another user who must traverse every parent directory, and any pytest
+    session that starts resets /tmp/pytest-of-root to 0700, crashing a server under tmp_path. A fresh
+    directory directly in /tmp is immune to that.
+    """
+    if os.geteuid() != 0:
+        yield tmp_path
+        _kill_strays(tmp_path)
+        return
+    path = Path(tempfile.mkdtemp(prefix="sipas-test-stack-"))
+    yield path
+    _kill_strays(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _kill_strays(path: Path) -> None:
+    """A test that failed half-way may leave a server running on path: it must not outlive the run."""
+    inside = f"{path}{os.sep}"
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(inside in arg for arg in proc.info["cmdline"] or []):
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+@pytest.fixture
+def pg(workdir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(workdir / "pg", port=free_port())
     server.start()
     yield server
     server.stop("immediate")
@@ -116,15 +148,15 @@ def test_committed_rows_survive_an_immediate_stop_and_a_crash(pg: EmbeddedPostgr
     assert asyncio.run(_fetchval(pg.dsn("app"), "select count(*) from kept")) == 2
 
 
-def test_a_leftover_server_of_a_crashed_handle_is_replaced(tmp_path: Path) -> None:
+def test_a_leftover_server_of_a_crashed_handle_is_replaced(workdir: Path) -> None:
     port = free_port()
-    crashed = EmbeddedPostgres(tmp_path / "pg", port=port)
+    crashed = EmbeddedPostgres(workdir / "pg", port=port)
     crashed.start()
     crashed.psql("create table survivor (id int)")
     leftover = psutil.Process(_postmaster_pid(crashed))
     del crashed  # dropped without stop(): the postmaster keeps running and holds the port
 
-    second = EmbeddedPostgres(tmp_path / "pg", port=port)
+    second = EmbeddedPostgres(workdir / "pg", port=port)
     second.start()
     try:
         assert not leftover.is_running()
@@ -136,13 +168,13 @@ def test_a_leftover_server_of_a_crashed_handle_is_replaced(tmp_path: Path) -> No
     assert not port_in_use(port)
 
 
-def test_postgres_refuses_a_taken_port_with_a_clear_error(tmp_path: Path, listener: int) -> None:
+def test_postgres_refuses_a_taken_port_with_a_clear_error(workdir: Path, listener: int) -> None:
     with pytest.raises(RuntimeError, match=f"127.0.0.1:{listener} is taken"):
-        EmbeddedPostgres(tmp_path / "pg", port=listener).start()
+        EmbeddedPostgres(workdir / "pg", port=listener).start()
 
 
-def test_postgres_context_manager_stops_the_server(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path / "pg", port=free_port()) as server:
+def test_postgres_context_manager_stops_the_server(workdir: Path) -> None:
+    with EmbeddedPostgres(workdir / "pg", port=free_port()) as server:
         assert server.psql("select 1").strip() == "1"
         pid = _postmaster_pid(server)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -155,12 +187,13 @@ def _nats(root: Path, sync_always: bool = False) -> EmbeddedNats:
     return EmbeddedNats(root / "nats", port=free_port(), monitor_port=free_port(), sync_always=sync_always)
 
 
-def test_jetstream_messages_survive_a_restart(tmp_path: Path) -> None:
-    server = _nats(tmp_path)
+def test_jetstream_messages_survive_a_restart(workdir: Path) -> None:
+    server = _nats(workdir)
     server.start()
     try:
         assert server.url == f"nats://127.0.0.1:{server.port}"
         seq = asyncio.run(_publish(server.url, "orders.1", b"hello"))
+        assert (server.store_dir / "$G" / "streams" / "ORDERS").is_dir()  # file storage in data_dir/jetstream
         server.restart()
         assert server.is_running()
         assert asyncio.run(_stored(server.url, seq)) == (1, b"hello")
@@ -170,8 +203,8 @@ def test_jetstream_messages_survive_a_restart(tmp_path: Path) -> None:
     assert not server.pidfile.exists()
 
 
-def test_synced_jetstream_messages_survive_a_kill(tmp_path: Path) -> None:
-    server = _nats(tmp_path, sync_always=True)
+def test_synced_jetstream_messages_survive_a_kill(workdir: Path) -> None:
+    server = _nats(workdir, sync_always=True)
     server.start()
     try:
         assert "sync_interval: always" in server.conf.read_text()
@@ -184,14 +217,14 @@ def test_synced_jetstream_messages_survive_a_kill(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_a_leftover_nats_of_a_crashed_handle_is_replaced(tmp_path: Path) -> None:
-    crashed = _nats(tmp_path)
+def test_a_leftover_nats_of_a_crashed_handle_is_replaced(workdir: Path) -> None:
+    crashed = _nats(workdir)
     crashed.start()
     ports = crashed.port, crashed.monitor_port
     leftover = psutil.Process(int(crashed.pidfile.read_text()))
     del crashed  # dropped without stop(): the server keeps running and holds both ports
 
-    second = EmbeddedNats(tmp_path / "nats", port=ports[0], monitor_port=ports[1])
+    second = EmbeddedNats(workdir / "nats", port=ports[0], monitor_port=ports[1])
     second.start()
     try:
         assert not leftover.is_running()

@@ -173,3 +173,20 @@ def test_projection_rebuild_is_identical(platform, admin):
     rebuilt = httpx.post(f"{ops}/agencies/rebuild", headers=admin, timeout=60).json()
     assert rebuilt["sha256"] == before["sha256"] and rebuilt["rows"] == before["rows"]
     assert json.dumps(rebuilt)  # a plain JSON document
+
+
+def test_operator_cli_reads_projections_and_dead_letters(platform, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sipas_cli.main import app
+
+    monkeypatch.setenv("SIPAS_HOME", str(platform.home))
+    runner = CliRunner()
+    listed = runner.invoke(app, ["projections", "list", "--service", "ballots", "--url", platform.url("ballots")])
+    assert listed.exit_code == 0, listed.output
+    assert "'name': 'agencies'" in listed.output and "'producer': 'registry'" in listed.output
+    dead = runner.invoke(app, ["dlq", "list", "--service", "ballots", "--url", platform.url("ballots")])
+    assert dead.exit_code == 0 and "dead letters" in dead.output
+    missing = runner.invoke(app, ["dlq", "replay", str(uuid.uuid4()), "--service", "ballots",
+                                  "--url", platform.url("ballots")])
+    assert missing.exit_code == 1 and "404" in missing.output

@@ -17,8 +17,12 @@ from sipas_kit.auth import DevIdentity, Role
 app = typer.Typer(help="SIPAS: citizen satisfaction with public administration, end to end.", no_args_is_help=True)
 auth = typer.Typer(help="Development identity provider.", no_args_is_help=True)
 docs = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+dlq = typer.Typer(help="Dead letters: events a consumer gave up on.", no_args_is_help=True)
+projections = typer.Typer(help="Projections: positions, digests, rebuilds.", no_args_is_help=True)
 app.add_typer(auth, name="auth")
 app.add_typer(docs, name="docs")
+app.add_typer(dlq, name="dlq")
+app.add_typer(projections, name="projections")
 console = Console()
 
 
@@ -103,6 +107,63 @@ def token(
     if role in (Role.PROVINCE_OPERATOR, Role.CLERK, Role.ENUMERATOR) and not province:
         raise typer.BadParameter(f"a {role} token needs --province", param_hint="--province")
     typer.echo(DevIdentity(home() / "keys").mint(subject, role, province, ttl))
+
+
+def _ops(service: str, method: str, path: str, base_url: str | None) -> object:
+    """Call a service's /v1/ops endpoint as a ministry admin of the local identity provider."""
+    import httpx
+
+    if service not in SERVICES:
+        raise typer.BadParameter(f"one of {', '.join(SERVICES)}", param_hint="--service")
+    base = base_url or f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+    token = DevIdentity(home() / "keys").mint("operator@cli", Role.MINISTRY_ADMIN, ttl=300)
+    resp = httpx.request(method, base + path, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    if resp.status_code >= 400:
+        console.print(f"[red]{resp.status_code}[/red] {resp.text}")
+        raise typer.Exit(1)
+    return resp.json()
+
+
+SERVICE_OPT = typer.Option(..., help="the consuming service: registry, sampling, ballots, scoring, publishing")
+URL_OPT = typer.Option(None, help="the service's base URL (default: the local `sipas up` port)")
+
+
+@dlq.command("list")
+def dlq_list(service: str = SERVICE_OPT, status: str = typer.Option("dead", help="dead, replayed or discarded"),
+             url: str | None = URL_OPT) -> None:
+    """List dead letters of a service."""
+    page = _ops(service, "GET", f"/v1/ops/dead-letters?status={status}", url)
+    table = Table(title=f"{service}: dead letters ({status})")
+    for col in ("id", "consumer", "position", "type", "attempts", "error"):
+        table.add_column(col)
+    for d in page["items"]:  # type: ignore[index]
+        table.add_row(d["id"], d["consumer"], str(d["position"]), d["type"].split(".")[-2], str(d["deliveries"]),
+                      d["error"][:80])
+    console.print(table)
+
+
+@dlq.command("replay")
+def dlq_replay(dead_letter_id: str, service: str = SERVICE_OPT, url: str | None = URL_OPT) -> None:
+    """Apply a dead-lettered event again, after its cause was fixed."""
+    console.print(_ops(service, "POST", f"/v1/ops/dead-letters/{dead_letter_id}/replay", url))
+
+
+@dlq.command("discard")
+def dlq_discard(dead_letter_id: str, service: str = SERVICE_OPT, url: str | None = URL_OPT) -> None:
+    """Close a dead letter without applying it."""
+    console.print(_ops(service, "POST", f"/v1/ops/dead-letters/{dead_letter_id}/discard", url))
+
+
+@projections.command("list")
+def projections_list(service: str = SERVICE_OPT, url: str | None = URL_OPT) -> None:
+    """Each projection's producer, position, row count and SHA-256 of its canonical export."""
+    console.print(_ops(service, "GET", "/v1/ops/projections", url))
+
+
+@projections.command("rebuild")
+def projections_rebuild(name: str, service: str = SERVICE_OPT, url: str | None = URL_OPT) -> None:
+    """Drop a projection and replay it from the streams; prints the new digest."""
+    console.print(_ops(service, "POST", f"/v1/ops/projections/{name}/rebuild", url))
 
 
 @docs.command("generate")

@@ -60,7 +60,7 @@ class EmbeddedNats:
         self.conf = self.data_dir / "nats.conf"
         self.pidfile = self.data_dir / "nats.pid"
         self.logfile = self.data_dir / "nats.log"
-        self.store_dir = self.data_dir / "jetstream"
+        self.store_dir = self.data_dir / "jetstream"  # nats-server appends "jetstream" to its store_dir
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -92,7 +92,8 @@ class EmbeddedNats:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Graceful shutdown (SIGTERM), SIGKILL after ``timeout``; also stops a leftover on this data dir."""
-        procs = [p for p in (self._server(),) if p is not None] or self._leftovers()
+        server = self._server()
+        procs = [server] if server is not None else self._leftovers()
         stop_processes(procs, signal.SIGTERM, timeout)
         self._proc = None
         self.pidfile.unlink(missing_ok=True)
@@ -132,7 +133,7 @@ class EmbeddedNats:
             f"max_payload: {self.max_payload}\n"
             "logtime: true\n"
             "jetstream {\n"
-            f"  store_dir: {q(str(self.store_dir))}\n"
+            f"  store_dir: {q(str(self.store_dir.parent))}\n"
             f"  max_memory_store: {self.max_memory_store}\n"
             f"  max_file_store: {self.max_file_store}{sync}\n"
             "}\n"

@@ -110,9 +110,8 @@ class EmbeddedPostgres:
         except PostgresStartError:
             if not _lost_traversal(self.pgdata):
                 raise
-            # As root, another pytest session resets /tmp/pytest-of-root to 0700 when it begins, which locks
-            # SYSTEM_USER out of a start in progress (a running server is unaffected: it works relative to
-            # pgdata). Opening the path up again and retrying once is enough.
+            # As root, a pytest session resets /tmp/pytest-of-root to 0700 when it begins, which locks
+            # SYSTEM_USER out of a start in progress. Opening the path up again and retrying once is enough.
             log.warning("a parent directory of %s lost its permissions during start-up; retrying", self.pgdata)
             self._start_once(timeout)
         log.info("PostgreSQL ready on %s:%s (data in %s)", self.host, self.port, self.pgdata)
@@ -201,6 +200,7 @@ class EmbeddedPostgres:
         socket_dir = self._socket_dir()
         socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if os.geteuid() == 0:
+            _warn_if_under_pytest_root(self.data_dir)
             _open_up_for_system_user(self.pgdata, socket_dir)
 
     def _socket_dir(self) -> Path:
@@ -334,6 +334,19 @@ def _lost_traversal(path: Path) -> bool:
     if os.geteuid() != 0:
         return False
     return any(not parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+
+
+def _warn_if_under_pytest_root(data_dir: Path) -> None:
+    """Warn about the one place known to lock SYSTEM_USER out of a running server.
+
+    pytest chmods /tmp/pytest-of-<user> back to 0700 whenever any pytest session starts. PostgreSQL keeps
+    opening files by absolute path (the checkpointer rewrites global/pg_control), so a concurrent pytest
+    run makes it PANIC at its next checkpoint.
+    """
+    if any(parent.name.startswith("pytest-of-") for parent in data_dir.parents):
+        log.warning("%s is under pytest's base directory: a pytest session started meanwhile (as root) makes it "
+                    "untraversable for %s and the server crashes at its next checkpoint; prefer a directory "
+                    "from tempfile.mkdtemp()", data_dir, SYSTEM_USER)
 
 
 def _open_up_for_system_user(pgdata: Path, socket_dir: Path) -> None:

@@ -199,7 +199,8 @@ class Consumer:
                 return
 
     def _contiguous_run(self) -> list[_Item]:
-        run, now, p = [], time.monotonic(), self.position + 1
+        now, p = time.monotonic(), self.position + 1
+        run: list[_Item] = []
         while p in self._buffer and len(run) < self._batch:
             item = self._buffer[p]
             if item.retry_at > now:

@@ -65,7 +65,7 @@ class Delivery(Protocol):
 
 
 class Subscription(Protocol):
-    async def fetch(self, batch: int, timeout: float) -> list[Delivery]:
+    async def fetch(self, batch: int, timeout: float) -> Sequence[Delivery]:
         """Up to ``batch`` messages; an empty list when none arrived within ``timeout``."""
         ...
 

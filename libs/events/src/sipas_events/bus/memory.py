@@ -102,7 +102,8 @@ class MemorySubscription:
 
     def _take(self, batch: int) -> list[MemoryDelivery]:
         stream = self._bus._streams[self._consumer.config.stream]
-        c, now, out = self._consumer, time.monotonic(), []
+        c, now = self._consumer, time.monotonic()
+        out: list[MemoryDelivery] = []
         by_seq = {m.seq: m for m in stream.messages}
         for seq in sorted(s for s, p in c.pending.items() if p.due <= now):
             if len(out) >= batch:

@@ -1,0 +1,1 @@
+"""The SIPAS event backbone."""

@@ -1,0 +1,1 @@
+"""Transports: JetStream (real) and in-memory, behind one contract."""
