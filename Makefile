@@ -31,6 +31,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy libs/events/src libs/kit/src cli/src
+	$(BIN)/mypy services/registry/src services/sampling/src services/ballots/src services/scoring/src services/publishing/src
 
 docs: $(STAMP)
 	$(BIN)/sipas docs generate
