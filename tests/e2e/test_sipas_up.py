@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sipas_cli.platform import SERVICES
-from sipas_cli.stack import free_port
+from sipas_cli.stack import free_port_block
 
 pytestmark = pytest.mark.e2e
 
@@ -22,9 +22,7 @@ def test_sipas_up_starts_everything_and_stops_cleanly():
     from conftest import traversable_tmp
 
     tmp_path = traversable_tmp("sipas-up-")
-    base = free_port()
-    while any(_busy(base + i) for i in range(8)):
-        base = free_port()
+    base = free_port_block(8)
     sipas = Path(sys.executable).parent / "sipas"
     proc = subprocess.Popen([str(sipas), "up", "--port-base", str(base)], env=os.environ | {"SIPAS_HOME": str(tmp_path)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

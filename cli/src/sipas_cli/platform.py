@@ -134,7 +134,9 @@ class Platform:
             for service in sorted(pending):
                 proc = self.procs.get(service)
                 if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{service} exited with {proc.returncode}; see {self.home}/logs/{service}.log")
+                    log = self.home / "logs" / f"{service}.log"
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:]) if log.exists() else ""
+                    raise RuntimeError(f"{service} exited with {proc.returncode}; see {log}\n{tail}")
                 try:
                     with urllib.request.urlopen(self.url(service) + "/readyz", timeout=2) as resp:  # noqa: S310
                         status[service] = json.loads(resp.read())

@@ -5,7 +5,7 @@
 """
 
 from sipas_cli.stack.nats import EmbeddedNats, nats_server_binary
-from sipas_cli.stack.ports import free_port, port_in_use
+from sipas_cli.stack.ports import free_port, free_port_block, port_in_use
 from sipas_cli.stack.postgres import EmbeddedPostgres, PostgresStartError, PsqlError, ShutdownMode
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "PsqlError",
     "ShutdownMode",
     "free_port",
+    "free_port_block",
     "nats_server_binary",
     "port_in_use",
 ]
