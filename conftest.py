@@ -37,6 +37,19 @@ def traversable_tmp(prefix: str) -> Path:
     return path
 
 
+def wait_for(fn, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    """Poll ``fn`` until it returns something truthy (eventual consistency between services)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     root = traversable_tmp("sipas-stack-")
@@ -104,3 +117,73 @@ async def jetstream(stack: Stack) -> AsyncIterator[object]:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SIPAS_LOG_FORMAT", "console")
+
+
+# ---- one service in-process over the real stack ----------------------------------------------
+
+_SERVICE_TEMPLATES: dict[str, str] = {}
+
+
+def service_database(stack: Stack, service: str) -> str:
+    """A fresh database migrated to head for ``sipas_<service>`` (cloned from a per-run template)."""
+    from sipas_kit import migrations
+
+    template = f"tpl_sipas_{service}"
+    if service not in _SERVICE_TEMPLATES:
+        stack.pg.psql(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        stack.pg.create_database(template)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # alembic's env runs its own event loop
+            pool.submit(migrations.upgrade, f"sipas_{service}", stack.pg.url(template)).result()
+        _SERVICE_TEMPLATES[service] = template
+    name = f"t_{service}_{uuid.uuid4().hex[:10]}"
+    stack.pg.psql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return stack.pg.url(name)
+
+
+@dataclass
+class Api:
+    """A service app in this process (real Postgres, real NATS) and an HTTP client for it."""
+
+    service: str
+    client: object  # httpx.AsyncClient
+    identity: object  # sipas_kit.auth.DevIdentity
+    app: object
+    database_url: str
+
+    def auth(self, role: str, province: str | None = None, subject: str | None = None) -> dict[str, str]:
+        token = self.identity.mint(subject or f"{role}-{province or 'national'}@test", role, province)  # type: ignore[attr-defined]
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def identity(stack: Stack) -> object:
+    from sipas_kit.auth import DevIdentity
+
+    return DevIdentity(stack.root / "keys").ensure()
+
+
+@pytest.fixture
+async def open_api(stack: Stack, identity: object) -> AsyncIterator[object]:
+    """``await open_api("registry")`` starts that service's app in-process with its lifespan."""
+    import contextlib
+    import importlib
+
+    import httpx
+
+    async with contextlib.AsyncExitStack() as exits:
+
+        async def start(service: str) -> Api:
+            url = service_database(stack, service)
+            exits.callback(stack.pg.psql, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            settings_mod = importlib.import_module(f"sipas_{service}.settings")
+            settings_cls = next(v for k, v in vars(settings_mod).items()
+                                if k.endswith("Settings") and k != "ServiceSettings")
+            settings = settings_cls(database_url=url, nats_url=stack.nats.url, log_format="console",
+                                    jwt_jwks_file=identity.jwks_path)  # type: ignore[attr-defined]
+            app = importlib.import_module(f"sipas_{service}.entrypoints.app").create_app(settings)
+            await exits.enter_async_context(app.router.lifespan_context(app))
+            client = await exits.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"))
+            return Api(service, client, identity, app, url)
+
+        yield start

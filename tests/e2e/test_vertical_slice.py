@@ -8,49 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 
 import httpx
 import pytest
+from conftest import wait_for
 
-from sipas_cli.platform import SERVICES, Platform
-from sipas_cli.stack import free_port
+from sipas_cli.platform import SERVICES
+from sipas_cli.registry_client import MAP34_FROM, MAP63_FROM, province_id
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def platform():
-    from conftest import traversable_tmp
-
-    ports = {name: free_port() for name in ("postgres", "nats", "nats_monitor", *SERVICES)}
-    p = Platform(traversable_tmp("sipas-e2e-"), ports=ports, log_format="console")
-    try:
-        p.start()
-        yield p
-    finally:
-        p.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(platform):
-    return {"Authorization": f"Bearer {platform.identity.mint('admin@test', 'ministry-admin')}"}
+HANOI = province_id("01", MAP63_FROM)
+HCMC = province_id("79", MAP34_FROM)  # merged with 74 and 77 on 2025-07-01
 
 
 def agency_body(**over):
+    province = over.get("province", "01")
+    parent = {"01": HANOI, "79": HCMC}[province]
     return {"code": f"T{uuid.uuid4().hex[:8]}", "name": "Ủy ban nhân dân phường Ba Đình", "level": "commune",
-            "province": "01", "valid_from": "2025-07-01"} | over
-
-
-def wait_for(fn, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s")
+            "province": province, "parent_id": parent, "valid_from": "2025-07-01"} | over
 
 
 def test_every_service_is_ready(platform):
@@ -67,18 +45,20 @@ def test_registered_agency_reaches_the_ballots_projection(platform, admin):
                    headers=admin | {"X-Correlation-Id": "e2e-slice-1"})
     assert r.status_code == 201, r.text
     agency = r.json()
-    assert agency["name"] == body["name"] and agency["version"] == 1
+    assert agency["name"] == body["name"] and agency["version"] == 1 and agency["parent_id"] == HANOI
     assert r.headers["X-Correlation-Id"] == "e2e-slice-1"
 
     def in_ballots():
-        page = httpx.get(platform.url("ballots") + "/v1/agencies", headers=admin, params={"province": "01"}).json()
+        page = httpx.get(platform.url("ballots") + "/v1/reference/agencies", headers=admin,
+                         params={"province": "01", "limit": 500}).json()
         return [a for a in page["items"] if a["agency_id"] == agency["agency_id"]]
 
     [known] = wait_for(in_ballots)
     assert known["code"] == body["code"] and known["name"] == body["name"] and known["source_position"] >= 1
     # The event carries the request's correlation id and actor, as the producer's replay endpoint shows.
-    events = httpx.get(platform.url("registry") + "/v1/events", headers=admin, params={"after": 0}).json()["events"]
-    [event] = [e for e in events if e["data"]["agency_id"] == agency["agency_id"]]
+    events = httpx.get(platform.url("registry") + "/v1/events", headers=admin,
+                       params={"after": 0, "limit": 5000}).json()["events"]
+    [event] = [e for e in events if e["data"].get("agency_id") == agency["agency_id"]]
     assert event["correlationid"] == "e2e-slice-1" and event["actor"] == "admin@test"
     assert event["type"] == "vn.gov.sipas.registry.AgencyRegistered.v1" and event["province"] == "01"
     # The consumer's log lines carry the same correlation id.
@@ -88,7 +68,7 @@ def test_registered_agency_reaches_the_ballots_projection(platform, admin):
 
 def _agency_count(platform, admin):
     return len(httpx.get(platform.url("registry") + "/v1/agencies", headers=admin,
-                         params={"limit": 500}).json()["items"])
+                         params={"limit": 500, "province": "01"}).json()["items"])
 
 
 def test_bad_input_is_refused_precisely_and_writes_nothing(platform, admin):
@@ -110,6 +90,9 @@ def test_bad_input_is_refused_precisely_and_writes_nothing(platform, admin):
     r = httpx.post(url, json=agency_body(parent_id=str(uuid.uuid4())), headers=admin)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.parent_id"
 
+    r = httpx.post(url, json=agency_body(parent_id=None), headers=admin)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.parent_id"
+
     r = httpx.post(url, json=agency_body())
     assert r.status_code == 401 and "missing bearer token" in r.json()["detail"]
 
@@ -122,7 +105,8 @@ def test_bad_input_is_refused_precisely_and_writes_nothing(platform, admin):
     assert r.status_code == 401
 
     hanoi = {"Authorization": f"Bearer {platform.identity.mint('op01', 'province-operator', province='01')}"}
-    r = httpx.post(url, json=agency_body(province="79"), headers=hanoi)
+    elsewhere = agency_body(province="79")
+    r = httpx.post(url, json=elsewhere, headers=hanoi)
     assert r.status_code == 403 and "province 79" in r.json()["detail"]
 
     clerk = {"Authorization": f"Bearer {platform.identity.mint('c1', 'clerk', province='01')}"}
@@ -130,8 +114,8 @@ def test_bad_input_is_refused_precisely_and_writes_nothing(platform, admin):
     assert r.status_code == 403
 
     assert _agency_count(platform, admin) == before
-    events = httpx.get(platform.url("registry") + "/v1/events", headers=admin).json()
-    assert all(e["data"].get("province") != "79" for e in events["events"])
+    events = httpx.get(platform.url("registry") + "/v1/events", headers=admin, params={"limit": 5000}).json()
+    assert all(e["data"].get("code") != elsewhere["code"] for e in events["events"])
 
 
 def test_duplicate_code_is_a_conflict(platform, admin):
@@ -168,9 +152,10 @@ def test_province_operator_sees_only_their_province(platform, admin):
 
 def test_projection_rebuild_is_identical(platform, admin):
     ops = platform.url("ballots") + "/v1/ops/projections"
-    wait_for(lambda: httpx.get(ops, headers=admin).json()[0]["rows"] >= 1)
+    wait_for(lambda: httpx.get(ops, headers=admin).json()[0]["rows"] >= 97)
     before = httpx.get(ops, headers=admin).json()[0]
-    rebuilt = httpx.post(f"{ops}/agencies/rebuild", headers=admin, timeout=60).json()
+    assert before["name"] == "registry-reference"
+    rebuilt = httpx.post(f"{ops}/registry-reference/rebuild", headers=admin, timeout=120).json()
     assert rebuilt["sha256"] == before["sha256"] and rebuilt["rows"] == before["rows"]
     assert json.dumps(rebuilt)  # a plain JSON document
 
@@ -184,7 +169,7 @@ def test_operator_cli_reads_projections_and_dead_letters(platform, monkeypatch):
     runner = CliRunner()
     listed = runner.invoke(app, ["projections", "list", "--service", "ballots", "--url", platform.url("ballots")])
     assert listed.exit_code == 0, listed.output
-    assert "'name': 'agencies'" in listed.output and "'producer': 'registry'" in listed.output
+    assert "'name': 'registry-reference'" in listed.output and "'producer': 'registry'" in listed.output
     dead = runner.invoke(app, ["dlq", "list", "--service", "ballots", "--url", platform.url("ballots")])
     assert dead.exit_code == 0 and "dead letters" in dead.output
     missing = runner.invoke(app, ["dlq", "replay", str(uuid.uuid4()), "--service", "ballots",

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sipas_cli.platform import DEFAULT_PORTS, SERVICES, Platform
+from sipas_cli.registry_client import REFERENCE, RegistryClient
 from sipas_kit.auth import DevIdentity, Role
 
 app = typer.Typer(help="SIPAS: citizen satisfaction with public administration, end to end.", no_args_is_help=True)
@@ -23,6 +24,9 @@ app.add_typer(auth, name="auth")
 app.add_typer(docs, name="docs")
 app.add_typer(dlq, name="dlq")
 app.add_typer(projections, name="projections")
+registry = typer.Typer(help="Registry operator tasks: province maps, built-ins, imports, as_of, crosswalk.",
+                       no_args_is_help=True)
+app.add_typer(registry, name="registry")
 console = Console()
 
 
@@ -34,6 +38,7 @@ def home() -> Path:
 def up(
     log_format: str = typer.Option("json", help="json or console logs in .sipas/logs"),
     port_base: int | None = typer.Option(None, help="use 8 consecutive ports from here instead of the defaults"),
+    seed: bool = typer.Option(True, help="load the province maps and built-in instruments/schemes (idempotent)"),
 ) -> None:
     """Start PostgreSQL, NATS and the five services; stop everything on Ctrl-C."""
     ports = dict(DEFAULT_PORTS)
@@ -56,6 +61,13 @@ def up(
         with console.status("Starting the services…"):
             platform.start_services()
             platform.wait_ready()
+        if seed:
+            with console.status("Loading reference data through the registry API…"):
+                token = platform.identity.mint("seed@sipas-up", Role.MINISTRY_ADMIN, ttl=600)
+                with RegistryClient(platform.url("registry"), token) as client:
+                    built, maps = client.load_builtins(), client.load_maps()
+            console.print(f"Reference data: {built.created + maps.created} commands applied, "
+                          f"{built.unchanged + maps.unchanged} already in place.")
         _print_urls(platform)
         while not stopping:
             for service, proc in list(platform.procs.items()):
@@ -186,6 +198,83 @@ def docs_check(out: Path = typer.Option(Path("docs"), help="docs folder")) -> No
             console.print(f"[red]{path} is out of date: run `make docs`[/red]")
         raise typer.Exit(1)
     console.print("docs match the catalogue")
+
+
+REGISTRY_URL = typer.Option(None, help="registry base URL (default: the local `sipas up` port)")
+TOKEN_OPT = typer.Option(None, envvar="SIPAS_TOKEN", help="bearer token (default: a local ministry-admin token)")
+
+
+def _registry(url: str | None, token: str | None) -> RegistryClient:
+    bearer = token or DevIdentity(home() / "keys").mint("operator@cli", Role.MINISTRY_ADMIN, ttl=3600)
+    return RegistryClient(url or f"http://127.0.0.1:{DEFAULT_PORTS['registry']}", bearer)
+
+
+@registry.command("load-maps")
+def registry_load_maps(data: Path = typer.Option(REFERENCE, help="folder with provinces-63.csv and provinces-34.csv"),
+                       url: str | None = REGISTRY_URL, token: str | None = TOKEN_OPT) -> None:
+    """Register the 63 provinces and apply the 2025 merger (34 provinces), as operator commands."""
+    with _registry(url, token) as client:
+        tally = client.load_maps(data)
+    console.print(f"{tally.created} commands applied, {tally.unchanged} already done or unchanged")
+
+
+@registry.command("load-builtins")
+def registry_load_builtins(data: Path = typer.Option(REFERENCE, help="folder with instruments/ and schemes/"),
+                           url: str | None = REGISTRY_URL, token: str | None = TOKEN_OPT) -> None:
+    """Draft and publish the built-in instruments (sipas-2017, par-16) and schemes."""
+    with _registry(url, token) as client:
+        tally = client.load_builtins(data)
+    console.print(f"{tally.created} published, {tally.unchanged} already published")
+
+
+@registry.command("import")
+def registry_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV or XLSX"),
+                    report: Path | None = typer.Option(None, help="write the per-row error report here (CSV)"),
+                    url: str | None = REGISTRY_URL, token: str | None = TOKEN_OPT) -> None:
+    """Import agencies from a file: all rows or none; prints the problems row by row."""
+    with _registry(url, token) as client:
+        r = client.import_file(file)
+        body = r.json()
+        if r.status_code == 201:
+            console.print(f"[green]imported {body['rows']} rows[/green] (import {body['import_id']})")
+            return
+        if "errors" not in body or "report_url" not in body:
+            console.print(f"[red]{r.status_code}[/red] {body.get('detail', r.text)}")
+            raise typer.Exit(1)
+        table = Table("row", "field", "value", "reason", title=body.get("detail"))
+        for e in body["errors"]:
+            table.add_row(str(e["row"]), e["field"], str(e["value"]), e["reason"])
+        console.print(table)
+        if report is not None:
+            report.write_bytes(client.http.get(body["report_url"]).content)
+            console.print(f"full report written to {report}")
+    raise typer.Exit(1)
+
+
+@registry.command("as-of")
+def registry_as_of(day: str = typer.Argument(..., help="YYYY-MM-DD"),
+                   level: str | None = typer.Option(None, help="province, department, commune, …"),
+                   province: str | None = typer.Option(None, help="two-digit province code"),
+                   url: str | None = REGISTRY_URL, token: str | None = TOKEN_OPT) -> None:
+    """The units valid on a date, named as they were then."""
+    with _registry(url, token) as client:
+        items = client.as_of(day, level=level or "", province=province or "")
+    table = Table("code", "name", "level", "valid from", "valid to", "id", title=f"{len(items)} units on {day}")
+    for u in items:
+        table.add_row(u["code"], u["name"], u["level"], u["valid_from"], u["valid_to"] or "", u["agency_id"])
+    console.print(table)
+
+
+@registry.command("crosswalk")
+def registry_crosswalk(agency_id: str, url: str | None = REGISTRY_URL, token: str | None = TOKEN_OPT) -> None:
+    """What a unit became and came from, with dates and legal bases."""
+    with _registry(url, token) as client:
+        doc = client.crosswalk(agency_id)
+    console.print(f"[bold]{doc['agency']['code']} {doc['agency']['name']}[/bold]")
+    for direction in ("predecessors", "successors"):
+        for link in doc[direction]:
+            console.print(f"  {direction[:-1]} {link['code']} {link['name']} ({link['kind']}, "
+                          f"{link['effective_date']}, {link['legal_basis']})")
 
 
 if __name__ == "__main__":

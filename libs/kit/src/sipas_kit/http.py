@@ -82,7 +82,8 @@ async def run_command(ctx: ServiceContext, request: Request, principal: Principa
                 status, body = await decide(conn)
                 if key:
                     await idempotency.store(conn, principal.subject, key, status, body)
-            return JSONResponse(body, status)
+            media = "application/problem+json" if status >= 400 else None
+            return JSONResponse(body, status, media_type=media)
         except ConcurrencyError as exc:
             if attempt == attempts - 1:
                 raise Problem(409, "Conflict", f"{exc}; retry the request") from None

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from sipas_ballots.entrypoints.http import router
-from sipas_ballots.projections.agencies import projection as agencies
+from sipas_ballots.adapters.tables import reference
 from sipas_kit.app import ServiceDefinition
 from sipas_kit.app import create_app as kit_app
+from sipas_kit.reference import reference_projection, reference_router
 from sipas_kit.settings import ServiceSettings
 
 DEFINITION = ServiceDefinition(
     name="ballots", package="sipas_ballots", title="SIPAS ballots",
     description="Ballot codes, every intake channel, validation, double entry and back-checks.",
-    routers=[router], projections=[agencies],
+    routers=[reference_router(reference)], projections=[reference_projection(reference)],
 )
 
 

@@ -1,7 +1,10 @@
-"""The sampling service's own tables (beside the backbone's); later issues add them."""
+"""The sampling service's own tables beside the backbone's: so far the registry's reference data."""
 
 from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+from sipas_kit.reference import ReferenceTables
+
 metadata = MetaData()
+reference = ReferenceTables.on(metadata)

@@ -1,0 +1,215 @@
+"""Unit commands and queries: load, decide, record — all in the caller's transaction.
+
+Every command that can change codes, validity or links first takes one transaction-scoped advisory
+lock, so two reorganisations can never both see a unit as open (registry writes are rare; a single
+lock is simpler and safer than per-unit ones).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sipas_events.envelope import Envelope
+from sipas_events.store import EventStore, Metadata
+from sipas_registry.adapters.tables import unit_history, unit_links, units
+from sipas_registry.application.projector import record
+from sipas_registry.domain import units as domain
+from sipas_registry.domain.errors import NotFound
+from sipas_registry.domain.units import RegisterUnit, Unit
+
+UNITS_LOCK = 0x5195A5_0001
+FIELDS = ("agency_id", "code", "name", "level", "parent_id", "province", "valid_from", "valid_to", "version")
+
+
+def stream_id(agency_id: str) -> str:
+    return f"agency-{agency_id}"
+
+
+async def lock_units(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UNITS_LOCK})
+
+
+def _unit(row: object) -> Unit:
+    return Unit(**{k: getattr(row, k) for k in FIELDS})
+
+
+async def find(conn: AsyncConnection, agency_id: str | None) -> Unit | None:
+    if agency_id is None:
+        return None
+    row = (await conn.execute(select(units).where(units.c.agency_id == agency_id))).first()
+    return _unit(row) if row else None
+
+
+async def require(conn: AsyncConnection, agency_id: str, field: str) -> Unit:
+    unit = await find(conn, agency_id)
+    if unit is None:
+        raise NotFound(f"no unit {agency_id} in the registry", field)
+    return unit
+
+
+async def with_code(conn: AsyncConnection, code: str) -> list[Unit]:
+    return [_unit(r) for r in await conn.execute(select(units).where(units.c.code == code))]
+
+
+async def ancestors(conn: AsyncConnection, agency_id: str | None) -> list[str]:
+    seen: list[str] = []
+    while agency_id is not None and agency_id not in seen:
+        seen.append(agency_id)
+        agency_id = (await conn.execute(select(units.c.parent_id).where(units.c.agency_id == agency_id))).scalar()
+    return seen
+
+
+async def handle_register(conn: AsyncConnection, store: EventStore, cmd: RegisterUnit, meta: Metadata) -> Envelope:
+    await lock_units(conn)
+    event = domain.register(cmd, existing=await find(conn, cmd.agency_id), parent=await find(conn, cmd.parent_id),
+                            clashes=await with_code(conn, cmd.code))
+    [env] = await record(conn, store, meta, [(stream_id(cmd.agency_id), 0, [event])])
+    return env
+
+
+async def handle_register_many(conn: AsyncConnection, store: EventStore, cmds: Sequence[RegisterUnit],
+                               meta: Metadata) -> list[Envelope]:
+    """Commands already validated together (an import): decide each against what precedes it."""
+    await lock_units(conn)
+    out = []
+    for cmd in cmds:
+        event = domain.register(cmd, existing=None, parent=await find(conn, cmd.parent_id),
+                                clashes=await with_code(conn, cmd.code))
+        out += await record(conn, store, meta, [(stream_id(cmd.agency_id), 0, [event])])
+    return out
+
+
+async def handle_rename(conn: AsyncConnection, store: EventStore, agency_id: str, name: str, effective: dt.date,
+                        legal_basis: str, meta: Metadata) -> Envelope:
+    await lock_units(conn)
+    unit = await require(conn, agency_id, "agency_id")
+    event = domain.rename(unit, name, effective, legal_basis)
+    [env] = await record(conn, store, meta, [(stream_id(agency_id), unit.version, [event])])
+    return env
+
+
+async def handle_reparent(conn: AsyncConnection, store: EventStore, agency_id: str, parent_id: str | None,
+                          effective: dt.date, legal_basis: str, meta: Metadata) -> Envelope:
+    await lock_units(conn)
+    unit = await require(conn, agency_id, "agency_id")
+    event = domain.reparent(unit, await find(conn, parent_id), parent_id, effective, legal_basis,
+                            await ancestors(conn, parent_id))
+    [env] = await record(conn, store, meta, [(stream_id(agency_id), unit.version, [event])])
+    return env
+
+
+async def handle_merge(conn: AsyncConnection, store: EventStore, predecessor_ids: Sequence[str],
+                       successor: RegisterUnit, legal_basis: str, meta: Metadata) -> list[Envelope]:
+    await lock_units(conn)
+    preds = [await require(conn, p, "predecessor_ids") for p in predecessor_ids]
+    events = domain.merge(preds, successor, existing=await find(conn, successor.agency_id),
+                          parent=await find(conn, successor.parent_id), clashes=await with_code(conn, successor.code),
+                          legal_basis=legal_basis)
+    return await record(conn, store, meta, [(stream_id(successor.agency_id), 0, events)])
+
+
+async def handle_split(conn: AsyncConnection, store: EventStore, predecessor_id: str,
+                       successors: Sequence[RegisterUnit], effective: dt.date, legal_basis: str,
+                       meta: Metadata) -> list[Envelope]:
+    await lock_units(conn)
+    pred = await require(conn, predecessor_id, "predecessor_id")
+    loaded = [(s, await find(conn, s.agency_id), await find(conn, s.parent_id), await with_code(conn, s.code))
+              for s in successors]
+    *registered, split_event = domain.split(pred, loaded, legal_basis, effective)
+    batches: list[tuple[str, int | None, Sequence[object]]] = [
+        (stream_id(e.agency_id), 0, [e]) for e in registered  # type: ignore[attr-defined]
+    ]
+    batches.append((stream_id(predecessor_id), pred.version, [split_event]))
+    return await record(conn, store, meta, batches)  # type: ignore[arg-type]
+
+
+async def handle_dissolve(conn: AsyncConnection, store: EventStore, agency_id: str, effective: dt.date,
+                          legal_basis: str, meta: Metadata) -> Envelope:
+    await lock_units(conn)
+    unit = await require(conn, agency_id, "agency_id")
+    [env] = await record(conn, store, meta,
+                         [(stream_id(agency_id), unit.version, [domain.dissolve(unit, effective, legal_basis)])])
+    return env
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitOn:
+    """A unit as it stood on a date: its name and parent from the history valid then."""
+
+    agency_id: str
+    code: str
+    name: str
+    level: str
+    parent_id: str | None
+    province: str | None
+    valid_from: dt.date
+    valid_to: dt.date | None
+    legal_basis: str | None
+
+
+def as_of_query(day: dt.date):  # type: ignore[no-untyped-def]
+    """Units valid on ``day`` with the name and parent their history gives for that day."""
+    latest = (
+        select(unit_history.c.agency_id, unit_history.c.name, unit_history.c.parent_id)
+        .where(unit_history.c.effective_date <= day)
+        .ext(distinct_on(unit_history.c.agency_id))
+        .order_by(unit_history.c.agency_id, unit_history.c.effective_date.desc())
+        .subquery()
+    )
+    return (
+        select(units.c.agency_id, units.c.code, latest.c.name, units.c.level, latest.c.parent_id, units.c.province,
+               units.c.valid_from, units.c.valid_to, units.c.legal_basis)
+        .join(latest, latest.c.agency_id == units.c.agency_id)
+        .where(units.c.valid_from <= day, or_(units.c.valid_to.is_(None), units.c.valid_to >= day))
+    )
+
+
+@dataclass(frozen=True)
+class Link:
+    agency_id: str
+    code: str
+    name: str
+    level: str
+    effective_date: dt.date
+    kind: str
+    legal_basis: str
+    depth: int
+
+
+async def crosswalk(conn: AsyncConnection, agency_id: str, direction: str) -> list[Link]:
+    """Every unit reached by following merge/split links forwards (successors) or back (predecessors)."""
+    here, there = ((unit_links.c.predecessor_id, unit_links.c.successor_id) if direction == "successors"
+                   else (unit_links.c.successor_id, unit_links.c.predecessor_id))
+    out: list[Link] = []
+    frontier, seen, depth = [agency_id], {agency_id}, 0
+    while frontier:
+        depth += 1
+        rows = (await conn.execute(
+            select(there.label("other"), unit_links.c.effective_date, unit_links.c.kind, unit_links.c.legal_basis,
+                   units.c.code, units.c.name, units.c.level)
+            .join(units, units.c.agency_id == there)
+            .where(here.in_(frontier))
+            .order_by(units.c.code)
+        )).all()
+        frontier = []
+        for r in rows:
+            if r.other not in seen:
+                seen.add(r.other)
+                frontier.append(r.other)
+                out.append(Link(r.other, r.code, r.name, r.level, r.effective_date, r.kind, r.legal_basis, depth))
+    return out
+
+
+async def count_valid(conn: AsyncConnection, day: dt.date, level: str) -> int:
+    stmt = select(func.count()).select_from(units).where(
+        and_(units.c.level == level, units.c.valid_from <= day,
+             or_(units.c.valid_to.is_(None), units.c.valid_to >= day)))
+    return int((await conn.execute(stmt)).scalar_one())

@@ -1,0 +1,62 @@
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sipas_scoring.domain.rounding import Rounding, format_vi, present
+
+
+@pytest.mark.parametrize(
+    ("value", "rule", "places", "shown"),
+    [
+        (Fraction(177100, 2000), "truncate", 2, "88.55"),
+        (Fraction(78600, 960), "truncate", 2, "81.87"),  # 81.875: half-up would give 81.88
+        (Fraction(78600, 960), "half_up", 2, "81.88"),
+        (Fraction(53200, 640), "truncate", 2, "83.12"),  # 83.125
+        (Fraction(53200, 640), "half_up", 2, "83.13"),
+        (Fraction(1, 3), "half_up", 4, "0.3333"),
+        (Fraction(2, 3), "half_up", 0, "1"),
+        (Fraction(2, 3), "truncate", 0, "0"),
+        (Fraction(0), "half_up", 2, "0.00"),
+        (Fraction(-5, 1000), "half_up", 2, "-0.01"),  # ties away from zero
+        (Fraction(-5, 1000), "truncate", 2, "0.00"),  # toward zero, and no "-0.00"
+        (Decimal("82.665"), "half_up", 2, "82.67"),
+        (7, "truncate", 2, "7.00"),
+    ],
+)
+def test_present_rounds_the_exact_value(value, rule, places, shown):
+    result = present(value, rule, places)
+    assert str(result) == shown
+    assert result.as_tuple().exponent == -places
+
+
+def test_float_ties_round_by_their_binary_value():
+    # 2.675 is stored as 2.67499999999999982236431605997495353221893310546875
+    assert present(2.675, "half_up", 2) == Decimal("2.67")
+    assert present(Decimal("2.675"), "half_up", 2) == Decimal("2.68")
+
+
+def test_rounding_object_and_unknown_rule():
+    assert Rounding("truncate", 2).present(Fraction(786 * 100, 960)) == Decimal("81.87")
+    with pytest.raises(ValueError):
+        Rounding("banker")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        present(Fraction(1), "banker")  # type: ignore[arg-type]
+
+
+def test_vietnamese_number_style():
+    assert format_vi(Decimal("88.55")) == "88,55"
+    assert format_vi(Decimal("35268")) == "35.268"
+    assert format_vi(Decimal("36630.50")) == "36.630,50"
+
+
+@given(st.fractions(min_value=0, max_value=1000), st.integers(min_value=0, max_value=6))
+def test_truncate_never_exceeds_half_up(value, places):
+    truncated = present(value, "truncate", places)
+    rounded = present(value, "half_up", places)
+    assert truncated <= rounded
+    assert rounded - truncated in (Decimal(0), Decimal(1).scaleb(-places))
+    assert Fraction(truncated) <= value < Fraction(truncated) + Fraction(1, 10**places)
+    assert abs(Fraction(rounded) - value) <= Fraction(1, 2 * 10**places)
