@@ -77,9 +77,15 @@ class RegistryClient:
                 if names[code] == r["name_vi"]:
                     tally.unchanged += 1
                     continue
+                if self._exists(province_id(code, MAP63_FROM), name=r["name_vi"]):
+                    tally.unchanged += 1
+                    continue
                 body = {"name": r["name_vi"], "effective_date": MAP34_FROM, "legal_basis": MAP34_BASIS}
                 path = f"/v1/agencies/{province_id(code, MAP63_FROM)}/rename"
                 self._count(tally, self._post(path, body, f"map34:rename:{code}", f"rename {code}"))
+                continue
+            if self._exists(province_id(code, MAP34_FROM)):
+                tally.unchanged += 1
                 continue
             merge: dict[str, Any] = {
                 "predecessor_ids": [province_id(p, MAP63_FROM) for p in preds],
@@ -89,6 +95,11 @@ class RegistryClient:
             }
             self._count(tally, self._post("/v1/reorganisations/merge", merge, f"map34:merge:{code}", f"merge {code}"))
         return tally
+
+    def _exists(self, agency_id: str, name: str | None = None) -> bool:
+        """Is the unit there (and, if ``name`` is given, already so named)? Makes re-runs by anyone no-ops."""
+        r = self.http.get(f"/v1/agencies/{agency_id}")
+        return r.status_code == 200 and (name is None or r.json()["name"] == name)
 
     # ---- built-in instruments and schemes -----------------------------------------------------
     def load_builtins(self, folder: Path = REFERENCE) -> Tally:

@@ -191,7 +191,10 @@ def _resolve_parents(parsed: dict[int, RegisterUnit], parents: dict[int, str], l
         try:
             register(cmd, existing=None, parent=parent_unit[number])
         except RegistryError as exc:
-            errors.append(RowError(number, exc.field or "row", getattr(cmd, exc.field or "code", "") or "", str(exc)))
+            field = exc.field or "code"
+            column = {"parent_id": "parent_code"}.get(field, field)
+            value = parents.get(number, "") if column == "parent_code" else str(getattr(cmd, field, "") or "")
+            errors.append(RowError(number, column, value, str(exc)))
     return _parents_first(resolved, depends, errors)
 
 
