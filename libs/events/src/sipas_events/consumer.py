@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,26 @@ from sipas_events.replay import ReplaySource
 from sipas_events.schema import consumer_checkpoints, dead_letters, inbox
 
 log = structlog.get_logger(__name__)
+
+# Compiled once, whatever the batch size: arrays instead of one parameter per value, so no batch is
+# too big for the protocol's 32,767 bind parameters (a multi-row VALUES list has 7 per event).
+_INBOX_INSERT = text(
+    """
+    INSERT INTO inbox (consumer, event_id, producer, position, type, status, handled_at)
+    SELECT CAST(:consumer AS text), v.event_id, CAST(:producer AS text), v.position, v.type,
+           CAST(:status AS text), v.handled_at
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:positions AS bigint[]), CAST(:types AS text[]),
+                CAST(:handled_at AS timestamptz[])) AS v(event_id, position, type, handled_at)
+    ON CONFLICT DO NOTHING
+    RETURNING position
+    """
+)
+_SAVE_CHECKPOINT = text(
+    """
+    INSERT INTO consumer_checkpoints (consumer, producer, position) VALUES (:consumer, :producer, :position)
+    ON CONFLICT (consumer, producer) DO UPDATE SET position = excluded.position, updated_at = now()
+    """
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -83,7 +104,7 @@ class Consumer:
     def __init__(
         self, service: str, projection: Projection, engine: AsyncEngine, bus: Bus,
         metrics: BackboneMetrics, *, replay: ReplaySource | None = None,
-        catalogue: Catalogue = CATALOGUE, batch: int = 256, retry: RetryPolicy | None = None,
+        catalogue: Catalogue = CATALOGUE, batch: int = 1000, retry: RetryPolicy | None = None,
         gap_grace: float = 0.5, idle_check: float = 10.0, fetch_timeout: float = 1.0,
         log_each: bool = True,
     ) -> None:
@@ -94,7 +115,8 @@ class Consumer:
         self._catalogue, self._batch = catalogue, batch
         self._retry = retry or RetryPolicy()
         self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
-        self._log_each = log_each  # one line per applied event, with its correlation id
+        self._log_each = log_each  # one DEBUG line per applied event, with its correlation id
+        self._latency = metrics.apply_latency.labels(self.name)
         self.position = 0
         self._buffer: dict[int, _Item] = {}
         self._gap_since: float | None = None
@@ -219,61 +241,68 @@ class Consumer:
                 await self._apply_run(run[: failed.index])
             await self._failed(run[failed.index], failed.cause)
             return
-        self._advance(run)
         now = dt.datetime.now(dt.UTC)
         for item in run:
-            self._m.apply_latency.labels(self.name).observe((now - item.envelope.time).total_seconds())
+            self._latency.observe((now - item.envelope.time).total_seconds())
+        await self._advance(run)
+        # One line per committed run; per event only at DEBUG (``log_each``), with its correlation id.
+        log.info("consumer.applied_run", consumer=self.name, first=run[0].position, last=run[-1].position)
 
     async def _apply_items(self, conn: AsyncConnection, run: Sequence[_Item]) -> None:
-        handled = [(i, it) for i, it in enumerate(run) if it.envelope.event_name in self.projection.handlers]
+        handlers = self.projection.handlers
+        handled = [(i, it) for i, it in enumerate(run) if it.envelope.event_name in handlers]
         if len(handled) < len(run):
             self._m.events_skipped.labels(self.name).inc(len(run) - len(handled))
         if not handled:
             return
-        rows = [self._inbox_row(it, "applied") for _, it in handled]
-        fresh = set((await conn.execute(
-            pg_insert(inbox).values(rows).on_conflict_do_nothing().returning(inbox.c.event_id)
-        )).scalars())
+        fresh = await self._record_inbox(conn, [it for _, it in handled], "applied")
+        applied: Counter[str] = Counter()
+        bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
         for index, item in handled:
             env = item.envelope
-            if env.id not in fresh:
+            if item.position not in fresh:
                 self._m.inbox_duplicates.labels(self.name).inc()
                 continue
-            with structlog.contextvars.bound_contextvars(
-                correlation_id=env.correlationid, event_id=str(env.id), event_type=env.type,
-            ):
+            tokens = bind(correlation_id=env.correlationid, event_id=str(env.id), event_type=env.type)
+            try:
                 try:
-                    event = self._catalogue.decode(env)
-                    await self.projection.handlers[env.event_name](conn, event, env)
+                    await handlers[env.event_name](conn, self._catalogue.decode(env), env)
                 except Exception as exc:
                     if is_transient(exc):
                         raise
                     raise _HandlerFailed(index, exc) from exc
                 if self._log_each:
-                    log.info("consumer.applied", consumer=self.name, position=item.position)
-            self._m.events_consumed.labels(self.name, env.event_name).inc()
+                    log.debug("consumer.applied", consumer=self.name, position=item.position)
+            finally:
+                reset(**tokens)
+            applied[env.event_name] += 1
+        for name, count in applied.items():
+            self._m.events_consumed.labels(self.name, name).inc(count)
 
-    def _inbox_row(self, item: _Item, status: str) -> dict[str, Any]:
-        env = item.envelope
-        return {"consumer": self.name, "event_id": env.id, "producer": self.producer,
-                "position": item.position, "type": env.type, "status": status, "handled_at": env.time}
+    async def _record_inbox(self, conn: AsyncConnection, items: Sequence[_Item], status: str) -> set[int]:
+        """Insert the inbox rows of ``items``; returns the positions that were not there yet."""
+        result = await conn.execute(_INBOX_INSERT, {
+            "consumer": self.name, "producer": self.producer, "status": status,
+            "event_ids": [it.envelope.id for it in items], "positions": [it.position for it in items],
+            "types": [it.envelope.type for it in items], "handled_at": [it.envelope.time for it in items],
+        })
+        return set(result.scalars())
 
     async def _save_checkpoint(self, conn: AsyncConnection, position: int) -> None:
-        stmt = pg_insert(consumer_checkpoints).values(
-            consumer=self.name, producer=self.producer, position=position
-        )
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["consumer", "producer"],
-            set_={"position": stmt.excluded.position, "updated_at": text("now()")},
-        ))
+        await conn.execute(_SAVE_CHECKPOINT, {"consumer": self.name, "producer": self.producer, "position": position})
 
-    def _advance(self, run: Sequence[_Item]) -> None:
+    async def _advance(self, run: Sequence[_Item]) -> None:
         for item in run:
             self._buffer.pop(item.position, None)
-            if item.delivery is not None:
-                self._acks.add(asyncio.ensure_future(item.delivery.ack()))
         self.position = run[-1].position
         self._m.consumer_position.labels(self.name, self.producer).set(self.position)
+        for item in run:  # after the commit; each ack only queues a few bytes on the NATS connection
+            if item.delivery is not None:
+                try:
+                    await item.delivery.ack()
+                except Exception as exc:  # a lost ack means a redelivery, which the checkpoint absorbs
+                    log.warning("consumer.ack_failed", consumer=self.name, error=repr(exc)[:200])
+                    break
 
     async def _failed(self, item: _Item, cause: BaseException) -> None:
         item.failures += 1
@@ -299,7 +328,7 @@ class Consumer:
                 position=item.position, type=env.type, envelope=json.loads(env.to_json()),
                 error=error, deliveries=item.failures,
             ).on_conflict_do_nothing())
-            await conn.execute(pg_insert(inbox).values(self._inbox_row(item, "dead")).on_conflict_do_nothing())
+            await self._record_inbox(conn, [item], "dead")
             await self._save_checkpoint(conn, item.position)
         if item.delivery is not None:
             await item.delivery.term()

@@ -92,9 +92,10 @@ class Relay:
 
     async def _loop(self, conn: AsyncConnection, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Clear before pumping: a NOTIFY that arrives while the pump runs must wake the next wait.
+            self._wake.clear()
             moved = await self.pump(conn)
             if moved == 0:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
                 except TimeoutError:
@@ -103,12 +104,15 @@ class Relay:
     async def pump(self, conn: AsyncConnection) -> int:
         """One round: sequence a batch, publish a batch. Returns how much moved."""
         async with conn.begin():
-            sequenced = await sequencer.sequence_batch(conn, self._batch)
+            done = await sequencer.sequence(conn, self._batch)
+            sequenced, pub_pos = len(done.events), done.published_position
+            if done.events and done.events[0].position == pub_pos + 1:
+                rows = done.events  # caught up: publish what was just sequenced, no need to read it back
+            else:
+                rows = await self._store.read_all(conn, pub_pos, self._batch)
+            seq_pos = done.sequenced_position
         if sequenced:
             self._m.events_sequenced.inc(sequenced)
-        async with conn.begin():
-            seq_pos, pub_pos = await sequencer.relay_positions(conn)
-            rows = await self._store.read_all(conn, pub_pos, self._batch)
         if rows:
             results = await self._bus.publish_batch([self._message(r) for r in rows])
             async with conn.begin():

@@ -11,11 +11,14 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,7 +28,37 @@ from sipas_events.envelope import Envelope
 from sipas_events.ids import new_id
 from sipas_events.schema import GENESIS_HASH, event_store
 
+if TYPE_CHECKING:
+    from sipas_events.metrics import BackboneMetrics
+
 NOTIFY_CHANNEL = "sipas_events"
+
+# One statement, one round trip per append, all or nothing without a savepoint. The first event
+# (version expected+1) is the optimistic-concurrency check: if another writer holds that version,
+# committed or not yet, ON CONFLICT waits for it and inserts nothing. Only if the first row went in
+# are the others inserted (in version order, so insertion order follows the versions); they can
+# only collide if some writer skipped versions, and then the unique violation aborts the statement.
+_APPEND_ROWS = """
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]), CAST(:types AS text[]),
+                             CAST(:provinces AS text[]), CAST(:bodies AS text[]))
+            WITH ORDINALITY AS v(id, version, type, province, body, n)
+    ), head AS (
+        INSERT INTO event_store (id, stream_id, version, type, province, body)
+        SELECT id, CAST(:stream_id AS text), version, type, province, body FROM v WHERE n = 1
+        ON CONFLICT ON CONSTRAINT event_store_stream_version_key DO NOTHING
+        RETURNING 1
+    ), tail AS (
+        INSERT INTO event_store (id, stream_id, version, type, province, body)
+        SELECT id, CAST(:stream_id AS text), version, type, province, body FROM v
+        WHERE n > 1 AND EXISTS (SELECT FROM head) ORDER BY n
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM head) + (SELECT count(*) FROM tail)"""
+_APPEND = text(_APPEND_ROWS)
+# The first append of a transaction also wakes the relay (delivered on commit; PostgreSQL would
+# fold repeats within one transaction anyway, this saves even sending them).
+_APPEND_AND_NOTIFY = text(f"{_APPEND_ROWS}, pg_notify('{NOTIFY_CHANNEL}', '')")
 
 
 class ConcurrencyError(Exception):
@@ -56,12 +89,29 @@ class StoredEvent:
     body: str
 
     def envelope_json(self) -> bytes:
-        doc = json.loads(self.body)
-        doc["position"] = self.position
-        return canonical.dumpb(doc)
+        """The canonical envelope with ``position``: what the relay publishes and replay returns."""
+        return with_position(self.body, self.position)
 
     def envelope(self) -> Envelope:
         return Envelope.model_validate_json(self.envelope_json())
+
+
+# ``body`` is canonical JSON (keys sorted) of an envelope without ``position``, and every key that
+# sorts after ``position`` holds a scalar, so the last ``,"<next key>":`` in the text is the
+# top-level one (a quote inside a JSON string is always escaped) and ``position`` goes right
+# before it: the same bytes as parsing, adding the key and serialising again, without doing so.
+_AFTER_POSITION = sorted(k for k in Envelope.model_fields if k > "position")
+_SPLICE_BEFORE = f',"{_AFTER_POSITION[0]}":' if _AFTER_POSITION and "data" not in _AFTER_POSITION else None
+
+
+def with_position(body: str, position: int) -> bytes:
+    """Canonical JSON of the stored ``body`` with ``position`` added."""
+    at = body.rfind(_SPLICE_BEFORE) if _SPLICE_BEFORE else -1
+    if at < 0:
+        doc = json.loads(body)
+        doc["position"] = position
+        return canonical.dumpb(doc)
+    return f'{body[:at]},"position":{int(position)}{body[at:]}'.encode()
 
 
 def chain_hash(previous: bytes, position: int, body: str) -> bytes:
@@ -77,10 +127,17 @@ def utcnow() -> dt.datetime:
 
 
 class EventStore:
-    def __init__(self, service: str, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    """``metrics``: count ``events_appended`` (by event name) when the appending transaction commits."""
+
+    def __init__(
+        self, service: str, *, clock: Callable[[], dt.datetime] = utcnow, metrics: BackboneMetrics | None = None,
+    ) -> None:
         self.service = service
         self.source = f"/sipas/{service}"
         self._clock = clock
+        self._metrics = metrics
+        self._notified: weakref.WeakSet[object] = weakref.WeakSet()  # transactions that sent the NOTIFY
+        self._uncommitted: weakref.WeakKeyDictionary[Connection, Counter[str]] = weakref.WeakKeyDictionary()
 
     async def version(self, conn: AsyncConnection, stream_id: str) -> int:
         stmt = select(func.coalesce(func.max(event_store.c.version), 0)).where(
@@ -97,21 +154,64 @@ class EventStore:
         expected_version: int | None,
         meta: Metadata,
     ) -> list[Envelope]:
-        """Append to one stream; ``expected_version=None`` appends after whatever is there."""
+        """Append to one stream; ``expected_version=None`` appends after whatever is there.
+
+        Raises ``ConcurrencyError`` if the stream is no longer at ``expected_version``; nothing of
+        this call is then written and the caller's transaction is still usable.
+        """
         if not events:
             return []
         base = await self.version(conn, stream_id) if expected_version is None else expected_version
         envelopes = [self._envelope(stream_id, base + i + 1, ev, meta) for i, ev in enumerate(events)]
-        rows = [_row(env) for env in envelopes]
+        sync = conn.sync_connection
+        txn = None if sync is None else (sync.get_nested_transaction() or sync.get_transaction())
+        notify = txn is None or txn not in self._notified
+        params = {
+            "stream_id": stream_id,
+            "ids": [env.id for env in envelopes],
+            "versions": [env.sequence for env in envelopes],
+            "types": [env.type for env in envelopes],
+            "provinces": [env.province for env in envelopes],
+            "bodies": [canonical.dumps(env.body()) for env in envelopes],
+        }
         try:
-            async with conn.begin_nested():
-                await conn.execute(insert(event_store), rows)
+            inserted = (await conn.execute(_APPEND_AND_NOTIFY if notify else _APPEND, params)).scalar_one()
         except IntegrityError as exc:
             if "event_store_stream_version_key" in str(exc.orig):
                 raise ConcurrencyError(stream_id, expected_version) from None
             raise
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+        if inserted != len(envelopes):  # nothing was written (see _APPEND_ROWS)
+            raise ConcurrencyError(stream_id, expected_version)
+        if notify and txn is not None:
+            self._notified.add(txn)
+        if self._metrics is not None and sync is not None:
+            self._count_on_commit(sync, envelopes)
         return envelopes
+
+    def _count_on_commit(self, sync: Connection, envelopes: Sequence[Envelope]) -> None:
+        """Count the events once their transaction commits; forget them if it rolls back.
+
+        Appends inside a savepoint that is rolled back while the transaction commits still count.
+        """
+        pending = self._uncommitted.get(sync)
+        if pending is None:
+            pending = self._uncommitted[sync] = Counter()
+            event.listen(sync, "commit", self._committed)
+            event.listen(sync, "rollback", self._rolled_back)
+        for env in envelopes:
+            pending[env.event_name] += 1
+
+    def _committed(self, sync: Connection) -> None:
+        pending = self._uncommitted.get(sync)
+        if pending and self._metrics is not None:
+            for name, count in pending.items():
+                self._metrics.events_appended.labels(name).inc(count)
+        self._rolled_back(sync)
+
+    def _rolled_back(self, sync: Connection) -> None:
+        pending = self._uncommitted.get(sync)
+        if pending:
+            pending.clear()
 
     def _envelope(self, stream_id: str, version: int, ev: Event, meta: Metadata) -> Envelope:
         return Envelope(
@@ -180,10 +280,3 @@ class EventStore:
 
 class ChainBroken(Exception):
     pass
-
-
-def _row(env: Envelope) -> dict[str, Any]:
-    return {
-        "id": env.id, "stream_id": env.subject, "version": env.sequence, "type": env.type,
-        "province": env.province, "body": canonical.dumps(env.body()),
-    }

@@ -59,7 +59,7 @@ async def test_semicolon_csv_with_a_bom_is_read(open_api):
 
 @pytest.mark.parametrize(("content", "media", "status", "says"), [
     (b"code,name\nA,B\n", "text/csv", 422, "missing columns: level, province, valid_from"),
-    ("code,name,level,province,valid_from\n".encode() + "Hồ,Tên,commune,01,2025-07-01\n".encode("utf-16-le"),
+    (b"code,name,level,province,valid_from\n" + "Hồ,Tên,commune,01,2025-07-01\n".encode("utf-16-le"),
      "text/csv", 422, "not UTF-8"),
     (b"PK\x03\x04 not really a workbook", XLSX, 422, "not a readable XLSX"),
     (b"code,name,level,province,valid_from\n", "text/csv", 422, "no rows"),
