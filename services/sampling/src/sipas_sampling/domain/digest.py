@@ -1,0 +1,79 @@
+"""The frame digest: one SHA-256 that pins exactly which rows a draw was made from.
+
+Definition (version ``sipas-frame/v1``), so anyone holding the frame can recompute it:
+
+- every text field is put in canonical form: Unicode NFC, trimmed, inner whitespace runs collapsed to
+  one space (``frame.clean_text``); the date is ISO ``YYYY-MM-DD``; an absent phone or address is null;
+- a row's canonical line is the compact JSON array (UTF-8, no ASCII escaping, ``","``/``":"``
+  separators) of ``agency_code, dossier_id, procedure, service_field, completed_on, respondent_type,
+  name, phone, address`` followed by ``\\n``;
+- rows are ordered by ``(agency_code, dossier_id)`` in Unicode code-point order (= UTF-8 byte order;
+  a database streaming them must sort with ``COLLATE "C"``), each key at most once;
+- digest = SHA-256 of ``b"sipas-frame/v1\\n"`` followed by the lines, as lowercase hex.
+
+So the digest does not depend on the order of lines in the agency's file, nor on whitespace or
+Unicode-normalisation differences, but it changes with any real change to any row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from sipas_sampling.domain.errors import FrameOrderError
+from sipas_sampling.domain.frame import FrameRow, clean_text
+
+DIGEST_VERSION = "sipas-frame/v1"
+FIELD_ORDER = ("agency_code", "dossier_id", "procedure", "service_field", "completed_on", "respondent_type",
+               "name", "phone", "address")
+
+
+def sort_key(row: FrameRow) -> tuple[str, str]:
+    """The canonical order of frame rows: by agency, then dossier, code point by code point."""
+    return clean_text(row.agency_code), clean_text(row.dossier_id)
+
+
+def canonical_row(row: FrameRow) -> bytes:
+    """The row's canonical line (see the module docstring), newline included."""
+    values = [
+        clean_text(row.agency_code), clean_text(row.dossier_id), clean_text(row.procedure),
+        clean_text(row.service_field), row.completed_on.isoformat(), row.respondent_type, clean_text(row.name),
+        _optional(row.phone), _optional(row.address),
+    ]
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _optional(value: str | None) -> str | None:
+    cleaned = clean_text(value) if value is not None else ""
+    return cleaned or None
+
+
+class FrameDigester:
+    """Streaming digest: feed rows already in canonical order (e.g. straight from a sorted query)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(DIGEST_VERSION.encode("ascii") + b"\n")
+        self._last: tuple[str, str] | None = None
+        self.rows = 0
+
+    def update(self, row: FrameRow) -> None:
+        key = sort_key(row)
+        if self._last is not None and key <= self._last:
+            what = "repeats" if key == self._last else "comes after"
+            raise FrameOrderError(f"row {key} {what} {self._last}: rows must arrive sorted by (agency_code, "
+                                  "dossier_id), each once")
+        self._last = key
+        self._hash.update(canonical_row(row))
+        self.rows += 1
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def frame_digest(rows: Iterable[FrameRow]) -> str:
+    """The digest of rows given in any order (sorted here; use ``FrameDigester`` to stream sorted rows)."""
+    digester = FrameDigester()
+    for row in sorted(rows, key=sort_key):
+        digester.update(row)
+    return digester.hexdigest()
