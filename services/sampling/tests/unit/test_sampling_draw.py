@@ -102,9 +102,9 @@ def test_the_draw_is_pinned():
     assert small.selected[0].unit_id == GOLDEN_UNIT_ID
 
 
-GOLDEN_SELECTED = [11, 21, 0, 19, 13, 24, 3, 44, 14, 12, 41, 9, 17, 22, 42, 31, 18, 16, 6, 20]
-GOLDEN_RESERVES = [43, 33]
-GOLDEN_UNIT_ID = "ywgx3smk7xwzswckimtshofs"
+GOLDEN_SELECTED = [26, 44, 35, 1, 12, 13, 16, 23, 11, 4, 17, 5, 42, 19, 20, 43, 32, 14, 34, 18]
+GOLDEN_RESERVES = [21, 30]
+GOLDEN_UNIT_ID = "sdxhd5ad4oiqdkc3hmt2aezp"  # frame digest sipas-frame/v2
 
 
 def test_random_stream_follows_its_published_definition():

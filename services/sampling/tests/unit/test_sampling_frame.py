@@ -171,7 +171,8 @@ def test_canonical_line_is_compact_json_in_fixed_order():
 
 def test_digest_is_sha256_over_header_and_sorted_lines():
     rows = frame_rows(5)
-    expected = hashlib.sha256(b"sipas-frame/v1\n" + b"".join(canonical_row(r) for r in sorted(rows, key=sort_key)))
+    expected = hashlib.sha256(b"sipas-frame/v2\n" + b"".join(
+        hashlib.sha256(canonical_row(r)).digest() for r in sorted(rows, key=sort_key)))
     assert frame_digest(rows) == expected.hexdigest()
 
 

@@ -1,6 +1,6 @@
 """The frame digest: one SHA-256 that pins exactly which rows a draw was made from.
 
-Definition (version ``sipas-frame/v1``), so anyone holding the frame can recompute it:
+Definition (version ``sipas-frame/v2``), so anyone holding the frame can recompute it:
 
 - every text field is put in canonical form: Unicode NFC, trimmed, inner whitespace runs collapsed to
   one space (``frame.clean_text``); the date is ISO ``YYYY-MM-DD``; an absent phone or address is null;
@@ -9,7 +9,12 @@ Definition (version ``sipas-frame/v1``), so anyone holding the frame can recompu
   name, phone, address`` followed by ``\\n``;
 - rows are ordered by ``(agency_code, dossier_id)`` in Unicode code-point order (= UTF-8 byte order;
   a database streaming them must sort with ``COLLATE "C"``), each key at most once;
-- digest = SHA-256 of ``b"sipas-frame/v1\\n"`` followed by the lines, as lowercase hex.
+- each row's hash is SHA-256 of its canonical line (32 bytes);
+- digest = SHA-256 of ``b"sipas-frame/v2\\n"`` followed by the row hashes in that order, as lowercase hex.
+
+*Why hash row hashes (v2) rather than the lines (v1)*: the service stores each row's hash beside the
+encrypted row, so it can recompute the digest with one sorted scan of hashes, without decrypting a
+single name or phone number.
 
 So the digest does not depend on the order of lines in the agency's file, nor on whitespace or
 Unicode-normalisation differences, but it changes with any real change to any row.
@@ -24,7 +29,7 @@ from collections.abc import Iterable
 from sipas_sampling.domain.errors import FrameOrderError
 from sipas_sampling.domain.frame import FrameRow, clean_text
 
-DIGEST_VERSION = "sipas-frame/v1"
+DIGEST_VERSION = "sipas-frame/v2"
 FIELD_ORDER = ("agency_code", "dossier_id", "procedure", "service_field", "completed_on", "respondent_type",
                "name", "phone", "address")
 
@@ -44,6 +49,10 @@ def canonical_row(row: FrameRow) -> bytes:
     return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+def row_hash(row: FrameRow) -> bytes:
+    return hashlib.sha256(canonical_row(row)).digest()
+
+
 def _optional(value: str | None) -> str | None:
     cleaned = clean_text(value) if value is not None else ""
     return cleaned or None
@@ -58,13 +67,16 @@ class FrameDigester:
         self.rows = 0
 
     def update(self, row: FrameRow) -> None:
-        key = sort_key(row)
+        self.update_hash(sort_key(row), row_hash(row))
+
+    def update_hash(self, key: tuple[str, str], digest: bytes) -> None:
+        """Feed a stored row hash (rows still in canonical order)."""
         if self._last is not None and key <= self._last:
             what = "repeats" if key == self._last else "comes after"
             raise FrameOrderError(f"row {key} {what} {self._last}: rows must arrive sorted by (agency_code, "
                                   "dossier_id), each once")
         self._last = key
-        self._hash.update(canonical_row(row))
+        self._hash.update(digest)
         self.rows += 1
 
     def hexdigest(self) -> str:

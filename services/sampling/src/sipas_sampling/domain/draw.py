@@ -106,11 +106,16 @@ class Draw:
 
 def draw_sample(rows: Iterable[FrameRow], plan: SamplePlan, stratification: Stratification, *, seed: str,
                 campaign_salt: bytes, reserves: ReservePolicy = DEFAULT_RESERVES,
-                expected_digest: str | None = None) -> Draw:
-    """Draw the plan's sample from the frame (see the module docstring)."""
+                expected_digest: str | None = None, pinned_digest: str | None = None) -> Draw:
+    """Draw the plan's sample from the frame (see the module docstring).
+
+    ``pinned_digest``: the digest the caller already computed over these exact rows (the service does
+    so from stored row hashes, so it can pass rows without their contact fields); by default the
+    digest is computed here from the rows.
+    """
     commitment, salt = seed_commitment(seed), check_salt(campaign_salt)
     frame = list(rows)
-    digest = frame_digest(frame)  # also refuses a repeated (agency, dossier)
+    digest = pinned_digest or frame_digest(frame)
     if expected_digest is not None and digest != expected_digest:
         raise FrameMismatch(f"the frame's digest is {digest}, not the expected {expected_digest}", field="frame")
     if stratification.names != plan.dimensions:
