@@ -172,14 +172,15 @@ async def open_api(stack: Stack, identity: object) -> AsyncIterator[object]:
 
     async with contextlib.AsyncExitStack() as exits:
 
-        async def start(service: str) -> Api:
+        async def start(service: str, **overrides: object) -> Api:
             url = service_database(stack, service)
             exits.callback(stack.pg.psql, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
             settings_mod = importlib.import_module(f"sipas_{service}.settings")
             settings_cls = next(v for k, v in vars(settings_mod).items()
                                 if k.endswith("Settings") and k != "ServiceSettings")
+            defaults = {"master_key_file": stack.root / "keys" / "sampling-master.key"} if service == "sampling" else {}
             settings = settings_cls(database_url=url, nats_url=stack.nats.url, log_format="console",
-                                    jwt_jwks_file=identity.jwks_path)  # type: ignore[attr-defined]
+                                    jwt_jwks_file=identity.jwks_path, **defaults | overrides)  # type: ignore[attr-defined]
             app = importlib.import_module(f"sipas_{service}.entrypoints.app").create_app(settings)
             await exits.enter_async_context(app.router.lifespan_context(app))
             client = await exits.enter_async_context(

@@ -90,6 +90,7 @@ class Platform:
             f"{p}HOST": "127.0.0.1", f"{p}PORT": str(self.ports[service]),
             f"{p}JWT_JWKS_FILE": str(self.identity.jwks_path), f"{p}SERVICE_TOKEN": token,
             f"{p}LOG_FORMAT": self.log_format, "PYTHONUNBUFFERED": "1",
+            "SIPAS_SAMPLING_MASTER_KEY_FILE": str(self.home / "keys" / "sampling-master.key"),
         }
 
     def start_service(self, service: str) -> subprocess.Popen[bytes]:

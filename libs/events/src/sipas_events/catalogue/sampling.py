@@ -1,6 +1,13 @@
-"""Events produced by sampling. No personal data ever appears here: units are pseudonymous."""
+"""Events produced by sampling. No personal data ever appears here: units are pseudonymous ids.
+
+Names, phone numbers and addresses stay encrypted in the sampling service's own database; what
+leaves it is the unit id (an HMAC of the dossier id with a secret per-campaign salt), its agency,
+stratum and weight.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -10,39 +17,103 @@ from sipas_events.catalogue.types import ExactDecimal, Id, Part, ProvinceCode, S
 
 @event("sampling", 1)
 class FrameImported(Event):
-    """A sampling frame was imported; its digest pins the exact rows."""
+    """A sampling frame was imported; its digest pins the exact rows (no row content travels)."""
 
     frame_id: Id
     campaign_id: Id
     province: ProvinceCode | None = None
-    rows: int = Field(ge=0)
+    design: Literal["frame", "resident"] = "frame"
+    mode: Literal["all_or_nothing", "accept_valid"]
+    rows: int = Field(ge=0, description="Rows accepted into the frame")
     rejected_rows: int = Field(ge=0)
     digest: Sha256Hex
+    digest_version: Id
+
+
+class StratumPlanned(Part):
+    key: list[Text] = Field(description="Values of the plan's dimensions, in order")
+    population: int = Field(ge=0)
+    sample: int = Field(ge=0)
+    margin: ExactDecimal | None = Field(description="Expected margin of error at 95% for p = 0.5, with FPC")
+
+
+@event("sampling", 1)
+class SamplePlanProposed(Event):
+    """Sizes per stratum, for approval before any draw."""
+
+    plan_id: Id
+    campaign_id: Id
+    frame_id: Id
+    frame_digest: Sha256Hex
+    province: ProvinceCode | None = None
+    method: Literal["slovin", "cochran"]
+    dimensions: list[Id]
+    strata: list[StratumPlanned] = Field(min_length=1)
+    population: int = Field(ge=0)
+    sample: int = Field(ge=0)
+    margin: ExactDecimal | None = None
+
+
+@event("sampling", 1)
+class SamplePlanApproved(Event):
+    """The ministry or the province approved a plan; the envelope's actor is who."""
+
+    plan_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+
+
+@event("sampling", 1)
+class DrawCommitted(Event):
+    """Commit: the SHA-256 of the seed, published before the draw."""
+
+    draw_id: Id
+    plan_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    frame_digest: Sha256Hex
+    seed_commitment: Sha256Hex
+    algorithm_version: Id
 
 
 class SampledUnit(Part):
     unit_id: Id = Field(description="Pseudonymous unit id")
-    agency_id: Id
-    stratum: Id
+    agency_id: Id | None = Field(description="The registry's agency the unit's dossier belongs to")
+    agency_code: Id
+    stratum: Text = Field(description="The stratum's label, e.g. 'H29.07|hộ tịch'")
     weight: ExactDecimal = Field(description="Design weight: frame units / sampled units in the stratum")
 
 
 @event("sampling", 1)
 class SampleDrawn(Event):
-    """A verifiable draw selected these units (seed committed before, revealed after)."""
+    """Reveal: the seed and the units it selects. A large sample comes in several parts of one draw."""
 
     draw_id: Id
     campaign_id: Id
     province: ProvinceCode | None = None
     frame_digest: Sha256Hex
     seed_commitment: Sha256Hex
+    seed: Id
     algorithm_version: Id
+    part: int = Field(ge=1)
+    parts: int = Field(ge=1)
     units: list[SampledUnit]
 
 
 @event("sampling", 1)
+class UnitWithdrawn(Event):
+    """A sampled unit left the sample (the respondent withdrew, or cannot be reached)."""
+
+    draw_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    unit_id: Id
+    reason: Literal["withdrawal", "unreachable", "refused", "ineligible"]
+
+
+@event("sampling", 1)
 class UnitReplaced(Event):
-    """A sampled unit was replaced by the next reserve of its stratum."""
+    """A withdrawn unit was replaced by the next reserve of its stratum."""
 
     draw_id: Id
     campaign_id: Id
@@ -50,3 +121,13 @@ class UnitReplaced(Event):
     replaced_unit_id: Id
     replacement: SampledUnit
     reason: Text
+
+
+@event("sampling", 1)
+class PersonalDataShredded(Event):
+    """The campaign's data key was destroyed: its names and contacts can never be read again."""
+
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    reason: Literal["retention_ended", "ordered"]
+    rows: int = Field(ge=0, description="Encrypted rows made unreadable")

@@ -1,10 +1,127 @@
-"""The sampling service's own tables beside the backbone's: so far the registry's reference data."""
+"""The sampling service's own tables beside the backbone's and the registry reference data.
+
+Personal data lives only in ``frame_units.contact``: AES-GCM ciphertext under the campaign's data
+key, which itself is stored only wrapped by the master key (``campaign_keys``). Destroying the
+wrapped key makes every contact of the campaign unreadable (crypto-shredding).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from sipas_kit.reference import ReferenceTables
 
 metadata = MetaData()
 reference = ReferenceTables.on(metadata)
+
+campaign_keys = Table(
+    "campaign_keys", metadata,
+    Column("campaign_id", Text, primary_key=True),
+    Column("key_ref", Text, nullable=False, comment="which master key wrapped it"),
+    Column("wrapped_key", LargeBinary, comment="NULL once shredded"),
+    Column("wrapped_salt", LargeBinary, comment="pseudonym salt, wrapped like the key; NULL once shredded"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("shredded_at", DateTime(timezone=True)),
+)
+
+frames = Table(
+    "frames", metadata,
+    Column("frame_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("filename", Text, nullable=False),
+    Column("file_sha256", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("status", Text, nullable=False, comment="imported | rejected"),
+    Column("rows", Integer, nullable=False),
+    Column("rejected_rows", Integer, nullable=False),
+    Column("digest", Text),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+frame_units = Table(
+    "frame_units", metadata,
+    Column("frame_id", Text, nullable=False),
+    Column("dossier_id", Text, nullable=False),
+    Column("agency_code", Text, nullable=False),
+    Column("agency_id", Text),
+    Column("level", Text),
+    Column("area", Text, comment="the agency's province"),
+    Column("procedure", Text, nullable=False),
+    Column("service_field", Text, nullable=False),
+    Column("completed_on", Date, nullable=False),
+    Column("respondent_type", Text, nullable=False),
+    Column("row_hash", LargeBinary, nullable=False, comment="SHA-256 of the canonical row (digest v2)"),
+    Column("contact", LargeBinary, comment="nonce || AES-GCM(name, phone, address); NULL once erased"),
+    PrimaryKeyConstraint("frame_id", "dossier_id"),
+)
+
+frame_errors = Table(
+    "frame_errors", metadata,
+    Column("frame_id", Text, nullable=False, index=True),
+    Column("line", Integer, nullable=False),
+    Column("field", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("message", Text, nullable=False, comment="never the rejected value itself: it may be personal data"),
+)
+
+plans = Table(
+    "plans", metadata,
+    Column("plan_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("frame_id", Text, nullable=False),
+    Column("status", Text, nullable=False, comment="proposed | approved"),
+    Column("body", JSONB, nullable=False, comment="the SamplePlanProposed payload"),
+    Column("approved_by", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+draws = Table(
+    "draws", metadata,
+    Column("draw_id", Text, primary_key=True),
+    Column("plan_id", Text, nullable=False),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("seed_commitment", Text, nullable=False),
+    Column("seed", Text),
+    Column("status", Text, nullable=False, comment="committed | drawn"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sample_units = Table(
+    "sample_units", metadata,
+    Column("draw_id", Text, nullable=False),
+    Column("unit_id", Text, nullable=False),
+    Column("dossier_id", Text, nullable=False),
+    Column("agency_code", Text, nullable=False),
+    Column("agency_id", Text),
+    Column("stratum", Text, nullable=False),
+    Column("role", Text, nullable=False, comment="selected | reserve"),
+    Column("rank", Integer, nullable=False, comment="order within the stratum's sample or reserve list"),
+    Column("status", Text, nullable=False, comment="active | reserve | withdrawn | replacing"),
+    Column("weight", Numeric, nullable=False),
+    PrimaryKeyConstraint("draw_id", "unit_id"),
+)
+
+contact_reads = Table(
+    "contact_reads", metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("unit_id", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,243 @@
+"""Frame imports: stream the file from disk, check every row, seal contacts, COPY in chunks, digest.
+
+Memory stays flat however long the file is: rows are read one at a time from a temporary file and
+written in chunks with PostgreSQL COPY. Errors go to ``frame_errors`` (never the rejected value:
+it may be a phone number). In all-or-nothing mode one bad row rolls every row back and only the
+frame record with its report is kept; in accept-valid mode the good rows are committed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sipas_events.catalogue.sampling import FrameImported
+from sipas_events.ids import new_id
+from sipas_events.store import EventStore, Metadata
+from sipas_sampling.adapters.keys import Contact, KeySource, Sealer
+from sipas_sampling.adapters.tables import frame_errors, frame_units, frames, reference
+from sipas_sampling.application.campaign_keys import data_key
+from sipas_sampling.domain.digest import DIGEST_VERSION, FrameDigester, row_hash
+from sipas_sampling.domain.errors import SamplingError
+from sipas_sampling.domain.frame import FrameRow, FrameRules, Window, validate_row
+
+CHUNK = 5000
+MAX_REPORTED = 100_000  # error rows kept per frame; the counts stay exact beyond it
+HEADER_ALIASES = {"ma_co_quan": "agency_code", "mã cơ quan": "agency_code", "thu_tuc": "procedure",
+                  "thủ tục": "procedure", "linh_vuc": "service_field", "lĩnh vực": "service_field",
+                  "ma_ho_so": "dossier_id", "mã hồ sơ": "dossier_id", "ngay_hoan_thanh": "completed_on",
+                  "ngày hoàn thành": "completed_on", "loai": "respondent_type", "đối tượng": "respondent_type",
+                  "ho_ten": "name", "họ tên": "name", "dien_thoai": "phone", "điện thoại": "phone",
+                  "dia_chi": "address", "địa chỉ": "address"}
+UNIT_COLUMNS = ["frame_id", "dossier_id", "agency_code", "agency_id", "level", "area", "procedure", "service_field",
+                "completed_on", "respondent_type", "row_hash", "contact"]
+
+
+class UnreadableFrame(SamplingError):
+    """The upload itself cannot be read as a frame."""
+
+
+@dataclass(frozen=True)
+class Agency:
+    agency_id: str
+    level: str
+    province: str | None
+    valid_from: dt.date
+    valid_to: dt.date | None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame_id: str
+    status: str
+    rows: int
+    rejected_rows: int
+    digest: str | None
+
+
+async def campaign_agencies(conn: AsyncConnection, province: str | None) -> dict[str, list[Agency]]:
+    """Agency code → its registry units over time (a code may be reused after a reorganisation)."""
+    a = reference.agencies.c
+    stmt = select(a.code, a.agency_id, a.level, a.province, a.valid_from, a.valid_to)
+    if province is not None:
+        stmt = stmt.where(a.province == province)
+    out: dict[str, list[Agency]] = {}
+    for r in await conn.execute(stmt):
+        out.setdefault(r.code, []).append(Agency(r.agency_id, r.level, r.province, r.valid_from, r.valid_to))
+    return out
+
+
+def agency_on(agencies: Mapping[str, list[Agency]], code: str, day: dt.date) -> Agency | None:
+    valid = (a for a in agencies.get(code, []) if a.valid_from <= day and (a.valid_to is None or day <= a.valid_to))
+    return next(valid, None)
+
+
+def read_rows(spool: IO[bytes], filename: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, raw row) from a CSV (UTF-8, ',' ';' or tab) or an XLSX, one row at a time."""
+    spool.seek(0)
+    if spool.read(4) == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
+        yield from _xlsx_rows(spool)
+        return
+    spool.seek(0)
+    if spool.read(3) != codecs.BOM_UTF8:
+        spool.seek(0)
+    stream = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    try:
+        first = stream.readline()
+        delimiter = max(",;\t", key=first.count)
+        header = _header(next(csv.reader([first], delimiter=delimiter), []))
+        for number, row in enumerate(csv.reader(stream, delimiter=delimiter), start=2):
+            if any(cell.strip() for cell in row):
+                yield number, dict(zip(header, row, strict=False))
+    except UnicodeDecodeError as exc:
+        raise UnreadableFrame(f"not UTF-8 text ({exc.reason}): save the CSV as UTF-8", "file") from None
+    finally:
+        stream.detach()
+
+
+def _xlsx_rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    import openpyxl
+
+    spool.seek(0)
+    try:
+        book = openpyxl.load_workbook(spool, read_only=True, data_only=True)
+    except Exception as exc:
+        raise UnreadableFrame(f"not a readable XLSX workbook: {type(exc).__name__}", "file") from None
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        header = _header([str(h or "") for h in next(rows, ())])
+        for number, row in enumerate(rows, start=2):
+            if any(v not in (None, "") for v in row):
+                yield number, dict(zip(header, row, strict=False))
+    finally:
+        book.close()
+
+
+def _header(cells: list[str]) -> list[str]:
+    names = [HEADER_ALIASES.get(c.strip().casefold(), c.strip().casefold().replace(" ", "_")) for c in cells]
+    missing = [c for c in ("agency_code", "dossier_id", "completed_on", "name") if c not in names]
+    if missing:
+        raise UnreadableFrame(f"missing columns: {', '.join(missing)}", "file")
+    return names
+
+
+async def _copy(conn: AsyncConnection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(table, records=records, columns=columns)  # type: ignore[union-attr]
+
+
+async def import_frame(engine: AsyncEngine, store: EventStore, keys: KeySource, *, campaign: Mapping[str, Any],
+                       spool: IO[bytes], filename: str, file_sha256: str, mode: str, meta: Metadata) -> FrameResult:
+    frame_id = str(new_id())
+    record = {"frame_id": frame_id, "campaign_id": campaign["campaign_id"], "filename": filename,
+              "file_sha256": file_sha256, "mode": mode, "created_by": meta.actor}
+    try:
+        async with engine.begin() as conn:  # rows, frame record, report and event: one commit
+            accepted, rejected, error_rows = await _load(conn, keys, campaign, frame_id, spool, filename, mode)
+            if mode == "all_or_nothing" and rejected:
+                raise _RollBack
+            digest = await frame_digest(conn, frame_id)
+            await _record_frame(conn, record | {"status": "imported", "rows": accepted, "rejected_rows": rejected,
+                                                "digest": digest}, error_rows)
+            event = FrameImported(frame_id=frame_id, campaign_id=campaign["campaign_id"], mode=mode,  # type: ignore[arg-type]
+                                  province=campaign["province"], rows=accepted, rejected_rows=rejected, digest=digest,
+                                  digest_version=DIGEST_VERSION)
+            await store.append(conn, f"frame-{frame_id}", [event], expected_version=0, meta=meta)
+            return FrameResult(frame_id, "imported", accepted, rejected, digest)
+    except _RollBack:
+        async with engine.begin() as conn:  # only the record of the refusal and its report
+            await _record_frame(conn, record | {"status": "rejected", "rows": 0, "rejected_rows": rejected,
+                                                "digest": None}, error_rows)
+        return FrameResult(frame_id, "rejected", 0, rejected, None)
+
+
+async def _record_frame(conn: AsyncConnection, values: dict[str, Any], error_rows: list[tuple[Any, ...]]) -> None:
+    await conn.execute(insert(frames).values(**values, created_at=dt.datetime.now(dt.UTC)))
+    for start in range(0, len(error_rows), CHUNK):
+        await _copy(conn, "frame_errors", ["frame_id", "line", "field", "code", "message"],
+                    error_rows[start:start + CHUNK])
+
+
+class _RollBack(Exception):
+    """All-or-nothing and a row failed: undo every row written so far."""
+
+
+async def _load(conn: AsyncConnection, keys: KeySource, campaign: Mapping[str, Any], frame_id: str,
+                spool: IO[bytes], filename: str, mode: str) -> tuple[int, int, list[tuple[Any, ...]]]:
+    campaign_id, province = campaign["campaign_id"], campaign["province"]
+    window = campaign["definition"]["frame_window"]
+    sealer = Sealer(await data_key(conn, keys, campaign_id), campaign_id)
+    agencies = await campaign_agencies(conn, province)
+
+    def known(code: str, day: dt.date) -> bool:
+        return agency_on(agencies, code, day) is not None
+
+    rules = FrameRules(Window(dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"])), known)
+    seen: set[str] = set()
+    batch: list[tuple[Any, ...]] = []
+    error_rows: list[tuple[Any, ...]] = []
+    accepted = rejected = 0
+    for line, raw in read_rows(spool, filename):
+        check = validate_row(raw, rules, seen, line)
+        if check.row is None:
+            rejected += 1
+            if len(error_rows) < MAX_REPORTED:
+                error_rows += [(frame_id, line, e.field, e.code, e.message) for e in check.errors]
+            batch = [] if mode == "all_or_nothing" else batch
+            continue
+        accepted += 1
+        if mode == "all_or_nothing" and rejected:
+            continue  # nothing will be kept: only keep checking rows for the report
+        batch.append(_record(frame_id, check.row, agencies, sealer))
+        if len(batch) >= CHUNK:
+            await _copy(conn, "frame_units", UNIT_COLUMNS, batch)
+            batch = []
+    if accepted + rejected == 0:
+        raise UnreadableFrame("the file has a header but no rows", "file")
+    if batch:
+        await _copy(conn, "frame_units", UNIT_COLUMNS, batch)
+    return accepted, rejected, error_rows
+
+
+def _record(frame_id: str, row: FrameRow, agencies: Mapping[str, list[Agency]], sealer: Sealer) -> tuple[Any, ...]:
+    agency = agency_on(agencies, row.agency_code, row.completed_on)
+    assert agency is not None  # validate_row checked it
+    contact = sealer.seal(row.dossier_id, Contact(row.name, row.phone, row.address))
+    return (frame_id, row.dossier_id, row.agency_code, agency.agency_id, agency.level, agency.province, row.procedure,
+            row.service_field, row.completed_on, row.respondent_type, row_hash(row), contact)
+
+
+async def frame_digest(conn: AsyncConnection, frame_id: str) -> str:
+    """Digest v2 from the stored row hashes, in canonical order, without opening any contact."""
+    digester = FrameDigester()
+    stmt = text('SELECT agency_code, dossier_id, row_hash FROM frame_units WHERE frame_id = :f '
+                'ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C"')
+    result = await conn.stream(stmt, {"f": frame_id})
+    async for code, dossier, digest in result:
+        digester.update_hash((code, dossier), bytes(digest))
+    return digester.hexdigest()
+
+
+async def error_report(conn: AsyncConnection, frame_id: str) -> AsyncIterator[tuple[int, str, str, str]]:
+    stmt = select(frame_errors.c.line, frame_errors.c.field, frame_errors.c.code, frame_errors.c.message).where(
+        frame_errors.c.frame_id == frame_id).order_by(frame_errors.c.line, frame_errors.c.field)
+    async for row in await conn.stream(stmt):
+        yield row.line, row.field, row.code, row.message
+
+
+def stored_row(r: Any) -> FrameRow:
+    """A frame row as the draw needs it: everything but the contact (which the draw never reads)."""
+    return FrameRow(agency_code=r.agency_code, procedure=r.procedure, service_field=r.service_field,
+                    dossier_id=r.dossier_id, completed_on=r.completed_on, respondent_type=r.respondent_type,
+                    name="", phone=None, address=None)
+
+
+__all__ = ["FrameResult", "UnreadableFrame", "error_report", "frame_units", "import_frame", "stored_row"]

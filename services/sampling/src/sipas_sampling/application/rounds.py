@@ -1,0 +1,249 @@
+"""Plans, draws and the live sample: propose → approve → commit the seed's hash → reveal and draw;
+withdraw a unit and take the next reserve; read a contact (logged); shred at retention end."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sipas_events.catalogue.sampling import (
+    DrawCommitted,
+    PersonalDataShredded,
+    SampleDrawn,
+    SampledUnit,
+    SamplePlanApproved,
+    SamplePlanProposed,
+    StratumPlanned,
+    UnitReplaced,
+    UnitWithdrawn,
+)
+from sipas_events.ids import new_id
+from sipas_events.store import EventStore, Metadata
+from sipas_sampling.adapters.keys import KeySource, Sealer
+from sipas_sampling.adapters.tables import contact_reads, draws, frame_units, frames, plans, sample_units
+from sipas_sampling.application.campaign_keys import data_key, pseudonym_salt, shred
+from sipas_sampling.application.frames import stored_row
+from sipas_sampling.domain.allocation import SamplePlan, StratumPlan, plan_by_rule
+from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, draw_sample
+from sipas_sampling.domain.errors import InvalidParameter, SamplingError, UnitNotActive
+from sipas_sampling.domain.prng import check_seed, seed_commitment
+from sipas_sampling.domain.size import Cochran, Slovin
+from sipas_sampling.domain.strata import Stratification, label
+from sipas_sampling.domain.weights import design_weight
+
+# The campaign's stratification keys and the frame_units column each reads.
+DIMENSIONS = {"agency": "agency_code", "service_field": "service_field", "level": "level", "area": "area"}
+PART_SIZE = 1000  # units per SampleDrawn part: keeps every message far below NATS's payload limit
+
+
+class NotFound(SamplingError):
+    pass
+
+
+class WrongState(SamplingError):
+    pass
+
+
+def _plan_from(body: Mapping[str, Any]) -> SamplePlan:
+    strata = tuple(StratumPlan(tuple(s["key"]), s["population"], s["sample"],
+                               Decimal(s["margin"]) if s["margin"] is not None else None) for s in body["strata"])
+    return SamplePlan(tuple(body["dimensions"]), strata, Decimal(body["margin"]) if body["margin"] else None)
+
+
+async def propose_plan(conn: AsyncConnection, store: EventStore, campaign: Mapping[str, Any], frame_id: str,
+                       meta: Metadata) -> dict[str, Any]:
+    frame = (await conn.execute(select(frames).where(frames.c.frame_id == frame_id))).first()
+    if frame is None or frame.campaign_id != campaign["campaign_id"] or frame.status != "imported":
+        raise NotFound(f"no imported frame {frame_id} in campaign {campaign['campaign_id']}", "frame_id")
+    settings = campaign["definition"].get("sampling") or {}
+    dims = [DIMENSIONS[d] for d in settings.get("strata") or ["agency"]]
+    columns = [frame_units.c[d] for d in dims]
+    stmt = select(*columns, func.count()).where(frame_units.c.frame_id == frame_id).group_by(*columns)
+    populations = {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in await conn.execute(stmt)}
+    margin = Fraction(str(settings.get("margin", "0.05")))
+    rule = (Cochran(margin, Fraction(str(settings.get("z", "1.96"))), Fraction(str(settings.get("p", "0.5"))))
+            if settings.get("method") == "cochran" else Slovin(margin))
+    plan = plan_by_rule(dims, dict(sorted(populations.items())), rule, floor=int(settings.get("floor_per_unit", 0)),
+                        cap=settings.get("cap_per_unit"))
+    event = SamplePlanProposed(
+        plan_id=str(new_id()), campaign_id=campaign["campaign_id"], frame_id=frame_id, frame_digest=frame.digest,
+        province=campaign["province"], method=settings.get("method", "slovin"), dimensions=dims,
+        strata=[StratumPlanned(key=list(s.key), population=s.population, sample=s.sample, margin=s.margin)
+                for s in plan.strata],
+        population=plan.population, sample=plan.sample, margin=plan.margin)
+    body = event.payload()
+    await conn.execute(insert(plans).values(plan_id=event.plan_id, campaign_id=event.campaign_id, frame_id=frame_id,
+                                            status="proposed", body=body, created_at=dt.datetime.now(dt.UTC)))
+    await store.append(conn, f"plan-{event.plan_id}", [event], expected_version=0, meta=meta)
+    return body | {"status": "proposed"}
+
+
+async def load_plan(conn: AsyncConnection, plan_id: str) -> Any:
+    row = (await conn.execute(select(plans).where(plans.c.plan_id == plan_id).with_for_update())).first()
+    if row is None:
+        raise NotFound(f"no plan {plan_id}", "plan_id")
+    return row
+
+
+async def approve_plan(conn: AsyncConnection, store: EventStore, plan_id: str, meta: Metadata) -> None:
+    row = await load_plan(conn, plan_id)
+    if row.status != "proposed":
+        raise WrongState(f"plan {plan_id} is already {row.status}", "plan_id")
+    await conn.execute(update(plans).where(plans.c.plan_id == plan_id)
+                       .values(status="approved", approved_by=meta.actor))
+    event = SamplePlanApproved(plan_id=plan_id, campaign_id=row.campaign_id, province=row.body.get("province"))
+    await store.append(conn, f"plan-{plan_id}", [event], expected_version=None, meta=meta)
+
+
+async def commit_draw(conn: AsyncConnection, store: EventStore, plan_id: str, commitment: str,
+                      meta: Metadata) -> str:
+    row = await load_plan(conn, plan_id)
+    if row.status != "approved":
+        raise WrongState(f"plan {plan_id} is {row.status}: it must be approved before a draw", "plan_id")
+    taken = (await conn.execute(select(draws.c.draw_id).where(draws.c.plan_id == plan_id))).scalar()
+    if taken:
+        raise WrongState(f"plan {plan_id} already has draw {taken}", "plan_id")
+    draw_id = str(new_id())
+    await conn.execute(insert(draws).values(draw_id=draw_id, plan_id=plan_id, campaign_id=row.campaign_id,
+                                            seed_commitment=commitment, status="committed",
+                                            created_at=dt.datetime.now(dt.UTC)))
+    event = DrawCommitted(draw_id=draw_id, plan_id=plan_id, campaign_id=row.campaign_id,
+                          province=row.body.get("province"), frame_digest=row.body["frame_digest"],
+                          seed_commitment=commitment, algorithm_version=ALGORITHM_VERSION)
+    await store.append(conn, f"draw-{draw_id}", [event], expected_version=0, meta=meta)
+    return draw_id
+
+
+def stratification(dims: list[str], rows: Sequence[Any]) -> Stratification:
+    """Row attributes (agency code, service field) first; level and area through the row's agency."""
+    by_code = {r.agency_code: {"level": r.level or "", "area": r.area or ""} for r in rows}
+    attributes = [d for d in dims if d in ("agency_code", "service_field")]
+    derived = {d: (lambda r, d=d: by_code[r.agency_code][d]) for d in dims if d in ("level", "area")}
+    if [*attributes, *derived] != dims:
+        raise InvalidParameter("list agency and service_field before level and area", "sampling.strata")
+    return Stratification.of(*attributes, **derived)
+
+
+async def reveal_draw(conn: AsyncConnection, store: EventStore, keys: KeySource, draw_id: str, seed: str,
+                      reserve_ratio: str, meta: Metadata) -> dict[str, Any]:
+    draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id).with_for_update())).first()
+    if draw is None:
+        raise NotFound(f"no draw {draw_id}", "draw_id")
+    if draw.status != "committed":
+        raise WrongState(f"draw {draw_id} was already revealed", "draw_id")
+    check_seed(seed)
+    if seed_commitment(seed) != draw.seed_commitment:
+        raise InvalidParameter("the seed does not hash to the committed SHA-256", "seed")
+    plan_row = await load_plan(conn, draw.plan_id)
+    body = plan_row.body
+    rows = (await conn.execute(select(frame_units).where(frame_units.c.frame_id == plan_row.frame_id))).all()
+    salt = await pseudonym_salt(conn, keys, draw.campaign_id)
+    plan = _plan_from(body)
+    result = draw_sample([stored_row(r) for r in rows], plan, stratification(body["dimensions"], rows), seed=seed,
+                         campaign_salt=salt, reserves=ReservePolicy.of_ratio(Fraction(reserve_ratio)),
+                         pinned_digest=body["frame_digest"])
+    agency_of = {r.dossier_id: r.agency_id for r in rows}
+    weights = {s.key: design_weight(s.population, s.sample) for s in plan.strata if s.sample}
+    records, units = [], []
+    for stratum in result.strata:
+        w = weights.get(stratum.key)
+        for role, members in (("selected", stratum.selected), ("reserve", stratum.reserves)):
+            for u in members:
+                weight = Decimal(w.numerator) / Decimal(w.denominator) if w else Decimal(0)
+                records.append({"draw_id": draw_id, "unit_id": u.unit_id, "dossier_id": u.dossier_id,
+                                "agency_code": u.agency_code, "agency_id": agency_of[u.dossier_id],
+                                "stratum": label(stratum.key), "role": role, "rank": u.rank,
+                                "status": "active" if role == "selected" else "reserve", "weight": weight})
+                if role == "selected":
+                    units.append(_sampled(records[-1]))
+    for start in range(0, len(records), 5000):
+        await conn.execute(insert(sample_units), records[start:start + 5000])
+    await conn.execute(update(draws).where(draws.c.draw_id == draw_id).values(seed=seed, status="drawn"))
+    parts = max(1, -(-len(units) // PART_SIZE))
+    events = [SampleDrawn(draw_id=draw_id, campaign_id=draw.campaign_id, province=body.get("province"),
+                          frame_digest=result.frame_digest, seed_commitment=draw.seed_commitment, seed=seed,
+                          algorithm_version=result.algorithm_version, part=i + 1, parts=parts,
+                          units=units[i * PART_SIZE:(i + 1) * PART_SIZE]) for i in range(parts)]
+    await store.append(conn, f"draw-{draw_id}", events, expected_version=None, meta=meta)
+    return {"draw_id": draw_id, "selected": len(units), "reserves": len(records) - len(units),
+            "frame_digest": result.frame_digest, "algorithm_version": result.algorithm_version}
+
+
+def _sampled(record: Mapping[str, Any]) -> SampledUnit:
+    return SampledUnit(unit_id=record["unit_id"], agency_id=record["agency_id"], agency_code=record["agency_code"],
+                       stratum=record["stratum"], weight=record["weight"])
+
+
+async def withdraw(conn: AsyncConnection, store: EventStore, unit_id: str, reason: str, meta: Metadata,
+                   province: str | None) -> dict[str, Any]:
+    """Take the unit out (erasing its contact on withdrawal) and put the next reserve of its stratum in."""
+    su = sample_units.c
+    unit = (await conn.execute(select(sample_units, draws.c.campaign_id, frames.c.frame_id)
+                               .join(draws, draws.c.draw_id == su.draw_id)
+                               .join(plans, plans.c.plan_id == draws.c.plan_id)
+                               .join(frames, frames.c.frame_id == plans.c.frame_id)
+                               .where(su.unit_id == unit_id, su.status == "active").with_for_update(of=sample_units))
+            ).first()
+    if unit is None:
+        raise UnitNotActive(f"unit {unit_id} is not an active sampled unit", "unit_id")
+    await conn.execute(update(sample_units).where(su.draw_id == unit.draw_id, su.unit_id == unit_id)
+                       .values(status="withdrawn"))
+    if reason == "withdrawal":  # the respondent asked: their contact goes at once
+        await conn.execute(update(frame_units).where(frame_units.c.frame_id == unit.frame_id,
+                                                     frame_units.c.dossier_id == unit.dossier_id).values(contact=None))
+    events: list[Any] = [UnitWithdrawn(draw_id=unit.draw_id, campaign_id=unit.campaign_id, province=province,
+                                       unit_id=unit_id, reason=reason)]  # type: ignore[arg-type]
+    reserve = (await conn.execute(select(sample_units).where(su.draw_id == unit.draw_id, su.stratum == unit.stratum,
+                                                             su.status == "reserve")
+                                  .order_by(su.rank).limit(1).with_for_update(skip_locked=True))).first()
+    replacement = None
+    if reserve is not None:
+        await conn.execute(update(sample_units).where(su.draw_id == unit.draw_id, su.unit_id == reserve.unit_id)
+                           .values(status="active"))
+        replacement = _sampled(dict(reserve._mapping))
+        events.append(UnitReplaced(draw_id=unit.draw_id, campaign_id=unit.campaign_id, province=province,
+                                   replaced_unit_id=unit_id, replacement=replacement, reason=reason))
+    await store.append(conn, f"draw-{unit.draw_id}", events, expected_version=None, meta=meta)
+    return {"withdrawn": unit_id, "replacement": replacement.model_dump(mode="json") if replacement else None,
+            "note": None if replacement else f"stratum {unit.stratum} has no reserve left"}
+
+
+async def read_contact(conn: AsyncConnection, keys: KeySource, unit_id: str, actor: str,
+                       purpose: str) -> dict[str, Any]:
+    su = sample_units.c
+    unit = (await conn.execute(select(su.dossier_id, draws.c.campaign_id, frame_units.c.contact)
+                               .join(draws, draws.c.draw_id == su.draw_id)
+                               .join(plans, plans.c.plan_id == draws.c.plan_id)
+                               .join(frame_units, (frame_units.c.frame_id == plans.c.frame_id)
+                                     & (frame_units.c.dossier_id == su.dossier_id))
+                               .where(su.unit_id == unit_id))).first()
+    if unit is None:
+        raise NotFound(f"no sampled unit {unit_id}", "unit_id")
+    await conn.execute(insert(contact_reads).values(campaign_id=unit.campaign_id, unit_id=unit_id, actor=actor,
+                                                    purpose=purpose, at=dt.datetime.now(dt.UTC)))
+    if unit.contact is None:
+        await data_key(conn, keys, unit.campaign_id)  # raises Shredded (410) after the retention end
+        raise WrongState(f"unit {unit_id}'s contact was erased (withdrawal or retention end)", "unit_id")
+    contact = Sealer(await data_key(conn, keys, unit.campaign_id), unit.campaign_id).open(unit.dossier_id,
+                                                                                           bytes(unit.contact))
+    return {"unit_id": unit_id, "name": contact.name, "phone": contact.phone, "address": contact.address}
+
+
+async def shred_campaign(conn: AsyncConnection, store: EventStore, campaign_id: str, province: str | None,
+                         reason: str, meta: Metadata) -> int:
+    """Crypto-shred: destroy the wrapped key, then drop the now unreadable ciphertexts too."""
+    if not await shred(conn, campaign_id):
+        return 0
+    result = await conn.execute(text(
+        "UPDATE frame_units SET contact = NULL WHERE contact IS NOT NULL AND frame_id IN "
+        "(SELECT frame_id FROM frames WHERE campaign_id = :c)"), {"c": campaign_id})
+    rows = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    event = PersonalDataShredded(campaign_id=campaign_id, province=province, reason=reason, rows=rows)  # type: ignore[arg-type]
+    await store.append(conn, f"retention-{campaign_id}", [event], expected_version=0, meta=meta)
+    return rows

@@ -1,0 +1,251 @@
+"""The sampling API: frames, plans, draws (commit → reveal), the live sample, contacts, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sipas_kit.auth import CurrentPrincipal, Principal, Role, require_roles
+from sipas_kit.http import Ctx, metadata, run_command
+from sipas_kit.problems import Problem
+from sipas_sampling.adapters.keys import KeySource, LocalKeyFile
+from sipas_sampling.adapters.tables import draws, frames, plans, reference, sample_units
+from sipas_sampling.application import rounds
+from sipas_sampling.application.campaign_keys import pseudonym_salt
+from sipas_sampling.application.frames import error_report, import_frame
+
+router = APIRouter(prefix="/v1", tags=["sampling"])
+Manager = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
+Admin = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN))]
+FieldStaff = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.ENUMERATOR))]
+Verifier = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.AUDITOR))]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PlanIn(Body):
+    frame_id: str = Field(min_length=1, max_length=100)
+
+
+class CommitIn(Body):
+    seed_commitment: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 (hex) of the seed, published now")
+
+
+class RevealIn(Body):
+    seed: str = Field(min_length=32, max_length=256, description="The seed whose SHA-256 was committed")
+    reserve_ratio: str = Field(default="0.2", pattern=r"^[0-9]+(\.[0-9]+)?$")
+
+
+class WithdrawIn(Body):
+    reason: Literal["withdrawal", "unreachable", "refused", "ineligible"]
+
+
+def keys_of(request: Request) -> KeySource:
+    app = request.app
+    if getattr(app.state, "keys", None) is None:
+        app.state.keys = LocalKeyFile(app.state.ctx.settings.master_key_file)
+    return app.state.keys  # type: ignore[no-any-return]
+
+
+async def campaign_for(conn: AsyncConnection, who: Principal, campaign_id: str) -> dict[str, Any]:
+    c = reference.campaigns.c
+    row = (await conn.execute(select(reference.campaigns).where(c.campaign_id == campaign_id))).mappings().first()
+    if row is None or not ((row["province"] is None and who.role in (Role.MINISTRY_ADMIN, Role.AUDITOR, Role.SERVICE))
+                           or (row["province"] is not None and who.can_act_in(row["province"]))):
+        raise Problem(404, "Not found", f"no campaign {campaign_id} in your scope (or not yet known here)")
+    return dict(row)
+
+
+async def _campaign_of(conn: AsyncConnection, table: Any, key: str, value: str) -> str:
+    found = (await conn.execute(select(table.c.campaign_id).where(table.c[key] == value))).scalar()
+    if found is None:
+        raise Problem(404, "Not found", f"no {key.removesuffix('_id')} {value}")
+    return str(found)
+
+
+async def _unit_campaign(conn: AsyncConnection, unit_id: str) -> str:
+    joined = select(draws.c.campaign_id).join(sample_units, sample_units.c.draw_id == draws.c.draw_id)
+    found = (await conn.execute(joined
+                                .where(sample_units.c.unit_id == unit_id))).scalar()
+    if found is None:
+        raise Problem(404, "Not found", f"no sampled unit {unit_id}")
+    return str(found)
+
+
+@router.post("/campaigns/{campaign_id}/frames", status_code=201,
+             summary="Upload a frame (CSV or XLSX body, streamed): every row checked, contacts encrypted")
+async def upload_frame(campaign_id: str, request: Request, ctx: Ctx, who: Manager,
+                       mode: Literal["all_or_nothing", "accept_valid"] = "all_or_nothing",
+                       filename: Annotated[str, Query(min_length=1, max_length=200)] = "frame.csv") -> JSONResponse:
+    async with ctx.engine.connect() as conn:
+        campaign = await campaign_for(conn, who, campaign_id)
+    if campaign["status"] not in ("opened",):
+        raise Problem(409, "Conflict", f"campaign {campaign_id} is {campaign['status']}: frames come before approval")
+    limit = ctx.settings.max_frame_bytes  # type: ignore[attr-defined]
+    digest, size = hashlib.sha256(), 0
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
+        async for chunk in request.stream():  # to disk as it arrives: never the whole file in memory
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, "Content too large", f"frames are limited to {limit} bytes")
+            digest.update(chunk)
+            spool.write(chunk)
+        result = await import_frame(ctx.engine, ctx.store, keys_of(request), campaign=campaign, spool=spool,  # type: ignore[arg-type]
+                                    filename=filename, file_sha256=digest.hexdigest(), mode=mode,
+                                    meta=metadata(request, who))
+    body = {"frame_id": result.frame_id, "status": result.status, "rows": result.rows,
+            "rejected_rows": result.rejected_rows, "digest": result.digest,
+            "report_url": f"/v1/frames/{result.frame_id}/report.csv"}
+    if result.status == "rejected":
+        return JSONResponse({"type": "https://sipas.gov.vn/problems/rejected-rows", "title": "Rejected rows",
+                             "status": 422, "detail": f"{result.rejected_rows} rows were rejected; nothing was kept",
+                             "instance": request.url.path} | body, 422, media_type="application/problem+json")
+    return JSONResponse(body, 201)
+
+
+@router.get("/frames/{frame_id}", summary="A frame: counts, digest, status")
+async def get_frame(frame_id: str, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        await campaign_for(conn, who, await _campaign_of(conn, frames, "frame_id", frame_id))
+        row = (await conn.execute(select(frames).where(frames.c.frame_id == frame_id))).mappings().one()
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
+@router.get("/frames/{frame_id}/report.csv", response_class=PlainTextResponse,
+            summary="Per-row report: line, field, code, message (never the rejected value)")
+async def frame_report(frame_id: str, ctx: Ctx, who: CurrentPrincipal) -> PlainTextResponse:
+    async with ctx.engine.connect() as conn:
+        await campaign_for(conn, who, await _campaign_of(conn, frames, "frame_id", frame_id))
+        lines = ["line,field,code,message"]
+        async for line, field, code, message in error_report(conn, frame_id):
+            lines.append(f'{line},{field},{code},"{message.replace(chr(34), chr(39))}"')
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/csv; charset=utf-8")
+
+
+@router.post("/campaigns/{campaign_id}/plans", status_code=201, summary="Propose sample sizes per stratum")
+async def propose_plan(campaign_id: str, body: PlanIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        campaign = await campaign_for(conn, who, campaign_id)
+        return 201, await rounds.propose_plan(conn, ctx.store, campaign, body.frame_id, metadata(request, who))
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.get("/plans/{plan_id}", summary="A plan: strata, sizes, expected margins, status")
+async def get_plan(plan_id: str, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        await campaign_for(conn, who, await _campaign_of(conn, plans, "plan_id", plan_id))
+        row = (await conn.execute(select(plans).where(plans.c.plan_id == plan_id))).mappings().one()
+    return dict(row["body"]) | {"status": row["status"], "approved_by": row["approved_by"]}
+
+
+@router.post("/plans/{plan_id}/approve", summary="Approve a plan (ministry, or the campaign's province)")
+async def approve_plan(plan_id: str, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        await campaign_for(conn, who, await _campaign_of(conn, plans, "plan_id", plan_id))
+        await rounds.approve_plan(conn, ctx.store, plan_id, metadata(request, who))
+        return 200, {"plan_id": plan_id, "status": "approved", "approved_by": who.subject}
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.post("/plans/{plan_id}/draws", status_code=201, summary="Commit: publish the seed's SHA-256 before drawing")
+async def commit_draw(plan_id: str, body: CommitIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        await campaign_for(conn, who, await _campaign_of(conn, plans, "plan_id", plan_id))
+        draw_id = await rounds.commit_draw(conn, ctx.store, plan_id, body.seed_commitment, metadata(request, who))
+        return 201, {"draw_id": draw_id, "seed_commitment": body.seed_commitment, "status": "committed"}
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.post("/draws/{draw_id}/reveal", summary="Reveal the seed and draw; SampleDrawn carries the units")
+async def reveal(draw_id: str, body: RevealIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
+        return 200, await rounds.reveal_draw(conn, ctx.store, keys_of(request), draw_id, body.seed,
+                                             body.reserve_ratio, metadata(request, who))
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.get("/draws/{draw_id}/units", summary="The drawn units (pseudonymous): sample and ordered reserves")
+async def draw_units(draw_id: str, ctx: Ctx, who: CurrentPrincipal,
+                     role: Literal["selected", "reserve"] | None = None) -> list[dict[str, Any]]:
+    su = sample_units.c
+    stmt = select(su.unit_id, su.agency_id, su.agency_code, su.stratum, su.role, su.rank, su.status, su.weight).where(
+        su.draw_id == draw_id).order_by(su.stratum, su.role.desc(), su.rank)
+    if role:
+        stmt = stmt.where(su.role == role)
+    async with ctx.engine.connect() as conn:
+        await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
+        return [dict(r) | {"weight": str(r["weight"])} for r in (await conn.execute(stmt)).mappings()]
+
+
+@router.get("/draws/{draw_id}/verification", summary="What an auditor needs to re-run the draw offline")
+async def verification_kit(draw_id: str, request: Request, ctx: Ctx, who: Verifier) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id))).mappings().first()
+        if draw is None or draw["seed"] is None:
+            raise Problem(404, "Not found", f"no revealed draw {draw_id}")
+        plan = (await conn.execute(select(plans).where(plans.c.plan_id == draw["plan_id"]))).mappings().one()
+        salt = await pseudonym_salt(conn, keys_of(request), draw["campaign_id"])
+        units = await draw_units(draw_id, ctx, who)
+    return {"draw_id": draw_id, "seed": draw["seed"], "seed_commitment": draw["seed_commitment"],
+            "campaign_salt": salt.hex(), "plan": plan["body"], "units": units}
+
+
+@router.post("/units/{unit_id}/withdraw", summary="Take a unit out of the sample; the next reserve replaces it")
+async def withdraw(unit_id: str, body: WithdrawIn, request: Request, ctx: Ctx, who: FieldStaff) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        campaign = await campaign_for(conn, who, await _unit_campaign(conn, unit_id))
+        return 200, await rounds.withdraw(conn, ctx.store, unit_id, body.reason, metadata(request, who),
+                                          campaign["province"])
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.get("/units/{unit_id}/contact", summary="A sampled respondent's name and contact (every read is logged)")
+async def contact(unit_id: str, request: Request, ctx: Ctx, who: FieldStaff,
+                  purpose: Annotated[str, Query(min_length=3, max_length=200, description="Why you read it")]
+                  ) -> dict[str, Any]:
+    async with ctx.engine.begin() as conn:
+        await campaign_for(conn, who, await _unit_campaign(conn, unit_id))
+        return await rounds.read_contact(conn, keys_of(request), unit_id, who.subject, purpose)
+
+
+@router.post("/campaigns/{campaign_id}/shred", summary="Destroy the campaign's personal data now (crypto-shredding)")
+async def shred_now(campaign_id: str, request: Request, ctx: Ctx, who: Admin) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        campaign = await campaign_for(conn, who, campaign_id)
+        rows = await rounds.shred_campaign(conn, ctx.store, campaign_id, campaign["province"], "ordered",
+                                           metadata(request, who))
+        return 200, {"campaign_id": campaign_id, "rows_made_unreadable": rows}
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.post("/ops/retention/run", summary="Shred every campaign whose retention period has ended (run daily)")
+async def retention_run(request: Request, ctx: Ctx, who: Admin) -> dict[str, Any]:
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    c = reference.campaigns.c
+    done = {}
+    async with ctx.engine.begin() as conn:
+        expired = (await conn.execute(select(c.campaign_id, c.province).where(
+            c.definition["retention_until"].astext < today))).all()
+        for campaign_id, province in expired:
+            rows = await rounds.shred_campaign(conn, ctx.store, campaign_id, province, "retention_ended",
+                                               metadata(request, who))
+            if rows or campaign_id not in done:
+                done[campaign_id] = rows
+    return {"shredded": done}

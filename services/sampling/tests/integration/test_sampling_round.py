@@ -1,0 +1,179 @@
+"""A sampling round over real PostgreSQL: frame upload (every kind of bad row), plan, approval,
+commit–reveal draw, withdrawal with replacement, logged contact reads, crypto-shredding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from sipas_events.catalogue import registry as ev
+from sipas_events.envelope import Envelope
+from sipas_events.ids import new_id
+from sipas_kit.reference import reference_projection
+from sipas_sampling.adapters.tables import reference
+
+pytestmark = pytest.mark.asyncio
+SEED = "5eed" * 16
+HEADER = "agency_code,procedure,service_field,dossier_id,completed_on,respondent_type,name,phone,address\n"
+
+
+async def feed_registry(api, events):
+    """Apply registry events to the service's reference projection, as its consumer would."""
+    projection = reference_projection(reference)
+    engine = create_async_engine(api.database_url)
+    async with engine.begin() as conn:
+        for position, event in enumerate(events, start=1):
+            env = Envelope(id=new_id(), source="/sipas/registry", type=event.event_type(), subject="s",
+                           time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), data=event.payload(), sequence=1,
+                           position=position, correlationid="t", actor="test")
+            await projection.handlers[type(event).__name__](conn, event, env)
+    await engine.dispose()
+
+
+async def scalar(api, sql, **params):
+    engine = create_async_engine(api.database_url)
+    async with engine.connect() as conn:
+        value = (await conn.execute(text(sql), params)).scalar()
+    await engine.dispose()
+    return value
+
+
+@pytest.fixture
+async def sampling(open_api):
+    api = await open_api("sampling")
+    campaign = ev.CampaignOpened(
+        campaign_id="c-2026", name="Vòng 2026", year=2026, scope="province", province="01",
+        collection_window={"start": "2026-06-01", "end": "2026-09-30"},
+        frame_window={"start": "2025-10-01", "end": "2026-05-31"}, target_unit_ids=["a1"],
+        instrument={"id": "sipas-2017", "version": 1}, scheme={"id": "share-satisfied", "version": 1},
+        sampling={"method": "slovin", "margin": "0.05", "strata": ["agency"], "floor_per_unit": 5},
+        retention_until="2027-12-31")
+    await feed_registry(api, [
+        ev.AgencyRegistered(agency_id="p01", code="01", name="Hà Nội", level="province", province="01",
+                            valid_from="2008-08-01"),
+        ev.AgencyRegistered(agency_id="a1", code="H01.1", name="Phường A", level="commune", province="01",
+                            parent_id="p01", valid_from="2025-07-01"),
+        ev.AgencyRegistered(agency_id="a2", code="H01.2", name="Phường B", level="commune", province="01",
+                            parent_id="p01", valid_from="2025-07-01"),
+        campaign])
+    return api
+
+
+def frame(rows: int, *, bad: dict[int, str] | None = None) -> bytes:
+    lines = [HEADER]
+    for i in range(1, rows + 1):
+        agency = "H01.1" if i % 3 else "H01.2"
+        line = f"{agency},Đăng ký khai sinh,hộ tịch,HS-{i:05d},2026-0{1 + i % 5}-1{i % 9},cá nhân,Nguyễn Văn {i},09{i:08d},Số {i} phố Huế\n"
+        lines.append((bad or {}).get(i, line))
+    return "".join(lines).encode("utf-8")
+
+
+async def upload(api, content, mode="all_or_nothing", who=None):
+    headers = (who or api.auth("province-operator", "01")) | {"Content-Type": "text/csv"}
+    return await api.client.post("/v1/campaigns/c-2026/frames", params={"mode": mode, "filename": "f.csv"},
+                                 content=content, headers=headers)
+
+
+async def test_every_kind_of_bad_row_is_reported_and_all_or_nothing_keeps_nothing(sampling):
+    api = sampling
+    bad = {
+        2: "H01.9,Thủ tục,hộ tịch,HS-00002,2026-01-12,cá nhân,Trần B,0912345678,Hà Nội\n",   # unknown agency
+        3: "H01.1,Thủ tục,hộ tịch,HS-00003,2024-01-12,cá nhân,Trần C,0912345678,Hà Nội\n",   # outside window
+        4: "H01.1,Thủ tục,hộ tịch,HS-00001,2026-01-12,cá nhân,Trần D,0912345678,Hà Nội\n",   # duplicate dossier
+        5: "H01.1,Thủ tục,hộ tịch,HS-00005,2026-01-12,cá nhân,Trần E,12345,\n",               # malformed phone
+        6: "H01.1,Thủ tục,hộ tịch,HS-00006,2026-01-12,cá nhân,,0912345678,Hà Nội\n",         # missing name
+    }
+    r = await upload(api, frame(40, bad=bad))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json" and r.json()["rejected_rows"] == 5
+    report = (await api.client.get(r.json()["report_url"], headers=api.auth("province-operator", "01"))).text
+    codes = {(int(line.split(",")[0]), line.split(",")[2]) for line in report.splitlines()[1:]}
+    expected = {(3, "unknown_agency"), (4, "outside_window"), (5, "duplicate"), (6, "malformed"), (7, "missing")}
+    assert expected <= codes and {line for line, _ in codes} == {3, 4, 5, 6, 7}  # the header is line 1
+    assert "0912345678" not in report and "Trần" not in report  # the report never repeats personal data
+    assert await scalar(api, "SELECT count(*) FROM frame_units") == 0
+    assert await scalar(api, "SELECT count(*) FROM event_store") == 0
+    kept = await upload(api, frame(40, bad=bad), mode="accept_valid")
+    assert kept.status_code == 201 and kept.json()["rows"] == 35 and kept.json()["rejected_rows"] == 5
+
+
+async def test_a_full_round_from_frame_to_replacement(sampling):
+    api = sampling
+    op = api.auth("province-operator", "01")
+    r = await upload(api, frame(300))
+    assert r.status_code == 201, r.text
+    frame_id, digest = r.json()["frame_id"], r.json()["digest"]
+    # The contacts are ciphertext at rest: no name or phone in any column of the table.
+    raw = await scalar(api, "SELECT string_agg(t::text, '|') FROM frame_units t")
+    assert "Nguyễn" not in raw and "0900000001" not in raw
+    # Same rows in another order and spacing: the same digest.
+    lines = frame(300).decode().splitlines(keepends=True)
+    shuffled = lines[0] + "".join(reversed(lines[1:])).replace("Nguyễn Văn", "Nguyễn  Văn")
+    again = (await api.client.post("/v1/campaigns/c-2026/frames", content=shuffled.encode(),
+                                   headers=op | {"Content-Type": "text/csv"})).json()
+    assert again["digest"] == digest
+
+    plan = await api.client.post("/v1/campaigns/c-2026/plans", json={"frame_id": frame_id}, headers=op)
+    assert plan.status_code == 201, plan.text
+    body = plan.json()
+    assert [(s["key"], s["population"], s["sample"]) for s in body["strata"]] == [
+        (["H01.1"], 200, 134), (["H01.2"], 100, 80)]  # Slovin: 200/(1+200·0.0025)=133.3→134, 100/1.25=80
+    plan_id = body["plan_id"]
+    commit = await api.client.post(f"/v1/plans/{plan_id}/draws",
+                                   json={"seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()}, headers=op)
+    assert commit.status_code == 409 and "approved" in commit.json()["detail"]
+    assert (await api.client.post(f"/v1/plans/{plan_id}/approve", headers=op)).status_code == 200
+    commit = await api.client.post(f"/v1/plans/{plan_id}/draws",
+                                   json={"seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()}, headers=op)
+    assert commit.status_code == 201
+    draw_id = commit.json()["draw_id"]
+    wrong = await api.client.post(f"/v1/draws/{draw_id}/reveal", json={"seed": "ab" * 32}, headers=op)
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "body.seed"
+    drawn = await api.client.post(f"/v1/draws/{draw_id}/reveal", json={"seed": SEED}, headers=op)
+    assert drawn.status_code == 200, drawn.text
+    assert drawn.json()["selected"] == 214 and drawn.json()["frame_digest"] == digest
+    units = (await api.client.get(f"/v1/draws/{draw_id}/units", headers=op)).json()
+    selected = [u for u in units if u["role"] == "selected"]
+    assert len(selected) == 214 and len({u["unit_id"] for u in units}) == len(units)
+    assert {u["weight"][:6] for u in selected if u["agency_code"] == "H01.2"} == {"1.25"}
+
+    # Withdrawal: the unit leaves, its contact is erased, the first reserve of its stratum comes in.
+    victim = next(u for u in selected if u["agency_code"] == "H01.2")
+    first_reserve = next(u for u in units if u["role"] == "reserve" and u["stratum"] == "H01.2" and u["rank"] == 1)
+    out = await api.client.post(f"/v1/units/{victim['unit_id']}/withdraw", json={"reason": "withdrawal"},
+                                headers=api.auth("enumerator", "01"))
+    assert out.status_code == 200 and out.json()["replacement"]["unit_id"] == first_reserve["unit_id"]
+    gone = await api.client.get(f"/v1/units/{victim['unit_id']}/contact", params={"purpose": "gọi lại"},
+                                headers=op)
+    assert gone.status_code == 409
+    # Contact reads: allowed roles only, every read logged with actor and purpose.
+    unit = first_reserve["unit_id"]
+    seen = await api.client.get(f"/v1/units/{unit}/contact", params={"purpose": "phát phiếu"},
+                                headers=api.auth("enumerator", "01", subject="enum-7"))
+    assert seen.status_code == 200 and seen.json()["name"].startswith("Nguyễn Văn")
+    assert (await api.client.get(f"/v1/units/{unit}/contact", params={"purpose": "x y z"},
+                                 headers=api.auth("clerk", "01"))).status_code == 403
+    assert (await api.client.get(f"/v1/units/{unit}/contact", params={"purpose": "tò mò"},
+                                 headers=api.auth("enumerator", "79"))).status_code == 404
+    log = await scalar(api, "SELECT string_agg(actor || ':' || purpose, ',') FROM contact_reads")
+    assert log.split(",") == ["enum-7:phát phiếu"]  # refused attempts read nothing and log nothing
+
+    # No event carries a name, phone or address.
+    events = await scalar(api, "SELECT string_agg(body, '\n') FROM event_store")
+    assert "Nguyễn" not in events and "09000" not in events and "phố Huế" not in events
+    types = [json.loads(line)["type"].split(".")[-2] for line in events.splitlines()]
+    assert {"FrameImported", "SamplePlanProposed", "SamplePlanApproved", "DrawCommitted", "SampleDrawn",
+            "UnitWithdrawn", "UnitReplaced"} <= set(types)
+
+    # Crypto-shredding: the key goes, every contact becomes unreadable, an event records it.
+    shred = await api.client.post("/v1/campaigns/c-2026/shred", headers=api.auth("ministry-admin"))
+    assert shred.status_code == 200 and shred.json()["rows_made_unreadable"] > 0
+    after = await api.client.get(f"/v1/units/{unit}/contact", params={"purpose": "sau hạn"}, headers=op)
+    assert after.status_code == 410 and "destroyed" in after.json()["detail"]
+    assert await scalar(api, "SELECT count(*) FROM frame_units WHERE contact IS NOT NULL") == 0
+    assert await scalar(api, "SELECT count(*) FROM campaign_keys WHERE wrapped_key IS NOT NULL") == 0
