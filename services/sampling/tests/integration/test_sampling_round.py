@@ -1,5 +1,5 @@
 """A sampling round over real PostgreSQL: frame upload (every kind of bad row), plan, approval,
-commit–reveal draw, withdrawal with replacement, logged contact reads, crypto-shredding."""
+commit-reveal draw, withdrawal with replacement, logged contact reads, crypto-shredding."""
 
 from __future__ import annotations
 
