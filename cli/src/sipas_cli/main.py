@@ -27,6 +27,8 @@ app.add_typer(projections, name="projections")
 registry = typer.Typer(help="Registry operator tasks: province maps, built-ins, imports, as_of, crosswalk.",
                        no_args_is_help=True)
 app.add_typer(registry, name="registry")
+sampling = typer.Typer(help="Sampling tasks: verify a draw offline.", no_args_is_help=True)
+app.add_typer(sampling, name="sampling")
 console = Console()
 
 
@@ -275,6 +277,25 @@ def registry_crosswalk(agency_id: str, url: str | None = REGISTRY_URL, token: st
         for link in doc[direction]:
             console.print(f"  {direction[:-1]} {link['code']} {link['name']} ({link['kind']}, "
                           f"{link['effective_date']}, {link['legal_basis']})")
+
+
+@sampling.command("verify-draw")
+def sampling_verify_draw(frame: Path = typer.Argument(..., exists=True, dir_okay=False, help="the frame (CSV/XLSX)"),
+                         kit: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                                    help="the draw's verification kit (JSON from "
+                                                         "GET /v1/draws/{id}/verification)")) -> None:
+    """Re-run a draw offline from the frame and the revealed seed; exit 1 unless it matches exactly."""
+    import json
+
+    from sipas_cli.verify_draw import verify
+
+    verdict = verify(frame, json.loads(kit.read_text(encoding="utf-8")))
+    if verdict.ok:
+        console.print(f"[green]the draw matches[/green]: {verdict.units_checked} units re-drawn from the seed")
+        return
+    for problem in verdict.problems:
+        console.print(f"[red]{problem}[/red]")
+    raise typer.Exit(1)
 
 
 if __name__ == "__main__":

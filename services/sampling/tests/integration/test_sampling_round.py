@@ -177,3 +177,40 @@ async def test_a_full_round_from_frame_to_replacement(sampling):
     assert after.status_code == 410 and "destroyed" in after.json()["detail"]
     assert await scalar(api, "SELECT count(*) FROM frame_units WHERE contact IS NOT NULL") == 0
     assert await scalar(api, "SELECT count(*) FROM campaign_keys WHERE wrapped_key IS NOT NULL") == 0
+
+
+async def test_verify_draw_offline_matches_and_catches_a_one_row_change(sampling, tmp_path):
+    from typer.testing import CliRunner
+
+    from sipas_cli.main import app
+    from sipas_cli.verify_draw import verify
+
+    api = sampling
+    op = api.auth("province-operator", "01")
+    content = frame(120)
+    frame_id = (await upload(api, content)).json()["frame_id"]
+    plan_id = (await api.client.post("/v1/campaigns/c-2026/plans", json={"frame_id": frame_id}, headers=op)
+               ).json()["plan_id"]
+    await api.client.post(f"/v1/plans/{plan_id}/approve", headers=api.auth("ministry-admin"))
+    draw_id = (await api.client.post(f"/v1/plans/{plan_id}/draws", headers=op, json={
+        "seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()})).json()["draw_id"]
+    assert (await api.client.post(f"/v1/draws/{draw_id}/reveal", json={"seed": SEED}, headers=op)).status_code == 200
+    assert (await api.client.get(f"/v1/draws/{draw_id}/verification", headers=op)).status_code == 403
+    kit = (await api.client.get(f"/v1/draws/{draw_id}/verification", headers=api.auth("auditor"))).json()
+    (tmp_path / "kit.json").write_text(json.dumps(kit), encoding="utf-8")
+    (tmp_path / "frame.csv").write_bytes(content)
+    verdict = verify(tmp_path / "frame.csv", kit)
+    assert verdict.ok and verdict.units_checked == sum(s["sample"] for s in kit["plan"]["strata"])
+    result = CliRunner().invoke(app, ["sampling", "verify-draw", str(tmp_path / "frame.csv"), str(tmp_path / "kit.json")])
+    assert result.exit_code == 0 and "the draw matches" in result.output
+
+    changed = content.replace(b"S\xe1\xbb\x91 7 ph\xe1\xbb\x91", b"S\xe1\xbb\x91 8 ph\xe1\xbb\x91", 1)  # one address
+    assert changed != content
+    (tmp_path / "changed.csv").write_bytes(changed)
+    verdict = verify(tmp_path / "changed.csv", kit)
+    assert not verdict.ok and "digest" in verdict.problems[0]
+    result = CliRunner().invoke(app, ["sampling", "verify-draw", str(tmp_path / "changed.csv"), str(tmp_path / "kit.json")])
+    assert result.exit_code == 1
+
+    tampered = kit | {"units": [u | {"unit_id": "x" * 24} if i == 0 else u for i, u in enumerate(kit["units"])]}
+    assert not verify(tmp_path / "frame.csv", tampered).ok  # a published unit that the seed did not select

@@ -17,7 +17,7 @@ from sipas_kit.auth import CurrentPrincipal, Principal, Role, require_roles
 from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.problems import Problem
 from sipas_sampling.adapters.keys import KeySource, LocalKeyFile
-from sipas_sampling.adapters.tables import draws, frames, plans, reference, sample_units
+from sipas_sampling.adapters.tables import draws, frame_units, frames, plans, reference, sample_units
 from sipas_sampling.application import rounds
 from sipas_sampling.application.campaign_keys import pseudonym_salt
 from sipas_sampling.application.frames import error_report, import_frame
@@ -200,9 +200,12 @@ async def verification_kit(draw_id: str, request: Request, ctx: Ctx, who: Verifi
             raise Problem(404, "Not found", f"no revealed draw {draw_id}")
         plan = (await conn.execute(select(plans).where(plans.c.plan_id == draw["plan_id"]))).mappings().one()
         salt = await pseudonym_salt(conn, keys_of(request), draw["campaign_id"])
+        fu = frame_units.c
+        agencies = {r.agency_code: {"level": r.level, "area": r.area} for r in await conn.execute(
+            select(fu.agency_code, fu.level, fu.area).where(fu.frame_id == plan["frame_id"]).distinct())}
         units = await draw_units(draw_id, ctx, who)
     return {"draw_id": draw_id, "seed": draw["seed"], "seed_commitment": draw["seed_commitment"],
-            "campaign_salt": salt.hex(), "plan": plan["body"], "units": units}
+            "campaign_salt": salt.hex(), "plan": plan["body"], "agencies": agencies, "units": units}
 
 
 @router.post("/units/{unit_id}/withdraw", summary="Take a unit out of the sample; the next reserve replaces it")
