@@ -204,5 +204,6 @@ def _phone(text: str, rules: FrameRules, fail: Fail) -> str | None:
     try:
         return normalise_phone(text, rules.phone_plan)
     except MalformedPhone as exc:
-        fail("phone", "malformed", f"{text!r}: {exc.reason}")
+        # Never repeat the number itself: reports and logs must not carry personal data.
+        fail("phone", "malformed", f"the phone number is malformed: {exc.reason}")
         return None
