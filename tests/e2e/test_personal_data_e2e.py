@@ -8,8 +8,8 @@ import subprocess
 
 import httpx
 import pytest
-
 from conftest import wait_for
+
 from sipas_cli.platform import SERVICES
 from sipas_cli.registry_client import MAP34_FROM, MAP63_FROM, province_id
 from sipas_cli.stack.postgres import _bin, _client_env
