@@ -214,3 +214,44 @@ async def test_verify_draw_offline_matches_and_catches_a_one_row_change(sampling
 
     tampered = kit | {"units": [u | {"unit_id": "x" * 24} if i == 0 else u for i, u in enumerate(kit["units"])]}
     assert not verify(tmp_path / "frame.csv", tampered).ok  # a published unit that the seed did not select
+
+
+async def draw_round(api, rows=120):
+    op = api.auth("province-operator", "01")
+    frame_id = (await upload(api, frame(rows))).json()["frame_id"]
+    plan_id = (await api.client.post("/v1/campaigns/c-2026/plans", json={"frame_id": frame_id}, headers=op)
+               ).json()["plan_id"]
+    await api.client.post(f"/v1/plans/{plan_id}/approve", headers=op)
+    draw_id = (await api.client.post(f"/v1/plans/{plan_id}/draws", headers=op, json={
+        "seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()})).json()["draw_id"]
+    assert (await api.client.post(f"/v1/draws/{draw_id}/reveal", json={"seed": SEED}, headers=op)).status_code == 200
+    return draw_id
+
+
+async def test_field_lists_are_balanced_and_show_contacts_only_to_those_allowed(sampling):
+    api = sampling
+    draw_id = await draw_round(api)
+    op = api.auth("province-operator", "01")
+    r = await api.client.post(f"/v1/draws/{draw_id}/assignments", headers=op,
+                              json={"enumerators": ["enum-a", "enum-b", "enum-c"], "by": "stratum"})
+    assert r.status_code == 200, r.text
+    counts = r.json()["units"]
+    units = (await api.client.get(f"/v1/draws/{draw_id}/units", params={"role": "selected"}, headers=op)).json()
+    sizes = {}
+    for u in units:
+        sizes[u["stratum"]] = sizes.get(u["stratum"], 0) + 1
+    assert sum(counts.values()) == len(units)  # every active unit has exactly one enumerator
+    assert max(counts.values()) - min(counts.values()) <= max(sizes.values())  # balanced up to one area
+    mine = await api.client.get(f"/v1/draws/{draw_id}/field-list.csv", params={"enumerator": "enum-b"},
+                                headers=api.auth("enumerator", "01", subject="enum-a"))
+    lines = mine.text.splitlines()
+    assert lines[0] == "unit_id,agency_code,rank,assigned_to,name,phone,address"
+    assert all(line.split(",")[3] == "enum-a" for line in lines[1:])  # their own list, whatever they ask for
+    assert all("Nguyễn Văn" in line for line in lines[1:]) and len(lines) - 1 == counts["enum-a"]
+    reads = await scalar(api, "SELECT count(*) FROM contact_reads WHERE actor = 'enum-a' AND purpose = 'field list'")
+    assert reads == counts["enum-a"]
+    audit = await api.client.get(f"/v1/draws/{draw_id}/field-list.csv", headers=api.auth("auditor"))
+    assert audit.text.splitlines()[0] == "unit_id,agency_code,rank,assigned_to" and "Nguyễn" not in audit.text
+    assert len(audit.text.splitlines()) - 1 == sum(counts.values())
+    pdf = await api.client.get(f"/v1/draws/{draw_id}/field-list.pdf", params={"enumerator": "enum-c"}, headers=op)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["content-type"] == "application/pdf"

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -113,7 +114,9 @@ sample_units = Table(
     Column("rank", Integer, nullable=False, comment="order within the stratum's sample or reserve list"),
     Column("status", Text, nullable=False, comment="active | reserve | withdrawn | replacing"),
     Column("weight", Numeric, nullable=False),
+    Column("assigned_to", Text, comment="enumerator or post office carrying the unit"),
     PrimaryKeyConstraint("draw_id", "unit_id"),
+    Index("ix_sample_units_assigned_to", "draw_id", "assigned_to"),
 )
 
 contact_reads = Table(

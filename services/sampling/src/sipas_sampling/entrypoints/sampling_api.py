@@ -8,7 +8,7 @@ import tempfile
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sipas_kit.auth import CurrentPrincipal, Principal, Role, require_roles
 from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.problems import Problem
+from sipas_sampling.adapters import printing
 from sipas_sampling.adapters.keys import KeySource, LocalKeyFile
 from sipas_sampling.adapters.tables import draws, frame_units, frames, plans, reference, sample_units
-from sipas_sampling.application import rounds
+from sipas_sampling.application import field, rounds
 from sipas_sampling.application.campaign_keys import pseudonym_salt
 from sipas_sampling.application.frames import error_report, import_frame
 
@@ -252,3 +253,58 @@ async def retention_run(request: Request, ctx: Ctx, who: Admin) -> dict[str, Any
             if rows or campaign_id not in done:
                 done[campaign_id] = rows
     return {"shredded": done}
+
+
+class AssignIn(Body):
+    enumerators: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=5000)
+    by: Literal["agency", "stratum"] = "agency"
+
+
+@router.post("/draws/{draw_id}/assignments", summary="Share the live sample among enumerators, balanced by area")
+async def assign_units(draw_id: str, body: AssignIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
+        return 200, {"draw_id": draw_id, "units": await field.assign_draw(conn, draw_id, body.enumerators, body.by)}
+
+    return await run_command(ctx, request, who, decide)
+
+
+LIST_COLUMNS = [("unit_id", "Mã đơn vị", 52), ("agency_code", "Cơ quan", 28), ("rank", "TT", 10),
+                ("assigned_to", "Điều tra viên", 36)]
+CONTACT_COLUMNS = [("name", "Họ tên", 50), ("phone", "Điện thoại", 28), ("address", "Địa chỉ", 70)]
+
+
+async def _field_list(draw_id: str, request: Request, ctx: Any, who: Principal,
+                      enumerator: str | None) -> tuple[list[dict[str, Any]], bool]:
+    if who.role == Role.ENUMERATOR:
+        enumerator = who.subject  # an enumerator sees their own list, nobody else's
+    with_contacts = who.role in (Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.ENUMERATOR)
+    async with ctx.engine.begin() as conn:
+        await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
+        rows = await field.field_list(conn, keys_of(request), draw_id, enumerator, with_contacts, who.subject)
+    return rows, with_contacts
+
+
+@router.get("/draws/{draw_id}/field-list.csv", response_class=PlainTextResponse,
+            summary="A printable field list (names and contacts only for roles allowed to see them; logged)")
+async def field_list_csv(draw_id: str, request: Request, ctx: Ctx, who: CurrentPrincipal,
+                         enumerator: str | None = None) -> PlainTextResponse:
+    import csv
+    import io
+
+    rows, with_contacts = await _field_list(draw_id, request, ctx, who, enumerator)
+    columns = LIST_COLUMNS + (CONTACT_COLUMNS if with_contacts else [])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([key for key, _, _ in columns])
+    writer.writerows([[row.get(key, "") for key, _, _ in columns] for row in rows])
+    return PlainTextResponse(out.getvalue(), media_type="text/csv; charset=utf-8")
+
+
+@router.get("/draws/{draw_id}/field-list.pdf", summary="The same list as a printable PDF (A4 landscape)")
+async def field_list_pdf(draw_id: str, request: Request, ctx: Ctx, who: CurrentPrincipal,
+                         enumerator: str | None = None) -> Response:
+    rows, with_contacts = await _field_list(draw_id, request, ctx, who, enumerator)
+    columns = LIST_COLUMNS + (CONTACT_COLUMNS if with_contacts else [])
+    title = f"Danh sách khảo sát — đợt chọn mẫu {draw_id}" + (f" — {enumerator}" if enumerator else "")
+    return Response(printing.field_list_pdf(title, rows, columns), media_type="application/pdf")

@@ -1,0 +1,24 @@
+"""Field assignments: which enumerator (or post office) carries each sampled unit.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("sample_units", sa.Column("assigned_to", sa.Text))
+    op.create_index("ix_sample_units_assigned_to", "sample_units", ["draw_id", "assigned_to"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_sample_units_assigned_to", "sample_units")
+    op.drop_column("sample_units", "assigned_to")
