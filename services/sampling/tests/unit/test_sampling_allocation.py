@@ -111,7 +111,7 @@ def test_allocation_hits_the_target_within_bounds(populations, floor, cap, data)
     # more volume never means a smaller sample
     for a in populations:
         for b in populations:
-            if populations[a] >= populations[b]:
+            if populations[a] > populations[b]:  # ties may differ by one: the total must come out exact
                 assert sizes[a] >= sizes[b]
 
 

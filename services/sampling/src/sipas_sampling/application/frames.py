@@ -181,30 +181,53 @@ async def _load(conn: AsyncConnection, keys: KeySource, campaign: Mapping[str, A
         return agency_on(agencies, code, day) is not None
 
     rules = FrameRules(Window(dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"])), known)
-    seen: set[str] = set()
+    # Rows go to a staging table first; repeated dossiers are found there by SQL, so memory does not
+    # grow with the number of rows (a set of ten million dossier ids would not fit the budget).
+    await conn.execute(text("CREATE TEMP TABLE frame_stage (LIKE frame_units, line integer) ON COMMIT DROP"))
+    unseen = _Unseen()
     batch: list[tuple[Any, ...]] = []
     error_rows: list[tuple[Any, ...]] = []
     accepted = rejected = 0
     for line, raw in read_rows(spool, filename):
-        check = validate_row(raw, rules, seen, line)
+        check = validate_row(raw, rules, unseen, line)
         if check.row is None:
             rejected += 1
             if len(error_rows) < MAX_REPORTED:
                 error_rows += [(frame_id, line, e.field, e.code, e.message) for e in check.errors]
-            batch = [] if mode == "all_or_nothing" else batch
             continue
-        accepted += 1
-        if mode == "all_or_nothing" and rejected:
-            continue  # nothing will be kept: only keep checking rows for the report
-        batch.append(_record(frame_id, check.row, agencies, sealer))
+        accepted += 1  # staged even when all-or-nothing has already failed: repeats must still be reported
+        batch.append((*_record(frame_id, check.row, agencies, sealer), line))
         if len(batch) >= CHUNK:
-            await _copy(conn, "frame_units", UNIT_COLUMNS, batch)
+            await _copy(conn, "frame_stage", [*UNIT_COLUMNS, "line"], batch)
             batch = []
     if accepted + rejected == 0:
         raise UnreadableFrame("the file has a header but no rows", "file")
     if batch:
-        await _copy(conn, "frame_units", UNIT_COLUMNS, batch)
+        await _copy(conn, "frame_stage", [*UNIT_COLUMNS, "line"], batch)
+    repeats = (await conn.execute(text(
+        "SELECT line, first FROM (SELECT line, row_number() OVER w AS n, first_value(line) OVER w AS first "
+        "FROM frame_stage WINDOW w AS (PARTITION BY dossier_id ORDER BY line)) s WHERE n > 1 ORDER BY line"))).all()
+    for line, first in repeats:
+        if len(error_rows) < MAX_REPORTED:
+            error_rows.append((frame_id, line, "dossier_id", "duplicate",
+                               f"the same dossier appears earlier in this frame, on line {first}"))
+    accepted, rejected = accepted - len(repeats), rejected + len(repeats)
+    if not (mode == "all_or_nothing" and rejected):
+        columns = ", ".join(UNIT_COLUMNS)
+        await conn.execute(text(
+            f"INSERT INTO frame_units ({columns}) SELECT {columns} FROM (SELECT *, row_number() OVER "
+            f"(PARTITION BY dossier_id ORDER BY line) AS n FROM frame_stage) s WHERE n = 1"))
     return accepted, rejected, error_rows
+
+
+class _Unseen(set[str]):
+    """A ``seen`` set that remembers nothing: repeats are found in the staging table instead."""
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+    def add(self, item: str) -> None:
+        pass
 
 
 def _record(frame_id: str, row: FrameRow, agencies: Mapping[str, list[Agency]], sealer: Sealer) -> tuple[Any, ...]:

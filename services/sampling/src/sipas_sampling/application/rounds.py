@@ -4,7 +4,7 @@ withdraw a unit and take the next reserve; read a contact (logged); shred at ret
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -28,14 +28,13 @@ from sipas_events.store import EventStore, Metadata
 from sipas_sampling.adapters.keys import KeySource, Sealer
 from sipas_sampling.adapters.tables import contact_reads, draws, frame_units, frames, plans, sample_units
 from sipas_sampling.application.campaign_keys import data_key, pseudonym_salt, shred
-from sipas_sampling.application.frames import stored_row
 from sipas_sampling.domain.allocation import SamplePlan, StratumPlan, plan_by_rule
-from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, draw_sample
+from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, stratum_picks
 from sipas_sampling.domain.errors import InvalidParameter, SamplingError, UnitNotActive
 from sipas_sampling.domain.prng import check_seed, seed_commitment
+from sipas_sampling.domain.pseudonym import check_salt, unit_id
 from sipas_sampling.domain.size import Cochran, Slovin
-from sipas_sampling.domain.strata import Stratification, label
-from sipas_sampling.domain.weights import design_weight
+from sipas_sampling.domain.strata import label
 
 # The campaign's stratification keys and the frame_units column each reads.
 DIMENSIONS = {"agency": "agency_code", "service_field": "service_field", "level": "level", "area": "area"}
@@ -120,16 +119,6 @@ async def commit_draw(conn: AsyncConnection, store: EventStore, plan_id: str, co
     return draw_id
 
 
-def stratification(dims: list[str], rows: Sequence[Any]) -> Stratification:
-    """Row attributes (agency code, service field) first; level and area through the row's agency."""
-    by_code = {r.agency_code: {"level": r.level or "", "area": r.area or ""} for r in rows}
-    attributes = [d for d in dims if d in ("agency_code", "service_field")]
-    derived = {d: (lambda r, d=d: by_code[r.agency_code][d]) for d in dims if d in ("level", "area")}
-    if [*attributes, *derived] != dims:
-        raise InvalidParameter("list agency and service_field before level and area", "sampling.strata")
-    return Stratification.of(*attributes, **derived)
-
-
 async def reveal_draw(conn: AsyncConnection, store: EventStore, keys: KeySource, draw_id: str, seed: str,
                       reserve_ratio: str, meta: Metadata) -> dict[str, Any]:
     draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id).with_for_update())).first()
@@ -142,24 +131,28 @@ async def reveal_draw(conn: AsyncConnection, store: EventStore, keys: KeySource,
         raise InvalidParameter("the seed does not hash to the committed SHA-256", "seed")
     plan_row = await load_plan(conn, draw.plan_id)
     body = plan_row.body
-    rows = (await conn.execute(select(frame_units).where(frame_units.c.frame_id == plan_row.frame_id))).all()
-    salt = await pseudonym_salt(conn, keys, draw.campaign_id)
+    salt = check_salt(await pseudonym_salt(conn, keys, draw.campaign_id))
     plan = _plan_from(body)
-    result = draw_sample([stored_row(r) for r in rows], plan, stratification(body["dimensions"], rows), seed=seed,
-                         campaign_salt=salt, reserves=ReservePolicy.of_ratio(Fraction(reserve_ratio)),
-                         pinned_digest=body["frame_digest"])
-    agency_of = {r.dossier_id: r.agency_id for r in rows}
-    weights = {s.key: design_weight(s.population, s.sample) for s in plan.strata if s.sample}
-    records, units = [], []
-    for stratum in result.strata:
-        w = weights.get(stratum.key)
-        for role, members in (("selected", stratum.selected), ("reserve", stratum.reserves)):
-            for u in members:
-                weight = Decimal(w.numerator) / Decimal(w.denominator) if w else Decimal(0)
-                records.append({"draw_id": draw_id, "unit_id": u.unit_id, "dossier_id": u.dossier_id,
-                                "agency_code": u.agency_code, "agency_id": agency_of[u.dossier_id],
-                                "stratum": label(stratum.key), "role": role, "rank": u.rank,
-                                "status": "active" if role == "selected" else "reserve", "weight": weight})
+    policy = ReservePolicy.of_ratio(Fraction(reserve_ratio))
+    records, units, seen = [], [], set()
+    for stratum in plan.strata:
+        if not stratum.population:
+            continue
+        chosen, backups = stratum_picks(stratum, seed, body["frame_digest"], policy)
+        at = await _positions(conn, plan_row.frame_id, body["dimensions"], stratum.key, chosen + backups)
+        weight = Fraction(stratum.population, stratum.sample) if stratum.sample else Fraction(0)
+        for role, positions in (("selected", chosen), ("reserve", backups)):
+            for rank, position in enumerate(positions, 1):
+                row = at[position]
+                uid = unit_id(salt, row.dossier_id)
+                if uid in seen:
+                    raise InvalidParameter("two dossiers share a unit id: the campaign salt is unusable", "seed")
+                seen.add(uid)
+                records.append({"draw_id": draw_id, "unit_id": uid, "dossier_id": row.dossier_id,
+                                "agency_code": row.agency_code, "agency_id": row.agency_id,
+                                "stratum": label(stratum.key), "role": role, "rank": rank,
+                                "status": "active" if role == "selected" else "reserve",
+                                "weight": Decimal(weight.numerator) / Decimal(weight.denominator or 1)})
                 if role == "selected":
                     units.append(_sampled(records[-1]))
     for start in range(0, len(records), 5000):
@@ -167,12 +160,31 @@ async def reveal_draw(conn: AsyncConnection, store: EventStore, keys: KeySource,
     await conn.execute(update(draws).where(draws.c.draw_id == draw_id).values(seed=seed, status="drawn"))
     parts = max(1, -(-len(units) // PART_SIZE))
     events = [SampleDrawn(draw_id=draw_id, campaign_id=draw.campaign_id, province=body.get("province"),
-                          frame_digest=result.frame_digest, seed_commitment=draw.seed_commitment, seed=seed,
-                          algorithm_version=result.algorithm_version, part=i + 1, parts=parts,
+                          frame_digest=body["frame_digest"], seed_commitment=draw.seed_commitment, seed=seed,
+                          algorithm_version=ALGORITHM_VERSION, part=i + 1, parts=parts,
                           units=units[i * PART_SIZE:(i + 1) * PART_SIZE]) for i in range(parts)]
     await store.append(conn, f"draw-{draw_id}", events, expected_version=None, meta=meta)
     return {"draw_id": draw_id, "selected": len(units), "reserves": len(records) - len(units),
-            "frame_digest": result.frame_digest, "algorithm_version": result.algorithm_version}
+            "frame_digest": body["frame_digest"], "algorithm_version": ALGORITHM_VERSION}
+
+
+async def _positions(conn: AsyncConnection, frame_id: str, dims: list[str], key: tuple[str, ...],
+                     positions: list[int]) -> dict[int, Any]:
+    """The rows at these positions of one stratum in canonical order, fetched without loading the stratum.
+
+    Canonical order is ``(agency_code, dossier_id)`` by code point (``COLLATE "C"``), exactly the order
+    ``draw_sample`` uses, so the service and an offline re-run pick the same rows.
+    """
+    if not set(dims) <= set(DIMENSIONS.values()):
+        raise InvalidParameter(f"unknown stratification dimensions {dims}", "plan")
+    where = " AND ".join(f"coalesce({d}, '') = :k{i}" for i, d in enumerate(dims)) or "TRUE"
+    sql = text(f"""SELECT pos, dossier_id, agency_code, agency_id FROM (
+                     SELECT row_number() OVER (ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C") - 1 AS pos,
+                            dossier_id, agency_code, agency_id
+                     FROM frame_units WHERE frame_id = :frame AND {where}) ranked
+                   WHERE pos = ANY(:positions)""")
+    params = {"frame": frame_id, "positions": positions} | {f"k{i}": v for i, v in enumerate(key)}
+    return {r.pos: r for r in await conn.execute(sql, params)}
 
 
 def _sampled(record: Mapping[str, Any]) -> SampledUnit:

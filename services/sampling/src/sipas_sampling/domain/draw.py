@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 from sipas_sampling.domain.allocation import SamplePlan, StratumPlan
@@ -128,18 +128,29 @@ def draw_sample(rows: Iterable[FrameRow], plan: SamplePlan, stratification: Stra
     return Draw(ALGORITHM_VERSION, digest, commitment, plan.dimensions, drawn)
 
 
-def _draw_stratum(stratum: StratumPlan, units: list[FrameRow], seed: str, digest: str, salt: bytes,
-                  reserves: ReservePolicy) -> StratumDraw:
+def stratum_picks(stratum: StratumPlan, seed: str, digest: str, reserves: ReservePolicy) -> tuple[list[int], list[int]]:
+    """Positions (0-based, in the stratum's canonical order) of the sample, then of the ordered reserves.
+
+    This is the whole random part of the draw; a caller holding the frame in a database can fetch just
+    these positions instead of loading the stratum (the service does, so memory does not grow with N).
+    """
     stream = RandomStream(seed, ALGORITHM_VERSION, digest, "stratum", str(len(stratum.key)), *stratum.key)
     extra = reserves.size(stratum.population, stratum.sample)
     picks = ordered_sample(stream, stratum.population, stratum.sample + extra)
-    drawn = [
-        DrawnUnit(unit_id(salt, units[p].dossier_id), units[p].agency_code, units[p].dossier_id, stratum.key, p, 0)
-        for p in picks
-    ]
-    selected = tuple(replace(u, rank=r) for r, u in enumerate(drawn[:stratum.sample], 1))
-    backups = tuple(replace(u, rank=r) for r, u in enumerate(drawn[stratum.sample:], 1))
-    return StratumDraw(stratum.key, stratum.population, selected, backups)
+    return picks[:stratum.sample], picks[stratum.sample:]
+
+
+def _draw_stratum(stratum: StratumPlan, units: list[FrameRow], seed: str, digest: str, salt: bytes,
+                  reserves: ReservePolicy) -> StratumDraw:
+    selected, backups = stratum_picks(stratum, seed, digest, reserves)
+
+    def drawn(positions: list[int]) -> tuple[DrawnUnit, ...]:
+        # Canonical (cleaned) values, as the digest sees them: whitespace in a file never changes a draw.
+        return tuple(DrawnUnit(unit_id(salt, units[p].dossier_id), clean_text(units[p].agency_code),
+                               clean_text(units[p].dossier_id), stratum.key, p, rank)
+                     for rank, p in enumerate(positions, 1))
+
+    return StratumDraw(stratum.key, stratum.population, drawn(selected), drawn(backups))
 
 
 def _check_unique_ids(strata: tuple[StratumDraw, ...]) -> None:

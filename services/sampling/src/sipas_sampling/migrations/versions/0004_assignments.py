@@ -1,4 +1,4 @@
-"""Field assignments: which enumerator (or post office) carries each sampled unit.
+"""Field assignments (which enumerator carries each sampled unit); the canonical-order index a draw reads.
 
 Revision ID: 0004
 Revises: 0003
@@ -17,8 +17,11 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("sample_units", sa.Column("assigned_to", sa.Text))
     op.create_index("ix_sample_units_assigned_to", "sample_units", ["draw_id", "assigned_to"])
+    op.execute('CREATE INDEX ix_frame_units_canonical ON frame_units '
+               '(frame_id, agency_code COLLATE "C", dossier_id COLLATE "C")')
 
 
 def downgrade() -> None:
+    op.drop_index("ix_frame_units_canonical", "frame_units")
     op.drop_index("ix_sample_units_assigned_to", "sample_units")
     op.drop_column("sample_units", "assigned_to")
