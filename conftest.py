@@ -188,3 +188,25 @@ async def open_api(stack: Stack, identity: object) -> AsyncIterator[object]:
             return Api(service, client, identity, app, url)
 
         yield start
+
+
+async def apply_events(database_url: str, projection: object, events: list[object], producer: str) -> None:
+    """Apply another service's events to a projection, exactly as its consumer would (one transaction
+    per event), for tests that need a service's reference data without running the producer."""
+    import datetime as dt
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sipas_events.envelope import Envelope
+    from sipas_events.ids import new_id
+
+    engine = create_async_engine(database_url)
+    try:
+        for position, event in enumerate(events, start=1):
+            env = Envelope(id=new_id(), source=f"/sipas/{producer}", type=event.event_type(), subject="test",  # type: ignore[attr-defined]
+                           time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), data=event.payload(), sequence=1,  # type: ignore[attr-defined]
+                           position=position, correlationid="test", actor="test")
+            async with engine.begin() as conn:
+                await projection.handlers[type(event).__name__](conn, event, env)  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()

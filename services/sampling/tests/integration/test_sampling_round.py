@@ -3,7 +3,6 @@ commit-reveal draw, withdrawal with replacement, logged contact reads, crypto-sh
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 
@@ -12,8 +11,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sipas_events.catalogue import registry as ev
-from sipas_events.envelope import Envelope
-from sipas_events.ids import new_id
 from sipas_kit.reference import reference_projection
 from sipas_sampling.adapters.tables import reference
 
@@ -23,16 +20,9 @@ HEADER = "agency_code,procedure,service_field,dossier_id,completed_on,respondent
 
 
 async def feed_registry(api, events):
-    """Apply registry events to the service's reference projection, as its consumer would."""
-    projection = reference_projection(reference)
-    engine = create_async_engine(api.database_url)
-    async with engine.begin() as conn:
-        for position, event in enumerate(events, start=1):
-            env = Envelope(id=new_id(), source="/sipas/registry", type=event.event_type(), subject="s",
-                           time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), data=event.payload(), sequence=1,
-                           position=position, correlationid="t", actor="test")
-            await projection.handlers[type(event).__name__](conn, event, env)
-    await engine.dispose()
+    from conftest import apply_events
+
+    await apply_events(api.database_url, reference_projection(reference), events, "registry")
 
 
 async def scalar(api, sql, **params):

@@ -17,8 +17,19 @@ class BallotIssued(Event):
     ballot_id: Id
     campaign_id: Id
     unit_id: Id
-    agency_id: Id
+    agency_id: Id | None
     province: ProvinceCode | None = None
+
+
+@event("ballots", 1)
+class BallotCancelled(Event):
+    """A ballot code was cancelled (its unit withdrew, or a reissue replaced it)."""
+
+    ballot_id: Id
+    campaign_id: Id
+    unit_id: Id
+    province: ProvinceCode | None = None
+    reason: Text
 
 
 @event("ballots", 1)
@@ -28,8 +39,8 @@ class BallotAccepted(Event):
     ballot_id: Id
     campaign_id: Id
     unit_id: Id
-    agency_id: Id
-    stratum: Id
+    agency_id: Id | None
+    stratum: Text
     weight_ref: Id = Field(description="The draw whose weights apply")
     province: ProvinceCode | None = None
     channel: Channel
@@ -46,10 +57,11 @@ class BallotRejected(Event):
     province: ProvinceCode | None = None
     channel: Channel
     reason: Literal[
-        "unknown_code", "cancelled_code", "used_code", "wrong_campaign", "outside_window",
-        "off_scale", "too_few_answers", "unknown_item",
+        "unknown_code", "cancelled_code", "used_code", "wrong_campaign", "outside_window", "not_sampled",
+        "unknown_item", "off_scale", "unknown_option", "too_many_choices", "too_few_answers",
     ]
     detail: Text
+    field: Id | None = Field(default=None, description="The item, option or input at fault")
 
 
 @event("ballots", 1)

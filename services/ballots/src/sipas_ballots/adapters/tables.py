@@ -1,10 +1,62 @@
-"""The ballots service's own tables beside the backbone's: so far the registry's reference data."""
+"""The ballots service's tables: the sampled units it learned from sampling, ballot codes,
+every submission's outcome, and accepted ballots. Codes live only here (never in an event)."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, Numeric, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from sipas_kit.reference import ReferenceTables
 
 metadata = MetaData()
 reference = ReferenceTables.on(metadata)
+
+sampled_units = Table(
+    "sampled_units", metadata,
+    Column("unit_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("draw_id", Text, nullable=False),
+    Column("agency_id", Text),
+    Column("agency_code", Text, nullable=False),
+    Column("stratum", Text, nullable=False),
+    Column("weight", Numeric, nullable=False),
+    Column("status", Text, nullable=False, comment="active | withdrawn"),
+    Column("province", Text),
+    Column("source_position", BigInteger, nullable=False),
+)
+
+ballots = Table(
+    "ballots", metadata,
+    Column("ballot_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("unit_id", Text, nullable=False, index=True),
+    Column("code", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False, comment="issued | used | cancelled"),
+    Column("cancel_reason", Text),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+)
+
+submissions = Table(
+    "submissions", metadata,
+    Column("submission_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("channel", Text, nullable=False),
+    Column("outcome", Text, nullable=False, comment="accepted | rejected"),
+    Column("reason", Text),
+    Column("detail", Text),
+    Column("ballot_id", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+accepted = Table(
+    "accepted_ballots", metadata,
+    Column("ballot_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("unit_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("answers", JSONB, nullable=False),
+    Column("expectations", JSONB, nullable=False),
+    Column("entered_by", Text),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Column("voided", Boolean, nullable=False, server_default="false"),
+)

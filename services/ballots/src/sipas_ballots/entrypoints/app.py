@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from sipas_ballots.adapters.tables import reference
+from sipas_ballots.entrypoints import intake_api
+from sipas_ballots.projections.sample import projection as sample
 from sipas_kit.app import ServiceDefinition
 from sipas_kit.app import create_app as kit_app
 from sipas_kit.reference import reference_projection, reference_router
@@ -13,7 +15,8 @@ from sipas_kit.settings import ServiceSettings
 DEFINITION = ServiceDefinition(
     name="ballots", package="sipas_ballots", title="SIPAS ballots",
     description="Ballot codes, every intake channel, validation, double entry and back-checks.",
-    routers=[reference_router(reference)], projections=[reference_projection(reference)],
+    routers=[reference_router(reference), intake_api.router],
+    projections=[reference_projection(reference), sample],
 )
 
 

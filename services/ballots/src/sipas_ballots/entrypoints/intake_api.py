@@ -1,0 +1,88 @@
+"""Intake over HTTP: one endpoint for every channel, all through the same validation path.
+
+Online respondents need no account: the ballot code is their credential. Every other channel is
+keyed by staff (clerk, enumerator) or sent by a partner system (service role).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sipas_ballots.adapters.tables import ballots, reference, submissions
+from sipas_ballots.application.intake import submit, today_in_vietnam
+from sipas_ballots.domain.validation import Accepted, Submission
+from sipas_kit.auth import CurrentPrincipal, Principal, Role, authenticate
+from sipas_kit.http import Ctx, metadata, run_command
+from sipas_kit.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["intake"])
+STAFF = {Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.CLERK, Role.ENUMERATOR, Role.SERVICE}
+
+
+class SubmissionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str = Field(min_length=1, max_length=40, description="As typed or scanned; hyphens, case, O/0 forgiven")
+    campaign_id: str = Field(min_length=1, max_length=100)
+    answers: dict[Annotated[str, Field(max_length=40)], int | None] = Field(max_length=200)
+    expectations: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=50)
+    not_applicable_factors: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=20)
+    channel: Literal["online", "paper", "import", "kiosk"] = "online"
+    entry_seconds: float | None = Field(default=None, ge=0, le=86_400)
+
+
+def _principal(request: Request, body: SubmissionIn) -> Principal:
+    if body.channel == "online" and "authorization" not in request.headers:
+        # The code is the respondent's credential: it never goes into an event, not even as the actor.
+        digest = hashlib.sha256(body.code.upper().replace("-", "").encode()).hexdigest()[:16]
+        return Principal(subject=f"respondent:{digest}", role=Role.PARTNER)
+    who = authenticate(request)
+    if who.role not in STAFF:
+        raise Problem(403, "Forbidden", f"a {who.role} cannot submit ballots on the {body.channel} channel")
+    return who
+
+
+@router.post("/submissions", status_code=201, summary="Submit a ballot on any channel; the outcome is recorded",
+             responses={422: {"description": "Rejected, with the METHODOLOGY §2 reason; the rejection is recorded"}})
+async def post_submission(body: SubmissionIn, request: Request, ctx: Ctx) -> JSONResponse:
+    who = _principal(request, body)
+    sub = Submission(code=body.code, campaign_id=body.campaign_id, received_on=today_in_vietnam(),
+                     answers=body.answers, channel=body.channel, expectations=frozenset(body.expectations),
+                     entered_by=None if who.role == Role.PARTNER else who.subject, entry_seconds=body.entry_seconds,
+                     not_applicable_factors=frozenset(body.not_applicable_factors))
+
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        if who.role in (Role.PROVINCE_OPERATOR, Role.CLERK, Role.ENUMERATOR):
+            c = reference.campaigns.c
+            province = (await conn.execute(select(c.province).where(c.campaign_id == body.campaign_id))).scalar()
+            who.require_province(province, f"campaign {body.campaign_id}")
+        submission_id, outcome = await submit(conn, ctx.store, sub, metadata(request, who))
+        if isinstance(outcome, Accepted):
+            return 201, {"submission_id": submission_id, "outcome": "accepted", "ballot_id": outcome.ballot.ballot_id}
+        return 422, {"type": f"https://sipas.gov.vn/problems/ballot-{outcome.reason_code.replace('_', '-')}",
+                     "title": "Ballot rejected", "status": 422, "detail": outcome.detail,
+                     "instance": request.url.path, "submission_id": submission_id, "reason": outcome.reason_code,
+                     "errors": [{"field": f"body.{outcome.field}" if outcome.field else "body",
+                                 "message": outcome.detail, "type": outcome.reason_code}]}
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.get("/campaigns/{campaign_id}/progress", summary="Issued, returned, valid, rejected by reason")
+async def progress(campaign_id: str, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        issued: dict[str, int] = dict((await conn.execute(select(ballots.c.status, func.count()).where(
+            ballots.c.campaign_id == campaign_id).group_by(ballots.c.status))).all())
+        outcomes = (await conn.execute(select(submissions.c.outcome, submissions.c.reason, func.count()).where(
+            submissions.c.campaign_id == campaign_id).group_by(submissions.c.outcome, submissions.c.reason))).all()
+    rejected = {reason: n for outcome, reason, n in outcomes if outcome == "rejected"}
+    return {"campaign_id": campaign_id, "issued": sum(issued.values()), "by_status": issued,
+            "valid": sum(n for outcome, _, n in outcomes if outcome == "accepted"),
+            "rejected": sum(rejected.values()), "rejected_by_reason": rejected}

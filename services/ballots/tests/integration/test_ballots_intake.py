@@ -1,0 +1,153 @@
+"""Issuance from the sample and the one validation path, over real PostgreSQL: a test per rejection
+reason, nothing kept of a rejected ballot but its record, and one acceptance per code under load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from conftest import apply_events
+from sipas_ballots.adapters.tables import reference
+from sipas_ballots.projections.sample import projection as sample
+from sipas_events.catalogue import registry as reg
+from sipas_events.catalogue import sampling as smp
+from sipas_kit.reference import reference_projection
+
+pytestmark = pytest.mark.asyncio
+REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
+CAMPAIGN = "c-ballots"
+
+
+def builtin(kind: str, ident: str) -> dict:
+    return json.loads((REFERENCE / f"{kind}s" / f"{ident}.json").read_text(encoding="utf-8"))["definition"]
+
+
+async def rows(api, sql, **params):
+    engine = create_async_engine(api.database_url)
+    async with engine.connect() as conn:
+        result = [tuple(r) for r in await conn.execute(text(sql), params)]
+    await engine.dispose()
+    return result
+
+
+def unit(i: int) -> smp.SampledUnit:
+    return smp.SampledUnit(unit_id=f"u{i:03d}", agency_id="a1", agency_code="H01.1", stratum="H01.1", weight="2.5")
+
+
+@pytest.fixture
+async def ballots_api(open_api):
+    api = await open_api("ballots")
+    window = {"start": "2026-01-01", "end": "2099-12-31"}
+    await apply_events(api.database_url, reference_projection(reference), [
+        reg.InstrumentPublished(instrument_id="sipas-2017", instrument_version=1,
+                                definition=builtin("instrument", "sipas-2017")),
+        reg.SchemePublished(scheme_id="share-satisfied", scheme_version=1, definition=builtin("scheme", "share-satisfied")),
+        reg.CampaignOpened(campaign_id=CAMPAIGN, name="Vòng thử", year=2026, scope="province", province="01",
+                           collection_window=window, frame_window={"start": "2025-10-01", "end": "2025-12-31"},
+                           target_unit_ids=["a1"], instrument={"id": "sipas-2017", "version": 1},
+                           scheme={"id": "share-satisfied", "version": 1}, retention_until="2100-01-01"),
+        reg.CampaignOpened(campaign_id="c-other", name="Vòng khác", year=2026, scope="province", province="01",
+                           collection_window={"start": "2020-01-01", "end": "2020-12-31"},
+                           frame_window={"start": "2019-01-01", "end": "2019-12-31"}, target_unit_ids=["a1"],
+                           instrument={"id": "sipas-2017", "version": 1}, scheme={"id": "share-satisfied", "version": 1},
+                           retention_until="2021-01-01"),
+    ], "registry")
+    drawn = smp.SampleDrawn(draw_id="d1", campaign_id=CAMPAIGN, province="01", frame_digest="0" * 64,
+                            seed_commitment="1" * 64, seed="2" * 32, algorithm_version="v1", part=1, parts=1,
+                            units=[unit(i) for i in range(60)])
+    await apply_events(api.database_url, sample, [drawn, drawn], "sampling")  # a redelivery issues nothing twice
+    return api
+
+
+def full_answers(value: int = 4) -> dict[str, int | None]:
+    items = [i["code"] for f in builtin("instrument", "sipas-2017")["factors"] for i in f["items"]]
+    return {code: value for code in items}
+
+
+async def codes(api) -> dict[str, str]:
+    return dict(await rows(api, "SELECT unit_id, code FROM ballots ORDER BY unit_id"))
+
+
+async def post(api, code, answers=None, campaign=CAMPAIGN, **extra):
+    return await api.client.post("/v1/submissions", json={
+        "code": code, "campaign_id": campaign, "answers": full_answers() if answers is None else answers} | extra)
+
+
+async def test_one_ballot_per_sampled_unit_and_the_code_never_in_an_event(ballots_api):
+    api = ballots_api
+    issued = await codes(api)
+    assert len(issued) == 60 and len(set(issued.values())) == 60
+    events = "\n".join(b for (b,) in await rows(api, "SELECT body FROM event_store"))
+    assert events.count("BallotIssued") == 60
+    assert not any(code in events for code in issued.values())
+
+
+async def test_every_rejection_reason_with_its_message_and_nothing_else_kept(ballots_api):
+    api = ballots_api
+    issued = await codes(api)
+    good = issued["u001"]
+    answers = full_answers()
+    cases = [
+        ("unknown_code", dict(code="ZZZZ-ZZZZ-ZZ"), "not a ballot code"),
+        ("unknown_code", dict(code="0000-0000-000"), "no ballot"),
+        ("wrong_campaign", dict(code=issued["u002"], campaign="c-other"), "campaign"),
+        ("unknown_item", dict(code=issued["u003"], answers=answers | {"9.9": 4}), "9.9"),
+        ("off_scale", dict(code=issued["u004"], answers=answers | {"1.1": 7}), "1.1"),
+        ("unknown_option", dict(code=issued["u005"], expectations=["E99"]), "E99"),
+        ("too_many_choices", dict(code=issued["u006"], expectations=["E1", "E2", "E3", "E4"]), "3"),
+        ("too_few_answers", dict(code=issued["u007"], answers={k: v for k, v in list(answers.items())[:10]}),
+         "answered"),
+    ]
+    for reason, args, says in cases:
+        r = await post(api, args.pop("code"), args.pop("answers", None), args.pop("campaign", CAMPAIGN), **args)
+        assert r.status_code == 422, (reason, r.text)
+        assert r.json()["reason"] == reason and says in r.json()["detail"], (reason, r.json())
+        assert r.headers["content-type"] == "application/problem+json"
+    assert (await post(api, good)).status_code == 201
+    used = await post(api, good.lower().replace("-", ""))  # the same code, typed differently
+    assert used.status_code == 422 and used.json()["reason"] == "used_code"
+    await apply_events(api.database_url, sample, [smp.UnitWithdrawn(
+        draw_id="d1", campaign_id=CAMPAIGN, province="01", unit_id="u008", reason="withdrawal")], "sampling")
+    cancelled = await post(api, issued["u008"])
+    assert cancelled.status_code == 422 and cancelled.json()["reason"] == "cancelled_code"
+    # A rejection keeps its record and its event, never the answers.
+    assert await rows(api, "SELECT count(*) FROM accepted_ballots") == [(1,)]
+    recorded = await rows(api, "SELECT reason, count(*) FROM submissions WHERE outcome = 'rejected' GROUP BY reason")
+    assert dict(recorded) == {"unknown_code": 2, "wrong_campaign": 1, "unknown_item": 1, "off_scale": 1,
+                              "unknown_option": 1, "too_many_choices": 1, "too_few_answers": 1, "used_code": 1,
+                              "cancelled_code": 1}
+    rejected = [b for (b,) in await rows(api, "SELECT body FROM event_store WHERE type LIKE '%BallotRejected%'")]
+    assert len(rejected) == 10 and not any('"answers":' in b for b in rejected)
+    assert not any(code in b for b in rejected for code in issued.values())  # nor any code, not even as actor
+    progress = (await api.client.get(f"/v1/campaigns/{CAMPAIGN}/progress", headers=api.auth("auditor"))).json()
+    assert progress["valid"] == 1 and progress["rejected_by_reason"]["used_code"] == 1
+
+
+async def test_a_code_submitted_50_times_at_once_is_accepted_once(ballots_api):
+    api = ballots_api
+    code = (await codes(api))["u010"]
+    results = await asyncio.gather(*(post(api, code) for _ in range(50)))
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(201) == 1 and statuses.count(422) == 49
+    assert {r.json()["reason"] for r in results if r.status_code == 422} == {"used_code"}
+    assert await rows(api, "SELECT count(*) FROM accepted_ballots") == [(1,)]
+    accepted = await rows(api, "SELECT count(*) FROM event_store WHERE type LIKE '%BallotAccepted%'")
+    assert accepted == [(1,)]
+
+
+async def test_staff_channels_need_staff_in_scope(ballots_api):
+    api = ballots_api
+    code = (await codes(api))["u011"]
+    r = await post(api, code, channel="paper")
+    assert r.status_code == 401
+    r = await api.client.post("/v1/submissions", headers=api.auth("clerk", "79"), json={
+        "code": code, "campaign_id": CAMPAIGN, "answers": full_answers(), "channel": "paper"})
+    assert r.status_code == 403
+    r = await api.client.post("/v1/submissions", headers=api.auth("clerk", "01"), json={
+        "code": code, "campaign_id": CAMPAIGN, "answers": full_answers(), "channel": "paper"})
+    assert r.status_code == 201
