@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import apply_events
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import apply_events
 from sipas_ballots.adapters.tables import reference
 from sipas_ballots.projections.sample import projection as sample
 from sipas_events.catalogue import registry as reg
