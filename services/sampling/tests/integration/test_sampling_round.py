@@ -245,3 +245,34 @@ async def test_field_lists_are_balanced_and_show_contacts_only_to_those_allowed(
     assert len(audit.text.splitlines()) - 1 == sum(counts.values())
     pdf = await api.client.get(f"/v1/draws/{draw_id}/field-list.pdf", params={"enumerator": "enum-c"}, headers=op)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["content-type"] == "application/pdf"
+
+
+async def test_non_response_adjustment_within_strata(sampling):
+    from conftest import apply_events
+
+    from sipas_events.catalogue.ballots import BallotAccepted, BallotVoided
+    from sipas_sampling.projections.responses import projection as responses
+
+    api = sampling
+    draw_id = await draw_round(api)
+    op = api.auth("province-operator", "01")
+    selected = (await api.client.get(f"/v1/draws/{draw_id}/units", params={"role": "selected"}, headers=op)).json()
+    by_stratum: dict[str, list[str]] = {}
+    for u in selected:
+        by_stratum.setdefault(u["stratum"], []).append(u["unit_id"])
+    answered = by_stratum["H01.1"][:40] + by_stratum["H01.2"][:10]
+    accepted = [BallotAccepted(ballot_id=f"b-{u}", campaign_id="c-2026", unit_id=u, agency_id="a1", stratum="s",
+                               weight_ref=draw_id, channel="online", answers={"1.1": 4}) for u in answered]
+    voided = BallotVoided(ballot_id=f"b-{answered[0]}", campaign_id="c-2026", reason="fabricated")
+    await apply_events(api.database_url, responses, [*accepted, voided], "ballots")
+    r = await api.client.post(f"/v1/draws/{draw_id}/weights", headers=op)
+    assert r.status_code == 200, r.text
+    strata = {s["stratum"]: s for s in r.json()["strata"]}
+    one, two = strata["H01.1"], strata["H01.2"]
+    assert one["responded"] == 39 and two["responded"] == 10  # the voided ballot is not a response
+    assert one["adjustment"].startswith(str(round(one["sampled"] / 39, 4))[:5])
+    from decimal import Decimal
+
+    assert Decimal(two["final_weight"]) == Decimal(two["design_weight"]) * Decimal(two["sampled"]) / 10
+    again = await api.client.post(f"/v1/draws/{draw_id}/weights", headers=op)
+    assert again.json()["revision"] == 2 and r.json()["revision"] == 1

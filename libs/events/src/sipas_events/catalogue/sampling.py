@@ -131,3 +131,24 @@ class PersonalDataShredded(Event):
     province: ProvinceCode | None = None
     reason: Literal["retention_ended", "ordered"]
     rows: int = Field(ge=0, description="Encrypted rows made unreadable")
+
+
+class StratumWeights(Part):
+    stratum: Text
+    population: int = Field(ge=0)
+    sampled: int = Field(ge=0)
+    responded: int = Field(ge=0)
+    design_weight: ExactDecimal
+    adjustment: ExactDecimal | None = Field(description="sampled / responded; None when nobody responded")
+    final_weight: ExactDecimal | None
+
+
+@event("sampling", 1)
+class WeightsAdjusted(Event):
+    """Non-response adjustment within strata (fieldwork closed); a later revision supersedes an earlier one."""
+
+    draw_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    revision: int = Field(ge=1)
+    strata: list[StratumWeights]

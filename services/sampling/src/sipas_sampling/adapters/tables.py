@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -127,4 +128,14 @@ contact_reads = Table(
     Column("actor", Text, nullable=False),
     Column("purpose", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+responses = Table(
+    "responses", metadata,
+    Column("unit_id", Text, primary_key=True),
+    Column("ballot_id", Text, nullable=False),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("voided", Boolean, nullable=False),
+    Column("source_position", BigInteger, nullable=False),
+    comment="accepted ballots by unit, from the ballots service: who responded, for non-response weights",
 )

@@ -20,8 +20,10 @@ from sipas_events.catalogue.sampling import (
     SamplePlanApproved,
     SamplePlanProposed,
     StratumPlanned,
+    StratumWeights,
     UnitReplaced,
     UnitWithdrawn,
+    WeightsAdjusted,
 )
 from sipas_events.ids import new_id
 from sipas_events.store import EventStore, Metadata
@@ -35,6 +37,7 @@ from sipas_sampling.domain.prng import check_seed, seed_commitment
 from sipas_sampling.domain.pseudonym import check_salt, unit_id
 from sipas_sampling.domain.size import Cochran, Slovin
 from sipas_sampling.domain.strata import label
+from sipas_sampling.domain.weights import StratumOutcome, stratum_weight
 
 # The campaign's stratification keys and the frame_units column each reads.
 DIMENSIONS = {"agency": "agency_code", "service_field": "service_field", "level": "level", "area": "area"}
@@ -259,3 +262,35 @@ async def shred_campaign(conn: AsyncConnection, store: EventStore, campaign_id: 
     event = PersonalDataShredded(campaign_id=campaign_id, province=province, reason=reason, rows=rows)  # type: ignore[arg-type]
     await store.append(conn, f"retention-{campaign_id}", [event], expected_version=0, meta=meta)
     return rows
+
+
+async def adjust_weights(conn: AsyncConnection, store: EventStore, draw_id: str, meta: Metadata) -> dict[str, Any]:
+    """Non-response adjustment within strata from the responses known now; each call is a new revision."""
+    draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id).with_for_update())).first()
+    if draw is None or draw.status != "drawn":
+        raise NotFound(f"no revealed draw {draw_id}", "draw_id")
+    plan = (await load_plan(conn, draw.plan_id)).body
+    population = {label(tuple(s["key"])): s["population"] for s in plan["strata"]}
+    counts = (await conn.execute(text(
+        "SELECT su.stratum, count(*) FILTER (WHERE su.role = 'selected') AS sampled, "
+        "count(r.unit_id) FILTER (WHERE su.status = 'active' AND NOT r.voided) AS responded "
+        "FROM sample_units su LEFT JOIN responses r ON r.unit_id = su.unit_id "
+        "WHERE su.draw_id = :d GROUP BY su.stratum ORDER BY su.stratum"), {"d": draw_id})).all()
+    strata = []
+    for stratum, sampled, responded in counts:
+        if not sampled:
+            continue
+        w = stratum_weight(StratumOutcome((stratum,), population[stratum], sampled, responded))
+        strata.append(StratumWeights(
+            stratum=stratum, population=population[stratum], sampled=sampled, responded=responded,
+            design_weight=_decimal(w.design) or Decimal(0), adjustment=_decimal(w.adjustment),
+            final_weight=_decimal(w.final)))
+    revision = 1 + sum(1 for _ in await store.load(conn, f"weights-{draw_id}"))
+    event = WeightsAdjusted(draw_id=draw_id, campaign_id=draw.campaign_id, province=plan.get("province"),
+                            revision=revision, strata=strata)
+    await store.append(conn, f"weights-{draw_id}", [event], expected_version=revision - 1, meta=meta)
+    return event.payload()
+
+
+def _decimal(value: Fraction | None) -> Decimal | None:
+    return None if value is None else Decimal(value.numerator) / Decimal(value.denominator)

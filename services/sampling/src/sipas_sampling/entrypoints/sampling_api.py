@@ -308,3 +308,12 @@ async def field_list_pdf(draw_id: str, request: Request, ctx: Ctx, who: CurrentP
     columns = LIST_COLUMNS + (CONTACT_COLUMNS if with_contacts else [])
     title = f"Danh sách khảo sát — đợt chọn mẫu {draw_id}" + (f" — {enumerator}" if enumerator else "")
     return Response(printing.field_list_pdf(title, rows, columns), media_type="application/pdf")
+
+
+@router.post("/draws/{draw_id}/weights", summary="Adjust weights for non-response within strata (at fieldwork close)")
+async def adjust_weights(draw_id: str, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
+        return 200, await rounds.adjust_weights(conn, ctx.store, draw_id, metadata(request, who))
+
+    return await run_command(ctx, request, who, decide)
