@@ -170,6 +170,13 @@ async def open_api(stack: Stack, identity: object) -> AsyncIterator[object]:
 
     import httpx
 
+    from sipas_events.bus.jetstream import JetStreamBus
+
+    # Each test starts from empty streams: no other test's events reach this test's consumers.
+    bus = await JetStreamBus.connect(stack.nats.url, name="tests-reset")
+    for info in await bus._js.streams_info():
+        await bus._js.delete_stream(info.config.name)
+    await bus.close()
     async with contextlib.AsyncExitStack() as exits:
 
         async def start(service: str, **overrides: object) -> Api:

@@ -60,8 +60,7 @@ def test_registered_agency_reaches_the_ballots_projection(platform, admin):
     assert event["correlationid"] == "e2e-slice-1" and event["actor"] == "admin@test"
     assert event["type"] == "vn.gov.sipas.registry.AgencyRegistered.v1" and event["province"] == "01"
     # The consumer's log lines carry the same correlation id.
-    log = (platform.home / "logs" / "ballots.log").read_text()
-    assert "e2e-slice-1" in log
+    wait_for(lambda: "e2e-slice-1" in (platform.home / "logs" / "ballots.log").read_text())
 
 
 def registry_events(platform, admin) -> list[dict]:

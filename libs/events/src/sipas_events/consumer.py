@@ -115,7 +115,7 @@ class Consumer:
         self._catalogue, self._batch = catalogue, batch
         self._retry = retry or RetryPolicy()
         self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
-        self._log_each = log_each  # one DEBUG line per applied event, with its correlation id
+        self._log_each = log_each  # a line per applied event with its correlation id (INFO for one per run)
         self._latency = metrics.apply_latency.labels(self.name)
         self.position = 0
         self._buffer: dict[int, _Item] = {}
@@ -245,8 +245,11 @@ class Consumer:
         for item in run:
             self._latency.observe((now - item.envelope.time).total_seconds())
         await self._advance(run)
-        # One line per committed run; per event only at DEBUG (``log_each``), with its correlation id.
-        log.info("consumer.applied_run", consumer=self.name, first=run[0].position, last=run[-1].position)
+        # One INFO line per committed run naming the requests it carried, so an operator can follow a
+        # correlation id from the HTTP request into every consumer whatever the batching.
+        cids = sorted({item.envelope.correlationid for item in run})
+        log.info("consumer.applied_run", consumer=self.name, first=run[0].position, last=run[-1].position,
+                 correlation_ids=cids[:20], more_correlation_ids=max(0, len(cids) - 20))
 
     async def _apply_items(self, conn: AsyncConnection, run: Sequence[_Item]) -> None:
         handlers = self.projection.handlers
@@ -272,7 +275,10 @@ class Consumer:
                         raise
                     raise _HandlerFailed(index, exc) from exc
                 if self._log_each:
-                    log.debug("consumer.applied", consumer=self.name, position=item.position)
+                    # Sampled: the first event of each run at INFO (at a trickle, that is every event),
+                    # the others at DEBUG; each with its own correlation id bound.
+                    (log.debug if applied else log.info)(
+                        "consumer.applied", consumer=self.name, position=item.position, run=len(run))
             finally:
                 reset(**tokens)
             applied[env.event_name] += 1
@@ -296,13 +302,15 @@ class Consumer:
             self._buffer.pop(item.position, None)
         self.position = run[-1].position
         self._m.consumer_position.labels(self.name, self.producer).set(self.position)
+        failed, error = 0, None
         for item in run:  # after the commit; each ack only queues a few bytes on the NATS connection
             if item.delivery is not None:
                 try:
                     await item.delivery.ack()
                 except Exception as exc:  # a lost ack means a redelivery, which the checkpoint absorbs
-                    log.warning("consumer.ack_failed", consumer=self.name, error=repr(exc)[:200])
-                    break
+                    failed, error = failed + 1, exc
+        if failed:
+            log.warning("consumer.ack_failed", consumer=self.name, count=failed, error=repr(error)[:200])
 
     async def _failed(self, item: _Item, cause: BaseException) -> None:
         item.failures += 1

@@ -92,10 +92,11 @@ class Relay:
 
     async def _loop(self, conn: AsyncConnection, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            # Clear before pumping: a NOTIFY that arrives while the pump runs must wake the next wait.
+            # Clear before pumping, never after: a NOTIFY that arrives while the pump runs (its
+            # event committed too late for this pump) must cut the next wait short.
             self._wake.clear()
-            moved = await self.pump(conn)
-            if moved == 0:
+            _, more = await self._pump(conn)
+            if not more:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
                 except TimeoutError:
@@ -103,14 +104,17 @@ class Relay:
 
     async def pump(self, conn: AsyncConnection) -> int:
         """One round: sequence a batch, publish a batch. Returns how much moved."""
+        return (await self._pump(conn))[0]
+
+    async def _pump(self, conn: AsyncConnection) -> tuple[int, bool]:
+        """(how much moved, whether more may be waiting already: a full batch sequenced or some left unpublished)."""
         async with conn.begin():
             done = await sequencer.sequence(conn, self._batch)
-            sequenced, pub_pos = len(done.events), done.published_position
+            sequenced, pub_pos, seq_pos = len(done.events), done.published_position, done.sequenced_position
             if done.events and done.events[0].position == pub_pos + 1:
-                rows = done.events  # caught up: publish what was just sequenced, no need to read it back
+                rows = done.events  # caught up: publish what was just sequenced without reading it back
             else:
                 rows = await self._store.read_all(conn, pub_pos, self._batch)
-            seq_pos = done.sequenced_position
         if sequenced:
             self._m.events_sequenced.inc(sequenced)
         if rows:
@@ -123,7 +127,7 @@ class Relay:
                 self._m.publish_duplicates.inc(dupes)
             pub_pos = rows[-1].position
         self._m.outbox_backlog.set(seq_pos - pub_pos)
-        return sequenced + len(rows)
+        return sequenced + len(rows), sequenced >= self._batch or pub_pos < seq_pos
 
     def _message(self, stored: StoredEvent) -> OutMessage:
         return OutMessage(subject_of(self.service, stored), stored.envelope_json(), str(stored.id))

@@ -193,3 +193,60 @@ async def test_rebuild_reproduces_the_projection_byte_for_byte(engine, jetstream
     await run.close()
     assert rows == rows_after == 75
     assert before == after
+
+
+async def test_a_rebuild_applying_more_than_4681_events_in_one_run(engine, jetstream):
+    """7 inbox values per event: a multi-row VALUES insert of 4,682+ events exceeds PostgreSQL's 32,767 parameters."""
+    await create_test_tables(engine)
+    store = EventStore("registry")
+    n = 5000
+    await append_agencies(engine, store, 1, n)
+    run = Running(engine, jetstream)
+    run.relay = Relay("registry", engine, jetstream, BackboneMetrics("registry"), batch=n, poll_interval=0.05)
+    run.consumer = Consumer("ballots", run.projection, engine, jetstream, run.m, batch=n, fetch_timeout=0.2,
+                            replay=StoreReplaySource({"registry": engine}))
+    run.start()
+    await eventually(lambda: _all_applied(engine, n), timeout=120)
+    async with engine.connect() as conn:
+        before, rows = await export_digest(conn, run.projection.tables)
+    await run.consumer.rebuild()  # reads the whole stream, then applies it as one run of n events
+    async with engine.connect() as conn:
+        after, rows_after = await export_digest(conn, run.projection.tables)
+        inbox_rows = (await conn.execute(select(inbox.c.position).where(inbox.c.consumer == run.consumer.name))).all()
+    await run.close()
+    assert rows == rows_after == n and before == after
+    assert sorted(p for (p,) in inbox_rows) == list(range(1, n + 1))
+    assert set((await projected(engine)).values()) == {1}
+
+
+async def test_handlers_run_with_the_event_correlation_id_bound(engine, jetstream):
+    """The first event of a run is logged at INFO, the others at DEBUG, each with its correlation id;
+    whatever a handler logs carries the event's ids too."""
+    import structlog
+    from structlog.testing import capture_logs
+
+    await create_test_tables(engine)
+    projection = counting_projection()
+    counting = projection.handlers["AgencyRegistered"]
+    bound: list[dict] = []
+
+    @projection.on("AgencyRegistered")
+    async def remember_context(conn, event, env):
+        bound.append(structlog.contextvars.get_contextvars())
+        await counting(conn, event, env)
+
+    await append_agencies(engine, EventStore("registry"), 1, 3)
+    relay = Relay("registry", engine, jetstream, BackboneMetrics("registry"))
+    async with engine.connect() as conn:  # all three on the stream before the consumer starts: one run
+        await relay._lead(conn)
+        await jetstream.ensure_stream(relay._stream)
+        await relay.pump(conn)
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        run = Running(engine, jetstream, projection=projection).start(relay=False)
+        await eventually(lambda: _all_applied(engine, 3))
+        await run.close()
+    assert [b["correlation_id"] for b in bound] == ["test-corr"] * 3
+    assert len({b["event_id"] for b in bound}) == 3
+    applied = [e for e in logs if e["event"] == "consumer.applied"]
+    assert [e["correlation_id"] for e in applied] == ["test-corr"] * 3
+    assert [(e["log_level"], e["position"]) for e in applied] == [("info", 1), ("debug", 2), ("debug", 3)]

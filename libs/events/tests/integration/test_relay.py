@@ -139,3 +139,39 @@ async def test_one_active_relay_per_service(engine, jetstream):
 
 async def _true(v):
     return bool(v)
+
+
+async def test_an_event_committed_during_an_idle_pump_is_published_without_waiting_for_the_poll(engine, jetstream):
+    """The NOTIFY of an event that commits while a pump finds nothing must not be lost.
+
+    The poll interval is an hour, so the event can only be published because the notification woke
+    the relay: the test waits for that effect, never for a time.
+    """
+    store = EventStore("registry")
+    relay = Relay("registry", engine, jetstream, BackboneMetrics("registry"), poll_interval=3600)
+    real_pump = relay._pump
+    injected = asyncio.Event()
+
+    async def pump_then_commit_one(conn):
+        result = await real_pump(conn)
+        if result[0] == 0 and not injected.is_set():
+            # An idle pump: now an event commits before the pump returns, and its NOTIFY arrives.
+            injected.set()
+            await append_agencies(engine, store, 1, 1)
+            await eventually(lambda: _true(relay._wake.is_set()))
+        return result
+
+    relay._pump = pump_then_commit_one  # type: ignore[method-assign]
+    await jetstream.ensure_stream(relay._stream)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await eventually(lambda: _count(jetstream, 1))
+    finally:
+        stop.set()
+        relay._wake.set()
+        await task
+    assert injected.is_set()
+    assert await stream_ids(jetstream) == await store_ids(engine)
+    # Leave no registry events behind for later tests whose services consume the shared server.
+    await jetstream._js.delete_stream("SIPAS_REGISTRY")

@@ -107,3 +107,110 @@ async def test_tampering_is_refused_and_detected(engine):
     with pytest.raises(ChainBroken, match="position 2"):
         async with engine.connect() as conn:
             await store.verify_chain(conn)
+
+
+async def test_a_stale_append_of_several_events_writes_none_and_the_transaction_goes_on(engine):
+    """Versions 2..4 on a stream at version 2: version 2 is taken, so 3 and 4 must not be written either."""
+    store = EventStore("registry")
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-m", [agency(1), agency(1)], expected_version=0, meta=META)
+    async with engine.begin() as conn:
+        with pytest.raises(ConcurrencyError):
+            await store.append(conn, "agency-m", [agency(1), agency(1), agency(1)], expected_version=1, meta=META)
+        # The caller reloads and decides again in the same transaction.
+        assert await store.version(conn, "agency-m") == 2
+        retried = await store.append(conn, "agency-m", [agency(1)], expected_version=2, meta=META)
+    async with engine.connect() as conn:
+        loaded = await store.load(conn, "agency-m")
+    assert [e.sequence for e in loaded] == [1, 2, 3]
+    assert loaded[-1].id == retried[0].id
+
+
+async def test_appends_wait_for_an_uncommitted_writer_of_the_same_version(engine):
+    """The second writer blocks on the first one's uncommitted version 1, then loses: nothing of it is written."""
+    store = EventStore("registry")
+    first = await engine.connect()
+    await first.begin()
+    await store.append(first, "agency-w", [agency(1)], expected_version=0, meta=META)
+
+    async def second():
+        async with engine.begin() as conn:
+            await store.append(conn, "agency-w", [agency(2), agency(2)], expected_version=0, meta=META)
+
+    task = asyncio.create_task(second())
+    await asyncio.sleep(0.2)
+    assert not task.done()  # waiting on the first writer's row lock
+    await first.commit()
+    await first.close()
+    with pytest.raises(ConcurrencyError):
+        await task
+    async with engine.connect() as conn:
+        assert [e.data["agency_id"] for e in await store.load(conn, "agency-w")] == ["a1"]
+
+
+async def test_events_appended_is_counted_when_the_transaction_commits(engine):
+    from sipas_events.metrics import BackboneMetrics
+
+    metrics = BackboneMetrics("registry")
+    store = EventStore("registry", metrics=metrics)
+
+    def counted() -> float:
+        return metrics.registry.get_sample_value(
+            "sipas_registry_events_appended_total", {"type": "AgencyRegistered"}) or 0.0
+
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-c1", [agency(1), agency(1)], expected_version=0, meta=META)
+        await store.append(conn, "agency-c2", [agency(2)], expected_version=0, meta=META)
+        assert counted() == 0  # not committed yet
+    assert counted() == 3
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as conn:
+            await store.append(conn, "agency-c3", [agency(3)], expected_version=0, meta=META)
+            raise RuntimeError("rolled back")
+    with pytest.raises(ConcurrencyError):
+        async with engine.begin() as conn:
+            await store.append(conn, "agency-c1", [agency(1)], expected_version=0, meta=META)
+    async with engine.connect() as conn:  # one connection, several transactions
+        for i in (4, 5):
+            await store.append(conn, f"agency-c{i}", [agency(i)], expected_version=0, meta=META)
+            await conn.commit()
+    assert counted() == 5
+
+
+async def test_an_append_over_a_hole_in_the_versions_writes_nothing(engine):
+    """Someone skipped version 2; appending 2 and 3 collides on 3: the whole append is refused."""
+    store = EventStore("registry")
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-h", [agency(1)], expected_version=0, meta=META)
+        await store.append(conn, "agency-h", [agency(1)], expected_version=2, meta=META)
+    with pytest.raises(ConcurrencyError):
+        async with engine.begin() as conn:
+            await store.append(conn, "agency-h", [agency(1), agency(1)], expected_version=1, meta=META)
+    async with engine.connect() as conn:
+        assert [e.sequence for e in await store.load(conn, "agency-h")] == [1, 3]
+
+
+async def test_events_of_one_append_are_sequenced_in_version_order(engine):
+    store = EventStore("registry")
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-o", [agency(i) for i in range(1, 8)], expected_version=0, meta=META)
+        await store.append(conn, "agency-o", [agency(8), agency(9)], expected_version=7, meta=META)
+    await sequence_all(engine)
+    async with engine.connect() as conn:
+        rows = await store.read_all(conn, 0, 100)
+    assert [r.envelope().sequence for r in rows] == list(range(1, 10))
+    assert [r.envelope().data["agency_id"] for r in rows] == [f"a{i}" for i in range(1, 10)]
+
+
+async def test_a_stale_single_append_later_in_a_transaction_is_refused_and_the_transaction_goes_on(engine):
+    """The first append of a transaction also sends the NOTIFY; later single-event appends take a plainer path."""
+    store = EventStore("registry")
+    await append_agencies(engine, store, 1, 1)  # stream agency-a1 at version 1
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-p", [agency(5)], expected_version=0, meta=META)
+        with pytest.raises(ConcurrencyError):
+            await store.append(conn, "agency-a1", [agency(1)], expected_version=0, meta=META)
+        await store.append(conn, "agency-a1", [agency(1)], expected_version=1, meta=META)
+    async with engine.connect() as conn:
+        assert [e.sequence for e in await store.load(conn, "agency-a1")] == [1, 2]
+        assert [e.sequence for e in await store.load(conn, "agency-p")] == [1]

@@ -68,9 +68,10 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
 async def _lifespan(app: FastAPI, definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[None]:
     configure_logging(definition.name, settings.log_format, settings.log_level)
     engine = make_engine(settings.database_url.get_secret_value(), settings.db_pool_size)
+    metrics = ServiceMetrics(definition.name)
     ctx = ServiceContext(
         service=definition.name, package=definition.package, settings=settings, engine=engine,
-        metrics=ServiceMetrics(definition.name), store=EventStore(definition.name),
+        metrics=metrics, store=EventStore(definition.name, metrics=metrics),  # counts events_appended
         head_revision=migrations.head_revision(definition.package),
     )
     app.state.ctx = ctx

@@ -37,7 +37,7 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     duplicate_window: float = Field(default=120.0, gt=0)
     relay_batch: int = Field(default=1000, ge=1, le=10000)
-    consumer_batch: int = Field(default=256, ge=1, le=5000)
+    consumer_batch: int = Field(default=1000, ge=1, le=5000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
     db_pool_size: int = Field(default=10, ge=1, le=200)
 

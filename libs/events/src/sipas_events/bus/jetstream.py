@@ -23,18 +23,23 @@ from sipas_events.bus.base import (
 
 
 class JetStreamDelivery:
+    __slots__ = ("_meta", "_msg")
+
     def __init__(self, msg: Msg) -> None:
         self._msg = msg
-        meta = msg.metadata
-        self._count, self._pending = meta.num_delivered, meta.num_pending
-        self._seq = meta.sequence.stream
+        self._meta: Msg.Metadata | None = None  # parsed from the reply subject on first use only
+
+    def _metadata(self) -> Msg.Metadata:
+        if self._meta is None:
+            self._meta = self._msg.metadata
+        return self._meta
 
     data = property(lambda self: self._msg.data)
     subject = property(lambda self: self._msg.subject)
     headers = property(lambda self: dict(self._msg.headers or {}))
-    stream_seq = property(lambda self: self._seq)
-    num_delivered = property(lambda self: self._count)
-    num_pending = property(lambda self: self._pending)
+    stream_seq = property(lambda self: self._metadata().sequence.stream)
+    num_delivered = property(lambda self: self._metadata().num_delivered)
+    num_pending = property(lambda self: self._metadata().num_pending)
 
     async def ack(self) -> None:
         await self._msg.ack()

@@ -26,6 +26,7 @@ from sipas_events.catalogue.types import (
     Window,
 )
 
+StratumKey = Literal["agency", "level", "service_field", "area"]
 CampaignScope = Literal["national", "province", "department", "commune"]
 CampaignStatus = Literal["opened", "sample_approved", "fieldwork_open", "fieldwork_closed", "scores_frozen", "closed"]
 
@@ -224,6 +225,10 @@ class SchemePublished(Event):
 
 # --- campaigns -----------------------------------------------------------------------------------
 
+def _by_agency() -> list[StratumKey]:
+    return ["agency"]
+
+
 class SamplingSettings(Part):
     design: Literal["frame", "resident"] = "frame"
     method: Literal["slovin", "cochran"] = "slovin"
@@ -232,7 +237,7 @@ class SamplingSettings(Part):
     p: Decimal = Field(default=Decimal("0.5"), gt=0, lt=1)
     floor_per_unit: int = Field(default=0, ge=0)
     cap_per_unit: int | None = Field(default=None, ge=1)
-    strata: list[Literal["agency", "level", "service_field", "area"]] = Field(default_factory=lambda: ["agency"])
+    strata: list[StratumKey] = Field(default_factory=_by_agency)
     reserve_ratio: Decimal = Field(default=Decimal("0.2"), ge=0, le=5)
 
 
