@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from sipas_kit.settings import ServiceSettings
@@ -12,3 +13,6 @@ from sipas_kit.settings import ServiceSettings
 class BallotsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SIPAS_BALLOTS_", extra="ignore", env_nested_delimiter="__")
     service: ClassVar[str] = "ballots"
+
+    public_base_url: str = Field(default="http://127.0.0.1:8103",
+                                 description="Where respondents open their ballot: QR codes point at {base}/b/{code}")

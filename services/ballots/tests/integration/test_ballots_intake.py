@@ -151,3 +151,28 @@ async def test_staff_channels_need_staff_in_scope(ballots_api):
     r = await api.client.post("/v1/submissions", headers=api.auth("clerk", "01"), json={
         "code": code, "campaign_id": CAMPAIGN, "answers": full_answers(), "channel": "paper"})
     assert r.status_code == 201
+
+
+async def test_reissue_cancels_the_old_code_and_sheets_print_the_open_ones(ballots_api):
+    api = ballots_api
+    issued = await codes(api)
+    old_code = issued["u020"]
+    [(ballot_id,)] = await rows(api, "SELECT ballot_id FROM ballots WHERE unit_id = 'u020'")
+    op = api.auth("province-operator", "01")
+    assert (await api.client.post(f"/v1/ballots/{ballot_id}/reissue", json={"reason": "phiếu bị mất"},
+                                  headers=api.auth("province-operator", "79"))).status_code == 404
+    r = await api.client.post(f"/v1/ballots/{ballot_id}/reissue", json={"reason": "phiếu bị mất"}, headers=op)
+    assert r.status_code == 201, r.text
+    again = await api.client.post(f"/v1/ballots/{ballot_id}/reissue", json={"reason": "lần nữa"}, headers=op)
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    rejected = await post(api, old_code)
+    assert rejected.status_code == 422 and rejected.json()["reason"] == "cancelled_code"
+    [(new_code,)] = await rows(api, "SELECT code FROM ballots WHERE ballot_id = :b", b=r.json()["ballot_id"])
+    assert (await post(api, new_code)).status_code == 201
+    used = await api.client.post(f"/v1/ballots/{r.json()['ballot_id']}/cancel", json={"reason": "nhầm"}, headers=op)
+    assert used.status_code == 409 and "void it instead" in used.json()["detail"]
+    pdf = await api.client.get(f"/v1/campaigns/{CAMPAIGN}/ballot-sheets.pdf", headers=op)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    import re
+
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf.content)) == 59  # 60 issued, one used: 59 open sheets

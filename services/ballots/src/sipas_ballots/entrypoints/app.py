@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from sipas_ballots.adapters.tables import reference
+from sipas_ballots.domain.errors import AlreadyCancelled, AlreadyUsed, BallotsError, UnknownBallot
 from sipas_ballots.entrypoints import intake_api
 from sipas_ballots.projections.sample import projection as sample
 from sipas_kit.app import ServiceDefinition
@@ -17,6 +18,8 @@ DEFINITION = ServiceDefinition(
     description="Ballot codes, every intake channel, validation, double entry and back-checks.",
     routers=[reference_router(reference), intake_api.router],
     projections=[reference_projection(reference), sample],
+    domain_errors={UnknownBallot: (404, "Not found"), AlreadyUsed: (409, "Conflict"),
+                   AlreadyCancelled: (409, "Conflict"), BallotsError: (422, "Invalid request")},
 )
 
 

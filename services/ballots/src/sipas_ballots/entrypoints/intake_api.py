@@ -9,20 +9,23 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_ballots.adapters.tables import ballots, reference, submissions
+from sipas_ballots.application import issuance
 from sipas_ballots.application.intake import submit, today_in_vietnam
 from sipas_ballots.domain.validation import Accepted, Submission
-from sipas_kit.auth import CurrentPrincipal, Principal, Role, authenticate
+from sipas_kit.auth import CurrentPrincipal, Principal, Role, authenticate, require_roles
 from sipas_kit.http import Ctx, metadata, run_command
+from sipas_kit.printing import font_path
 from sipas_kit.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["intake"])
+Manager = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
 STAFF = {Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.CLERK, Role.ENUMERATOR, Role.SERVICE}
 
 
@@ -86,3 +89,56 @@ async def progress(campaign_id: str, ctx: Ctx, who: CurrentPrincipal) -> dict[st
     return {"campaign_id": campaign_id, "issued": sum(issued.values()), "by_status": issued,
             "valid": sum(n for outcome, _, n in outcomes if outcome == "accepted"),
             "rejected": sum(rejected.values()), "rejected_by_reason": rejected}
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=3, max_length=300)
+
+
+async def _ballot_province(conn: AsyncConnection, who: Principal, ballot_id: str) -> str | None:
+    c = reference.campaigns.c
+    row = (await conn.execute(select(c.province).join(ballots, ballots.c.campaign_id == c.campaign_id)
+                              .where(ballots.c.ballot_id == ballot_id))).first()
+    if row is None or not who.can_act_in(row.province):
+        raise Problem(404, "Not found", f"no ballot {ballot_id} in your scope")
+    return row.province  # type: ignore[no-any-return]
+
+
+@router.post("/ballots/{ballot_id}/cancel", summary="Cancel an unused ballot code, with a reason")
+async def cancel_ballot(ballot_id: str, body: ReasonIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        province = await _ballot_province(conn, who, ballot_id)
+        await issuance.cancel(conn, ctx.store, ballot_id, body.reason, province, metadata(request, who))
+        return 200, {"ballot_id": ballot_id, "status": "cancelled", "reason": body.reason}
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.post("/ballots/{ballot_id}/reissue", status_code=201,
+             summary="Cancel a lost or disclosed code and issue a new one to the same unit")
+async def reissue_ballot(ballot_id: str, body: ReasonIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        province = await _ballot_province(conn, who, ballot_id)
+        new = await issuance.reissue(conn, ctx.store, ballot_id, body.reason, province, metadata(request, who))
+        return 201, {"cancelled": ballot_id, "ballot_id": new}
+
+    return await run_command(ctx, request, who, decide)
+
+
+@router.get("/campaigns/{campaign_id}/ballot-sheets.pdf",
+            summary="Printable ballot sheets (A5): the code and a QR of the respondent page, one per open ballot")
+async def ballot_sheets(campaign_id: str, ctx: Ctx, who: Manager, agency_code: str | None = None) -> Response:
+    async with ctx.engine.connect() as conn:
+        c = reference.campaigns.c
+        province = (await conn.execute(select(c.province).where(c.campaign_id == campaign_id))).scalar()
+        if not who.can_act_in(province):
+            raise Problem(404, "Not found", f"no campaign {campaign_id} in your scope")
+        rows = await issuance.open_ballots(conn, campaign_id, agency_code)
+        title = await issuance.campaign_name(conn, campaign_id)
+    if not rows:
+        raise Problem(404, "Not found", "no open ballot to print for this campaign and agency")
+    pdf = issuance.sheets_pdf(title, rows, ctx.settings.public_base_url, str(font_path()))  # type: ignore[attr-defined]
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="ballots-{campaign_id}.pdf"'})

@@ -1,23 +1,11 @@
-"""Printable field lists (PDF, A4 landscape) with a Unicode font so Vietnamese prints as written.
-
-The font comes from the OS (Debian: fonts-dejavu-core); ``SIPAS_PDF_FONT`` points elsewhere.
-"""
+"""Printable field lists (PDF, A4 landscape) with a Unicode font so Vietnamese prints as written."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf")
-
-
-def font_path() -> Path:
-    for candidate in (os.environ.get("SIPAS_PDF_FONT"), *FONT_CANDIDATES):
-        if candidate and Path(candidate).exists():
-            return Path(candidate)
-    raise RuntimeError("no Unicode TTF font found: install fonts-dejavu-core or set SIPAS_PDF_FONT")
+from sipas_kit.printing import font_path
 
 
 def field_list_pdf(title: str, rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, int]]) -> bytes:
