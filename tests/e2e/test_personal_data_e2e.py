@@ -3,7 +3,6 @@ name, phone number or address appears in any event, log line, metric, or databas
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 
 import httpx
@@ -11,7 +10,6 @@ import pytest
 from conftest import wait_for
 
 from sipas_cli.platform import SERVICES
-from sipas_cli.registry_client import MAP34_FROM, MAP63_FROM, province_id
 from sipas_cli.stack.postgres import _bin, _client_env
 
 pytestmark = pytest.mark.e2e
@@ -20,37 +18,14 @@ SEED = "c0ffee" * 8
 NAME, PHONE, STREET = "Quách Thị Zyxw", "0987651234", "ngõ Zyxwvu"
 
 
-def test_no_personal_data_leaves_the_sealed_column(platform, admin):
-    registry, sampling = platform.url("registry"), platform.url("sampling")
-    hanoi = province_id("01", MAP63_FROM)
-    ward = httpx.post(registry + "/v1/agencies", headers=admin, json={
-        "code": "PII-W1", "name": "Phường Thử Nghiệm", "level": "commune", "province": "01", "parent_id": hanoi,
-        "valid_from": MAP34_FROM}).json()["agency_id"]
-    campaign = httpx.post(registry + "/v1/campaigns", headers=admin, json={
-        "name": "Vòng thử dữ liệu cá nhân", "year": 2026, "scope": "province", "province": "01",
-        "collection_window": {"start": "2026-06-01", "end": "2026-09-30"},
-        "frame_window": {"start": "2025-10-01", "end": "2026-05-31"}, "target_unit_ids": [ward],
-        "instrument": {"id": "sipas-2017", "version": 1}, "scheme": {"id": "share-satisfied", "version": 1},
-        "retention_until": "2027-12-31"})
-    assert campaign.status_code == 201, campaign.text
-    cid = campaign.json()["campaign_id"]
-    op = {"Authorization": f"Bearer {platform.identity.mint('op01', 'province-operator', province='01')}"}
-    wait_for(lambda: any(c["campaign_id"] == cid for c in
-                         httpx.get(sampling + "/v1/reference/campaigns", headers=op).json()), timeout=60)
-
-    rows = ["agency_code,procedure,service_field,dossier_id,completed_on,respondent_type,name,phone,address"]
-    rows += [f"PII-W1,Chứng thực,chứng thực,D-{i:04d},2026-02-0{1 + i % 9},cá nhân,{NAME} {i},"
-             f"{PHONE[:-2]}{i % 100:02d},Số {i} {STREET}" for i in range(60)]
+def test_no_personal_data_leaves_the_sealed_column(platform, admin, run_round):
+    sampling = platform.url("sampling")
+    rows = [f"PII-W1,Chứng thực,chứng thực,D-{i:04d},2026-02-0{1 + i % 9},cá nhân,{NAME} {i},"
+            f"{PHONE[:-2]}{i % 100:02d},Số {i} {STREET}" for i in range(60)]
     bad = f"PII-W1,Chứng thực,chứng thực,D-BAD,2026-02-01,cá nhân,{NAME} lỗi,12{PHONE},{STREET}"
-    r = httpx.post(sampling + f"/v1/campaigns/{cid}/frames", params={"mode": "accept_valid"}, headers=op | {
-        "Content-Type": "text/csv"}, content="\n".join([*rows, bad]).encode())
-    assert r.status_code == 201 and r.json()["rejected_rows"] == 1, r.text
-    plan = httpx.post(sampling + f"/v1/campaigns/{cid}/plans", json={"frame_id": r.json()["frame_id"]},
-                      headers=op).json()
-    httpx.post(sampling + f"/v1/plans/{plan['plan_id']}/approve", headers=admin).raise_for_status()
-    draw = httpx.post(sampling + f"/v1/plans/{plan['plan_id']}/draws", headers=op,
-                      json={"seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()}).json()
-    httpx.post(sampling + f"/v1/draws/{draw['draw_id']}/reveal", json={"seed": SEED}, headers=op).raise_for_status()
+    round_ = run_round(code="PII-W1", frame_rows=[*rows, bad], seed=SEED)
+    assert round_["frame"]["rejected_rows"] == 1
+    draw, op = round_, round_["op"]
     units = httpx.get(sampling + f"/v1/draws/{draw['draw_id']}/units", headers=op).json()
     first = next(u for u in units if u["role"] == "selected")
     seen = httpx.get(sampling + f"/v1/units/{first['unit_id']}/contact", params={"purpose": "phát phiếu"},

@@ -176,3 +176,21 @@ async def test_reissue_cancels_the_old_code_and_sheets_print_the_open_ones(ballo
     import re
 
     assert len(re.findall(rb"/Type\s*/Page[^s]", pdf.content)) == 59  # 60 issued, one used: 59 open sheets
+
+
+async def test_the_respondent_page_takes_a_ballot_without_javascript(ballots_api):
+    api = ballots_api
+    code = (await codes(api))["u030"]
+    page = await api.client.get(f"/b/{code}")
+    assert page.status_code == 200 and "<script" not in page.text and 'lang="vi"' in page.text
+    assert page.text.count('type="radio"') == (22 + 5 + 1) * 6  # five levels and "not applicable" each
+    few = await api.client.post(f"/b/{code}", content=b"a_1.1=4", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert few.status_code == 422 and "Xin trả lời thêm" in few.text and 'value="4"\n          checked' in few.text
+    form = "&".join(f"a_{item}=5" for item in full_answers()) + "&e=E1&e=E2"
+    done = await api.client.post(f"/b/{code}", content=form.encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200 and "Cảm ơn" in done.text
+    again = await api.client.get(f"/b/{code.lower()}")
+    assert again.status_code == 409 and "đã được gửi" in again.text
+    typed = await api.client.get("/b", params={"code": f"{code[:4]}-{code[4:8]}-{code[8:]}".lower()})
+    assert typed.status_code == 303 and typed.headers["location"] == f"/b/{code}"
