@@ -86,3 +86,44 @@ def test_a_respondent_answers_online_on_a_phone(platform, admin, run_round, brow
     assert progress["valid"] == 1 and progress["rejected_by_reason"] == {"too_few_answers": 1}
     browser.get(f"{base}/b/{code}")  # the same code again: already used, said plainly
     assert "đã được gửi" in browser.page_source
+
+
+def test_clerks_key_with_the_keyboard_alone_and_an_adjudicator_settles(platform, admin, run_round, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    rows = [f"WEB-2,Chứng thực,chứng thực,K-{i:04d},2026-02-0{1 + i % 9},cá nhân,Người {i},09{i:08d},Số {i}"
+            for i in range(30)]
+    round_ = run_round(code="WEB-2", frame_rows=rows, seed="c1" * 20, collection=("2026-01-01", "2099-12-31"))
+    cid = round_["campaign_id"]
+    code = wait_for(lambda: platform.pg.psql(
+        f"SELECT code FROM ballots WHERE campaign_id = '{cid}' AND status = 'issued' ORDER BY code LIMIT 1",
+        database="sipas_ballots").strip(), timeout=60)
+    base = platform.url("ballots")
+
+    def key_as(clerk: str, digits: str) -> str:
+        browser.delete_all_cookies()
+        token = platform.identity.mint(clerk, "clerk", "01")
+        browser.get(f"{base}/clerk/login?token={token}")
+        browser.get(f"{base}/clerk?campaign_id={cid}")
+        assert browser.switch_to.active_element.get_attribute("id") == "code"  # ready to type at once
+        # Keyboard only: the code, Tab, one digit per criterion (focus moves on by itself), Enter.
+        ActionChains(browser).send_keys(code, Keys.TAB, digits, "E1", Keys.ENTER).perform()
+        return shown(browser, "result")
+
+    assert "lần nhập thứ nhất" in key_as("clerk-x", "4" * 22)
+    assert "đối chiếu" in key_as("clerk-y", "4" * 10 + "2" + "4" * 11)  # the 11th answer differs
+
+    browser.delete_all_cookies()
+    judge = platform.identity.mint("judge", "province-operator", "01")
+    browser.get(f"{base}/clerk/login?token={judge}")
+    browser.get(f"{base}/clerk/disputes")
+    browser.find_element(By.LINK_TEXT, code).click()
+    options = browser.find_elements(By.CSS_SELECTOR, "input[type=radio]")
+    assert len(options) == 2  # one disputed answer, the two keyed values
+    options[1].click()
+    browser.find_element(By.ID, "settle").click()
+    assert "chấp nhận" in shown(browser, "result")
+    progress = httpx.get(f"{base}/v1/campaigns/{cid}/progress", headers=admin).json()
+    assert progress["valid"] == 1

@@ -194,3 +194,45 @@ async def test_the_respondent_page_takes_a_ballot_without_javascript(ballots_api
     assert again.status_code == 409 and "đã được gửi" in again.text
     typed = await api.client.get("/b", params={"code": f"{code[:4]}-{code[4:8]}-{code[8:]}".lower()})
     assert typed.status_code == 303 and typed.headers["location"] == f"/b/{code}"
+
+
+async def login(api, role, province=None, subject=None):
+    token = api.identity.mint(subject or f"{role}@test", role, province)
+    r = await api.client.get("/clerk/login", params={"token": token})
+    assert r.status_code == 303
+    return {"Cookie": f"sipas_session={token}"}
+
+
+def keyed(code: str, answers: dict[str, int | None]) -> bytes:
+    fields = [("campaign_id", CAMPAIGN), ("code", code), ("entry_seconds", "41.5"), ("e", "E1 E2")]
+    fields += [(f"q_{k}", "0" if v is None else str(v)) for k, v in answers.items()]
+    from urllib.parse import urlencode
+
+    return urlencode(fields).encode()
+
+
+async def test_double_entry_catches_one_differing_answer_and_counts_the_adjudicated_ballot(ballots_api):
+    api = ballots_api
+    code = (await codes(api))["u040"]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    clerk_a, clerk_b = await login(api, "clerk", "01", "clerk-a"), await login(api, "clerk", "01", "clerk-b")
+    first = await api.client.post("/clerk/key", content=keyed(code, full_answers(4)), headers=form | clerk_a)
+    assert first.status_code == 200 and "lần nhập thứ nhất" in first.text
+    twice = await api.client.post("/clerk/key", content=keyed(code, full_answers(4)), headers=form | clerk_a)
+    assert twice.status_code == 409 and "another clerk" in twice.text
+    second_answers = full_answers(4) | {"3.2": 2}  # one answer keyed differently
+    second = await api.client.post("/clerk/key", content=keyed(code, second_answers), headers=form | clerk_b)
+    assert "chuyển sang đối chiếu" in second.text
+    assert await rows(api, "SELECT count(*) FROM accepted_ballots") == [(0,)]  # nothing counted while in dispute
+    [(disagreements,)] = await rows(api, "SELECT disagreements FROM paper_status WHERE code = :c", c=code)
+    assert disagreements == [{"field": "answers.3.2", "first": 4, "second": 2}]
+    assert (await api.client.get("/clerk/disputes", headers=clerk_a)).status_code == 403  # a clerk cannot settle
+    judge = await login(api, "province-operator", "01", "judge")
+    listed = await api.client.get("/clerk/disputes", headers=judge)
+    assert code in listed.text
+    settled = await api.client.post(f"/clerk/disputes/{code}", content=b"answers.3.2=2", headers=form | judge)
+    assert "đã được chấp nhận" in settled.text, settled.text
+    [(answers,)] = await rows(api, "SELECT answers FROM accepted_ballots")
+    assert answers["3.2"] == 2 and answers["3.1"] == 4  # the adjudicated version is the one counted
+    events = [b for (b,) in await rows(api, "SELECT body FROM event_store WHERE type LIKE '%BallotAccepted%'")]
+    assert len(events) == 1 and '"channel":"paper"' in events[0]

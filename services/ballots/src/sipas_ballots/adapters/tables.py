@@ -3,7 +3,19 @@ every submission's outcome, and accepted ballots. Codes live only here (never in
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, MetaData, Numeric, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sipas_kit.reference import ReferenceTables
@@ -59,4 +71,27 @@ accepted = Table(
     Column("entered_by", Text),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("voided", Boolean, nullable=False, server_default="false"),
+)
+
+paper_keyings = Table(
+    "paper_keyings", metadata,
+    Column("code", Text, nullable=False),
+    Column("seq", Integer, nullable=False, comment="1 or 2: the two blind keyings"),
+    Column("campaign_id", Text, nullable=False),
+    Column("clerk", Text, nullable=False),
+    Column("ballot", JSONB, nullable=False, comment="answers, expectations, factors marked not applicable"),
+    Column("entry_seconds", Float),
+    Column("keyed_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("code", "seq"),
+)
+
+paper_status = Table(
+    "paper_status", metadata,
+    Column("code", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("province", Text),
+    Column("status", Text, nullable=False, comment="keyed_once | disputed | settled"),
+    Column("disagreements", JSONB),
+    Column("settled_by", Text),
+    Column("outcome", Text),
 )

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from sipas_ballots.adapters.tables import reference
 from sipas_ballots.domain.errors import AlreadyCancelled, AlreadyUsed, BallotsError, UnknownBallot
-from sipas_ballots.entrypoints import intake_api, pages
+from sipas_ballots.entrypoints import clerk_pages, intake_api, pages
 from sipas_ballots.projections.sample import projection as sample
 from sipas_kit.app import ServiceDefinition
 from sipas_kit.app import create_app as kit_app
@@ -16,7 +16,8 @@ from sipas_kit.settings import ServiceSettings
 DEFINITION = ServiceDefinition(
     name="ballots", package="sipas_ballots", title="SIPAS ballots",
     description="Ballot codes, every intake channel, validation, double entry and back-checks.",
-    routers=[reference_router(reference), intake_api.router, pages.router],
+    routers=[reference_router(reference), intake_api.router, pages.router,
+             clerk_pages.router],
     projections=[reference_projection(reference), sample],
     domain_errors={UnknownBallot: (404, "Not found"), AlreadyUsed: (409, "Conflict"),
                    AlreadyCancelled: (409, "Conflict"), BallotsError: (422, "Invalid request")},
