@@ -236,3 +236,30 @@ async def test_double_entry_catches_one_differing_answer_and_counts_the_adjudica
     assert answers["3.2"] == 2 and answers["3.1"] == 4  # the adjudicated version is the one counted
     events = [b for (b,) in await rows(api, "SELECT body FROM event_store WHERE type LIKE '%BallotAccepted%'")]
     assert len(events) == 1 and '"channel":"paper"' in events[0]
+
+
+async def test_bulk_import_reports_every_row_and_keeps_the_good_ones(ballots_api):
+    api = ballots_api
+    issued = await codes(api)
+    items = list(full_answers())
+    header = ",".join(["code", *items, "expectations"])
+    good = ",".join([issued["u050"], *["5"] * len(items), "E1 E2"])
+    off = ",".join([issued["u051"], "9", *["4"] * (len(items) - 1), ""])
+    unknown = ",".join(["0000-0000-000", *["4"] * len(items), ""])
+    content = "\n".join([header, good, off, unknown, good]).encode()
+    clerk = api.auth("clerk", "01")
+    r = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/ballot-imports", content=content,
+                              headers=clerk | {"Content-Type": "text/csv"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["rows"], body["accepted"], body["rejected"]) == (4, 1, 3)
+    assert [(row["line"], row["outcome"], row["reason"]) for row in body["report"]] == [
+        (2, "accepted", ""), (3, "rejected", "off_scale"), (4, "rejected", "unknown_code"), (5, "rejected", "used_code")]
+    csv_report = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/ballot-imports", params={"report": "csv"},
+                                       content="\n".join([header, off]).encode(),
+                                       headers=clerk | {"Content-Type": "text/csv"})
+    assert csv_report.text.splitlines()[0] == "line,outcome,reason,detail,submission_id"
+    assert csv_report.text.splitlines()[1].startswith("2,rejected,off_scale,")  # still unused: off scale again
+    outsider = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/ballot-imports", content=content,
+                                     headers=api.auth("clerk", "79") | {"Content-Type": "text/csv"})
+    assert outsider.status_code == 403

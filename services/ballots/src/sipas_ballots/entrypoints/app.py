@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from sipas_ballots.adapters.tables import reference
+from sipas_ballots.application.imports import UnreadableImport
 from sipas_ballots.domain.errors import AlreadyCancelled, AlreadyUsed, BallotsError, UnknownBallot
 from sipas_ballots.entrypoints import clerk_pages, intake_api, pages
 from sipas_ballots.projections.sample import projection as sample
@@ -20,7 +21,8 @@ DEFINITION = ServiceDefinition(
              clerk_pages.router],
     projections=[reference_projection(reference), sample],
     domain_errors={UnknownBallot: (404, "Not found"), AlreadyUsed: (409, "Conflict"),
-                   AlreadyCancelled: (409, "Conflict"), BallotsError: (422, "Invalid request")},
+                   AlreadyCancelled: (409, "Conflict"), UnreadableImport: (422, "Unreadable file"),
+                   BallotsError: (422, "Invalid request")},
 )
 
 

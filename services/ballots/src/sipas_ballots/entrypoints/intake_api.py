@@ -6,7 +6,9 @@ keyed by staff (clerk, enumerator) or sent by a partner system (service role).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -16,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_ballots.adapters.tables import ballots, reference, submissions
-from sipas_ballots.application import issuance
+from sipas_ballots.application import imports, issuance
 from sipas_ballots.application.intake import submit, today_in_vietnam
 from sipas_ballots.domain.validation import Accepted, Submission
 from sipas_kit.auth import CurrentPrincipal, Principal, Role, authenticate, require_roles
@@ -142,3 +144,29 @@ async def ballot_sheets(campaign_id: str, ctx: Ctx, who: Manager, agency_code: s
     pdf = issuance.sheets_pdf(title, rows, ctx.settings.public_base_url, str(font_path()))  # type: ignore[attr-defined]
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="ballots-{campaign_id}.pdf"'})
+
+
+@router.post("/campaigns/{campaign_id}/ballot-imports",
+             summary="Import keyed ballots (CSV/XLSX body): each row validated and recorded; a per-row report")
+async def import_ballots(campaign_id: str, request: Request, ctx: Ctx, who: CurrentPrincipal,
+                         filename: str = "ballots.csv", report: Literal["json", "csv"] = "json") -> Response:
+    if who.role not in STAFF:
+        raise Problem(403, "Forbidden", f"a {who.role} cannot import ballots")
+    async with ctx.engine.connect() as conn:
+        c = reference.campaigns.c
+        province = (await conn.execute(select(c.province).where(c.campaign_id == campaign_id))).scalar()
+    who.require_province(province, f"campaign {campaign_id}")
+    content = await request.body()
+    if len(content) > 100 * 1024 * 1024:
+        raise Problem(413, "Content too large", "at most 100 MB per file")
+    rows = await imports.import_ballots(ctx.engine, ctx.store, campaign_id, content, filename, who.subject,
+                                        metadata(request, who))
+    if report == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=["line", "outcome", "reason", "detail", "submission_id"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+    accepted = sum(r["outcome"] == "accepted" for r in rows)
+    return JSONResponse({"rows": len(rows), "accepted": accepted, "rejected": len(rows) - accepted, "report": rows})
