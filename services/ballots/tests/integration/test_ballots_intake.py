@@ -263,3 +263,24 @@ async def test_bulk_import_reports_every_row_and_keeps_the_good_ones(ballots_api
     outsider = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/ballot-imports", content=content,
                                      headers=api.auth("clerk", "79") | {"Content-Type": "text/csv"})
     assert outsider.status_code == 403
+
+
+async def test_online_ratings_are_batched_idempotent_and_reported_per_item(ballots_api):
+    api = ballots_api
+    portal = api.auth("service", subject="service:portal-01")
+    item = {"source_system": "portal-01", "dossier_id": "HS-1", "agency_code": "H01.1", "completed_on": "2026-03-01"}
+    items = [item, item | {"dossier_id": "HS-2", "overdue": True}, item | {"dossier_id": "HS-3", "completed_on": "x"}]
+    r = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings", json={"items": items}, headers=portal)
+    assert r.status_code == 207 and r.json()["recorded"] == 2
+    assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [(2, "completed_on")]
+    again = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings", json={"items": items[:2]},
+                                  headers=portal)  # a retried batch changes nothing
+    assert again.status_code == 200 and again.json()["recorded"] == 0 and again.json()["repeats"] == 2
+    changed = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings",
+                                    json={"items": [item | {"complained": True}]}, headers=portal)
+    assert changed.status_code == 207 and "other values" in changed.json()["errors"][0]["message"]
+    assert await rows(api, "SELECT count(*) FROM online_ratings") == [(2,)]
+    events = await rows(api, "SELECT count(*) FROM event_store WHERE type LIKE '%OnlineRatingsRecorded%'")
+    assert events == [(1,)]
+    assert (await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings", json={"items": items},
+                                  headers=api.auth("partner"))).status_code == 403

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import Field
 
 from sipas_events.catalogue.base import Event, event
-from sipas_events.catalogue.types import Channel, Id, ProvinceCode, Text
+from sipas_events.catalogue.types import Channel, Id, Part, ProvinceCode, Text
 
 
 @event("ballots", 1)
@@ -83,3 +84,23 @@ class BackcheckRecorded(Event):
     enumerator_id: Id
     province: ProvinceCode | None = None
     outcome: Literal["confirmed", "fabricated", "unreachable"]
+
+
+class DossierRating(Part):
+    dossier_id: Id
+    agency_code: Id
+    completed_on: dt.date
+    rated_unsatisfied: bool = False
+    complained: bool = False
+    overdue: bool = False
+
+
+@event("ballots", 1)
+class OnlineRatingsRecorded(Event):
+    """Per-dossier online ratings (scheme online-766) from a kiosk or portal, newly recorded in one batch."""
+
+    batch_id: Id
+    campaign_id: Id
+    source_system: Id
+    province: ProvinceCode | None = None
+    ratings: list[DossierRating] = Field(min_length=1)

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Integer,
@@ -94,4 +95,18 @@ paper_status = Table(
     Column("disagreements", JSONB),
     Column("settled_by", Text),
     Column("outcome", Text),
+)
+
+online_ratings = Table(
+    "online_ratings", metadata,
+    Column("source_system", Text, nullable=False),
+    Column("dossier_id", Text, nullable=False),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("agency_code", Text, nullable=False),
+    Column("completed_on", Date, nullable=False),
+    Column("rated_unsatisfied", Boolean, nullable=False),
+    Column("complained", Boolean, nullable=False),
+    Column("overdue", Boolean, nullable=False),
+    Column("batch_id", Text, nullable=False),
+    PrimaryKeyConstraint("source_system", "dossier_id"),
 )

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_ballots.adapters.tables import ballots, reference, submissions
-from sipas_ballots.application import imports, issuance
+from sipas_ballots.application import imports, issuance, ratings
 from sipas_ballots.application.intake import submit, today_in_vietnam
 from sipas_ballots.domain.validation import Accepted, Submission
 from sipas_kit.auth import CurrentPrincipal, Principal, Role, authenticate, require_roles
@@ -170,3 +170,28 @@ async def import_ballots(campaign_id: str, request: Request, ctx: Ctx, who: Curr
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
     accepted = sum(r["outcome"] == "accepted" for r in rows)
     return JSONResponse({"rows": len(rows), "accepted": accepted, "rejected": len(rows) - accepted, "report": rows})
+
+
+class RatingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=10_000,
+                                        description="source_system, dossier_id, agency_code, completed_on, "
+                                                    "rated_unsatisfied, complained, overdue")
+
+
+@router.post("/campaigns/{campaign_id}/online-ratings",
+             summary="Per-dossier online ratings (online-766) from kiosks and portals: batched and idempotent")
+async def online_ratings(campaign_id: str, body: RatingsIn, request: Request, ctx: Ctx,
+                         who: CurrentPrincipal) -> JSONResponse:
+    if who.role not in (Role.SERVICE, Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR):
+        raise Problem(403, "Forbidden", f"a {who.role} cannot send ratings")
+
+    async def decide(conn: AsyncConnection) -> tuple[int, Any]:
+        c = reference.campaigns.c
+        province = (await conn.execute(select(c.province).where(c.campaign_id == campaign_id))).scalar()
+        who.require_province(province, f"campaign {campaign_id}")
+        result = await ratings.record(conn, ctx.store, campaign_id, province, body.items, metadata(request, who))
+        return (200 if not result["errors"] else 207), result
+
+    return await run_command(ctx, request, who, decide)
