@@ -284,3 +284,52 @@ async def test_online_ratings_are_batched_idempotent_and_reported_per_item(ballo
     assert events == [(1,)]
     assert (await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings", json={"items": items},
                                   headers=api.auth("partner"))).status_code == 403
+
+
+async def test_flags_review_queue_and_back_checks_with_their_consequences(ballots_api):
+    api = ballots_api
+    issued = await codes(api)
+    items = list(full_answers())
+    enum_a, enum_b = api.auth("enumerator", "01", "enum-a"), api.auth("enumerator", "01", "enum-b")
+    varied = {k: 4 if i % 2 else 5 for i, k in enumerate(items)}
+    for n, unit_id in enumerate([f"u{i:03d}" for i in range(21, 27)]):
+        who = enum_a if n < 4 else enum_b
+        # u021 straight-lines; u022-u024 (enum-a) differ from each other in at most one answer
+        answers = full_answers(5) if n == 0 else varied if n in (1, 2) else varied | {items[n]: 3}
+        r = await api.client.post("/v1/submissions", headers=who, json={
+            "code": issued[unit_id], "campaign_id": CAMPAIGN, "answers": answers, "channel": "paper",
+            "entry_seconds": 10 if n == 5 else 100})
+        assert r.status_code == 201, r.text
+    op, admin = api.auth("province-operator", "01"), api.auth("ministry-admin")
+    scan = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/quality/scan", headers=op)
+    assert scan.json()["new_flags"] == {"straight_lining": 1, "speeder": 1, "near_identical": 3}
+    again = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/quality/scan", headers=op)
+    assert again.json()["new_flags"] == {}  # idempotent
+    queue = (await api.client.get(f"/v1/campaigns/{CAMPAIGN}/review-queue", headers=op)).json()
+    straight = next(f for f in queue if f["kind"] == "straight_lining")
+    r = await api.client.post(f"/v1/ballots/{straight['ballot_id']}/review", headers=op,
+                              json={"action": "escalate", "comment": "cần bộ xem xét"})
+    assert r.status_code == 200
+    assert (await api.client.post(f"/v1/ballots/{straight['ballot_id']}/review", headers=op,
+                                  json={"action": "clear", "comment": "không"})).status_code == 403
+    ministry = (await api.client.get(f"/v1/campaigns/{CAMPAIGN}/review-queue", params={"level": "ministry"},
+                                     headers=admin)).json()
+    assert [f["ballot_id"] for f in ministry] == [straight["ballot_id"]]
+    r = await api.client.post(f"/v1/ballots/{straight['ballot_id']}/review", headers=admin,
+                              json={"action": "void", "comment": "phiếu không đáng tin"})
+    assert r.status_code == 200
+    history = (await api.client.get(f"/v1/campaigns/{CAMPAIGN}/review-history.csv", headers=op)).text.splitlines()
+    assert [line.split(",")[3] for line in history[1:]] == ["escalate", "void"]
+
+    draw = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/backchecks", json={"seed": "ab" * 16}, headers=op)
+    assert draw.status_code == 201 and draw.json()["per_enumerator"] == {"enum-a": 2, "enum-b": 2}
+    sheet = (await api.client.get(f"/v1/campaigns/{CAMPAIGN}/backchecks", headers=enum_a)).json()
+    target = next(s for s in sheet if s["enumerator"] == "enum-b")
+    r = await api.client.post(f"/v1/backchecks/{target['ballot_id']}", json={"outcome": "fabricated"}, headers=op)
+    assert r.status_code == 200 and r.json()["voided"] == [target["ballot_id"]] and r.json()["under_review"] == 1
+    voided = await rows(api, "SELECT count(*) FROM event_store WHERE type LIKE '%BallotVoided%'")
+    assert voided == [(2,)]
+    stats = {s["enumerator"]: s for s in (await api.client.get(f"/v1/campaigns/{CAMPAIGN}/enumerators",
+                                                               headers=op)).json()}
+    assert stats["enum-b"]["fabricated"] == 1 and stats["enum-b"]["error_rate"] == 1.0
+    assert stats["enum-a"]["voided"] == 1

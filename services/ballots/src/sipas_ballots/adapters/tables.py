@@ -10,6 +10,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Identity,
     Integer,
     MetaData,
     Numeric,
@@ -70,6 +71,7 @@ accepted = Table(
     Column("answers", JSONB, nullable=False),
     Column("expectations", JSONB, nullable=False),
     Column("entered_by", Text),
+    Column("entry_seconds", Float),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
     Column("voided", Boolean, nullable=False, server_default="false"),
 )
@@ -109,4 +111,36 @@ online_ratings = Table(
     Column("overdue", Boolean, nullable=False),
     Column("batch_id", Text, nullable=False),
     PrimaryKeyConstraint("source_system", "dossier_id"),
+)
+
+ballot_flags = Table(
+    "ballot_flags", metadata,
+    Column("ballot_id", Text, nullable=False),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("kind", Text, nullable=False, comment="straight_lining | speeder | near_identical | enumerator_review"),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False, comment="open | cleared | voided"),
+    Column("level", Text, nullable=False, comment="province | ministry: who reviews it now"),
+    PrimaryKeyConstraint("ballot_id", "kind"),
+)
+
+review_log = Table(
+    "review_log", metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("ballot_id", Text, nullable=False, index=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+backchecks = Table(
+    "backchecks", metadata,
+    Column("ballot_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("enumerator", Text, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("outcome", Text),
+    Column("recorded_by", Text),
 )

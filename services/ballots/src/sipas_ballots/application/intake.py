@@ -100,7 +100,7 @@ async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta
         await conn.execute(insert(accepted).values(
             ballot_id=outcome.ballot.ballot_id, campaign_id=sub.campaign_id, unit_id=unit.unit_id, channel=sub.channel,
             answers=dict(outcome.answers), expectations=sorted(outcome.expectations), entered_by=sub.entered_by,
-            accepted_at=now))
+            entry_seconds=sub.entry_seconds, accepted_at=now))
         await conn.execute(insert(submissions).values(
             submission_id=submission_id, campaign_id=sub.campaign_id, channel=sub.channel, outcome="accepted",
             ballot_id=outcome.ballot.ballot_id, received_at=now))

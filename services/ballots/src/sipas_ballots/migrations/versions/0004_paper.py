@@ -1,4 +1,4 @@
-"""Double entry of paper ballots (two blind keyings per code, each code's state); online-766 ratings.
+"""Double entry, online-766 ratings, quality flags and reviews, back-checks; entry times of accepted ballots.
 
 Revision ID: 0004
 Revises: 0003
@@ -33,9 +33,28 @@ def upgrade() -> None:
                     sa.Column("complained", sa.Boolean, nullable=False), sa.Column("overdue", sa.Boolean, nullable=False),
                     sa.Column("batch_id", sa.Text, nullable=False), sa.PrimaryKeyConstraint("source_system", "dossier_id"))
     op.create_index("ix_online_ratings_campaign_id", "online_ratings", ["campaign_id"])
+    op.add_column("accepted_ballots", sa.Column("entry_seconds", sa.Float))
+    op.create_table("ballot_flags", sa.Column("ballot_id", sa.Text, nullable=False),
+                    sa.Column("campaign_id", sa.Text, nullable=False), sa.Column("kind", sa.Text, nullable=False),
+                    sa.Column("reason", sa.Text, nullable=False), sa.Column("status", sa.Text, nullable=False),
+                    sa.Column("level", sa.Text, nullable=False), sa.PrimaryKeyConstraint("ballot_id", "kind"))
+    op.create_index("ix_ballot_flags_campaign_id", "ballot_flags", ["campaign_id"])
+    op.create_table("review_log", sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+                    sa.Column("ballot_id", sa.Text, nullable=False), sa.Column("campaign_id", sa.Text, nullable=False),
+                    sa.Column("actor", sa.Text, nullable=False), sa.Column("action", sa.Text, nullable=False),
+                    sa.Column("comment", sa.Text, nullable=False), sa.Column("at", sa.DateTime(timezone=True), nullable=False))
+    op.create_index("ix_review_log_ballot_id", "review_log", ["ballot_id"])
+    op.create_index("ix_review_log_campaign_id", "review_log", ["campaign_id"])
+    op.create_table("backchecks", sa.Column("ballot_id", sa.Text, primary_key=True),
+                    sa.Column("campaign_id", sa.Text, nullable=False), sa.Column("enumerator", sa.Text, nullable=False),
+                    sa.Column("rank", sa.Integer, nullable=False), sa.Column("outcome", sa.Text), sa.Column("recorded_by", sa.Text))
+    op.create_index("ix_backchecks_campaign_id", "backchecks", ["campaign_id"])
 
 
 def downgrade() -> None:
+    for table in ("backchecks", "review_log", "ballot_flags"):
+        op.drop_table(table)
+    op.drop_column("accepted_ballots", "entry_seconds")
     op.drop_table("online_ratings")
     op.drop_table("paper_status")
     op.drop_table("paper_keyings")
