@@ -138,6 +138,9 @@ async def test_a_code_submitted_50_times_at_once_is_accepted_once(ballots_api):
     assert await rows(api, "SELECT count(*) FROM accepted_ballots") == [(1,)]
     accepted = await rows(api, "SELECT count(*) FROM event_store WHERE type LIKE '%BallotAccepted%'")
     assert accepted == [(1,)]
+    metrics = (await api.client.get("/metrics")).text
+    assert f'sipas_ballots_intake_outcomes_total{{campaign="{CAMPAIGN}",channel="online",outcome="accepted",reason=""}} 1.0' in metrics
+    assert 'outcome="rejected",reason="used_code"} 49.0' in metrics
 
 
 async def test_staff_channels_need_staff_in_scope(ballots_api):

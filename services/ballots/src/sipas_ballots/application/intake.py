@@ -28,6 +28,7 @@ from sipas_ballots.domain.validation import (
     ValidationContext,
     validate,
 )
+from sipas_ballots.metrics import intake_outcomes
 from sipas_events.catalogue.ballots import BallotAccepted, BallotRejected
 from sipas_events.catalogue.registry import InstrumentDefinition, SchemeDefinition
 from sipas_events.ids import new_id
@@ -71,7 +72,8 @@ async def _context(conn: AsyncConnection, sub: Submission, ballot: Ballot | None
                              {ballot.code: ballot} if ballot else {}, active)
 
 
-async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta: Metadata) -> tuple[str, Outcome]:
+async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta: Metadata,
+                 metrics: Any = None) -> tuple[str, Outcome]:
     ballot = None
     try:
         row = (await conn.execute(select(ballots).where(ballots.c.code == parse_code(sub.code)).with_for_update())
@@ -109,6 +111,7 @@ async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta
             agency_id=unit.agency_id, stratum=unit.stratum, weight_ref=unit.draw_id, province=province,
             channel=sub.channel, answers=dict(outcome.answers), expectations=sorted(outcome.expectations))],
             expected_version=None, meta=meta)
+        _count(metrics, sub, "accepted", "")
         return submission_id, outcome
     await conn.execute(insert(submissions).values(
         submission_id=submission_id, campaign_id=sub.campaign_id, channel=sub.channel, outcome="rejected",
@@ -117,4 +120,11 @@ async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta
     await store.append(conn, f"submission-{submission_id}", [BallotRejected(
         submission_id=submission_id, campaign_id=sub.campaign_id, province=province, channel=sub.channel,
         reason=outcome.reason_code, detail=outcome.detail, field=outcome.field)], expected_version=0, meta=meta)
+    _count(metrics, sub, "rejected", outcome.reason_code)
     return submission_id, outcome
+
+
+def _count(metrics: Any, sub: Submission, outcome: str, reason: str) -> None:
+    # Counted before commit: a transaction that then fails over-counts by one, never under-counts.
+    if metrics is not None:
+        intake_outcomes(metrics).labels(sub.campaign_id, sub.channel, outcome, reason).inc()

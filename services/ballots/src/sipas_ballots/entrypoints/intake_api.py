@@ -68,7 +68,7 @@ async def post_submission(body: SubmissionIn, request: Request, ctx: Ctx) -> JSO
             c = reference.campaigns.c
             province = (await conn.execute(select(c.province).where(c.campaign_id == body.campaign_id))).scalar()
             who.require_province(province, f"campaign {body.campaign_id}")
-        submission_id, outcome = await submit(conn, ctx.store, sub, metadata(request, who))
+        submission_id, outcome = await submit(conn, ctx.store, sub, metadata(request, who), ctx.metrics)
         if isinstance(outcome, Accepted):
             return 201, {"submission_id": submission_id, "outcome": "accepted", "ballot_id": outcome.ballot.ballot_id}
         return 422, {"type": f"https://sipas.gov.vn/problems/ballot-{outcome.reason_code.replace('_', '-')}",

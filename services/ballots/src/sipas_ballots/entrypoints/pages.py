@@ -117,7 +117,7 @@ async def submit_page(code: str, request: Request, ctx: Ctx) -> Response:
     actor = "respondent:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     meta = Metadata(correlation_id=request.state.correlation_id, actor=actor)
     async with ctx.engine.begin() as conn:
-        _, outcome = await submit(conn, ctx.store, sub, meta)
+        _, outcome = await submit(conn, ctx.store, sub, meta, ctx.metrics)
     if isinstance(outcome, Accepted):
         return _page(request, "done.html")
     message = REASONS_VI[outcome.reason_code]
