@@ -10,6 +10,8 @@ help:
 	@echo "make run    - start PostgreSQL, NATS and the five services (embedded), print the URLs"
 	@echo "make test   - run the whole test suite over a throwaway embedded stack"
 	@echo "make bench  - measure raw NATS/Postgres ceilings and the backbone; write docs/performance.md"
+	@echo "             then a 10-million-row frame upload and draw; write docs/performance-sampling.md"
+	@echo "             (SAMPLING_BENCH_ARGS=\"--rows 1000000\" for a smaller frame)"
 	@echo "make lint   - ruff + mypy;  make docs - regenerate docs/events.md and docs/asyncapi.yaml"
 
 $(STAMP): requirements/dev.txt libs/*/pyproject.toml cli/pyproject.toml services/*/pyproject.toml
@@ -41,6 +43,7 @@ docs-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone --out docs/performance.md
+	$(BIN)/python -m bench.sampling --out docs/performance-sampling.md $(SAMPLING_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .sipas
