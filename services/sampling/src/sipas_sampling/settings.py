@@ -20,3 +20,6 @@ class SamplingSettings(ServiceSettings):
         description="32-byte master key that wraps each campaign's data key (created 0600 if missing). "
                     "Production points this at a mounted secret, or replaces LocalKeyFile with a KMS.")
     max_frame_bytes: int = Field(default=4 * 1024**3, ge=1, description="Largest frame upload accepted")
+    max_stage_frame_bytes: int = Field(
+        default=256 * 1024**2, ge=1,
+        description="Largest resident stage file accepted (its checked rows are held until the file is known good)")

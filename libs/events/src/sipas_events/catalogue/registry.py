@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sipas_events.catalogue.base import Event, event
 from sipas_events.catalogue.types import (
@@ -239,6 +239,22 @@ class SamplingSettings(Part):
     cap_per_unit: int | None = Field(default=None, ge=1)
     strata: list[StratumKey] = Field(default_factory=_by_agency)
     reserve_ratio: Decimal = Field(default=Decimal("0.2"), ge=0, le=5)
+    # The resident design (METHODOLOGY §5): communes of each province, villages by PPS, households.
+    # Defaults from the 2024 round: 1,170 villages in 385 communes (≈ 3), 36,525 people (≈ 31 a village).
+    commune_method: Literal["srs", "pps", "all"] = Field(
+        default="srs", description="Resident stage 1: simple random, PPS on households, or every commune")
+    communes: int | None = Field(
+        default=None, ge=1, description="Resident stage 1: communes per province (the stratum); not with 'all'")
+    villages_per_commune: int = Field(
+        default=3, ge=1, description="Resident stage 2: villages per selected commune (systematic PPS)")
+    households_per_village: int = Field(
+        default=30, ge=1, description="Resident stage 3: households per selected village (SRS), reserves after")
+
+    @model_validator(mode="after")
+    def _resident_needs_a_commune_count(self) -> SamplingSettings:
+        if self.design == "resident" and self.commune_method != "all" and self.communes is None:
+            raise ValueError("the resident design needs `communes` (per province) unless commune_method is 'all'")
+        return self
 
 
 @event("registry", 1)

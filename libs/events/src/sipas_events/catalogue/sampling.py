@@ -1,8 +1,12 @@
 """Events produced by sampling. No personal data ever appears here: units are pseudonymous ids.
 
 Names, phone numbers and addresses stay encrypted in the sampling service's own database; what
-leaves it is the unit id (an HMAC of the dossier id with a secret per-campaign salt), its agency,
-stratum and weight.
+leaves it is the unit id (an HMAC of the dossier id, or of the listed household, with a secret
+per-campaign salt), its agency, stratum and weight.
+
+The resident design (communes → villages → households) reuses the frame design's events, with the
+stage named: ``FrameImported`` and ``DrawCommitted`` per stage, ``StageDrawn`` for each stage's reveal,
+and ``SampleDrawn`` for the households, so consumers of the sample need not know the design.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Literal
 from pydantic import Field
 
 from sipas_events.catalogue.base import Event, event
-from sipas_events.catalogue.types import ExactDecimal, Id, Part, ProvinceCode, Sha256Hex, Text
+from sipas_events.catalogue.types import ExactDecimal, Id, Part, Probability, ProvinceCode, Sha256Hex, Text
+
+ResidentStage = Literal["communes", "villages", "households"]
 
 
 @event("sampling", 1)
@@ -23,6 +29,8 @@ class FrameImported(Event):
     campaign_id: Id
     province: ProvinceCode | None = None
     design: Literal["frame", "resident"] = "frame"
+    round_id: Id | None = Field(default=None, description="Resident design: the round the stage frame belongs to")
+    stage: ResidentStage | None = Field(default=None, description="Resident design: which stage's frame")
     mode: Literal["all_or_nothing", "accept_valid"]
     rows: int = Field(ge=0, description="Rows accepted into the frame")
     rejected_rows: int = Field(ge=0)
@@ -65,10 +73,12 @@ class SamplePlanApproved(Event):
 
 @event("sampling", 1)
 class DrawCommitted(Event):
-    """Commit: the SHA-256 of the seed, published before the draw."""
+    """Commit: the SHA-256 of the seed, published before the draw (of a plan, or of one resident stage)."""
 
     draw_id: Id
-    plan_id: Id
+    plan_id: Id | None = Field(default=None, description="Frame design: the approved plan drawn")
+    round_id: Id | None = Field(default=None, description="Resident design: the round")
+    stage: ResidentStage | None = Field(default=None, description="Resident design: the stage drawn")
     campaign_id: Id
     province: ProvinceCode | None = None
     frame_digest: Sha256Hex
@@ -81,7 +91,8 @@ class SampledUnit(Part):
     agency_id: Id | None = Field(description="The registry's agency the unit's dossier belongs to")
     agency_code: Id
     stratum: Text = Field(description="The stratum's label, e.g. 'H29.07|hộ tịch'")
-    weight: ExactDecimal = Field(description="Design weight: frame units / sampled units in the stratum")
+    weight: ExactDecimal = Field(description="Design weight: frame units / sampled units in the stratum (frame "
+                                             "design); 1 / overall inclusion probability (resident design)")
 
 
 @event("sampling", 1)
@@ -98,6 +109,56 @@ class SampleDrawn(Event):
     part: int = Field(ge=1)
     parts: int = Field(ge=1)
     units: list[SampledUnit]
+
+
+@event("sampling", 1)
+class ResidentRoundOpened(Event):
+    """A resident-design round began: its three stages' sizes, pinned before any stage frame or seed."""
+
+    round_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    commune_method: Literal["srs", "pps", "all"]
+    communes: int | None = Field(ge=1, description="Communes per province (the stratum); None with 'all'")
+    villages_per_commune: int = Field(ge=1)
+    households_per_village: int = Field(ge=1)
+    algorithm_version: Id
+
+
+class StageParent(Part):
+    code: Id = Field(description="The province (communes stage), the commune (villages) or the village (households)")
+    frame_digest: Sha256Hex = Field(description="Digest of the units listed under it, as the draw read them")
+    units: int = Field(ge=0, description="Units listed under it")
+    selected: int = Field(ge=0)
+    reserves: int = Field(ge=0)
+    inclusion: Probability = Field(description="Its own overall inclusion probability")
+
+
+class StageArea(Part):
+    code: Id = Field(description="A selected commune or village")
+    parent: Id
+    rank: int = Field(ge=1)
+    households: int = Field(ge=0, description="Measure of size, as listed")
+    conditional: Probability = Field(description="Probability of selection given the parent was selected")
+    inclusion: Probability = Field(description="Overall inclusion probability: the product down the stages")
+
+
+@event("sampling", 1)
+class StageDrawn(Event):
+    """Reveal of one resident stage: the seed and what it selected. No household is named: the households
+    stage lists its villages only, and its units travel in ``SampleDrawn`` under pseudonymous ids."""
+
+    draw_id: Id
+    round_id: Id
+    campaign_id: Id
+    province: ProvinceCode | None = None
+    stage: ResidentStage
+    frame_digest: Sha256Hex
+    seed_commitment: Sha256Hex
+    seed: Id
+    algorithm_version: Id
+    parents: list[StageParent]
+    areas: list[StageArea] = Field(description="The selected communes or villages; empty at the households stage")
 
 
 @event("sampling", 1)

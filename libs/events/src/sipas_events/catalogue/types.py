@@ -14,6 +14,8 @@ Text = Annotated[str, Field(min_length=1, max_length=500)]
 LegalBasis = Annotated[str, Field(min_length=1, max_length=300, description="e.g. Resolution 202/2025/QH15")]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ExactDecimal = Annotated[Decimal, Field(description="Exact decimal, serialised as a string")]
+Probability = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]*)/[1-9][0-9]*$",
+                                   description="Exact probability as a reduced fraction 'n/d', e.g. '24/55'")]
 
 AgencyLevel = Literal[
     "ministry",            # ministry or ministry-level agency

@@ -1,8 +1,14 @@
 """The sampling service's own tables beside the backbone's and the registry reference data.
 
-Personal data lives only in ``frame_units.contact``: AES-GCM ciphertext under the campaign's data
-key, which itself is stored only wrapped by the master key (``campaign_keys``). Destroying the
-wrapped key makes every contact of the campaign unreadable (crypto-shredding).
+Personal data lives only in ``frame_units.contact`` and ``household_listings.contact``: AES-GCM
+ciphertext under the campaign's data key, which itself is stored only wrapped by the master key
+(``campaign_keys``). Destroying the wrapped key makes every contact of the campaign unreadable
+(crypto-shredding).
+
+The resident design keeps its stage frames in ``frames`` (with ``round_id`` and ``stage``; their
+per-row reports in ``frame_errors``), their rows in ``stage_areas`` and ``household_listings``, each
+stage's commit-reveal in ``draws`` and its selection in ``stage_units``/``stage_parents``; the final
+households join ``sample_units`` like any drawn unit.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ frames = Table(
     Column("digest", Text),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("round_id", Text, comment="resident design: the round of this stage frame"),
+    Column("stage", Text, comment="resident design: communes | villages | households"),
 )
 
 frame_units = Table(
@@ -95,12 +103,15 @@ plans = Table(
 draws = Table(
     "draws", metadata,
     Column("draw_id", Text, primary_key=True),
-    Column("plan_id", Text, nullable=False),
+    Column("plan_id", Text, comment="frame design"),
     Column("campaign_id", Text, nullable=False, index=True),
     Column("seed_commitment", Text, nullable=False),
     Column("seed", Text),
     Column("status", Text, nullable=False, comment="committed | drawn"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("round_id", Text, index=True, comment="resident design: the round"),
+    Column("stage", Text, comment="resident design: the stage drawn"),
+    Column("frame_id", Text, comment="resident design: the stage frame the commitment pinned"),
 )
 
 sample_units = Table(
@@ -118,6 +129,63 @@ sample_units = Table(
     Column("assigned_to", Text, comment="enumerator or post office carrying the unit"),
     PrimaryKeyConstraint("draw_id", "unit_id"),
     Index("ix_sample_units_assigned_to", "draw_id", "assigned_to"),
+)
+
+resident_rounds = Table(
+    "resident_rounds", metadata,
+    Column("round_id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False, index=True),
+    Column("status", Text, nullable=False, comment="the stage to draw next: communes | villages | households | drawn"),
+    Column("settings", JSONB, nullable=False, comment="the ResidentRoundOpened payload"),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+stage_areas = Table(
+    "stage_areas", metadata,
+    Column("frame_id", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("parent_code", Text, nullable=False, comment="the province (communes) or the commune (villages)"),
+    Column("agency_id", Text, comment="communes: the registry's unit"),
+    Column("name", Text, comment="villages: the village's name (not personal data)"),
+    Column("households", Integer, nullable=False, comment="measure of size"),
+    PrimaryKeyConstraint("frame_id", "code"),
+)
+
+household_listings = Table(
+    "household_listings", metadata,
+    Column("frame_id", Text, nullable=False),
+    Column("household_key", Text, nullable=False, comment="resident.household_key: pseudonym input, sealing AD"),
+    Column("village_code", Text, nullable=False),
+    Column("household_id", Text, nullable=False),
+    Column("contact", LargeBinary, comment="nonce || AES-GCM(head_name, phone, address); NULL once erased"),
+    PrimaryKeyConstraint("frame_id", "household_key"),
+)
+
+stage_parents = Table(
+    "stage_parents", metadata,
+    Column("draw_id", Text, nullable=False),
+    Column("parent_code", Text, nullable=False),
+    Column("frame_digest", Text, nullable=False),
+    Column("units", Integer, nullable=False),
+    Column("selected", Integer, nullable=False),
+    Column("reserves", Integer, nullable=False),
+    Column("inclusion", Text, nullable=False, comment="the parent's own inclusion probability, 'n/d'"),
+    PrimaryKeyConstraint("draw_id", "parent_code"),
+)
+
+stage_units = Table(
+    "stage_units", metadata,
+    Column("draw_id", Text, nullable=False),
+    Column("code", Text, nullable=False, comment="commune or village code; a household's household_key"),
+    Column("parent_code", Text, nullable=False),
+    Column("role", Text, nullable=False, comment="selected | reserve"),
+    Column("rank", Integer, nullable=False),
+    Column("households", Integer, comment="communes and villages: the measure of size"),
+    Column("conditional", Text, nullable=False, comment="exact fraction 'n/d'"),
+    Column("inclusion", Text, nullable=False, comment="exact fraction 'n/d'"),
+    Column("unit_id", Text, comment="households: the pseudonymous unit id"),
+    PrimaryKeyConstraint("draw_id", "code"),
 )
 
 contact_reads = Table(

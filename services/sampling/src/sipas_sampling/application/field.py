@@ -14,8 +14,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_sampling.adapters.keys import KeySource, Sealer
-from sipas_sampling.adapters.tables import contact_reads, draws, frame_units, plans, sample_units
+from sipas_sampling.adapters.tables import contact_reads, draws, sample_units
 from sipas_sampling.application.campaign_keys import data_key
+from sipas_sampling.application.contacts import CONTACT, UNITS_WITH_CONTACTS
 from sipas_sampling.domain.assignment import assign
 
 
@@ -42,11 +43,8 @@ async def assign_draw(conn: AsyncConnection, draw_id: str, enumerators: list[str
 async def field_list(conn: AsyncConnection, keys: KeySource, draw_id: str, enumerator: str | None,
                      with_contacts: bool, actor: str) -> list[dict[str, Any]]:
     su = sample_units.c
-    stmt = (select(su.unit_id, su.agency_code, su.stratum, su.rank, su.assigned_to, su.dossier_id,
-                   frame_units.c.contact, draws.c.campaign_id)
-            .join(draws, draws.c.draw_id == su.draw_id).join(plans, plans.c.plan_id == draws.c.plan_id)
-            .join(frame_units, (frame_units.c.frame_id == plans.c.frame_id)
-                  & (frame_units.c.dossier_id == su.dossier_id))
+    stmt = (select(su.unit_id, su.agency_code, su.stratum, su.rank, su.assigned_to, su.dossier_id, CONTACT,
+                   draws.c.campaign_id).select_from(UNITS_WITH_CONTACTS)
             .where(su.draw_id == draw_id, su.status == "active")
             .order_by(su.assigned_to, su.agency_code, su.stratum, su.rank))
     if enumerator is not None:

@@ -36,7 +36,13 @@ HEADER_ALIASES = {"ma_co_quan": "agency_code", "mã cơ quan": "agency_code", "t
                   "ma_ho_so": "dossier_id", "mã hồ sơ": "dossier_id", "ngay_hoan_thanh": "completed_on",
                   "ngày hoàn thành": "completed_on", "loai": "respondent_type", "đối tượng": "respondent_type",
                   "ho_ten": "name", "họ tên": "name", "dien_thoai": "phone", "điện thoại": "phone",
-                  "dia_chi": "address", "địa chỉ": "address"}
+                  "dia_chi": "address", "địa chỉ": "address",
+                  # the resident design's stage files
+                  "ma_xa": "commune_code", "mã xã": "commune_code", "so_ho": "households", "số hộ": "households",
+                  "ma_thon": "village_code", "mã thôn": "village_code", "ten_thon": "village_name",
+                  "tên thôn": "village_name", "ma_ho": "household_id", "mã hộ": "household_id",
+                  "chu_ho": "head_name", "chủ hộ": "head_name", "họ tên chủ hộ": "head_name"}
+FRAME_COLUMNS = ("agency_code", "dossier_id", "completed_on", "name")
 UNIT_COLUMNS = ["frame_id", "dossier_id", "agency_code", "agency_id", "level", "area", "procedure", "service_field",
                 "completed_on", "respondent_type", "row_hash", "contact"]
 
@@ -80,11 +86,13 @@ def agency_on(agencies: Mapping[str, list[Agency]], code: str, day: dt.date) -> 
     return next(valid, None)
 
 
-def read_rows(spool: IO[bytes], filename: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, raw row) from a CSV (UTF-8, ',' ';' or tab) or an XLSX, one row at a time."""
+def read_rows(spool: IO[bytes], filename: str,
+              required: tuple[str, ...] = FRAME_COLUMNS) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, raw row) from a CSV (UTF-8, ',' ';' or tab) or an XLSX, one row at a time;
+    ``required``: the columns the header must name."""
     spool.seek(0)
     if spool.read(4) == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
-        yield from _xlsx_rows(spool)
+        yield from _xlsx_rows(spool, required)
         return
     spool.seek(0)
     if spool.read(3) != codecs.BOM_UTF8:
@@ -93,7 +101,7 @@ def read_rows(spool: IO[bytes], filename: str) -> Iterator[tuple[int, dict[str, 
     try:
         first = stream.readline()
         delimiter = max(",;\t", key=first.count)
-        header = _header(next(csv.reader([first], delimiter=delimiter), []))
+        header = _header(next(csv.reader([first], delimiter=delimiter), []), required)
         for number, row in enumerate(csv.reader(stream, delimiter=delimiter), start=2):
             if any(cell.strip() for cell in row):
                 yield number, dict(zip(header, row, strict=False))
@@ -103,7 +111,7 @@ def read_rows(spool: IO[bytes], filename: str) -> Iterator[tuple[int, dict[str, 
         stream.detach()
 
 
-def _xlsx_rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _xlsx_rows(spool: IO[bytes], required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
     import openpyxl
 
     spool.seek(0)
@@ -113,7 +121,7 @@ def _xlsx_rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UnreadableFrame(f"not a readable XLSX workbook: {type(exc).__name__}", "file") from None
     try:
         rows = book.worksheets[0].iter_rows(values_only=True)
-        header = _header([str(h or "") for h in next(rows, ())])
+        header = _header([str(h or "") for h in next(rows, ())], required)
         for number, row in enumerate(rows, start=2):
             if any(v not in (None, "") for v in row):
                 yield number, dict(zip(header, row, strict=False))
@@ -121,9 +129,9 @@ def _xlsx_rows(spool: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
         book.close()
 
 
-def _header(cells: list[str]) -> list[str]:
+def _header(cells: list[str], required: tuple[str, ...]) -> list[str]:
     names = [HEADER_ALIASES.get(c.strip().casefold(), c.strip().casefold().replace(" ", "_")) for c in cells]
-    missing = [c for c in ("agency_code", "dossier_id", "completed_on", "name") if c not in names]
+    missing = [c for c in required if c not in names]
     if missing:
         raise UnreadableFrame(f"missing columns: {', '.join(missing)}", "file")
     return names
@@ -132,6 +140,12 @@ def _header(cells: list[str]) -> list[str]:
 async def _copy(conn: AsyncConnection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
     raw = await conn.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(table, records=records, columns=columns)  # type: ignore[union-attr]
+
+
+async def copy_records(conn: AsyncConnection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
+    """COPY rows into a table in chunks (the resident stage frames write through here too)."""
+    for start in range(0, len(records), CHUNK):
+        await _copy(conn, table, columns, records[start:start + CHUNK])
 
 
 async def import_frame(engine: AsyncEngine, store: EventStore, keys: KeySource, *, campaign: Mapping[str, Any],
@@ -145,8 +159,8 @@ async def import_frame(engine: AsyncEngine, store: EventStore, keys: KeySource, 
             if mode == "all_or_nothing" and rejected:
                 raise _RollBack
             digest = await frame_digest(conn, frame_id)
-            await _record_frame(conn, record | {"status": "imported", "rows": accepted, "rejected_rows": rejected,
-                                                "digest": digest}, error_rows)
+            await record_frame(conn, record | {"status": "imported", "rows": accepted, "rejected_rows": rejected,
+                                               "digest": digest}, error_rows)
             event = FrameImported(frame_id=frame_id, campaign_id=campaign["campaign_id"], mode=mode,  # type: ignore[arg-type]
                                   province=campaign["province"], rows=accepted, rejected_rows=rejected, digest=digest,
                                   digest_version=DIGEST_VERSION)
@@ -154,12 +168,13 @@ async def import_frame(engine: AsyncEngine, store: EventStore, keys: KeySource, 
             return FrameResult(frame_id, "imported", accepted, rejected, digest)
     except _RollBack:
         async with engine.begin() as conn:  # only the record of the refusal and its report
-            await _record_frame(conn, record | {"status": "rejected", "rows": 0, "rejected_rows": rejected,
-                                                "digest": None}, error_rows)
+            await record_frame(conn, record | {"status": "rejected", "rows": 0, "rejected_rows": rejected,
+                                               "digest": None}, error_rows)
         return FrameResult(frame_id, "rejected", 0, rejected, None)
 
 
-async def _record_frame(conn: AsyncConnection, values: dict[str, Any], error_rows: list[tuple[Any, ...]]) -> None:
+async def record_frame(conn: AsyncConnection, values: dict[str, Any], error_rows: list[tuple[Any, ...]]) -> None:
+    """The frame's record and its per-row report (line, field, code, message: never a rejected value)."""
     await conn.execute(insert(frames).values(**values, created_at=dt.datetime.now(dt.UTC)))
     for start in range(0, len(error_rows), CHUNK):
         await _copy(conn, "frame_errors", ["frame_id", "line", "field", "code", "message"],

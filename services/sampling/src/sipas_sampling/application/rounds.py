@@ -28,8 +28,9 @@ from sipas_events.catalogue.sampling import (
 from sipas_events.ids import new_id
 from sipas_events.store import EventStore, Metadata
 from sipas_sampling.adapters.keys import KeySource, Sealer
-from sipas_sampling.adapters.tables import contact_reads, draws, frame_units, frames, plans, sample_units
+from sipas_sampling.adapters.tables import contact_reads, draws, frame_units, frames, plans, sample_units, stage_parents
 from sipas_sampling.application.campaign_keys import data_key, pseudonym_salt, shred
+from sipas_sampling.application.contacts import CONTACT, UNITS_WITH_CONTACTS, erase_campaign, erase_contact
 from sipas_sampling.domain.allocation import SamplePlan, StratumPlan, plan_by_rule
 from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, stratum_picks
 from sipas_sampling.domain.errors import InvalidParameter, SamplingError, UnitNotActive
@@ -61,7 +62,7 @@ def _plan_from(body: Mapping[str, Any]) -> SamplePlan:
 async def propose_plan(conn: AsyncConnection, store: EventStore, campaign: Mapping[str, Any], frame_id: str,
                        meta: Metadata) -> dict[str, Any]:
     frame = (await conn.execute(select(frames).where(frames.c.frame_id == frame_id))).first()
-    if frame is None or frame.campaign_id != campaign["campaign_id"] or frame.status != "imported":
+    if frame is None or frame.campaign_id != campaign["campaign_id"] or frame.status != "imported" or frame.stage:
         raise NotFound(f"no imported frame {frame_id} in campaign {campaign['campaign_id']}", "frame_id")
     settings = campaign["definition"].get("sampling") or {}
     dims = [DIMENSIONS[d] for d in settings.get("strata") or ["agency"]]
@@ -125,8 +126,8 @@ async def commit_draw(conn: AsyncConnection, store: EventStore, plan_id: str, co
 async def reveal_draw(conn: AsyncConnection, store: EventStore, keys: KeySource, draw_id: str, seed: str,
                       reserve_ratio: str, meta: Metadata) -> dict[str, Any]:
     draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id).with_for_update())).first()
-    if draw is None:
-        raise NotFound(f"no draw {draw_id}", "draw_id")
+    if draw is None or draw.plan_id is None:
+        raise NotFound(f"no draw {draw_id} of a plan", "draw_id")
     if draw.status != "committed":
         raise WrongState(f"draw {draw_id} was already revealed", "draw_id")
     check_seed(seed)
@@ -180,7 +181,10 @@ async def _positions(conn: AsyncConnection, frame_id: str, dims: list[str], key:
     """
     if not set(dims) <= set(DIMENSIONS.values()):
         raise InvalidParameter(f"unknown stratification dimensions {dims}", "plan")
-    where = " AND ".join(f"coalesce({d}, '') = :k{i}" for i, d in enumerate(dims)) or "TRUE"
+    # agency_code and service_field are NOT NULL: compared bare (and in "C" collation) so the canonical
+    # index serves each stratum; level and area may be unknown, which the stratum key spells ''.
+    where = " AND ".join(f"{d} COLLATE \"C\" = :k{i}" if d in ("agency_code", "service_field")
+                         else f"coalesce({d}, '') = :k{i}" for i, d in enumerate(dims)) or "TRUE"
     sql = text(f"""SELECT pos, dossier_id, agency_code, agency_id FROM (
                      SELECT row_number() OVER (ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C") - 1 AS pos,
                             dossier_id, agency_code, agency_id
@@ -199,10 +203,8 @@ async def withdraw(conn: AsyncConnection, store: EventStore, unit_id: str, reaso
                    province: str | None) -> dict[str, Any]:
     """Take the unit out (erasing its contact on withdrawal) and put the next reserve of its stratum in."""
     su = sample_units.c
-    unit = (await conn.execute(select(sample_units, draws.c.campaign_id, frames.c.frame_id)
+    unit = (await conn.execute(select(sample_units, draws.c.campaign_id)
                                .join(draws, draws.c.draw_id == su.draw_id)
-                               .join(plans, plans.c.plan_id == draws.c.plan_id)
-                               .join(frames, frames.c.frame_id == plans.c.frame_id)
                                .where(su.unit_id == unit_id, su.status == "active").with_for_update(of=sample_units))
             ).first()
     if unit is None:
@@ -210,8 +212,7 @@ async def withdraw(conn: AsyncConnection, store: EventStore, unit_id: str, reaso
     await conn.execute(update(sample_units).where(su.draw_id == unit.draw_id, su.unit_id == unit_id)
                        .values(status="withdrawn"))
     if reason == "withdrawal":  # the respondent asked: their contact goes at once
-        await conn.execute(update(frame_units).where(frame_units.c.frame_id == unit.frame_id,
-                                                     frame_units.c.dossier_id == unit.dossier_id).values(contact=None))
+        await erase_contact(conn, unit.draw_id, unit.dossier_id)
     events: list[Any] = [UnitWithdrawn(draw_id=unit.draw_id, campaign_id=unit.campaign_id, province=province,
                                        unit_id=unit_id, reason=reason)]  # type: ignore[arg-type]
     reserve = (await conn.execute(select(sample_units).where(su.draw_id == unit.draw_id, su.stratum == unit.stratum,
@@ -232,11 +233,7 @@ async def withdraw(conn: AsyncConnection, store: EventStore, unit_id: str, reaso
 async def read_contact(conn: AsyncConnection, keys: KeySource, unit_id: str, actor: str,
                        purpose: str) -> dict[str, Any]:
     su = sample_units.c
-    unit = (await conn.execute(select(su.dossier_id, draws.c.campaign_id, frame_units.c.contact)
-                               .join(draws, draws.c.draw_id == su.draw_id)
-                               .join(plans, plans.c.plan_id == draws.c.plan_id)
-                               .join(frame_units, (frame_units.c.frame_id == plans.c.frame_id)
-                                     & (frame_units.c.dossier_id == su.dossier_id))
+    unit = (await conn.execute(select(su.dossier_id, draws.c.campaign_id, CONTACT).select_from(UNITS_WITH_CONTACTS)
                                .where(su.unit_id == unit_id))).first()
     if unit is None:
         raise NotFound(f"no sampled unit {unit_id}", "unit_id")
@@ -255,10 +252,7 @@ async def shred_campaign(conn: AsyncConnection, store: EventStore, campaign_id: 
     """Crypto-shred: destroy the wrapped key, then drop the now unreadable ciphertexts too."""
     if not await shred(conn, campaign_id):
         return 0
-    result = await conn.execute(text(
-        "UPDATE frame_units SET contact = NULL WHERE contact IS NOT NULL AND frame_id IN "
-        "(SELECT frame_id FROM frames WHERE campaign_id = :c)"), {"c": campaign_id})
-    rows = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    rows = await erase_campaign(conn, campaign_id)
     event = PersonalDataShredded(campaign_id=campaign_id, province=province, reason=reason, rows=rows)  # type: ignore[arg-type]
     await store.append(conn, f"retention-{campaign_id}", [event], expected_version=0, meta=meta)
     return rows
@@ -267,10 +261,9 @@ async def shred_campaign(conn: AsyncConnection, store: EventStore, campaign_id: 
 async def adjust_weights(conn: AsyncConnection, store: EventStore, draw_id: str, meta: Metadata) -> dict[str, Any]:
     """Non-response adjustment within strata from the responses known now; each call is a new revision."""
     draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id).with_for_update())).first()
-    if draw is None or draw.status != "drawn":
-        raise NotFound(f"no revealed draw {draw_id}", "draw_id")
-    plan = (await load_plan(conn, draw.plan_id)).body
-    population = {label(tuple(s["key"])): s["population"] for s in plan["strata"]}
+    if draw is None or draw.status != "drawn" or draw.stage not in (None, "households"):
+        raise NotFound(f"no revealed draw {draw_id} of a sample", "draw_id")
+    province, population, scale = await _strata(conn, draw)
     counts = (await conn.execute(text(
         "SELECT su.stratum, count(*) FILTER (WHERE su.role = 'selected') AS sampled, "
         "count(r.unit_id) FILTER (WHERE su.status = 'active' AND NOT r.voided) AS responded "
@@ -281,15 +274,39 @@ async def adjust_weights(conn: AsyncConnection, store: EventStore, draw_id: str,
         if not sampled:
             continue
         w = stratum_weight(StratumOutcome((stratum,), population[stratum], sampled, responded))
+        factor = scale.get(stratum, Fraction(1))
         strata.append(StratumWeights(
             stratum=stratum, population=population[stratum], sampled=sampled, responded=responded,
-            design_weight=_decimal(w.design) or Decimal(0), adjustment=_decimal(w.adjustment),
-            final_weight=_decimal(w.final)))
+            design_weight=_decimal(w.design * factor) or Decimal(0), adjustment=_decimal(w.adjustment),
+            final_weight=_decimal(None if w.final is None else w.final * factor)))
     revision = 1 + sum(1 for _ in await store.load(conn, f"weights-{draw_id}"))
-    event = WeightsAdjusted(draw_id=draw_id, campaign_id=draw.campaign_id, province=plan.get("province"),
+    event = WeightsAdjusted(draw_id=draw_id, campaign_id=draw.campaign_id, province=province,
                             revision=revision, strata=strata)
     await store.append(conn, f"weights-{draw_id}", [event], expected_version=revision - 1, meta=meta)
     return event.payload()
+
+
+async def _strata(conn: AsyncConnection, draw: Any) -> tuple[str | None, dict[str, int], dict[str, Fraction]]:
+    """Province, units per stratum, and the factor that turns N_h/n_h into the design weight.
+
+    Frame design: a stratum of the plan, design weight N_h/n_h. Resident design: a stratum is a village
+    (``commune/village``) with N_h households listed; its households' design weight 1/π is N_h/n_h times
+    1/π_village, the village's own weight (village codes hold no '/').
+    """
+    if draw.plan_id is not None:
+        plan = (await load_plan(conn, draw.plan_id)).body
+        return plan.get("province"), {label(tuple(s["key"])): s["population"] for s in plan["strata"]}, {}
+    villages = {r.parent_code: r for r in await conn.execute(
+        select(stage_parents).where(stage_parents.c.draw_id == draw.draw_id))}
+    labels = (await conn.execute(select(sample_units.c.stratum).where(sample_units.c.draw_id == draw.draw_id)
+                                 .distinct())).scalars()
+    population, scale = {}, {}
+    for stratum in labels:
+        village = villages[stratum.rsplit("/", 1)[-1]]
+        population[stratum], scale[stratum] = village.units, 1 / Fraction(village.inclusion)
+    province = (await conn.execute(text("SELECT settings->>'province' FROM resident_rounds WHERE round_id = :r"),
+                                   {"r": draw.round_id})).scalar()
+    return province, population, scale
 
 
 def _decimal(value: Fraction | None) -> Decimal | None:

@@ -2,5 +2,5 @@
 
 ``frame`` and ``phone`` validate rows, ``digest`` pins a frame, ``size`` and ``allocation`` make a
 plan, ``prng`` and ``draw`` carry it out reproducibly, ``resident`` draws the multi-stage design,
-``replacement`` and ``weights`` follow the sample through fieldwork.
+``listing`` checks its stage files' rows, ``replacement`` and ``weights`` follow the sample through fieldwork.
 """

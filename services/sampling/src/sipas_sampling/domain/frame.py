@@ -28,7 +28,8 @@ from typing import Literal
 from sipas_sampling.domain.phone import DEFAULT_PHONE_PLAN, MalformedPhone, PhonePlan, normalise_phone
 
 RespondentType = Literal["individual", "organisation"]
-ErrorCode = Literal["missing", "malformed", "invalid", "outside_window", "unknown_agency", "duplicate"]
+ErrorCode = Literal["missing", "malformed", "invalid", "outside_window", "unknown_agency", "duplicate",
+                    "not_selected", "unlisted"]
 Fail = Callable[[str, ErrorCode, str], None]
 AgencyCheck = Callable[[str, dt.date], bool]
 """``(agency_code, day) -> bool``: is this agency in the registry and valid on that day?"""

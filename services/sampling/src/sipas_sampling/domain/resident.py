@@ -19,13 +19,20 @@ Sizes are capped at what a frame holds ("never more than N"). Each selected unit
 conditional probability and its overall inclusion probability (the product down the stages); the
 design weight is the inverse of the latter. Reserves carry the probabilities of the sample they stand
 in for: a replacement inherits the replaced unit's weight.
+
+Households are numbered within their village, so a household's pseudonym is taken over
+``household_key(village, household)``, the compact JSON array ``["<village>","<household>"]``:
+unambiguous whatever either code contains. A stage's whole frame (every parent's part) is pinned by
+``stage_digest``, SHA-256 over ``sipas-stage/v1`` and the lines ``["<parent>","<its digest>"]`` in parent
+code order, where a parent's digest is the one its draw computes (``area_digest`` for communes and
+villages, ``listing_digest`` for households): the value committed before the stage is drawn.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -36,6 +43,7 @@ from sipas_sampling.domain.prng import RandomStream, ordered_sample
 from sipas_sampling.domain.pseudonym import check_salt, unit_id
 
 RESIDENT_ALGORITHM_VERSION = "sipas-resident-hmac-sha256/1"
+STAGE_DIGEST_VERSION = "sipas-stage/v1"
 Stage = Literal["communes", "villages", "households"]
 
 
@@ -102,11 +110,7 @@ def draw_households(village: StageUnit, households: Sequence[str], h: int, *, se
                     reserves: int = 0) -> StageDraw:
     """Stage 3: ``h`` households of a selected village's listing by SRS, then ``reserves`` in order."""
     salt = check_salt(campaign_salt)
-    codes = sorted({clean_text(c) for c in households})
-    if len(codes) != len(households) or not all(codes):
-        raise InvalidParameter(f"village {village.code}: household codes must be present and distinct",
-                               field="households")
-    digest = _digest("sipas-households/v1", [[c] for c in codes])
+    codes, digest = _listing(village.code, households)
     stream = RandomStream(seed, RESIDENT_ALGORITHM_VERSION, digest, "households", village.code)
     size = min(h, len(codes))
     picks = ordered_sample(stream, len(codes), size + min(max(reserves, 0), len(codes) - size))
@@ -114,7 +118,8 @@ def draw_households(village: StageUnit, households: Sequence[str], h: int, *, se
 
     def unit(index: int, rank: int) -> StageUnit:
         code = codes[index]
-        return StageUnit(code, share, village.inclusion * share, rank, unit_id(salt, code))
+        key = household_key(village.code, code)
+        return StageUnit(code, share, village.inclusion * share, rank, unit_id(salt, key))
 
     return StageDraw("households", village.code, digest,
                      tuple(unit(i, r) for r, i in enumerate(picks[:size], 1)),
@@ -146,6 +151,39 @@ def systematic_pps(sizes: Sequence[int], n: int, stream: RandomStream) -> dict[i
                 picks[i] = Fraction(wanted * sizes[i], total)
             low = high
     return dict(sorted(picks.items()))
+
+
+def household_key(village: str, household: str) -> str:
+    """The key a listed household is pseudonymised (and its contact sealed) under."""
+    return json.dumps([clean_text(village), clean_text(household)], ensure_ascii=False, separators=(",", ":"))
+
+
+def area_digest(areas: Sequence[Area]) -> str:
+    """Digest of one parent's communes or villages, as ``draw_communes``/``draw_villages`` compute it."""
+    return _areas(areas)[1]
+
+
+def listing_digest(village: str, households: Sequence[str]) -> str:
+    """Digest of one village's household listing, as ``draw_households`` computes it."""
+    return _listing(village, households)[1]
+
+
+def stage_digest(parents: Mapping[str, str]) -> str:
+    """Digest of a whole stage frame from its parents' digests (parent code -> digest)."""
+    return _digest(STAGE_DIGEST_VERSION, [[code, parents[code]] for code in sorted(parents)])
+
+
+def fraction_text(value: Fraction) -> str:
+    """A probability as the exact text events carry: ``n/d``, always with its denominator."""
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _listing(village: str, households: Sequence[str]) -> tuple[list[str], str]:
+    codes = sorted({clean_text(c) for c in households})
+    if len(codes) != len(households) or not all(codes):
+        raise InvalidParameter(f"village {village}: household codes must be present and distinct",
+                               field="households")
+    return codes, _digest("sipas-households/v1", [[c] for c in codes])
 
 
 def _areas(areas: Sequence[Area]) -> tuple[list[Area], str]:

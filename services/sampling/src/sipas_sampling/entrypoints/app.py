@@ -13,13 +13,13 @@ from sipas_sampling.application.campaign_keys import Shredded
 from sipas_sampling.application.frames import UnreadableFrame
 from sipas_sampling.application.rounds import NotFound, WrongState
 from sipas_sampling.domain.errors import SamplingError, UnitNotActive
-from sipas_sampling.entrypoints import sampling_api
+from sipas_sampling.entrypoints import resident_api, sampling_api
 from sipas_sampling.projections.responses import projection as responses
 
 DEFINITION = ServiceDefinition(
     name="sampling", package="sipas_sampling", title="SIPAS sampling",
     description="Sampling frames, allocations, verifiable draws and reserves; respondents' personal data.",
-    routers=[reference_router(reference), sampling_api.router],
+    routers=[reference_router(reference), sampling_api.router, resident_api.router],
     projections=[reference_projection(reference), responses],
     domain_errors={NotFound: (404, "Not found"), WrongState: (409, "Conflict"), Shredded: (410, "Gone"),
                    UnitNotActive: (409, "Conflict"), UnreadableFrame: (422, "Unreadable file"),

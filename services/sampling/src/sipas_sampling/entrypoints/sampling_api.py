@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import tempfile
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_kit.auth import CurrentPrincipal, Principal, Role, require_roles
+from sipas_kit.auth import CurrentPrincipal, Principal, Role
 from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.problems import Problem
 from sipas_sampling.adapters import printing
-from sipas_sampling.adapters.keys import KeySource, LocalKeyFile
 from sipas_sampling.adapters.tables import draws, frame_units, frames, plans, reference, sample_units
-from sipas_sampling.application import field, rounds
+from sipas_sampling.application import field, resident_draws, rounds
 from sipas_sampling.application.campaign_keys import pseudonym_salt
 from sipas_sampling.application.frames import error_report, import_frame
+from sipas_sampling.entrypoints.edge import (
+    Admin,
+    Body,
+    FieldStaff,
+    Manager,
+    Verifier,
+    campaign_for,
+    design_of,
+    keys_of,
+    spooled,
+    upload_response,
+)
+from sipas_sampling.entrypoints.edge import campaign_of as _campaign_of
 
 router = APIRouter(prefix="/v1", tags=["sampling"])
-Manager = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
-Admin = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN))]
-FieldStaff = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.ENUMERATOR))]
-Verifier = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.AUDITOR))]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class PlanIn(Body):
@@ -49,29 +51,6 @@ class RevealIn(Body):
 
 class WithdrawIn(Body):
     reason: Literal["withdrawal", "unreachable", "refused", "ineligible"]
-
-
-def keys_of(request: Request) -> KeySource:
-    app = request.app
-    if getattr(app.state, "keys", None) is None:
-        app.state.keys = LocalKeyFile(app.state.ctx.settings.master_key_file)
-    return app.state.keys  # type: ignore[no-any-return]
-
-
-async def campaign_for(conn: AsyncConnection, who: Principal, campaign_id: str) -> dict[str, Any]:
-    c = reference.campaigns.c
-    row = (await conn.execute(select(reference.campaigns).where(c.campaign_id == campaign_id))).mappings().first()
-    if row is None or not ((row["province"] is None and who.role in (Role.MINISTRY_ADMIN, Role.AUDITOR, Role.SERVICE))
-                           or (row["province"] is not None and who.can_act_in(row["province"]))):
-        raise Problem(404, "Not found", f"no campaign {campaign_id} in your scope (or not yet known here)")
-    return dict(row)
-
-
-async def _campaign_of(conn: AsyncConnection, table: Any, key: str, value: str) -> str:
-    found = (await conn.execute(select(table.c.campaign_id).where(table.c[key] == value))).scalar()
-    if found is None:
-        raise Problem(404, "Not found", f"no {key.removesuffix('_id')} {value}")
-    return str(found)
 
 
 async def _unit_campaign(conn: AsyncConnection, unit_id: str) -> str:
@@ -92,26 +71,16 @@ async def upload_frame(campaign_id: str, request: Request, ctx: Ctx, who: Manage
         campaign = await campaign_for(conn, who, campaign_id)
     if campaign["status"] not in ("opened",):
         raise Problem(409, "Conflict", f"campaign {campaign_id} is {campaign['status']}: frames come before approval")
-    limit = ctx.settings.max_frame_bytes  # type: ignore[attr-defined]
-    digest, size = hashlib.sha256(), 0
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        async for chunk in request.stream():  # to disk as it arrives: never the whole file in memory
-            size += len(chunk)
-            if size > limit:
-                raise Problem(413, "Content too large", f"frames are limited to {limit} bytes")
-            digest.update(chunk)
-            spool.write(chunk)
-        result = await import_frame(ctx.engine, ctx.store, keys_of(request), campaign=campaign, spool=spool,  # type: ignore[arg-type]
-                                    filename=filename, file_sha256=digest.hexdigest(), mode=mode,
-                                    meta=metadata(request, who))
+    if design_of(campaign) == "resident":
+        raise Problem(409, "Conflict", f"campaign {campaign_id} uses the resident design: open a round at "
+                                       f"/v1/campaigns/{campaign_id}/resident-rounds")
+    async with spooled(request, ctx.settings.max_frame_bytes) as (spool, sha256):  # type: ignore[attr-defined]
+        result = await import_frame(ctx.engine, ctx.store, keys_of(request), campaign=campaign, spool=spool,
+                                    filename=filename, file_sha256=sha256, mode=mode, meta=metadata(request, who))
     body = {"frame_id": result.frame_id, "status": result.status, "rows": result.rows,
             "rejected_rows": result.rejected_rows, "digest": result.digest,
             "report_url": f"/v1/frames/{result.frame_id}/report.csv"}
-    if result.status == "rejected":
-        return JSONResponse({"type": "https://sipas.gov.vn/problems/rejected-rows", "title": "Rejected rows",
-                             "status": 422, "detail": f"{result.rejected_rows} rows were rejected; nothing was kept",
-                             "instance": request.url.path} | body, 422, media_type="application/problem+json")
-    return JSONResponse(body, 201)
+    return upload_response(request, body, f"{result.rejected_rows} rows were rejected; nothing was kept")
 
 
 @router.get("/frames/{frame_id}", summary="A frame: counts, digest, status")
@@ -170,12 +139,15 @@ async def commit_draw(plan_id: str, body: CommitIn, request: Request, ctx: Ctx, 
     return await run_command(ctx, request, who, decide)
 
 
-@router.post("/draws/{draw_id}/reveal", summary="Reveal the seed and draw; SampleDrawn carries the units")
+@router.post("/draws/{draw_id}/reveal",
+             summary="Reveal the seed and draw (a plan, or a resident stage); SampleDrawn carries the units")
 async def reveal(draw_id: str, body: RevealIn, request: Request, ctx: Ctx, who: Manager) -> JSONResponse:
     async def decide(conn: AsyncConnection) -> tuple[int, Any]:
         await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
-        return 200, await rounds.reveal_draw(conn, ctx.store, keys_of(request), draw_id, body.seed,
-                                             body.reserve_ratio, metadata(request, who))
+        reveal = resident_draws.reveal_stage if await resident_draws.is_stage_draw(conn, draw_id) \
+            else rounds.reveal_draw
+        return 200, await reveal(conn, ctx.store, keys_of(request), draw_id, body.seed, body.reserve_ratio,
+                                 metadata(request, who))
 
     return await run_command(ctx, request, who, decide)
 
@@ -199,6 +171,10 @@ async def verification_kit(draw_id: str, request: Request, ctx: Ctx, who: Verifi
         draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id))).mappings().first()
         if draw is None or draw["seed"] is None:
             raise Problem(404, "Not found", f"no revealed draw {draw_id}")
+        if draw["plan_id"] is None:
+            rid = draw["round_id"]
+            raise Problem(409, "Conflict", f"draw {draw_id} is a stage of resident round {rid}: its seeds, digests "
+                                           f"and selections are at /v1/resident-rounds/{rid}")
         plan = (await conn.execute(select(plans).where(plans.c.plan_id == draw["plan_id"]))).mappings().one()
         salt = await pseudonym_salt(conn, keys_of(request), draw["campaign_id"])
         fu = frame_units.c
