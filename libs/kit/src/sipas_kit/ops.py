@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from sipas_events.export import export_digest
-from sipas_events.schema import dead_letters
+from sipas_events.schema import consumer_checkpoints, dead_letters
 from sipas_kit.auth import Principal, Role, require_roles
 from sipas_kit.http import Ctx
 from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
@@ -101,20 +101,30 @@ async def discard_dead_letter(ctx: Ctx, who: Operator, dead_letter_id: uuid.UUID
     return {"status": "discarded", "id": str(dead_letter_id)}
 
 
+async def _projection_state(ctx: Ctx, name: str) -> dict[str, Any]:
+    """A projection's checkpoint and the digest of its tables, read from one snapshot.
+
+    The checkpoint is saved in the transaction that applies a run, so under REPEATABLE READ the
+    position and the digest describe the same state even while the consumer keeps applying.
+    """
+    consumer = ctx.consumer(name)
+    async with ctx.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            position = (await conn.execute(select(consumer_checkpoints.c.position).where(
+                consumer_checkpoints.c.consumer == consumer.name,
+                consumer_checkpoints.c.producer == consumer.producer))).scalar()
+            digest, rows = await export_digest(conn, consumer.projection.tables)
+    return {"name": name, "producer": consumer.producer, "position": int(position or 0), "rows": rows,
+            "sha256": digest}
+
+
 @router.get("/ops/projections", summary="Projections, their positions and digests")
 async def projections(ctx: Ctx, _: Reader) -> list[dict[str, Any]]:
-    out = []
-    async with ctx.engine.connect() as conn:
-        for name, c in sorted(ctx.consumers.items()):
-            digest, rows = await export_digest(conn, c.projection.tables)
-            out.append({"name": name, "producer": c.producer, "position": c.position, "rows": rows, "sha256": digest})
-    return out
+    return [await _projection_state(ctx, name) for name in sorted(ctx.consumers)]
 
 
 @router.post("/ops/projections/{name}/rebuild", summary="Drop a projection and replay it from the streams")
 async def rebuild(ctx: Ctx, _: Operator, name: str) -> dict[str, Any]:
-    consumer = ctx.consumer(name)
-    await consumer.rebuild()
-    async with ctx.engine.connect() as conn:
-        digest, rows = await export_digest(conn, consumer.projection.tables)
-    return {"name": name, "position": consumer.position, "rows": rows, "sha256": digest}
+    await ctx.consumer(name).rebuild()
+    return await _projection_state(ctx, name)
