@@ -50,6 +50,18 @@ def wait_for(fn, timeout: float = 30.0):  # type: ignore[no-untyped-def]
     raise AssertionError(f"not within {timeout}s")
 
 
+async def wait_for_async(check, timeout: float = 60.0, every: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    """Await ``check()`` until it is true; fail after ``timeout`` seconds (a bound, not a measurement)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s")
+        await asyncio.sleep(every)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     root = traversable_tmp("sipas-stack-")

@@ -63,9 +63,14 @@ _SAVE_CHECKPOINT = text(
 )
 
 
+class NotReady(Exception):
+    """A handler needs something another producer has not delivered yet (e.g. a campaign's
+    instrument from the registry): retry later, never dead-letter."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors of the infrastructure, not of the event: never dead-letter because of these."""
-    if isinstance(exc, (OSError, ConnectionError, TimeoutError, BusUnavailable)):
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError, BusUnavailable, NotReady)):
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
@@ -86,6 +91,7 @@ class _Item:
     envelope: Envelope
     delivery: Delivery | None
     failures: int = 0
+    waits: int = 0
     retry_at: float = 0.0
 
     @property
@@ -239,6 +245,12 @@ class Consumer:
         except _HandlerFailed as failed:
             if failed.index:
                 await self._apply_run(run[: failed.index])
+            if isinstance(failed.cause, NotReady):  # waiting for another producer: retry, never dead-letter
+                item = run[failed.index]
+                item.waits += 1
+                item.retry_at = time.monotonic() + min(0.1 * 2 ** (item.waits - 1), 5.0)
+                log.info("consumer.waiting", consumer=self.name, position=item.position, reason=str(failed.cause))
+                return
             await self._failed(run[failed.index], failed.cause)
             return
         now = dt.datetime.now(dt.UTC)
@@ -270,6 +282,8 @@ class Consumer:
             try:
                 try:
                     await handlers[env.event_name](conn, self._catalogue.decode(env), env)
+                except NotReady as exc:
+                    raise _HandlerFailed(index, exc) from exc
                 except Exception as exc:
                     if is_transient(exc):
                         raise

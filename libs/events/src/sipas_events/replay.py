@@ -63,5 +63,12 @@ class HttpReplaySource:
         doc = await self._get(producer, {"after": 0, "limit": 0})
         return int(doc["head"])
 
+    async def chain(self, producer: str, at: int) -> str:
+        """The producer's chain hash (hex) at a position."""
+        headers = {"Authorization": f"Bearer {await self._token()}"} if self._token else {}
+        resp = await self._client.get(f"{self._urls[producer]}/v1/events/chain", params={"at": at}, headers=headers)
+        resp.raise_for_status()
+        return str(resp.json()["chain_hash"])
+
     async def close(self) -> None:
         await self._client.aclose()

@@ -270,6 +270,13 @@ class EventStore:
         row = (await conn.execute(stmt)).first()
         return (0, GENESIS_HASH) if row is None else (int(row[0]), bytes(row[1]))
 
+    async def chain_at(self, conn: AsyncConnection, position: int) -> bytes | None:
+        """The chain hash after ``position`` (the genesis hash at 0); None if not sequenced yet."""
+        if position == 0:
+            return GENESIS_HASH
+        found = (await conn.execute(select(event_store.c.hash).where(event_store.c.position == position))).scalar()
+        return None if found is None else bytes(found)
+
     async def verify_chain(self, conn: AsyncConnection, batch: int = 5000) -> tuple[int, bytes]:
         """Recompute the hash chain from the genesis; raise on the first broken link."""
         previous, position = GENESIS_HASH, 0

@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from sipas_events.bus.base import OutMessage, StreamConfig
+from sipas_events.bus.jetstream import JetStreamBus
 from sipas_events.catalogue.registry import AgencyRegistered
 from sipas_events.envelope import Envelope
+from sipas_events.ids import new_id
+from sipas_events.naming import stream_name, stream_subjects, subject_for
 from sipas_events.projection import Projection
 from sipas_events.store import EventStore, Metadata
 
@@ -71,3 +77,43 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0
             return
         await asyncio.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+# ---- producers for a consumer's tests ---------------------------------------------------------------
+class Feed:
+    """Envelopes published to JetStream exactly as a relay publishes them (contiguous store positions,
+    ``Nats-Msg-Id`` = event id), so a service's real consumers apply them."""
+
+    def __init__(self, bus: JetStreamBus) -> None:
+        self.bus = bus
+        self.positions: dict[str, int] = defaultdict(int)
+        self.sent: list[Envelope] = []
+
+    @classmethod
+    async def connect(cls, url: str) -> Feed:
+        bus = await JetStreamBus.connect(url, name="tests-feed")
+        for producer in ("registry", "sampling", "ballots", "scoring"):
+            await bus.ensure_stream(StreamConfig(stream_name(producer), stream_subjects(producer)))
+        return cls(bus)
+
+    def envelope(self, producer: str, event: Any, time: dt.datetime | None = None) -> Envelope:
+        self.positions[producer] += 1
+        return Envelope(id=new_id(), source=f"/sipas/{producer}", type=event.event_type(), subject="test",
+                        time=time or dt.datetime.now(dt.UTC), data=event.payload(), sequence=1,
+                        position=self.positions[producer], correlationid="test-feed", actor="test",
+                        province=getattr(event, "province", None))
+
+    async def send(self, producer: str, *events: Any) -> list[Envelope]:
+        envelopes = [self.envelope(producer, e) for e in events]
+        await self.publish(envelopes)
+        return envelopes
+
+    async def publish(self, envelopes: list[Envelope]) -> None:
+        """Publish (or publish again: a repeated envelope is what at-least-once delivery looks like)."""
+        for start in range(0, len(envelopes), 500):
+            await self.bus.publish_batch([OutMessage(subject_for(e), e.to_json(), f"{e.id}")
+                                          for e in envelopes[start:start + 500]])
+        self.sent.extend(envelopes)
+
+    async def close(self) -> None:
+        await self.bus.close()

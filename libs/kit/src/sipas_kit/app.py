@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,8 @@ class ServiceDefinition:
     projections: Sequence[Projection] = ()
     domain_errors: Mapping[type[Exception], tuple[int, str]] = field(default_factory=dict)
     version: str = "0.1.0"
+    workers: Sequence[Callable[[ServiceContext], Awaitable[None]]] = ()
+    """Background loops started with the relay and consumers; each returns when ``ctx.stop`` is set."""
 
 
 def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
@@ -118,8 +120,8 @@ async def _connect_and_run(ctx: ServiceContext, definition: ServiceDefinition) -
         return
     ctx.relay = Relay(ctx.service, ctx.engine, ctx.bus, ctx.metrics, batch=s.relay_batch,
                       replicas=s.stream_replicas, duplicate_window=s.duplicate_window)
-    runners = [ctx.relay.run(ctx.stop)]
-    replay = _replay_source(s)
+    runners = [ctx.relay.run(ctx.stop), *(worker(ctx) for worker in definition.workers)]
+    replay = ctx.replay = _replay_source(s)
     for projection in definition.projections:
         consumer = Consumer(ctx.service, projection, ctx.engine, ctx.bus, ctx.metrics, replay=replay,
                             batch=s.consumer_batch, retry=RetryPolicy(max_attempts=s.consumer_max_attempts))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sipas_events.bus.jetstream import JetStreamBus
 from sipas_events.consumer import Consumer
 from sipas_events.relay import Relay
+from sipas_events.replay import HttpReplaySource
 from sipas_events.store import EventStore
 from sipas_kit.metrics import ServiceMetrics
 from sipas_kit.settings import ServiceSettings
@@ -30,6 +31,8 @@ class ServiceContext:
     consumers: dict[str, Consumer] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     head_revision: str | None = None
+    replay: HttpReplaySource | None = None
+    """Peers' replay endpoints (gap filling; chain heads for snapshots); None when none configured."""
 
     def consumer(self, projection: str) -> Consumer:
         try:

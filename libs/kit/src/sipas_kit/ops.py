@@ -36,6 +36,15 @@ async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0)] = 0,
     return {"events": [json.loads(r.envelope_json()) for r in rows], "head": head, "chain_head": chain.hex()}
 
 
+@router.get("/events/chain", summary="The hash chain at a store position (what a snapshot records)")
+async def chain_at(ctx: Ctx, _: Reader, at: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        found = await ctx.store.chain_at(conn, at)
+    if found is None:
+        raise Problem(404, "Not found", f"no sequenced event at position {at}")
+    return {"position": at, "chain_hash": found.hex()}
+
+
 class DeadLetter(BaseModel):
     id: uuid.UUID
     consumer: str

@@ -1,10 +1,118 @@
-"""The scoring service's own tables beside the backbone's: so far the registry's reference data."""
+"""The scoring service's own tables beside the backbone's.
+
+Projection tables (rebuilt from events, exported byte for byte): the registry's reference data, the
+sampled units and their weights (from sampling), the counted ballots, their tallies and the online
+ratings (from ballots). Working tables (not rebuilt): which campaigns changed since their figures were
+last computed, the latest provisional figures, and the frozen snapshots.
+
+The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from sipas_kit.reference import ReferenceTables
 
 metadata = MetaData()
 reference = ReferenceTables.on(metadata)
+TZ = DateTime(timezone=True)
+
+
+def _columns_v1() -> dict[str, list[Any]]:
+    """Frozen: the v1 shape of scoring's own tables (migration 0003 creates exactly these)."""
+    return {
+        "sc_units": [
+            Column("unit_id", Text, primary_key=True), Column("campaign_id", Text, nullable=False),
+            Column("draw_id", Text, nullable=False), Column("agency_id", Text), Column("stratum", Text, nullable=False),
+            Column("design_weight", Numeric, nullable=False), Column("status", Text, nullable=False),
+            Column("source_position", BigInteger, nullable=False),
+        ],
+        "sc_weights": [
+            Column("draw_id", Text, nullable=False), Column("stratum", Text, nullable=False),
+            Column("campaign_id", Text, nullable=False), Column("revision", Integer, nullable=False),
+            Column("population", BigInteger, nullable=False), Column("sampled", BigInteger, nullable=False),
+            Column("responded", BigInteger, nullable=False), Column("final_weight", Numeric),
+            Column("source_position", BigInteger, nullable=False), PrimaryKeyConstraint("draw_id", "stratum"),
+        ],
+        "sc_ballots": [
+            Column("ballot_id", Text, primary_key=True), Column("campaign_id", Text, nullable=False),
+            Column("unit_id", Text), Column("agency_id", Text, nullable=False), Column("province", Text),
+            Column("stratum", Text), Column("draw_id", Text), Column("channel", Text),
+            Column("answers", JSONB), Column("expectations", JSONB), Column("status", Text, nullable=False),
+            Column("accepted_position", BigInteger), Column("voided_position", BigInteger),
+            Column("accepted_at", TZ),
+        ],
+        "sc_tallies": [
+            Column("campaign_id", Text, nullable=False), Column("agency_id", Text, nullable=False),
+            Column("key", Text, nullable=False), Column("count", BigInteger, nullable=False),
+            PrimaryKeyConstraint("campaign_id", "agency_id", "key"),
+        ],
+        "sc_dossiers": [
+            Column("campaign_id", Text, nullable=False), Column("dossier_id", Text, nullable=False),
+            Column("agency_code", Text, nullable=False), Column("province", Text), Column("completed_on", Date),
+            Column("rated_unsatisfied", Boolean, nullable=False), Column("complained", Boolean, nullable=False),
+            Column("overdue", Boolean, nullable=False), Column("source_position", BigInteger, nullable=False),
+            PrimaryKeyConstraint("campaign_id", "dossier_id"),
+        ],
+        "sc_dirty": [
+            Column("campaign_id", Text, primary_key=True), Column("since", TZ, nullable=False),
+            Column("agency_ids", ARRAY(Text), nullable=False), Column("marks", BigInteger, nullable=False),
+        ],
+        "sc_figures": [
+            Column("campaign_id", Text, primary_key=True), Column("computed_at", TZ, nullable=False),
+            Column("positions", JSONB, nullable=False), Column("digest", Text, nullable=False),
+            Column("document", JSONB, nullable=False),
+        ],
+        "sc_snapshots": [
+            Column("snapshot_id", Text, primary_key=True), Column("campaign_id", Text, nullable=False),
+            Column("taken_at", TZ, nullable=False), Column("taken_by", Text, nullable=False),
+            Column("positions", JSONB, nullable=False), Column("chain_heads", JSONB, nullable=False),
+            Column("digest", Text, nullable=False), Column("document", JSONB, nullable=False),
+        ],
+    }
+
+
+def _indexes(tables: dict[str, Table]) -> list[Index]:
+    return [
+        Index("ix_sc_units_campaign", tables["sc_units"].c.campaign_id),
+        Index("ix_sc_ballots_campaign", tables["sc_ballots"].c.campaign_id, tables["sc_ballots"].c.status),
+        Index("ix_sc_snapshots_campaign", tables["sc_snapshots"].c.campaign_id),
+    ]
+
+
+_tables = {name: Table(name, metadata, *cols) for name, cols in _columns_v1().items()}
+_indexes(_tables)
+units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
+                                                                     "sc_tallies", "sc_dossiers"))
+dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]
+
+
+def v1_upgrade(op: Any) -> None:
+    for name, cols in _columns_v1().items():
+        op.create_table(name, *cols)
+    fresh = {name: Table(name, MetaData(), *cols) for name, cols in _columns_v1().items()}
+    for index in _indexes(fresh):
+        table = next(iter(index.columns)).table
+        op.create_index(index.name, table.name, [c.name for c in index.columns])
+
+
+def v1_downgrade(op: Any) -> None:
+    for name in reversed(list(_columns_v1())):
+        op.drop_table(name)

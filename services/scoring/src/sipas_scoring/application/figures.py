@@ -1,0 +1,438 @@
+"""A campaign's figures: every unit's indices with n, intervals, suppression and ranks, as one document.
+
+Point figures come from the tallies (exact fractions, presented once by the scheme's rounding rule).
+Intervals need the ballots themselves: Wilson for an item's simple share; Taylor linearisation for
+factor, overall and points figures — unweighted over the unit's ballots, and weighted (design weight,
+or the non-response adjusted weight once sampling published it) over the unit's strata as a domain,
+with the design effect and effective sample size. The document is canonical JSON: the same state
+gives the same bytes, so its SHA-256 (``figures_digest``) identifies it.
+
+Hierarchy: agency → province (its agencies' tallies pooled) → national (the mean of province indices,
+as the Ministry reports it). Suppression hides a cell under the scheme's ``small_cell_n`` and any cell
+that subtraction from its parent would reveal; suppressed cells show n but no figure and take no rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sipas_events import canonical
+from sipas_scoring.adapters.tables import ballots, dossiers, reference, tallies, units, weights
+from sipas_scoring.application.definitions import CampaignBasis
+from sipas_scoring.domain.errors import DesignError
+from sipas_scoring.domain.intervals import Interval, wilson, z_value
+from sipas_scoring.domain.online766 import Dossier, score_online_766
+from sipas_scoring.domain.points import ballot_points, presented_factor_points, presented_total
+from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
+from sipas_scoring.domain.rounding import present
+from sipas_scoring.domain.scheme import Ballot
+from sipas_scoring.domain.shares import HUNDRED, mean
+from sipas_scoring.domain.suppression import Cell, suppress
+from sipas_scoring.domain.survey import Observation, SurveyEstimate, estimate_ratios
+from sipas_scoring.domain.tallies import Tallies, expectation_shares, points_scores, share_scores, sum_tallies
+from sipas_scoring.domain.weighted_shares import Terms, answered_items, factor_terms, overall_terms
+from sipas_scoring.projections.tallies import UNASSIGNED
+
+NATIONAL = "national"
+
+
+@dataclass
+class Counted:
+    """One counted ballot with its design: what intervals are computed from."""
+
+    ballot: Ballot
+    agency_id: str
+    province: str | None
+    stratum: str | None
+    weight: Fraction | None
+
+
+@dataclass
+class Unit:
+    key: str
+    level: str
+    unit_id: str
+    parent: str | None
+    tallies: Counter[str]
+    ballots: list[Counted] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def exact(value: Fraction | None) -> str | None:
+    return None if value is None else f"{value.numerator}/{value.denominator}"
+
+
+def _ci(interval: Interval | None, scale: float = HUNDRED) -> list[str] | None:
+    if interval is None:
+        return None
+    return [str(present(interval.lower * scale)), str(present(interval.upper * scale))]
+
+
+async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], list[Counted],
+                                                                  dict[str, dict[str, Any]], dict[str, int] | None,
+                                                                  list[dict[str, Any]]]:
+    """Tallies by agency, counted ballots with weights, agencies' names, strata populations, dossiers."""
+    by_agency: dict[str, Counter[str]] = defaultdict(Counter)
+    for agency_id, key, count in await conn.execute(select(tallies.c.agency_id, tallies.c.key, tallies.c.count)
+                                                    .where(tallies.c.campaign_id == campaign_id)):
+        by_agency[agency_id][key] = int(count)
+    design = {r.unit_id: (r.draw_id, r.stratum, Fraction(r.design_weight)) for r in await conn.execute(
+        select(units.c.unit_id, units.c.draw_id, units.c.stratum, units.c.design_weight)
+        .where(units.c.campaign_id == campaign_id))}
+    adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] = {
+        (r.draw_id, r.stratum): (None if r.final_weight is None else Fraction(r.final_weight), int(r.population))
+        for r in await conn.execute(select(weights).where(weights.c.campaign_id == campaign_id))}
+    counted = []
+    strata_seen: set[str] = set()
+    for r in await conn.execute(select(ballots).where(ballots.c.campaign_id == campaign_id,
+                                                      ballots.c.status == "accepted").order_by(ballots.c.ballot_id)):
+        draw_id, stratum, weight = design.get(r.unit_id, (r.draw_id, r.stratum, None))
+        draw_id, stratum = draw_id or r.draw_id, stratum or r.stratum
+        final = adjusted.get((draw_id, stratum))
+        if final is not None and final[0] is not None:
+            weight = final[0]
+        key = f"{draw_id}|{stratum}"
+        strata_seen.add(key)
+        counted.append(Counted(Ballot(r.ballot_id, dict(r.answers), frozenset(r.expectations or [])), r.agency_id,
+                               r.province, key, weight))
+    population: dict[str, int] | None = {f"{d}|{s}": pop for (d, s), (_, pop) in adjusted.items()}
+    if population is not None and not strata_seen <= set(population):
+        population = None  # finite population correction only once every stratum's frame size is known
+    agency_ids = sorted(by_agency)
+    agencies = {r.agency_id: dict(r._mapping) for r in await conn.execute(
+        select(reference.agencies.c.agency_id, reference.agencies.c.code, reference.agencies.c.name,
+               reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(agency_ids)))}
+    rated = [dict(r._mapping) for r in await conn.execute(
+        select(dossiers).where(dossiers.c.campaign_id == campaign_id).order_by(dossiers.c.dossier_id))]
+    return by_agency, counted, agencies, population, rated
+
+
+def _estimate(observations: Sequence[Observation], coefficients: Sequence[Fraction], *, weighted: bool,
+              population: Mapping[str, int] | None) -> SurveyEstimate | None:
+    if not observations or not any(o.answering for o in observations):
+        return None
+    try:
+        return estimate_ratios(observations, coefficients, population, weighted=weighted, lonely="certainty")
+    except (DesignError, ZeroDivisionError):
+        return None
+
+
+def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: Callable[[Fraction], str]
+            ) -> dict[str, Any] | None:
+    if estimate is None:
+        return None
+    value = estimate.estimate * HUNDRED
+    out: dict[str, Any] = {"value": places_rule(value), "exact": exact(value), "n": estimate.n,
+                           "se": str(present(estimate.standard_error * HUNDRED, places=4)),
+                           "ci": _ci(estimate.interval)}
+    if with_design:
+        out["deff"] = None if estimate.design_effect is None else str(present(estimate.design_effect, places=4))
+        out["effective_n"] = None if estimate.effective_n is None else str(present(estimate.effective_n, places=1))
+    return out
+
+
+class CampaignFigures:
+    """Builds the figures document of one campaign from what :func:`load` read."""
+
+    def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: list[Counted],
+                 agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
+                 rated: list[dict[str, Any]]) -> None:
+        self.basis, self.counted, self.population = basis, counted, population
+        self.agencies, self.rated = agencies, rated
+        self.scheme, self.instrument = basis.scheme, basis.instrument
+        self.units = self._hierarchy(by_agency)
+
+    def present(self, value: Fraction | None) -> str | None:
+        return None if value is None else str(self.scheme.rounding.present(value))
+
+    def _province_of(self, agency_id: str) -> str:
+        known = self.agencies.get(agency_id, {}).get("province")
+        if known:
+            return str(known)
+        seen = {c.province for c in self.counted if c.agency_id == agency_id and c.province}
+        return min(seen) if seen else (self.basis.province or "--")
+
+    def _hierarchy(self, by_agency: dict[str, Counter[str]]) -> list[Unit]:
+        provinces: dict[str, list[Unit]] = defaultdict(list)
+        ballots_of: dict[str, list[Counted]] = defaultdict(list)
+        for c in self.counted:
+            ballots_of[c.agency_id].append(c)
+        for agency_id in sorted(by_agency):
+            province = self._province_of(agency_id)
+            info = self.agencies.get(agency_id, {})
+            provinces[province].append(Unit(
+                f"A:{agency_id}", "agency", agency_id, f"P:{province}", by_agency[agency_id],
+                ballots_of.get(agency_id, []),
+                {"code": info.get("code"), "name": info.get("name") or ("—" if agency_id == UNASSIGNED else None),
+                 "province": province}))
+        out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(), list(self.counted))]
+        for province in sorted(provinces):
+            members = provinces[province]
+            out.append(Unit(f"P:{province}", "province", province, NATIONAL,
+                            sum_tallies(u.tallies for u in members), [b for u in members for b in u.ballots],
+                            {"province": province}))
+            out.extend(members)
+        return out
+
+    # ---- observations ---------------------------------------------------------------------------
+    def _observations(self, unit: Unit, terms: list[tuple[str, ...]], weighted: bool,
+                      measure: Callable[[Ballot, tuple[str, ...]], tuple[int, int]]) -> list[Observation]:
+        """Per-ballot (y, x) of each term; weighted: the unit as a domain of its strata (zeros outside)."""
+        mine = {id(c) for c in unit.ballots}
+        pool = unit.ballots
+        if weighted:
+            if any(c.weight is None for c in unit.ballots):
+                return []
+            strata = {c.stratum for c in unit.ballots}
+            pool = [c for c in self.counted if c.stratum in strata and c.weight is not None]
+        out = []
+        zeros = tuple(0 for _ in terms)
+        for c in pool:
+            if id(c) in mine:
+                pairs = [measure(c.ballot, items) for items in terms]
+                y, x = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+            else:
+                y = x = zeros
+            out.append(Observation(c.stratum or "all", c.weight if weighted and c.weight else Fraction(1), y, x))
+        return out
+
+    def _share_measure(self) -> Callable[[Ballot, tuple[str, ...]], tuple[int, int]]:
+        satisfied = self.instrument.satisfied_levels
+
+        def measure(ballot: Ballot, items: tuple[str, ...]) -> tuple[int, int]:
+            y = x = 0
+            for item in items:
+                value = ballot.answers.get(item)
+                if value is not None:
+                    x += 1
+                    y += value in satisfied
+            return y, x
+        return measure
+
+    def _interval_pair(self, unit: Unit, terms: Terms,
+                       measure: Callable[[Ballot, tuple[str, ...]], tuple[int, int]]) -> dict[str, Any]:
+        if not terms.items or not unit.ballots:
+            return {"unweighted": None, "weighted": None}
+        items = list(terms.items)
+        plain = _estimate(self._observations(unit, items, False, measure), terms.coefficients,
+                          weighted=False, population=None)
+        design = _estimate(self._observations(unit, items, True, measure), terms.coefficients,
+                           weighted=True, population=self.population)
+        return {"unweighted": plain, "weighted": design}
+
+    # ---- one unit -----------------------------------------------------------------------------
+    def _index(self, value: Fraction | None, n: int, pair: dict[str, Any] | None = None,
+               simple: tuple[int, int] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.present(value), "exact": exact(value), "n": n}
+        if simple is not None:
+            out["ci"], out["ci_method"] = (_ci(wilson(*simple)) if simple[1] else None), "wilson"
+        elif pair is not None:
+            plain = pair["unweighted"]
+            out["ci"], out["ci_method"] = (_ci(plain.interval) if plain else None), "taylor"
+            out["weighted"] = _survey(pair["weighted"], with_design=True, places_rule=lambda v: str(self.present(v)))
+        return out
+
+    def _share_unit(self, unit: Unit) -> dict[str, Any]:
+        t = Tallies(unit.tallies)
+        scores = share_scores(self.instrument, self.scheme, t)
+        measure = self._share_measure()
+        answered = answered_items([c.ballot for c in unit.ballots])
+        satisfied = self.instrument.satisfied_levels
+        items = {code: self._index(ix.value, ix.n, simple=(t.share((code,), satisfied).satisfied, ix.n))
+                 for code, ix in scores.items.items()}
+        factors = {}
+        for factor in self.instrument.factors:
+            ix = scores.factors[factor.code]
+            factors[factor.code] = self._index(ix.value, ix.n, self._interval_pair(
+                unit, factor_terms(factor, self.scheme, answered), measure))
+        overall = self._index(scores.overall.value, scores.overall.n, self._interval_pair(
+            unit, overall_terms(self.instrument, self.scheme, answered), measure))
+        expectations = {code: {"value": self.present(ix.value), "exact": exact(ix.value), "n": ix.n}
+                        for code, ix in expectation_shares(t, self.instrument.expectation_options).items()}
+        return {"overall": overall, "factors": factors, "items": items, "expectations": expectations}
+
+    def _points_unit(self, unit: Unit) -> dict[str, Any]:
+        scores = points_scores(self.instrument, self.scheme, Tallies(unit.tallies))
+        criteria = self.instrument.criteria
+
+        def measure(ballot: Ballot, items: tuple[str, ...]) -> tuple[int, int]:
+            tally = ballot_points(self.instrument, self.scheme, ballot, items)
+            return tally.achieved, tally.maximum
+
+        pair = self._interval_pair(unit, Terms((criteria,), (Fraction(1),)), measure)
+        overall = self._index(scores.tally.percent, Tallies(unit.tallies)["criteria"], pair)
+        rounding = self.scheme.rounding
+        factor_points = presented_factor_points(scores, rounding)
+        factors = {f.factor: {"points": None if factor_points[f.factor] is None else str(factor_points[f.factor]),
+                              "exact": exact(f.points), "max": str(Decimal(f.max_points.numerator)
+                                                                    / Decimal(f.max_points.denominator)),
+                              "rate": self.present(f.tally.percent), "scored": f.scored}
+                   for f in scores.factors}
+        total_max = scores.total_max_points
+        return {"overall": overall, "factors": factors, "items": {}, "expectations": {},
+                "points": {"achieved": scores.tally.achieved, "maximum": scores.tally.maximum,
+                           "total": str(presented_total(scores, rounding)), "exact_total": exact(scores.exact_total),
+                           "max_total": str(Decimal(total_max.numerator) / Decimal(total_max.denominator))}}
+
+    def _online_unit(self, unit: Unit, rated: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        scores = score_online_766([Dossier(r["rated_unsatisfied"], r["complained"], r["overdue"]) for r in rated], [])
+        bad = sum(bool(r["rated_unsatisfied"] or r["complained"] or r["overdue"]) for r in rated)
+        overall = self._index(scores.dossier_satisfaction, scores.dossiers, simple=(scores.dossiers - bad,
+                                                                                     scores.dossiers))
+        return {"overall": overall, "factors": {}, "items": {}, "expectations": {},
+                "online766": {"dossiers": scores.dossiers, "bad": bad}}
+
+    # ---- the document ---------------------------------------------------------------------------
+    def document(self) -> dict[str, Any]:
+        kind = self.scheme.kind
+        rows: dict[str, dict[str, Any]] = {}
+        if kind == "online-766":
+            self._online_units()
+        for unit in self.units:
+            if unit.level == "national":
+                continue
+            if kind == "share-satisfied":
+                body = self._share_unit(unit)
+            elif kind == "points":
+                body = self._points_unit(unit)
+            else:
+                body = self._online_unit(unit, unit.info.get("rated", []))
+            rows[unit.key] = {"key": unit.key, "level": unit.level, "id": unit.unit_id, "parent": unit.parent,
+                              **{k: v for k, v in unit.info.items() if k != "rated"},
+                              "ballots": Tallies(unit.tallies).ballots if kind != "online-766" else body["online766"][
+                                  "dossiers"], **body}
+        rows[NATIONAL] = self._national(rows)
+        self._suppress(rows)
+        self._rank(rows)
+        ordered = [rows[u.key] for u in self.units if u.key in rows]
+        return {"campaign_id": self.basis.campaign_id, "year": self.basis.year,
+                "scheme": {"id": self.basis.scheme_ref[0], "version": self.basis.scheme_ref[1], "kind": kind,
+                           "rounding": {"rule": self.scheme.rounding.rule, "places": self.scheme.rounding.places}},
+                "instrument": {"id": self.basis.instrument_ref[0], "version": self.basis.instrument_ref[1]},
+                "small_cell_n": self.scheme.small_cell_n, "national_rule": self.scheme.national_index,
+                "weights": "adjusted" if self.population is not None else "design", "units": ordered}
+
+    def _online_units(self) -> None:
+        """online-766 counts dossiers, not ballots: place them under their agency (by code)."""
+        by_code = {info["code"]: agency_id for agency_id, info in self.agencies.items() if info.get("code")}
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in self.rated:
+            grouped[by_code.get(r["agency_code"], f"code:{r['agency_code']}")].append(r)
+        provinces: dict[str, list[Unit]] = defaultdict(list)
+        for agency_id in sorted(grouped):
+            info = self.agencies.get(agency_id, {})
+            province = info.get("province") or grouped[agency_id][0]["province"] or self.basis.province or "--"
+            provinces[province].append(Unit(f"A:{agency_id}", "agency", agency_id, f"P:{province}", Counter(), [],
+                                            {"code": info.get("code") or grouped[agency_id][0]["agency_code"],
+                                             "name": info.get("name"), "province": province,
+                                             "rated": grouped[agency_id]}))
+        self.units = [Unit(NATIONAL, "national", NATIONAL, None, Counter())]
+        for province in sorted(provinces):
+            members = provinces[province]
+            self.units.append(Unit(f"P:{province}", "province", province, NATIONAL, Counter(), [],
+                                   {"province": province, "rated": [r for u in members for r in u.info["rated"]]}))
+            self.units.extend(members)
+
+    def _national(self, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Mean of province indices (the Ministry's rule); its interval treats provinces as independent."""
+        provinces = [r for r in rows.values() if r["level"] == "province"]
+        values = [Fraction(*map(int, r["overall"]["exact"].split("/"))) for r in provinces if r["overall"]["exact"]]
+        value = mean(values)
+        variances = []
+        for r in provinces:
+            source = (r["overall"].get("weighted") or {}).get("se") or None
+            if source is None and r["overall"].get("ci"):
+                low, high = (float(x) for x in r["overall"]["ci"])
+                source = str((high - low) / (2 * z_value()))
+            if r["overall"]["exact"] and source is not None:
+                variances.append(float(source) ** 2)
+        ci = None
+        if value is not None and len(variances) == len(values):
+            half = z_value() * math.sqrt(sum(variances)) / len(values)
+            ci = [str(present(max(0.0, float(value) - half))), str(present(min(100.0, float(value) + half)))]
+        n = sum(r["overall"]["n"] for r in provinces)
+        return {"key": NATIONAL, "level": "national", "id": NATIONAL, "parent": None,
+                "ballots": sum(r["ballots"] for r in provinces), "provinces": len(values),
+                "overall": {"value": self.present(value), "exact": exact(value), "n": n, "ci": ci,
+                            "ci_method": "mean_of_provinces"},
+                "factors": {}, "items": {}, "expectations": {}}
+
+    def _suppress(self, rows: dict[str, dict[str, Any]]) -> None:
+        cells = [Cell(key, r["overall"]["n"], r["parent"]) for key, r in rows.items()]
+        hidden = suppress(cells, self.scheme.small_cell_n)
+        for key, r in rows.items():
+            reason = hidden.reasons.get(key)
+            r["suppressed"] = reason
+            if reason is not None:
+                _blank(r)
+                continue
+            small = self.scheme.small_cell_n
+            for part in ("factors", "items", "expectations"):  # a small sub-cell never shows either
+                for figure in r[part].values():
+                    if isinstance(figure, dict) and figure.get("n", small) < small:
+                        _blank_figure(figure)
+                        figure["suppressed"] = "insufficient_sample"
+
+    def _rank(self, rows: dict[str, dict[str, Any]]) -> None:
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows.values():
+            if r["level"] != "national":
+                groups[r["level"] if r["level"] == "province" else r["parent"]].append(r)
+        for members in groups.values():
+            inputs = []
+            for r in members:
+                figure = r["overall"]
+                if r["suppressed"] or figure["exact"] is None:
+                    continue
+                ci = (figure.get("weighted") or {}).get("ci") or figure.get("ci")
+                estimate = float(Fraction(*map(int, figure["exact"].split("/"))))
+                low, high = (min(float(ci[0]), estimate), max(float(ci[1]), estimate)) if ci else (estimate, estimate)
+                inputs.append(RankInput(r["key"], estimate, low, high))
+            ranked = {x.key: x for x in rank_with_intervals(inputs)}
+            for r in members:
+                found = ranked.get(r["key"])
+                r["rank"] = None if found is None else {"rank": found.rank, "best": found.best,
+                                                        "worst": found.worst, "of": found.of}
+
+
+def _blank_figure(figure: dict[str, Any]) -> None:
+    for key in ("value", "exact", "ci", "weighted", "points", "rate"):
+        if key in figure:
+            figure[key] = None
+
+
+def _blank(row: dict[str, Any]) -> None:
+    _blank_figure(row["overall"])
+    row["factors"], row["items"], row["expectations"] = {}, {}, {}
+    row.pop("points", None)
+    row.pop("online766", None)
+
+
+def digest(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical.dumpb(dict(document))).hexdigest()
+
+
+async def compute(conn: AsyncConnection, basis: CampaignBasis) -> dict[str, Any]:
+    return CampaignFigures(basis, *await load(conn, basis.campaign_id)).document()
+
+
+def units_of(document: Mapping[str, Any], level: str | None = None, unit: str | None = None,
+             province: str | None = None) -> Iterable[dict[str, Any]]:
+    for row in document["units"]:
+        if level and row["level"] != level:
+            continue
+        if unit and row["id"] != unit:
+            continue
+        if province and row.get("province") != province and row["id"] != province:
+            continue
+        yield row

@@ -1,0 +1,155 @@
+"""Tallies: the additive counts every share and points figure is derived from.
+
+A ballot contributes a fixed bag of counts (:func:`ballot_tallies`); accepting it adds the bag,
+voiding it subtracts the same bag. Because every count is a sum over ballots, a unit's tallies are
+the sum of its ballots' bags, a province's the sum of its agencies' tallies, and a restated unit the
+sum of its predecessors'. :func:`share_scores` and :func:`points_scores` compute from tallies alone
+exactly what :func:`shares.score_shares` and :func:`points.score_points` compute from the ballots.
+
+Keys (text, so they store as rows):
+- ``ballots``: ballots counted;
+- ``item:<code>:<value>``: answers of ``value`` to the item; ``item:<code>:na`` carried unanswered;
+- ``factor:<code>``: ballots with a valid answer to at least one of the factor's criteria;
+- ``criteria``: ballots with a valid answer to at least one criterion;
+- ``factor-overall``: ballots with a valid answer to at least one factor's overall item;
+- ``expect`` / ``expect:<option>``: ballots that chose any improvement priority / that option.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from sipas_scoring.domain.errors import SchemeMismatch
+from sipas_scoring.domain.points import FactorPoints, PointsScores, PointsTally
+from sipas_scoring.domain.scheme import Ballot, Instrument, Scheme
+from sipas_scoring.domain.shares import HUNDRED, ShareIndex, ShareScores, Tally, mean
+
+NA = "na"
+
+
+def item_key(item: str, value: int | None) -> str:
+    return f"item:{item}:{NA if value is None else value}"
+
+
+def ballot_tallies(instrument: Instrument, ballot: Ballot) -> Counter[str]:
+    """The counts one accepted ballot adds (and its voiding takes away)."""
+    bag: Counter[str] = Counter(ballots=1)
+    for item, value in ballot.answers.items():
+        if value is not None:
+            instrument.level(value)  # an answer off the scale is a bug upstream: refuse it here too
+        bag[item_key(item, value)] += 1
+    answered = {item for item, value in ballot.answers.items() if value is not None}
+    for factor in instrument.factors:
+        if answered.intersection(factor.items):
+            bag[f"factor:{factor.code}"] += 1
+    if answered.intersection(instrument.criteria):
+        bag["criteria"] += 1
+    if answered.intersection(f.overall_item for f in instrument.factors if f.overall_item):
+        bag["factor-overall"] += 1
+    if ballot.expectations:
+        bag["expect"] += 1
+        for option in ballot.expectations:
+            bag[f"expect:{option}"] += 1
+    return bag
+
+
+def sum_tallies(bags: Iterable[Mapping[str, int]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for bag in bags:
+        total.update(bag)
+    return +total  # drop keys that went to zero, so equal states compare equal
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """Read access to a bag of counts in the instrument's terms."""
+
+    counts: Mapping[str, int]
+
+    def __getitem__(self, key: str) -> int:
+        return self.counts.get(key, 0)
+
+    @property
+    def ballots(self) -> int:
+        return self["ballots"]
+
+    def answers(self, item: str) -> dict[int, int]:
+        """Valid answers to ``item`` by value."""
+        prefix = f"item:{item}:"
+        return {int(key[len(prefix):]): count for key, count in self.counts.items()
+                if key.startswith(prefix) and key[len(prefix):] != NA and count}
+
+    def share(self, items: Iterable[str], satisfied: frozenset[int]) -> Tally:
+        total = Tally()
+        for item in items:
+            answers = self.answers(item)
+            total += Tally(sum(c for v, c in answers.items() if v in satisfied), sum(answers.values()))
+        return total
+
+    def valid(self, item: str) -> int:
+        return sum(self.answers(item).values())
+
+    def unanswered(self, item: str) -> int:
+        return self[item_key(item, None)]
+
+
+def share_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> ShareScores:
+    """:func:`shares.score_shares` from tallies: the same figures, the same ``n``."""
+    satisfied = instrument.satisfied_levels
+
+    def item(code: str) -> ShareIndex:
+        return ShareIndex(tallies.share((code,), satisfied).index, tallies.valid(code))
+
+    items = {code: item(code) for code in instrument.criteria}
+    factors: dict[str, ShareIndex] = {}
+    for factor in instrument.factors:
+        n = tallies[f"factor:{factor.code}"]
+        if scheme.factor_index == "mean_items":
+            factors[factor.code] = ShareIndex(mean(items[code].value for code in factor.items), n)
+        elif scheme.factor_index == "pooled":
+            factors[factor.code] = ShareIndex(tallies.share(factor.items, satisfied).index, n)
+        else:
+            if factor.overall_item is None:
+                raise SchemeMismatch(f"factor {factor.code} has no overall item")
+            factors[factor.code] = item(factor.overall_item)
+
+    if scheme.overall_index == "mean_factors":
+        n = tallies["factor-overall" if scheme.factor_index == "overall_item" else "criteria"]
+        overall = ShareIndex(mean(f.value for f in factors.values()), n)
+    elif scheme.overall_index == "pooled":
+        overall = ShareIndex(tallies.share(instrument.criteria, satisfied).index, tallies["criteria"])
+    else:
+        if instrument.overall_item is None:
+            raise SchemeMismatch("the instrument has no overall item")
+        overall = item(instrument.overall_item)
+    return ShareScores(items=items, factors=factors, overall=overall, ballots=tallies.ballots)
+
+
+def points_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> PointsScores:
+    """:func:`points.score_points` from tallies."""
+    top = max(scheme.points_for(level) for level in instrument.scale)
+    factors = []
+    overall = PointsTally()
+    for factor in instrument.factors:
+        tally = PointsTally()
+        for code in factor.items:
+            answers = tallies.answers(code)
+            valid = sum(answers.values())
+            achieved = sum(scheme.points_for(instrument.level(v)) * c for v, c in answers.items())
+            unanswered_max = top * tallies.unanswered(code) if scheme.unanswered == "zero" else 0
+            tally += PointsTally(achieved, top * valid + unanswered_max, valid)
+        overall += tally
+        rate = tally.rate if tally.answered else None
+        factors.append(FactorPoints(factor.code, tally, scheme.factor_max_points,
+                                    None if rate is None else rate * scheme.factor_max_points))
+    return PointsScores(tally=overall, factors=tuple(factors), ballots=tallies.ballots)
+
+
+def expectation_shares(tallies: Tallies, options: Iterable[str]) -> dict[str, ShareIndex]:
+    """:func:`shares.expectation_shares` from tallies."""
+    n = tallies["expect"]
+    return {option: ShareIndex(Fraction(tallies[f"expect:{option}"] * HUNDRED, n) if n else None, n)
+            for option in options}

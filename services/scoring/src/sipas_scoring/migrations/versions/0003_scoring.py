@@ -1,0 +1,23 @@
+"""Scoring's own tables: units and weights, counted ballots, tallies, online ratings, figures, snapshots.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from alembic import op
+
+from sipas_scoring.adapters.tables import v1_downgrade, v1_upgrade
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    v1_upgrade(op)
+
+
+def downgrade() -> None:
+    v1_downgrade(op)

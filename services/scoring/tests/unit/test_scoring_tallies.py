@@ -1,0 +1,97 @@
+"""Tallies: the additive state scoring keeps, and the figures derived from it equal those from ballots."""
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipas_scoring.domain.errors import OffScale
+from sipas_scoring.domain.points import score_points
+from sipas_scoring.domain.scheme import Ballot, Factor, Instrument, Scheme, five_level_scale, points_scheme
+from sipas_scoring.domain.shares import expectation_shares as expectation_shares_of_ballots
+from sipas_scoring.domain.shares import score_shares
+from sipas_scoring.domain.tallies import (
+    Tallies,
+    ballot_tallies,
+    expectation_shares,
+    points_scores,
+    share_scores,
+    sum_tallies,
+)
+
+INSTRUMENT = Instrument(
+    scale=five_level_scale(),
+    factors=(Factor("F1", ("a", "b"), overall_item="o1"), Factor("F2", ("c",), overall_item="o2"),
+             Factor("F3", ("d", "e", "f"), overall_item="o3")),
+    overall_item="o",
+    expectation_options=("E1", "E2", "E3"),
+)
+ITEMS = ("a", "b", "c", "d", "e", "f", "o1", "o2", "o3", "o")
+
+answer = st.one_of(st.none(), st.integers(1, 5))
+ballot = st.builds(
+    lambda ident, answers, expectations: Ballot(str(ident), answers, frozenset(expectations)),
+    st.uuids(),
+    st.dictionaries(st.sampled_from(ITEMS), answer, max_size=len(ITEMS)),
+    st.sets(st.sampled_from(INSTRUMENT.expectation_options)),
+)
+scheme = st.builds(
+    Scheme,
+    factor_index=st.sampled_from(["mean_items", "pooled", "overall_item"]),
+    overall_index=st.sampled_from(["mean_factors", "pooled", "overall_item"]),
+)
+
+
+def tallies_of(ballots):
+    return Tallies(sum_tallies(ballot_tallies(INSTRUMENT, b) for b in ballots))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ballot, max_size=25), scheme)
+def test_share_figures_from_tallies_equal_figures_from_ballots(ballots, chosen):
+    assert share_scores(INSTRUMENT, chosen, tallies_of(ballots)) == score_shares(INSTRUMENT, chosen, ballots)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ballot, max_size=25), st.sampled_from(["zero", "answered_only"]))
+def test_points_from_tallies_equal_points_from_ballots(ballots, unanswered):
+    chosen = points_scheme(unanswered)
+    assert points_scores(INSTRUMENT, chosen, tallies_of(ballots)) == score_points(INSTRUMENT, chosen, ballots)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(ballot, max_size=25))
+def test_expectation_shares_from_tallies_equal_those_from_ballots(ballots):
+    options = INSTRUMENT.expectation_options
+    assert expectation_shares(tallies_of(ballots), options) == expectation_shares_of_ballots(ballots, options)
+
+
+@given(st.lists(ballot, max_size=15), st.data())
+def test_voiding_takes_away_exactly_what_accepting_added(ballots, data):
+    voided = data.draw(st.sets(st.sampled_from(range(len(ballots)))) if ballots else st.just(set()))
+    running: Counter[str] = Counter()
+    for b in ballots:
+        running.update(ballot_tallies(INSTRUMENT, b))
+    for i in voided:
+        running.subtract(ballot_tallies(INSTRUMENT, ballots[i]))
+    kept = [b for i, b in enumerate(ballots) if i not in voided]
+    assert +running == tallies_of(kept).counts
+
+
+def test_a_ballot_adds_its_answers_and_the_factors_it_touched():
+    bag = ballot_tallies(INSTRUMENT, Ballot("x", {"a": 5, "b": None, "o2": 3}, frozenset({"E2"})))
+    assert bag == Counter({"ballots": 1, "item:a:5": 1, "item:b:na": 1, "item:o2:3": 1, "factor:F1": 1,
+                           "criteria": 1, "factor-overall": 1, "expect": 1, "expect:E2": 1})
+
+
+def test_an_answer_off_the_scale_is_refused():
+    with pytest.raises(OffScale):
+        ballot_tallies(INSTRUMENT, Ballot("x", {"a": 7}))
+
+
+def test_provinces_pool_their_agencies_tallies():
+    first = [Ballot("1", {"a": 5, "b": 4}), Ballot("2", {"a": 1, "b": 2})]
+    second = [Ballot("3", {"a": 4, "c": 3})]
+    pooled = Tallies(sum_tallies([tallies_of(first).counts, tallies_of(second).counts]))
+    assert share_scores(INSTRUMENT, Scheme(), pooled) == score_shares(INSTRUMENT, Scheme(), first + second)
