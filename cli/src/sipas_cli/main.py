@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sipas_cli import scoring_cmds
 from sipas_cli.platform import DEFAULT_PORTS, SERVICES, Platform
 from sipas_cli.registry_client import REFERENCE, RegistryClient
 from sipas_kit.auth import DevIdentity, Role
@@ -29,6 +30,7 @@ registry = typer.Typer(help="Registry operator tasks: province maps, built-ins, 
 app.add_typer(registry, name="registry")
 sampling = typer.Typer(help="Sampling tasks: verify a draw offline.", no_args_is_help=True)
 app.add_typer(sampling, name="sampling")
+app.add_typer(scoring_cmds.app, name="scoring")
 console = Console()
 
 
