@@ -1,0 +1,45 @@
+"""What publishing adds to the kit's service context: the signing key and the snapshot source.
+
+Both are made on first use from settings; a test (or another wiring) may set
+``ctx.snapshot_source`` beforehand, e.g. an httpx client bound to an in-process scoring app.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sipas_kit.context import ServiceContext
+from sipas_publishing.adapters.keys import LocalSigningKey
+from sipas_publishing.adapters.snapshots import HttpSnapshotSource, SnapshotSource
+from sipas_publishing.settings import PublishingSettings
+
+SERVICE_ACTOR = "service:publishing"
+
+
+def settings(ctx: ServiceContext) -> PublishingSettings:
+    found = ctx.settings
+    if isinstance(found, PublishingSettings):
+        return found
+    return PublishingSettings.model_validate(found.model_dump())
+
+
+def signing_key(ctx: ServiceContext) -> LocalSigningKey:
+    key = getattr(ctx, "signing_key", None)
+    if key is None:
+        key = LocalSigningKey(settings(ctx).data_dir / "release-signing.pem")
+        ctx.signing_key = key  # type: ignore[attr-defined]
+    return cast(LocalSigningKey, key)
+
+
+def snapshot_source(ctx: ServiceContext) -> SnapshotSource:
+    source = getattr(ctx, "snapshot_source", None)
+    if source is None:
+        s = ctx.settings
+        if "scoring" not in s.peers:
+            from sipas_kit.problems import Problem
+
+            raise Problem(503, "Service unavailable", "the scoring peer is not configured (peers.scoring)")
+        token = s.service_token.get_secret_value() if s.service_token else None
+        source = HttpSnapshotSource(s.peers["scoring"], token)
+        ctx.snapshot_source = source  # type: ignore[attr-defined]
+    return cast(SnapshotSource, source)

@@ -1,0 +1,7 @@
+"""The public report (placeholder until the pages land)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
