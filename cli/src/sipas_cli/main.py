@@ -30,6 +30,8 @@ registry = typer.Typer(help="Registry operator tasks: province maps, built-ins, 
 app.add_typer(registry, name="registry")
 sampling = typer.Typer(help="Sampling tasks: verify a draw offline.", no_args_is_help=True)
 app.add_typer(sampling, name="sampling")
+publishing = typer.Typer(help="Publishing tasks: verify a downloaded release offline.", no_args_is_help=True)
+app.add_typer(publishing, name="publishing")
 app.add_typer(scoring_cmds.app, name="scoring")
 console = Console()
 
@@ -294,6 +296,25 @@ def sampling_verify_draw(frame: Path = typer.Argument(..., exists=True, dir_okay
     verdict = verify(frame, json.loads(kit.read_text(encoding="utf-8")))
     if verdict.ok:
         console.print(f"[green]the draw matches[/green]: {verdict.units_checked} units re-drawn from the seed")
+        return
+    for problem in verdict.problems:
+        console.print(f"[red]{problem}[/red]")
+    raise typer.Exit(1)
+
+
+@publishing.command("verify-release")
+def publishing_verify_release(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="the release file (GET /v1/releases/{id}/manifest)"),
+    public_key: str | None = typer.Option(None, "--public-key", help="the publisher's Ed25519 public key: hex, or "
+                                          "a PEM file (GET /v1/keys); without it only integrity is checked"),
+) -> None:
+    """Check a release offline: hash, Ed25519 signature and figures digest; exit 1 on any mismatch."""
+    from sipas_cli.verify_release import verify_file
+
+    verdict = verify_file(file, public_key)
+    if verdict.ok:
+        console.print(f"[green]the release verifies[/green]: {verdict.figures} figures, key {verdict.key_id}")
         return
     for problem in verdict.problems:
         console.print(f"[red]{problem}[/red]")

@@ -67,7 +67,8 @@ async def sql(api: Any, query: str, **params: Any) -> list[tuple[Any, ...]]:
     engine = create_async_engine(api.database_url)
     try:
         async with engine.begin() as conn:
-            return [tuple(r) for r in await conn.execute(text(query), params)]
+            result = await conn.execute(text(query), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
     finally:
         await engine.dispose()
 
@@ -192,3 +193,112 @@ async def test_idempotent_draft_and_unknown_snapshot(pair):
     assert (await sql(publishing, "SELECT count(*) FROM pb_releases"))[0][0] == 1
     r = await publishing.client.post("/v1/releases", json={"snapshot_id": "nope"}, headers=admin(publishing, "lan"))
     assert r.status_code == 404 and r.json()["errors"][0]["field"] == "body.snapshot_id"
+
+
+async def test_manifest_verifies_offline_and_any_edited_figure_fails(pair, tmp_path):
+    from typer.testing import CliRunner
+
+    from sipas_cli.main import app as cli
+
+    scoring, publishing, _ = pair
+    snap = await snapshot(scoring, publishing)
+    release_id = await published(publishing, snap["snapshot_id"])
+    key = (await publishing.client.get("/v1/keys")).json()["keys"][0]
+    r = await publishing.client.get(f"/v1/releases/{release_id}/manifest", headers=publishing.auth("partner"))
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    release = r.json()
+    manifest = release["manifest"]
+    assert manifest["snapshot"]["positions"] == snap["positions"] and manifest["snapshot"]["figures_digest"] == \
+        snap["digest"]
+    assert manifest["release"]["approved_by"] == "minh@bnv" and manifest["figures"]["scheme"]["id"] == \
+        "share-satisfied"
+    c1 = next(u for u in manifest["figures"]["units"] if u["id"] == "c1")
+    assert c1["suppressed"] == "insufficient_sample" and c1["overall"]["value"] is None
+    shown = next(u for u in manifest["figures"]["units"] if u["id"] == "a1")
+    assert shown["overall"]["n"] > 0 and len(shown["overall"]["ci"]) == 2
+    assert release["public_key"] == key["public_key"] and release["key_id"] == key["key_id"]
+
+    genuine = tmp_path / "release.json"
+    genuine.write_text(json.dumps(release, ensure_ascii=False), encoding="utf-8")
+    pem = tmp_path / "publisher.pem"
+    pem.write_text(key["pem"])
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["publishing", "verify-release", str(genuine), "--public-key", str(pem)])
+    assert ok.exit_code == 0 and "verifies" in ok.output, ok.output
+    edited = json.loads(genuine.read_text())
+    edited["manifest"]["figures"]["units"][1]["overall"]["n"] += 1
+    bad = tmp_path / "edited.json"
+    bad.write_text(json.dumps(edited, ensure_ascii=False), encoding="utf-8")
+    failed = runner.invoke(cli, ["publishing", "verify-release", str(bad), "--public-key", key["public_key"]])
+    assert failed.exit_code == 1 and "SHA-256" in failed.output
+    # A different publisher's key does not verify a genuine file.
+    other = runner.invoke(cli, ["publishing", "verify-release", str(genuine), "--public-key", "11" * 32])
+    assert other.exit_code == 1
+
+
+async def test_published_release_cannot_change_by_api_or_sql(pair):
+    scoring, publishing, _ = pair
+    snap = await snapshot(scoring, publishing)
+    release_id = await published(publishing, snap["snapshot_id"])
+    who = admin(publishing, "lan@bnv")
+    r = await publishing.client.patch(f"/v1/releases/{release_id}", json={"title": "Khác"}, headers=who)
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    r = await publishing.client.delete(f"/v1/releases/{release_id}", headers=who)
+    assert r.status_code == 409
+    for statement in (
+        "UPDATE pb_releases SET title = 'khác' WHERE release_id = :r",
+        "UPDATE pb_releases SET manifest_sha256 = repeat('0', 64) WHERE release_id = :r",
+        "UPDATE pb_releases SET document = jsonb_set(document, '{year}', '1999') WHERE release_id = :r",
+        "UPDATE pb_releases SET status = 'draft' WHERE release_id = :r",
+        "UPDATE pb_releases SET status = 'retracted', retraction = '{}', title = 'x' WHERE release_id = :r",
+        "DELETE FROM pb_releases WHERE release_id = :r",
+    ):
+        with pytest.raises(Exception, match="cannot be changed"):
+            await sql(publishing, statement, r=release_id)
+    # The one change allowed is the retraction itself; then nothing, not even deletion.
+    await sql(publishing, "UPDATE pb_releases SET status = 'retracted', retraction = '{\"reason\": \"x\"}', "
+                          "version = version + 1 WHERE release_id = :r", r=release_id)
+    with pytest.raises(Exception, match="cannot be changed"):
+        await sql(publishing, "UPDATE pb_releases SET retraction = NULL WHERE release_id = :r", r=release_id)
+    with pytest.raises(Exception, match="cannot be changed"):
+        await sql(publishing, "DELETE FROM pb_releases WHERE release_id = :r", r=release_id)
+    # A draft is an ordinary row.
+    draft = (await publishing.client.post("/v1/releases", json={"snapshot_id": snap["snapshot_id"]},
+                                          headers=who)).json()
+    r = await publishing.client.patch(f"/v1/releases/{draft['release_id']}", json={"title": "Bản nháp"}, headers=who)
+    assert r.status_code == 200 and r.json()["title"] == "Bản nháp"
+
+
+async def test_embargo_publishes_when_due_and_a_correction_supersedes(pair):
+    import datetime as dt
+
+    scoring, publishing, feed = pair
+    snap = await snapshot(scoring, publishing)
+    first = await published(publishing, snap["snapshot_id"])
+    # New ballots, a new snapshot, a correction drafted against the first release.
+    await feed.send("ballots", *ballots(seed=9, prefix="y"))
+    await caught_up(scoring, "ballots", feed.positions["ballots"])
+    later = await snapshot(scoring, publishing)
+    assert later["digest"] != snap["digest"]
+    correction = await approved(publishing, later["snapshot_id"], supersedes=first)
+    at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    r = await publishing.client.post(f"/v1/releases/{correction}/publish", json={"at": at.isoformat()},
+                                     headers=admin(publishing, "minh@bnv"))
+    assert r.status_code == 200 and r.json()["status"] == "scheduled", r.text
+    partner = publishing.auth("partner")
+    r = await publishing.client.get(f"/v1/releases/{correction}", headers=partner)
+    assert r.status_code == 404  # under embargo: not public
+
+    async def out() -> bool:
+        found = await publishing.client.get(f"/v1/releases/{correction}", headers=partner)
+        return found.status_code == 200
+    await wait_for_async(out)
+    body = (await publishing.client.get(f"/v1/releases/{correction}", headers=partner)).json()
+    assert body["status"] == "published" and body["supersedes"] == first
+    assert dt.datetime.fromisoformat(body["published_at"]) >= at
+    old = (await publishing.client.get(f"/v1/releases/{first}", headers=partner)).json()
+    assert old["superseded_by"] == correction and old["status"] == "published"
+    names = [n for n, _ in await events_of(publishing, correction)]
+    assert names == ["ReleaseDrafted", "ReleaseSubmitted", "ReleaseApproved", "ReleaseScheduled", "ReleasePublished"]
+    history = (await publishing.client.get("/v1/units/a1/history", headers=partner)).json()["releases"]
+    assert [h["release_id"] for h in history] == [first, correction]
