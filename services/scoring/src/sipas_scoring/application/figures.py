@@ -32,7 +32,7 @@ from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
-from sipas_scoring.domain.points import ballot_points, presented_factor_points, presented_total
+from sipas_scoring.domain.points import presented_factor_points, presented_total
 from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
 from sipas_scoring.domain.rounding import present
 from sipas_scoring.domain.scheme import Ballot
@@ -55,6 +55,10 @@ class Counted:
     province: str | None
     stratum: str | None
     weight: Fraction | None
+    ys: list[int] = field(default_factory=list)
+    """Per item (in :attr:`CampaignFigures.items` order): the ballot's y of a ratio (satisfied, or points)."""
+    xs: list[int] = field(default_factory=list)
+    """… and its x (valid answers, or maximum points)."""
 
 
 @dataclass
@@ -150,6 +154,11 @@ class CampaignFigures:
         self.basis, self.counted, self.population = basis, counted, population
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
+        overall_items = [f.overall_item for f in self.instrument.factors if f.overall_item]
+        self.items = [*self.instrument.criteria, *overall_items,
+                      *([self.instrument.overall_item] if self.instrument.overall_item else [])]
+        self._position = {code: i for i, code in enumerate(self.items)}
+        self._measure()
         self.units = self._hierarchy(by_agency)
 
     def present(self, value: Fraction | None) -> str | None:
@@ -185,8 +194,7 @@ class CampaignFigures:
         return out
 
     # ---- observations ---------------------------------------------------------------------------
-    def _observations(self, unit: Unit, terms: list[tuple[str, ...]], weighted: bool,
-                      measure: Callable[[Ballot, tuple[str, ...]], tuple[int, int]]) -> list[Observation]:
+    def _observations(self, unit: Unit, terms: list[tuple[str, ...]], weighted: bool) -> list[Observation]:
         """Per-ballot (y, x) of each term; weighted: the unit as a domain of its strata (zeros outside)."""
         mine = {id(c) for c in unit.ballots}
         pool = unit.ballots
@@ -195,39 +203,50 @@ class CampaignFigures:
                 return []
             strata = {c.stratum for c in unit.ballots}
             pool = [c for c in self.counted if c.stratum in strata and c.weight is not None]
+        at = [[self._position[item] for item in items] for items in terms]
+        single = all(len(t) == 1 for t in at)
+        first = [t[0] for t in at]
         out = []
         zeros = tuple(0 for _ in terms)
+        one = Fraction(1)
         for c in pool:
-            if id(c) in mine:
-                pairs = [measure(c.ballot, items) for items in terms]
-                y, x = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-            else:
+            if id(c) not in mine:
                 y = x = zeros
-            out.append(Observation(c.stratum or "all", c.weight if weighted and c.weight else Fraction(1), y, x))
+            elif single:
+                y, x = tuple(c.ys[j] for j in first), tuple(c.xs[j] for j in first)
+            else:
+                y = tuple(sum(c.ys[j] for j in t) for t in at)
+                x = tuple(sum(c.xs[j] for j in t) for t in at)
+            out.append(Observation(c.stratum or "all", (c.weight or one) if weighted else one, y, x))
         return out
 
-    def _share_measure(self) -> Callable[[Ballot, tuple[str, ...]], tuple[int, int]]:
-        satisfied = self.instrument.satisfied_levels
+    def _measure(self) -> None:
+        """Each ballot's (y, x) per item, once: terms are sums of items, so every interval reuses them."""
+        if self.scheme.kind == "points":
+            top = max(self.scheme.points_for(level) for level in self.instrument.scale)
+            zero = self.scheme.unanswered == "zero"
 
-        def measure(ballot: Ballot, items: tuple[str, ...]) -> tuple[int, int]:
-            y = x = 0
-            for item in items:
-                value = ballot.answers.get(item)
-                if value is not None:
-                    x += 1
-                    y += value in satisfied
-            return y, x
-        return measure
+            def item(value: int | None, carried: bool) -> tuple[int, int]:
+                if value is None:
+                    return 0, top if carried and zero else 0
+                return self.scheme.points_for(self.instrument.level(value)), top
+        else:
+            satisfied = self.instrument.satisfied_levels
 
-    def _interval_pair(self, unit: Unit, terms: Terms,
-                       measure: Callable[[Ballot, tuple[str, ...]], tuple[int, int]]) -> dict[str, Any]:
+            def item(value: int | None, carried: bool) -> tuple[int, int]:
+                return (0, 0) if value is None else (int(value in satisfied), 1)
+        for c in self.counted:
+            answers = c.ballot.answers
+            pairs = [item(answers.get(code), code in answers) for code in self.items]
+            c.ys, c.xs = [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def _interval_pair(self, unit: Unit, terms: Terms) -> dict[str, Any]:
         if not terms.items or not unit.ballots:
             return {"unweighted": None, "weighted": None}
         items = list(terms.items)
-        plain = _estimate(self._observations(unit, items, False, measure), terms.coefficients,
-                          weighted=False, population=None)
-        design = _estimate(self._observations(unit, items, True, measure), terms.coefficients,
-                           weighted=True, population=self.population)
+        plain = _estimate(self._observations(unit, items, False), terms.coefficients, weighted=False, population=None)
+        design = _estimate(self._observations(unit, items, True), terms.coefficients, weighted=True,
+                           population=self.population)
         return {"unweighted": plain, "weighted": design}
 
     # ---- one unit -----------------------------------------------------------------------------
@@ -245,7 +264,6 @@ class CampaignFigures:
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
         t = Tallies(unit.tallies)
         scores = share_scores(self.instrument, self.scheme, t)
-        measure = self._share_measure()
         answered = answered_items([c.ballot for c in unit.ballots])
         satisfied = self.instrument.satisfied_levels
         items = {code: self._index(ix.value, ix.n, simple=(t.share((code,), satisfied).satisfied, ix.n))
@@ -254,9 +272,9 @@ class CampaignFigures:
         for factor in self.instrument.factors:
             ix = scores.factors[factor.code]
             factors[factor.code] = self._index(ix.value, ix.n, self._interval_pair(
-                unit, factor_terms(factor, self.scheme, answered), measure))
+                unit, factor_terms(factor, self.scheme, answered)))
         overall = self._index(scores.overall.value, scores.overall.n, self._interval_pair(
-            unit, overall_terms(self.instrument, self.scheme, answered), measure))
+            unit, overall_terms(self.instrument, self.scheme, answered)))
         expectations = {code: {"value": self.present(ix.value), "exact": exact(ix.value), "n": ix.n}
                         for code, ix in expectation_shares(t, self.instrument.expectation_options).items()}
         return {"overall": overall, "factors": factors, "items": items, "expectations": expectations}
@@ -264,12 +282,7 @@ class CampaignFigures:
     def _points_unit(self, unit: Unit) -> dict[str, Any]:
         scores = points_scores(self.instrument, self.scheme, Tallies(unit.tallies))
         criteria = self.instrument.criteria
-
-        def measure(ballot: Ballot, items: tuple[str, ...]) -> tuple[int, int]:
-            tally = ballot_points(self.instrument, self.scheme, ballot, items)
-            return tally.achieved, tally.maximum
-
-        pair = self._interval_pair(unit, Terms((criteria,), (Fraction(1),)), measure)
+        pair = self._interval_pair(unit, Terms((criteria,), (Fraction(1),)))
         overall = self._index(scores.tally.percent, Tallies(unit.tallies)["criteria"], pair)
         rounding = self.scheme.rounding
         factor_points = presented_factor_points(scores, rounding)

@@ -25,6 +25,7 @@ For a single stratum with equal weights the design effect is exactly 1.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -106,8 +107,14 @@ def estimate_ratios(
     terms = len(observations[0].y)
     if any(len(o.y) != terms for o in observations):
         raise DesignError("observations disagree on the number of terms")
-    totals_x = [sum((o.weight * o.x[k] for o in observations), Fraction(0)) for k in range(terms)]
-    totals_y = [sum((o.weight * o.y[k] for o in observations), Fraction(0)) for k in range(terms)]
+    # Exact totals in integers: every weight times the weights' common denominator is an integer, and
+    # dividing once at the end gives the same fractions as adding fractions, many times faster.
+    common = math.lcm(*(o.weight.denominator for o in observations))
+    scaled = [o.weight.numerator * (common // o.weight.denominator) for o in observations]
+    totals_x = [Fraction(sum(w * o.x[k] for w, o in zip(scaled, observations, strict=True)), common)
+                for k in range(terms)]
+    totals_y = [Fraction(sum(w * o.y[k] for w, o in zip(scaled, observations, strict=True)), common)
+                for k in range(terms)]
     coeffs = _coefficients(coefficients, totals_x, terms)
     ratios = [totals_y[k] / totals_x[k] if totals_x[k] else Fraction(0) for k in range(terms)]
     estimate = sum((c * r for c, r in zip(coeffs, ratios, strict=True)), Fraction(0))

@@ -76,11 +76,18 @@ class Tallies:
     def ballots(self) -> int:
         return self["ballots"]
 
+    def __post_init__(self) -> None:
+        by_item: dict[str, dict[int, int]] = {}
+        for key, count in self.counts.items():
+            if key.startswith("item:") and count:
+                item, _, value = key[5:].rpartition(":")
+                if value != NA:
+                    by_item.setdefault(item, {})[int(value)] = count
+        object.__setattr__(self, "_by_item", by_item)
+
     def answers(self, item: str) -> dict[int, int]:
         """Valid answers to ``item`` by value."""
-        prefix = f"item:{item}:"
-        return {int(key[len(prefix):]): count for key, count in self.counts.items()
-                if key.startswith(prefix) and key[len(prefix):] != NA and count}
+        return dict(self._by_item.get(item, {}))  # type: ignore[attr-defined]
 
     def share(self, items: Iterable[str], satisfied: frozenset[int]) -> Tally:
         total = Tally()
