@@ -302,3 +302,176 @@ async def test_embargo_publishes_when_due_and_a_correction_supersedes(pair):
     assert names == ["ReleaseDrafted", "ReleaseSubmitted", "ReleaseApproved", "ReleaseScheduled", "ReleasePublished"]
     history = (await publishing.client.get("/v1/units/a1/history", headers=partner)).json()["releases"]
     assert [h["release_id"] for h in history] == [first, correction]
+
+
+async def test_partner_api_keys_scopes_rate_limit_and_etags(pair):
+    scoring, publishing, _ = pair
+    snap = await snapshot(scoring, publishing)
+    release_id = await published(publishing, snap["snapshot_id"])
+    draft = (await publishing.client.post("/v1/releases", json={"snapshot_id": snap["snapshot_id"]},
+                                          headers=admin(publishing, "lan@bnv"))).json()["release_id"]
+    r = await publishing.client.post("/v1/api-keys", json={"name": "Cổng DVC", "rate_per_minute": 3},
+                                     headers=publishing.auth("partner"))
+    assert r.status_code == 403
+    r = await publishing.client.post("/v1/api-keys", json={"name": "Cổng DVC", "rate_per_minute": 3},
+                                     headers=admin(publishing, "lan@bnv"))
+    assert r.status_code == 201, r.text
+    key = r.json()["api_key"]
+    stored = await sql(publishing, "SELECT secret_sha256 FROM pb_api_keys")
+    assert len(stored) == 1 and key.split("_", 2)[2] not in stored[0][0] and len(stored[0][0]) == 64
+    listed = (await publishing.client.get("/v1/api-keys", headers=admin(publishing, "lan@bnv"))).json()
+    assert "api_key" not in listed[0] and "secret_sha256" not in listed[0]
+
+    headers = {"X-Api-Key": key}
+    r = await publishing.client.get("/v1/releases", headers=headers)
+    assert r.status_code == 200 and [i["release_id"] for i in r.json()["items"]] == [release_id]  # no drafts
+    etag = r.headers["etag"]
+    assert r.headers["cache-control"].startswith("public, max-age=")
+    r = await publishing.client.get("/v1/releases", headers=headers | {"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b""
+    r = await publishing.client.get(f"/v1/releases/{release_id}", headers=headers)
+    assert r.status_code == 200 and r.json()["signature"]  # the third of three this minute
+    r = await publishing.client.get(f"/v1/releases/{release_id}/scores", params={"level": "province"},
+                                    headers=headers)
+    assert r.status_code == 429 and r.headers["content-type"] == "application/problem+json"
+    assert int(r.headers["retry-after"]) >= 1
+    # Staff see drafts; a partner token does not; scopes are enforced; bad keys are 401.
+    staff = (await publishing.client.get("/v1/releases", headers=publishing.auth("auditor"))).json()["items"]
+    assert {i["release_id"] for i in staff} == {release_id, draft}
+    r = await publishing.client.get(f"/v1/releases/{draft}", headers=publishing.auth("partner"))
+    assert r.status_code == 404
+    r = await publishing.client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=headers)
+    assert r.status_code == 403 and r.json()["type"].endswith("missing-scope")
+    r = await publishing.client.get("/v1/releases", headers={"X-Api-Key": key[:-2] + "xx"})
+    assert r.status_code == 401
+    await publishing.client.delete(f"/v1/api-keys/{key.split('_')[1]}", headers=admin(publishing, "lan@bnv"))
+
+    partner = publishing.auth("partner")
+    r = await publishing.client.get(f"/v1/releases/{release_id}/scores", params={"level": "province"},
+                                    headers=partner)
+    body = r.json()
+    assert r.status_code == 200 and {u["level"] for u in body["units"]} == {"province"}
+    assert body["figures_digest"] == snap["digest"]
+    r = await publishing.client.get(f"/v1/releases/{release_id}/scores", params={"format": "csv"}, headers=partner)
+    lines = r.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("level,unit_id") and any(",insufficient_sample," in x for x in lines)
+
+
+async def test_webhook_receiver_down_then_up_gets_every_event_signed(pair):
+    import datetime as dt
+    import socket
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from sipas_publishing.domain import webhooks as wh
+
+    scoring, publishing, _ = pair
+    with socket.socket() as s:  # a port nobody listens on yet: the receiver is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    r = await publishing.client.post("/v1/api-keys", json={"name": "báo chí", "scopes": ["webhooks:manage"]},
+                                     headers=admin(publishing, "lan@bnv"))
+    key = {"X-Api-Key": r.json()["api_key"]}
+    sub = await publishing.client.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/hook"}, headers=key)
+    assert sub.status_code == 201, sub.text
+    subscription, secret = sub.json()["subscription_id"], sub.json()["secret"]
+
+    snap = await snapshot(scoring, publishing)
+    first = await published(publishing, snap["snapshot_id"])
+    await publishing.client.post(f"/v1/releases/{first}/retract", json={"reason": "Nhầm đơn vị"},
+                                 headers=admin(publishing, "minh@bnv"))
+    second = await published(publishing, snap["snapshot_id"])
+
+    async def failed_twice() -> bool:
+        log = (await publishing.client.get(f"/v1/webhooks/{subscription}/deliveries", headers=key)).json()
+        return len(log["attempts"]) >= 6 and all(a["error"] for a in log["attempts"])
+    await wait_for_async(failed_twice)
+
+    server = HTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async def all_delivered() -> bool:
+            log = (await publishing.client.get(f"/v1/webhooks/{subscription}/deliveries", headers=key)).json()
+            return len(log["deliveries"]) == 3 and all(d["status"] == "delivered" for d in log["deliveries"])
+        await wait_for_async(all_delivered)
+        log = (await publishing.client.get(f"/v1/webhooks/{subscription}/deliveries", headers=key)).json()
+        retried = [d for d in log["deliveries"] if d["attempts"] > 2]
+        assert retried, "deliveries were retried with backoff"
+        event_id = log["deliveries"][0]["event_id"]
+        r = await publishing.client.post(f"/v1/webhooks/{subscription}/deliveries/{event_id}/redeliver", headers=key)
+        assert r.status_code == 202
+
+        async def redelivered() -> bool:
+            return len(received) >= 4
+        await wait_for_async(redelivered)
+    finally:
+        server.shutdown()
+    now = int(time.time())
+    for headers, body in received:
+        assert wh.verify(secret, headers[wh.SIGNATURE_HEADER.lower()], body, now)
+        assert not wh.verify("wrong", headers[wh.SIGNATURE_HEADER.lower()], body, now)
+        assert json.loads(body)["id"] == headers[wh.EVENT_ID_HEADER.lower()]
+    events = {json.loads(b)["id"]: json.loads(b) for _, b in received}
+    assert len(events) == 3  # four deliveries, three events: the duplicate carries the same id
+    assert sorted((e["type"].split(".")[4], e["data"]["release_id"]) for e in events.values()) == sorted(
+        [("ReleasePublished", first), ("ReleaseRetracted", first), ("ReleasePublished", second)])
+    assert all(e["specversion"] == "1.0" and e["source"] for e in events.values())
+    assert dt.datetime.fromisoformat(log["attempts"][0]["attempted_at"]) <= dt.datetime.now(dt.UTC)
+
+
+async def test_webhook_urls_are_checked_against_ssrf(open_api, tmp_path):
+    publishing = await open_api("publishing", data_dir=tmp_path / "p")
+    r = await publishing.client.post("/v1/api-keys", json={"name": "x", "scopes": ["webhooks:manage"]},
+                                     headers=admin(publishing, "lan@bnv"))
+    key = {"X-Api-Key": r.json()["api_key"]}
+    for url in ("http://127.0.0.1:8080/h", "http://10.1.2.3/h", "http://169.254.169.254/latest/meta-data",
+                "http://[::1]/h", "http://192.168.1.1/h", "ftp://example.com/h", "http://localhost/h"):
+        r = await publishing.client.post("/v1/webhooks", json={"url": url}, headers=key)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", (url, r.text)
+        assert r.json()["errors"][0]["field"] == "body.url"
+
+
+async def test_sse_feed_resumes_from_a_position(pair):
+    scoring, publishing, _ = pair
+    snap = await snapshot(scoring, publishing)
+    first = await published(publishing, snap["snapshot_id"])
+    second = await published(publishing, snap["snapshot_id"])
+    partner = publishing.auth("partner")
+
+    async def sequenced() -> bool:
+        rows = await sql(publishing, "SELECT count(*) FROM event_store WHERE type LIKE '%ReleasePublished%' "
+                                     "AND position IS NOT NULL")
+        return rows[0][0] == 2
+    await wait_for_async(sequenced)
+
+    def messages(text_: str) -> list[dict[str, str]]:
+        out = []
+        for block in text_.strip().split("\n\n"):
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+            if fields:
+                out.append(fields)
+        return out
+
+    r = await publishing.client.get("/v1/feed", params={"follow": "false"}, headers=partner)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    found = messages(r.text)
+    assert [(m["event"], json.loads(m["data"])["data"]["release_id"]) for m in found] == [
+        ("ReleasePublished", first), ("ReleasePublished", second)]
+    r = await publishing.client.get("/v1/feed", params={"follow": "false"},
+                                    headers=partner | {"Last-Event-ID": found[0]["id"]})
+    assert [json.loads(m["data"])["data"]["release_id"] for m in messages(r.text)] == [second]
+    r = await publishing.client.get("/v1/feed", params={"follow": "false", "after": found[1]["id"]}, headers=partner)
+    assert messages(r.text) == []
