@@ -373,7 +373,7 @@ async def test_webhook_receiver_down_then_up_gets_every_event_signed(pair):
     received: list[tuple[dict[str, str], bytes]] = []
 
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(204)
