@@ -98,6 +98,15 @@ async def sql(api, query: str, **params) -> list[tuple]:
         await engine.dispose()
 
 
+async def sql_exec(api, statement: str) -> None:
+    engine = create_async_engine(api.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 async def caught_up(api, producer: str, position: int) -> None:
     async def check() -> bool:
         found = await sql(api, "SELECT position FROM consumer_checkpoints WHERE producer = :p", p=producer)
@@ -173,6 +182,19 @@ async def test_redelivered_duplicated_and_voided_ballots_count_exactly_once(scor
     assert stored == expected
     counted = await sql(api, "SELECT status, count(*) FROM sc_ballots GROUP BY status ORDER BY status")
     assert counted == [("accepted", 110), ("voided", 10)]
+    checked = (await api.client.post("/v1/campaigns/c-share/tallies/verify", headers=api.auth("ministry-admin"))).json()
+    assert checked["difference_count"] == 0 and checked["ballots"] == 110  # the SQL recount agrees
+    # A tally damaged behind the service's back is named, and repaired on request.
+    await sql_exec(api, "UPDATE sc_tallies SET count = count + 3 WHERE campaign_id = 'c-share' AND key = 'ballots'"
+                        " AND agency_id = 'a1'")
+    checked = (await api.client.post("/v1/campaigns/c-share/tallies/verify", headers=api.auth("ministry-admin"))).json()
+    assert checked["differences"] == [{"agency_id": "a1", "key": "ballots", "kept": expected[("a1", "ballots")] + 3,
+                                       "recount": expected[("a1", "ballots")]}]
+    r = await api.client.post("/v1/campaigns/c-share/tallies/verify", params={"apply": "true"},
+                              headers=api.auth("ministry-admin"))
+    assert r.json()["applied"] is True
+    assert {(a, k): c for a, k, c in await sql(api, "SELECT agency_id, key, count FROM sc_tallies "
+                                                    "WHERE campaign_id = 'c-share'")} == expected
 
     # The figures are the domain's, computed from the ballots that stand.
     scheme = scheme_of(reg.SchemeDefinition.model_validate(builtin("scheme", "share-satisfied")))

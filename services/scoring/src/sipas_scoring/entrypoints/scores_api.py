@@ -22,12 +22,15 @@ from sipas_kit.problems import Problem
 from sipas_scoring.adapters.tables import reference, snapshots
 from sipas_scoring.application import scores
 from sipas_scoring.application.comparison import compare
+from sipas_scoring.application.definitions import definitions
 from sipas_scoring.application.figures import units_of
+from sipas_scoring.application.recount import verify
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 Reader = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.AUDITOR,
                                                     Role.SERVICE))]
 Freezer = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
+Operator = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN))]
 Format = Literal["json", "csv", "xlsx"]
 Level = Literal["national", "province", "agency"]
 
@@ -170,4 +173,15 @@ async def comparison(campaign_id: str, ctx: Ctx, who: Reader,
     async with ctx.engine.connect() as conn:
         result = await compare(conn, campaign_id, against)
     result["units"] = _visible(who, result["units"])
+    return result
+
+
+@router.post("/campaigns/{campaign_id}/tallies/verify",
+             summary="Recount the campaign's tallies from its counted ballots and compare (apply=true repairs)")
+async def verify_tallies(campaign_id: str, ctx: Ctx, who: Operator, apply: bool = False) -> dict[str, Any]:
+    await _campaign(ctx, who, campaign_id)
+    async with ctx.engine.begin() as conn:
+        result = await verify(conn, await definitions.basis(conn, campaign_id), apply=apply)
+    if result["applied"]:
+        await scores.refresh(ctx, campaign_id)
     return result
