@@ -475,3 +475,27 @@ async def test_sse_feed_resumes_from_a_position(pair):
     assert [json.loads(m["data"])["data"]["release_id"] for m in messages(r.text)] == [second]
     r = await publishing.client.get("/v1/feed", params={"follow": "false", "after": found[1]["id"]}, headers=partner)
     assert messages(r.text) == []
+
+
+async def test_public_report_pages_and_downloads(pair):
+    scoring, publishing, _ = pair
+    snap = await snapshot(scoring, publishing)
+    release_id = await published(publishing, snap["snapshot_id"])
+    r = await publishing.client.get("/report")
+    assert r.status_code == 200 and f"/report/{release_id}" in r.text
+    r = await publishing.client.get(f"/report/{release_id}")
+    assert r.status_code == 200 and 'lang="vi"' in r.text and "Xếp hạng tỉnh, thành phố" in r.text
+    assert "không đủ mẫu" in r.text and "<svg" in r.text and 'name="viewport"' in r.text
+    assert "Hà Nội" in r.text and "Thành phố Hồ Chí Minh" in r.text
+    r = await publishing.client.get(f"/report/{release_id}", params={"lang": "en"})
+    assert 'lang="en"' in r.text and "Province ranking" in r.text and "insufficient sample" in r.text
+    r = await publishing.client.get(f"/report/{release_id}/provinces/01")
+    assert r.status_code == 200 and "Sở A1" in r.text and "Sở A2" in r.text and "Sở B1" not in r.text
+    r = await publishing.client.get(f"/report/{release_id}/download.csv")
+    assert r.status_code == 200 and r.headers["content-disposition"].endswith('.csv"')
+    assert r.content.decode("utf-8-sig").splitlines()[0].startswith("level,unit_id")
+    r = await publishing.client.get(f"/report/{release_id}/download.xlsx")
+    assert r.status_code == 200 and r.content[:2] == b"PK"
+    draft = (await publishing.client.post("/v1/releases", json={"snapshot_id": snap["snapshot_id"]},
+                                          headers=admin(publishing, "lan@bnv"))).json()["release_id"]
+    assert (await publishing.client.get(f"/report/{draft}")).status_code == 404  # drafts are not public
