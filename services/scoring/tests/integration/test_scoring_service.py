@@ -278,6 +278,10 @@ async def test_small_cells_are_hidden_and_cannot_be_recovered_from_totals(scorin
     shown = [u for u in found["units"] if u["level"] == "agency" and not u["suppressed"]]
     assert all(u["overall"]["value"] is not None and u["rank"]["best"] <= u["rank"]["rank"] <= u["rank"]["worst"]
                for u in shown)
+    # One factor, one level, as a partner of the ministry would ask for it.
+    one = await scores(api, "c-share", level="province", factor="F3")
+    assert {u["level"] for u in one["units"]} == {"province"}
+    assert all(list(u["factors"]) in (["F3"], []) and u["items"] == {} for u in one["units"])
     # A province operator sees their own province only.
     r = await api.client.get("/v1/campaigns/c-share/scores", headers=api.auth("province-operator", "79"))
     assert {u["province"] for u in r.json()["units"]} == {"79"}

@@ -57,6 +57,15 @@ def _visible(who: Principal, rows: Iterable[dict[str, Any]]) -> list[dict[str, A
     return [r for r in rows if r.get("province") == who.province]
 
 
+def _narrowed(rows: list[dict[str, Any]], factor: str | None, item: str | None) -> list[dict[str, Any]]:
+    """Keep only one factor's or one item's figure (beside each unit's overall index)."""
+    if factor is None and item is None:
+        return rows
+    return [r | {"factors": {k: v for k, v in r.get("factors", {}).items() if k == factor},
+                 "items": {k: v for k, v in r.get("items", {}).items() if k == item},
+                 "expectations": {}} for r in rows]
+
+
 def _flat(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
     for r in rows:
         rank = r.get("rank") or {}
@@ -106,12 +115,12 @@ def _render(body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name:
 @router.get("/campaigns/{campaign_id}/scores", summary="Current (provisional) figures of a campaign")
 async def current_scores(
     campaign_id: str, ctx: Ctx, who: Reader, level: Level | None = None, unit: str | None = None,
-    province: str | None = None, format: Format = "json",
+    province: str | None = None, factor: str | None = None, item: str | None = None, format: Format = "json",
 ) -> Any:
     await _campaign(ctx, who, campaign_id)
     found = await scores.latest(ctx, campaign_id)
     document = found.pop("document")
-    rows = _visible(who, units_of(document, level, unit, province))
+    rows = _narrowed(_visible(who, units_of(document, level, unit, province)), factor, item)
     head = {k: v for k, v in document.items() if k != "units"} | found | {"provisional": True}
     return _render(head, rows, format, f"scores-{campaign_id}")
 
@@ -148,7 +157,7 @@ async def list_snapshots(campaign_id: str, ctx: Ctx, who: Reader) -> list[dict[s
 @router.get("/snapshots/{snapshot_id}", summary="A frozen snapshot's figures")
 async def get_snapshot(
     snapshot_id: str, ctx: Ctx, who: Reader, level: Level | None = None, unit: str | None = None,
-    province: str | None = None, format: Format = "json",
+    province: str | None = None, factor: str | None = None, item: str | None = None, format: Format = "json",
 ) -> Any:
     async with ctx.engine.connect() as conn:
         row = (await conn.execute(select(snapshots).where(snapshots.c.snapshot_id == snapshot_id))).mappings().first()
@@ -160,7 +169,7 @@ async def get_snapshot(
         "snapshot_id": snapshot_id, "taken_at": row["taken_at"].isoformat(), "taken_by": row["taken_by"],
         "positions": row["positions"], "chain_heads": row["chain_heads"], "digest": row["digest"],
         "provisional": False}
-    rows = _visible(who, units_of(document, level, unit, province))
+    rows = _narrowed(_visible(who, units_of(document, level, unit, province)), factor, item)
     return _render(head, rows, format, f"snapshot-{snapshot_id}")
 
 
