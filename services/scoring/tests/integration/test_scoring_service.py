@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
 import random
@@ -242,6 +243,8 @@ async def test_scores_updated_is_emitted_and_a_snapshot_records_what_it_covers(s
     assert frozen["digest"] == snap["digest"] and frozen["provisional"] is False
     assert (await scores(api, "c-share"))["digest"] != snap["digest"]
 
+    raw = await api.client.get(f"/v1/snapshots/{snap['snapshot_id']}/document", headers=api.auth("service"))
+    assert hashlib.sha256(raw.content).hexdigest() == snap["digest"]  # what publishing verifies and signs
     # Exports carry the same figures.
     r = await api.client.get(f"/v1/snapshots/{snap['snapshot_id']}", params={"format": "csv"},
                              headers=api.auth("auditor"))

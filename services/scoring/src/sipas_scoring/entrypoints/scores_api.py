@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from sipas_events import canonical
 from sipas_kit.auth import Principal, Role, require_roles
 from sipas_kit.context import ServiceContext
 from sipas_kit.http import Ctx
@@ -171,6 +172,18 @@ async def get_snapshot(
         "provisional": False}
     rows = _narrowed(_visible(who, units_of(document, level, unit, province)), factor, item)
     return _render(head, rows, format, f"snapshot-{snapshot_id}")
+
+
+@router.get("/snapshots/{snapshot_id}/document",
+            summary="A snapshot's figures document exactly as frozen: its canonical SHA-256 is the snapshot's digest")
+async def snapshot_document(snapshot_id: str, ctx: Ctx, who: Reader) -> Response:
+    async with ctx.engine.connect() as conn:
+        row = (await conn.execute(select(snapshots.c.campaign_id, snapshots.c.document).where(
+            snapshots.c.snapshot_id == snapshot_id))).first()
+    if row is None:
+        raise Problem(404, "Not found", f"no snapshot {snapshot_id}")
+    await _campaign(ctx, who, row.campaign_id)
+    return Response(canonical.dumpb(row.document), media_type="application/json")
 
 
 @router.get("/campaigns/{campaign_id}/comparison", summary="This campaign beside an earlier one restated on "
