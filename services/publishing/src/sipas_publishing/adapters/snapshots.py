@@ -1,26 +1,26 @@
-"""Where publishing reads a snapshot's figures: scoring's ``GET /v1/snapshots/{id}``.
+"""Where publishing reads a snapshot's figures: scoring's ``GET /v1/snapshots/{id}/document``.
 
-Publishing never reads scoring's database. It asks scoring over HTTP (as a ``service``), rebuilds
-the figures document from the answer and checks it against the ``figures_digest`` that the
-``ScoreSnapshotTaken`` event carried before using a single number of it.
+Publishing never reads scoring's database. It asks scoring over HTTP (as a ``service``) for the
+frozen figures document as scoring hashed it — canonical JSON bytes — and checks their SHA-256
+against the ``figures_digest`` that the ``ScoreSnapshotTaken`` event carried before using a single
+number of it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Protocol
 
 import httpx
 
-from sipas_publishing.domain.errors import FiguresMismatch
-from sipas_publishing.domain.manifest import figures_digest
-
-# What scoring's snapshot endpoint adds around the figures document it hashed.
-SNAPSHOT_FIELDS = ("snapshot_id", "taken_at", "taken_by", "positions", "chain_heads", "digest", "provisional")
+from sipas_events import canonical
+from sipas_publishing.domain.errors import FiguresMismatch, ScoringUnavailable
 
 
 class SnapshotSource(Protocol):
-    async def figures(self, snapshot_id: str) -> dict[str, Any]:
-        """The snapshot's figures document, exactly as scoring hashed it."""
+    async def document(self, snapshot_id: str) -> bytes:
+        """The snapshot's figures document: the exact bytes scoring hashed."""
         ...
 
 
@@ -31,17 +31,24 @@ class HttpSnapshotSource:
         self._base, self._token = base_url.rstrip("/"), token
         self._client = client or httpx.AsyncClient(timeout=30.0)
 
-    async def figures(self, snapshot_id: str) -> dict[str, Any]:
+    async def document(self, snapshot_id: str) -> bytes:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        resp = await self._client.get(f"{self._base}/v1/snapshots/{snapshot_id}", headers=headers)
-        resp.raise_for_status()
-        body = resp.json()
-        return {k: v for k, v in body.items() if k not in SNAPSHOT_FIELDS}
+        try:
+            resp = await self._client.get(f"{self._base}/v1/snapshots/{snapshot_id}/document", headers=headers)
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ScoringUnavailable(f"scoring did not serve snapshot {snapshot_id}'s figures: {exc}"[:300]) from exc
+        return resp.content
 
 
 async def verified_figures(source: SnapshotSource, snapshot_id: str, expected: str) -> dict[str, Any]:
-    document = await source.figures(snapshot_id)
-    found = figures_digest(document)
+    """The document, once its bytes hash to ``expected`` and read back to those same canonical bytes
+    (the manifest re-serialises it, so anything else could never verify)."""
+    raw = await source.document(snapshot_id)
+    found = hashlib.sha256(raw).hexdigest()
     if found != expected:
         raise FiguresMismatch(f"snapshot {snapshot_id}'s figures hash to {found}, not to the recorded {expected}")
+    document = json.loads(raw)
+    if not isinstance(document, dict) or canonical.dumpb(document) != raw:
+        raise FiguresMismatch(f"snapshot {snapshot_id}'s figures are not a canonical JSON object")
     return document

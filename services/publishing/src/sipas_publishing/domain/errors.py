@@ -17,3 +17,7 @@ class FourEyes(PublishingError):
 
 class FiguresMismatch(PublishingError):
     """The figures fetched for a snapshot do not hash to the snapshot's recorded digest."""
+
+
+class ScoringUnavailable(PublishingError):
+    """Scoring did not answer (or refused) when asked for a snapshot's figures or a comparison."""

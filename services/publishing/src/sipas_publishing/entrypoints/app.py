@@ -10,7 +10,7 @@ from sipas_kit.reference import reference_projection, reference_router
 from sipas_kit.settings import ServiceSettings
 from sipas_publishing.adapters.tables import reference
 from sipas_publishing.application.webhooks import publishing_worker
-from sipas_publishing.domain.errors import FiguresMismatch, FourEyes, ReleaseConflict
+from sipas_publishing.domain.errors import FiguresMismatch, FourEyes, ReleaseConflict, ScoringUnavailable
 from sipas_publishing.entrypoints import events_api, pages, partner_api, releases_api
 from sipas_publishing.projections.snapshots import commitment_projection, snapshot_projection
 
@@ -20,7 +20,8 @@ DEFINITION = ServiceDefinition(
     routers=[reference_router(reference), releases_api.router, partner_api.router, events_api.router, pages.router],
     projections=[reference_projection(reference), snapshot_projection, commitment_projection],
     domain_errors={FourEyes: (403, "Four eyes"), ReleaseConflict: (409, "Conflict"),
-                   FiguresMismatch: (409, "Figures do not match the snapshot")},
+                   FiguresMismatch: (409, "Figures do not match the snapshot"),
+                   ScoringUnavailable: (503, "Scoring unavailable")},
     workers=[publishing_worker],
 )
 
