@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,7 +40,8 @@ from sipas_scoring.domain.rounding import present
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
-from sipas_scoring.domain.survey import Observation, SurveyEstimate, estimate_ratios
+from sipas_scoring.domain.survey import SurveyEstimate
+from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, estimate_arrays
 from sipas_scoring.domain.tallies import Tallies, expectation_shares, points_scores, share_scores, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, answered_items, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
@@ -55,10 +58,8 @@ class Counted:
     province: str | None
     stratum: str | None
     weight: Fraction | None
-    ys: list[int] = field(default_factory=list)
-    """Per item (in :attr:`CampaignFigures.items` order): the ballot's y of a ratio (satisfied, or points)."""
-    xs: list[int] = field(default_factory=list)
-    """… and its x (valid answers, or maximum points)."""
+    row: int = -1
+    """Its row in the campaign's per-item arrays (see :meth:`CampaignFigures._measure`)."""
 
 
 @dataclass
@@ -70,6 +71,11 @@ class Unit:
     tallies: Counter[str]
     ballots: list[Counted] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def rows(self) -> Any:
+        """Its ballots' rows in the campaign's arrays."""
+        return np.array([c.row for c in self.ballots], dtype=np.int64)
 
 
 def exact(value: Fraction | None) -> str | None:
@@ -121,12 +127,15 @@ async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Count
     return by_agency, counted, agencies, population, rated
 
 
-def _estimate(observations: Sequence[Observation], coefficients: Sequence[Fraction], *, weighted: bool,
+def _estimate(arrays: tuple[Any, Groups, Any, Any] | None, coefficients: Sequence[Fraction],
               population: Mapping[str, int] | None) -> SurveyEstimate | None:
-    if not observations or not any(o.answering for o in observations):
+    if arrays is None:
+        return None
+    group, groups, y, x = arrays
+    if not len(y) or not x.any():
         return None
     try:
-        return estimate_ratios(observations, coefficients, population, weighted=weighted, lonely="certainty")
+        return estimate_arrays(group, groups, y, x, coefficients, population, lonely="certainty")
     except (DesignError, ZeroDivisionError):
         return None
 
@@ -194,34 +203,30 @@ class CampaignFigures:
         return out
 
     # ---- observations ---------------------------------------------------------------------------
-    def _observations(self, unit: Unit, terms: list[tuple[str, ...]], weighted: bool) -> list[Observation]:
-        """Per-ballot (y, x) of each term; weighted: the unit as a domain of its strata (zeros outside)."""
-        mine = {id(c) for c in unit.ballots}
-        pool = unit.ballots
+    def _arrays(self, unit: Unit, terms: list[tuple[str, ...]], weighted: bool
+                ) -> tuple[Any, Groups, Any, Any] | None:
+        """Per-ballot (y, x) of each term as arrays; weighted: the unit as a domain of its strata (its
+        strata's other ballots count with zeros), with each (stratum, weight) group's exact weight."""
+        rows = unit.rows
         if weighted:
-            if any(c.weight is None for c in unit.ballots):
-                return []
-            strata = {c.stratum for c in unit.ballots}
-            pool = [c for c in self.counted if c.stratum in strata and c.weight is not None]
-        at = [[self._position[item] for item in items] for items in terms]
-        single = all(len(t) == 1 for t in at)
-        first = [t[0] for t in at]
-        out = []
-        zeros = tuple(0 for _ in terms)
-        one = Fraction(1)
-        for c in pool:
-            if id(c) not in mine:
-                y = x = zeros
-            elif single:
-                y, x = tuple(c.ys[j] for j in first), tuple(c.xs[j] for j in first)
-            else:
-                y = tuple(sum(c.ys[j] for j in t) for t in at)
-                x = tuple(sum(c.xs[j] for j in t) for t in at)
-            out.append(Observation(c.stratum or "all", (c.weight or one) if weighted else one, y, x))
-        return out
+            if not self._weighted[rows].all():
+                return None  # a ballot whose weight has not arrived: no weighted figure yet
+            pool = np.flatnonzero(np.isin(self._stratum, np.unique(self._stratum[rows])) & self._weighted)
+            mine = np.isin(pool, rows)
+            local, group = np.unique(self._group[pool], return_inverse=True)
+            groups = Groups([self._group_weight[g] for g in local], [self._group_stratum[g] for g in local])
+        else:
+            pool, mine = rows, np.ones(len(rows), dtype=bool)
+            group, groups = np.zeros(len(rows), dtype=np.int64), UNWEIGHTED
+        ys, xs = self._y[pool], self._x[pool]
+        cols = [[self._position[item] for item in items] for items in terms]
+        y = np.stack([ys[:, c].sum(axis=1) for c in cols], axis=1) * mine[:, None]
+        x = np.stack([xs[:, c].sum(axis=1) for c in cols], axis=1) * mine[:, None]
+        return group.astype(np.int64), groups, y, x
 
     def _measure(self) -> None:
-        """Each ballot's (y, x) per item, once: terms are sums of items, so every interval reuses them."""
+        """Each ballot's (y, x) per item, once, as two integer arrays: terms are sums of item columns,
+        so every interval of every unit reuses them. Also each ballot's stratum and weight group."""
         if self.scheme.kind == "points":
             top = max(self.scheme.points_for(level) for level in self.instrument.scale)
             zero = self.scheme.unanswered == "zero"
@@ -235,18 +240,35 @@ class CampaignFigures:
 
             def item(value: int | None, carried: bool) -> tuple[int, int]:
                 return (0, 0) if value is None else (int(value in satisfied), 1)
-        for c in self.counted:
+        width = len(self.items)
+        none = (0, 0)
+        strata: dict[str, int] = {}
+        groups: dict[tuple[str, Fraction], int] = {}
+        stratum_of, group_of, weighted, ys, xs = [], [], [], [], []
+        for row, c in enumerate(self.counted):
+            c.row = row
             answers = c.ballot.answers
-            pairs = [item(answers.get(code), code in answers) for code in self.items]
-            c.ys, c.xs = [p[0] for p in pairs], [p[1] for p in pairs]
+            pairs = [item(answers[code], True) if code in answers else none for code in self.items]
+            ys.append([p[0] for p in pairs])
+            xs.append([p[1] for p in pairs])
+            label = c.stratum or "all"
+            stratum_of.append(strata.setdefault(label, len(strata)))
+            weighted.append(c.weight is not None)
+            group_of.append(groups.setdefault((label, c.weight), len(groups)) if c.weight is not None else -1)
+        self._y = np.array(ys, dtype=np.int64).reshape(len(self.counted), width)
+        self._x = np.array(xs, dtype=np.int64).reshape(len(self.counted), width)
+        self._stratum = np.array(stratum_of, dtype=np.int64)
+        self._group = np.array(group_of, dtype=np.int64)
+        self._weighted = np.array(weighted, dtype=bool)
+        self._group_weight = [w for _, w in groups]
+        self._group_stratum = [label for label, _ in groups]
 
     def _interval_pair(self, unit: Unit, terms: Terms) -> dict[str, Any]:
         if not terms.items or not unit.ballots:
             return {"unweighted": None, "weighted": None}
         items = list(terms.items)
-        plain = _estimate(self._observations(unit, items, False), terms.coefficients, weighted=False, population=None)
-        design = _estimate(self._observations(unit, items, True), terms.coefficients, weighted=True,
-                           population=self.population)
+        plain = _estimate(self._arrays(unit, items, False), terms.coefficients, None)
+        design = _estimate(self._arrays(unit, items, True), terms.coefficients, self.population)
         return {"unweighted": plain, "weighted": design}
 
     # ---- one unit -----------------------------------------------------------------------------
