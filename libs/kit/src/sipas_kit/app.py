@@ -31,6 +31,7 @@ from sipas_kit import migrations, problems
 from sipas_kit.auth import TokenVerifier
 from sipas_kit.context import ServiceContext
 from sipas_kit.db import make_engine
+from sipas_kit.edge import Edge
 from sipas_kit.http import install_middleware
 from sipas_kit.logs import configure_logging
 from sipas_kit.metrics import ServiceMetrics
@@ -59,6 +60,8 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
                   lifespan=lambda app: _lifespan(app, definition, settings))
     problems.install(app, definition.domain_errors)
     install_middleware(app)
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
+                       json_max_depth=settings.json_max_depth, rate_limits=settings.rate_limits)
     _probes(app)
     app.include_router(ops_router)
     for router in definition.routers:

@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from sipas_kit.edge import RequestTooLarge
+
 log = structlog.get_logger(__name__)
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://sipas.gov.vn/problems/"
@@ -76,6 +78,11 @@ def install(app: FastAPI, domain_errors: Mapping[type[Exception], tuple[int, str
         fields = field_errors(errors)
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return problem_response(Problem(422, "Invalid request", summary, errors=fields), request)
+
+    @app.exception_handler(RequestTooLarge)
+    async def _too_large(request: Request, exc: RequestTooLarge) -> JSONResponse:
+        return problem_response(Problem(413, "Request too large", str(exc),
+                                        type_="https://sipas.gov.vn/problems/too-large"), request)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

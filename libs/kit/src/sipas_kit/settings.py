@@ -41,6 +41,12 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="JSON and form bodies")
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024, description="CSV/XLSX files (streamed)")
+    json_max_depth: int = Field(default=32, ge=2, le=1000)
+    rate_limits: dict[str, str] = Field(default_factory=dict, description="path prefix -> 'requests/seconds' "
+                                        "per client address, e.g. {'/b': '60/60'}; per process")
+
     @model_validator(mode="before")
     @classmethod
     def _shared_fallbacks(cls, data: Any) -> Any:

@@ -16,3 +16,5 @@ class BallotsSettings(ServiceSettings):
 
     public_base_url: str = Field(default="http://127.0.0.1:8103",
                                  description="Where respondents open their ballot: QR codes point at {base}/b/{code}")
+    rate_limits: dict[str, str] = Field(default_factory=lambda: {"/b": "120/60"},
+                                        description="Respondent pages: 120 requests a minute per client address")

@@ -6,6 +6,7 @@ Browsers carry the same signed token as the API, in an HttpOnly cookie set by ``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +40,13 @@ def _who(request: Request, allowed: set[Role]) -> Principal:
         raise Problem(403, "Forbidden", f"a {who.role} cannot use this page")
     request.state.principal = who
     return who
+
+
+@router.get("/clerk/keying.js", include_in_schema=False)
+async def keying_script() -> Response:
+    """The keying page's optional script (auto-advance, entry timing), as a file: no inline scripts."""
+    script = (Path(__file__).parent / "templates" / "keying.js").read_bytes()
+    return Response(script, media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/clerk/login")
