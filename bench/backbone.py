@@ -21,53 +21,45 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import importlib.metadata
-import json
-import logging
 import math
-import os
-import platform
-import shutil
-import statistics
 import sys
-import tempfile
 import time
-import urllib.request
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import (
+    CpuMeter,
+    Phases,
+    Pids,
+    Result,
+    Stack,
+    embedded_stack,
+    exact_percentile,
+    fmt_ms,
+    fmt_rate,
+    machine_facts,
+    machine_section,
+    md_table,
+    quiet_logs,
+    raw_js,
+    raw_pg,
+    result_table,
+    thin,
+    write_report,
+)
+
 TEMPLATE = "bench_backbone_template"
-PAYLOAD_BYTES = 600
-RAW_STREAM = "BENCH_RAW"
-RAW_SUBJECT = "bench.raw.AgencyRegistered.01"
 APPEND_TXN = 100          # events per transaction in the append and end-to-end runs
-INSERT_BATCH = 500        # rows per executemany batch
-FETCH_BATCH = 256         # raw pull-consume batch
 RELAY_BATCH = 1000
 CONSUMER_BATCH = 500
 LATENCY_TICK = 0.02       # seconds between paced transactions in the latency run
 KEPT_SECTIONS = ("## What changed and why",)  # hand-written; carried over when the report is rewritten
+RAW_KEYS = ("js_pub", "js_sub", "pg_copy", "pg_insert")
+LIBRARIES = ("nats-py", "asyncpg", "sqlalchemy", "pydantic")
 LATENCY_WARMUP = 1.0
 P99_TARGET = 0.250
 E2E_TARGET = 0.30
-
-
-# ---- results ------------------------------------------------------------------------------------
-@dataclass
-class Result:
-    key: str
-    name: str
-    count: int
-    seconds: float
-    unit: str = "events/s"
-    note: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else float("nan")
 
 
 @dataclass
@@ -140,17 +132,6 @@ RATIOS = [
 
 
 # ---- small helpers ------------------------------------------------------------------------------
-def payload(size: int = PAYLOAD_BYTES) -> bytes:
-    """A JSON-looking payload of exactly ``size`` bytes (roughly the shape of an envelope)."""
-    head = b'{"specversion":"1.0","type":"vn.gov.sipas.registry.AgencyRegistered.v1","data":{"x":"'
-    tail = b'"}}'
-    return head + b"x" * (size - len(head) - len(tail)) + tail
-
-
-def body_text(size: int = PAYLOAD_BYTES) -> str:
-    return payload(size).decode()
-
-
 class _TeeChild:
     def __init__(self, child: Any, sink: list[float]) -> None:
         self._child, self._sink = child, sink
@@ -195,219 +176,6 @@ def bucket_percentile(buckets: dict[float, float], q: float) -> float:
     return math.inf
 
 
-def exact_percentile(samples: list[float], q: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def fmt_rate(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:,.0f}"
-
-
-def fmt_ms(x: float) -> str:
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "> 60 000 ms"
-    return f"{x * 1000:,.0f} ms" if x >= 0.01 else f"{x * 1000:.1f} ms"
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    import psutil
-
-    out: dict[int, float] = {}
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            out[pid] = t.user + t.system
-        except psutil.Error:
-            pass
-    return out
-
-
-def server_pids(pg: Any, nats_server: Any) -> dict[str, list[int]]:
-    """Pids of the postmaster and its children (backends, walwriter...) and of nats-server."""
-    import psutil
-
-    found: dict[str, list[int]] = {"postgres": [], "nats-server": []}
-    proc = getattr(pg, "_proc", None)
-    if proc is not None:
-        try:
-            pm = psutil.Process(proc.pid)
-            found["postgres"] = [pm.pid, *(c.pid for c in pm.children(recursive=True))]
-        except psutil.Error:
-            pass
-    proc = getattr(nats_server, "_proc", None)
-    if proc is not None:
-        found["nats-server"] = [proc.pid]
-    return found
-
-
-class CpuMeter:
-    """Cores kept busy, on average, by this Python process and by the servers, over the timed blocks."""
-
-    def __init__(self, pids: Callable[[], dict[str, list[int]]]) -> None:
-        self._pids = pids
-        self.wall = 0.0
-        self.busy: dict[str, float] = {}
-
-    def start(self) -> None:
-        self._procs = self._pids()
-        self._cpu0 = {k: cpu_seconds(v) for k, v in self._procs.items()}
-        self._py0, self._t0 = time.process_time(), time.perf_counter()
-
-    def stop(self) -> None:
-        self.wall += time.perf_counter() - self._t0
-        self.busy["client"] = self.busy.get("client", 0.0) + time.process_time() - self._py0
-        for kind, pid_list in self._pids().items():
-            before = self._cpu0.get(kind, {})
-            after = cpu_seconds(sorted(set(pid_list) | set(before)))
-            self.busy[kind] = self.busy.get(kind, 0.0) + sum(t - before.get(p, 0.0) for p, t in after.items())
-
-    def text(self, *kinds: str) -> str:
-        if self.wall <= 0:
-            return ""
-        parts = [f"{k} {self.busy.get(k, 0.0) / self.wall:.2f}" for k in ("client", *kinds)]
-        return "cores busy: " + ", ".join(parts)
-
-
-def fs_type(path: Path) -> str:
-    """Filesystem type of the mount holding ``path`` (tmpfs would make fsync free)."""
-    best, kind = "", "unknown"
-    try:
-        with open("/proc/mounts") as mounts:
-            for line in mounts:
-                parts = line.split()
-                if len(parts) >= 3 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
-                    best, kind = parts[1], parts[2]
-    except OSError:
-        pass
-    return kind
-
-
-# ---- raw ceilings -------------------------------------------------------------------------------
-def median_result(key: str, name: str, n: int, times: list[float], unit: str, note: str) -> Result:
-    """A ceiling from several rounds: the median time, with the spread of the rates in the note."""
-    ordered = sorted(times)
-    median = statistics.median(ordered)
-    if len(times) > 1:
-        note += f"; median of {len(times)} rounds ({n / ordered[-1]:,.0f}-{n / ordered[0]:,.0f} {unit})"
-    return Result(key, name, n, median, unit, note)
-
-
-async def raw_js(url: str, n: int, rounds: int, pids: Callable[[], dict[str, list[int]]]) -> tuple[Result, Result]:
-    """Pipelined publish of ``n`` messages into a fresh file stream, then pull-consume them all."""
-    import nats
-    import nats.js.errors
-    from nats.js import api
-
-    data = payload()
-    pub_times: list[float] = []
-    sub_times: list[float] = []
-    ack_floors: list[int] = []
-    pub_cpu, sub_cpu = CpuMeter(pids), CpuMeter(pids)
-    nc = await nats.connect(url, name="bench-raw")
-    try:
-        js = nc.jetstream(publish_async_max_pending=8192)  # as JetStreamBus does
-        for round_no in range(rounds):
-            try:
-                await js.delete_stream(RAW_STREAM)
-            except nats.js.errors.NotFoundError:
-                pass
-            await js.add_stream(api.StreamConfig(
-                name=RAW_STREAM, subjects=["bench.raw.>"], storage=api.StorageType.FILE,
-                retention=api.RetentionPolicy.LIMITS, num_replicas=1,
-            ))
-            pub_cpu.start()
-            t0 = time.perf_counter()
-            futures = [await js.publish_async(RAW_SUBJECT, data) for _ in range(n)]
-            acks = await asyncio.gather(*futures)
-            pub_times.append(time.perf_counter() - t0)
-            pub_cpu.stop()
-            info = await js.stream_info(RAW_STREAM)
-            if info.state.messages != n or len(acks) != n:
-                raise RuntimeError(f"raw publish stored {info.state.messages} of {n} messages")
-
-            durable = f"bench-raw-{round_no}"
-            sub = await js.pull_subscribe(
-                "bench.raw.>", durable=durable, stream=RAW_STREAM,
-                config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT,
-                                          deliver_policy=api.DeliverPolicy.ALL, max_ack_pending=2048),
-            )
-            got = 0
-            sub_cpu.start()
-            t0 = time.perf_counter()
-            while got < n:
-                msgs = await sub.fetch(FETCH_BATCH, timeout=5.0)
-                for m in msgs:
-                    await m.ack()
-                got += len(msgs)
-            await nc.flush()
-            sub_times.append(time.perf_counter() - t0)
-            sub_cpu.stop()
-            await asyncio.sleep(0.1)
-            ack_floors.append((await js.consumer_info(RAW_STREAM, durable)).ack_floor.stream_seq)
-            await sub.unsubscribe()
-        await js.delete_stream(RAW_STREAM)
-    finally:
-        await nc.close()
-    return (
-        median_result("js_pub", "JetStream pipelined publish (`publish_async`, all acks awaited)", n, pub_times,
-                      "msgs/s", f"{PAYLOAD_BYTES} B payload, file storage, max 8192 in flight, no headers; "
-                      f"{pub_cpu.text('nats-server')}"),
-        median_result("js_sub", "JetStream pull-consume, explicit ack", n, sub_times, "msgs/s",
-                      f"durable, fetch {FETCH_BATCH}, `msg.ack()` each; ack floor after each round "
-                      f"{min(ack_floors):,} of {n:,} or more; {sub_cpu.text('nats-server')}"),
-    )
-
-
-async def raw_pg(dsn: str, n: int, rounds: int, pids: Callable[[], dict[str, list[int]]]) -> tuple[Result, Result]:
-    import asyncpg
-
-    body = body_text()
-    copy_times: list[float] = []
-    insert_times: list[float] = []
-    copy_cpu, insert_cpu = CpuMeter(pids), CpuMeter(pids)
-    conn = await asyncpg.connect(dsn)
-    try:
-        for table in ("bench_copy", "bench_insert"):
-            await conn.execute(f"CREATE TABLE {table} (id uuid PRIMARY KEY, body text NOT NULL)")
-        for _ in range(rounds):
-            await conn.execute("TRUNCATE bench_copy, bench_insert")
-            records = [(uuid.uuid4(), body) for _ in range(n)]
-            copy_cpu.start()
-            t0 = time.perf_counter()
-            await conn.copy_records_to_table("bench_copy", records=records, columns=["id", "body"])
-            copy_times.append(time.perf_counter() - t0)
-            copy_cpu.stop()
-
-            records = [(uuid.uuid4(), body) for _ in range(n)]
-            insert_cpu.start()
-            t0 = time.perf_counter()
-            for start in range(0, n, INSERT_BATCH):
-                async with conn.transaction():
-                    await conn.executemany("INSERT INTO bench_insert (id, body) VALUES ($1, $2)",
-                                           records[start:start + INSERT_BATCH])
-            insert_times.append(time.perf_counter() - t0)
-            insert_cpu.stop()
-            for table in ("bench_copy", "bench_insert"):
-                count = await conn.fetchval(f"SELECT count(*) FROM {table}")
-                if count != n:
-                    raise RuntimeError(f"{table} holds {count} rows, expected {n}")
-    finally:
-        await conn.close()
-    return (
-        median_result("pg_copy", "asyncpg COPY (`copy_records_to_table`)", n, copy_times, "rows/s",
-                      f"one COPY, table (id uuid primary key, body text), {PAYLOAD_BYTES} B body; "
-                      f"{copy_cpu.text('postgres')}"),
-        median_result("pg_insert", "asyncpg batched INSERT (`executemany`)", n, insert_times, "rows/s",
-                      f"batches of {INSERT_BATCH}, one transaction each, same table shape; "
-                      f"{insert_cpu.text('postgres')}"),
-    )
-
-
 # ---- the backbone -------------------------------------------------------------------------------
 async def create_backbone(url: str) -> None:
     """Exactly what conftest.py's ``_create_backbone`` does."""
@@ -438,7 +206,7 @@ async def append_range(engine: Any, store: Any, start: int, stop: int) -> None:
                 await store.append(conn, f"agency-a{i}", [agency(i)], expected_version=0, meta=META)
 
 
-async def backbone_append(url: str, n: int, pids: Callable[[], dict[str, list[int]]]) -> Result:
+async def backbone_append(url: str, n: int, pids: Pids) -> Result:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -528,7 +296,7 @@ async def count_projected(engine: Any) -> int:
 
 
 async def backbone_pipeline(
-    url: str, nats_url: str, n: int, pids: Callable[[], dict[str, list[int]]], *, backlog: bool = False,
+    url: str, nats_url: str, n: int, pids: Pids, *, backlog: bool = False,
 ) -> tuple[Result, E2EDiagnostics]:
     """Relay + consumer until ``n`` events are projected.
 
@@ -634,7 +402,7 @@ async def backbone_pipeline(
     )
 
 
-async def backbone_consume(url: str, nats_url: str, n: int, pids: Callable[[], dict[str, list[int]]]) -> Result:
+async def backbone_consume(url: str, nats_url: str, n: int, pids: Pids) -> Result:
     """The consumer alone over the stream the backlog run left behind, with a handler that does nothing.
 
     What remains is the backbone's own cost of consuming: fetch, envelope validation, decoding,
@@ -765,56 +533,6 @@ async def backbone_latency(url: str, nats_url: str, rate: float, seconds: float)
     )
 
 
-# ---- machine facts ------------------------------------------------------------------------------
-def machine_facts(pg: Any, nats_server: Any, data_dir: Path) -> dict[str, str]:
-    facts: dict[str, str] = {}
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    facts["CPUs"] = f"{os.cpu_count()}" + (f" ({model})" if model else "")
-    try:
-        import psutil
-
-        facts["Memory"] = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
-    except Exception:
-        pass
-    facts["OS"] = platform.platform()
-    facts["Python"] = f"{platform.python_version()} ({platform.python_implementation()})"
-    try:
-        facts["PostgreSQL"] = pg.psql("SHOW server_version").strip()
-    except Exception as exc:
-        facts["PostgreSQL"] = f"unknown ({exc})"
-    pg_settings = []
-    for name in ("fsync", "synchronous_commit", "shared_buffers"):
-        try:
-            pg_settings.append(f"{name}={pg.psql(f'SHOW {name}').strip()}")
-        except Exception:
-            pass
-    facts["PostgreSQL settings"] = ", ".join(pg_settings)
-    try:
-        with urllib.request.urlopen(f"{nats_server.monitor_url}/varz", timeout=5) as resp:
-            varz = json.loads(resp.read())
-        facts["nats-server"] = f"{varz.get('version', '?')} (go {varz.get('go', '?')})"
-    except Exception as exc:
-        facts["nats-server"] = f"unknown ({exc})"
-    facts["JetStream sync"] = (
-        "sync_interval: always" if nats_server.sync_always else "default (periodic fsync, not per message)")
-    versions = []
-    for dist in ("nats-py", "asyncpg", "sqlalchemy", "pydantic"):
-        try:
-            versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    facts["Client libraries"] = ", ".join(versions)
-    facts["Data directory"] = f"{data_dir} ({fs_type(data_dir)}; removed after the run)"
-    return facts
-
-
 # ---- output -------------------------------------------------------------------------------------
 SHORT = {
     "js_pub": "raw JetStream pipelined publish (1)", "js_sub": "raw JetStream pull-consume (2)",
@@ -851,7 +569,7 @@ def print_tables(report: Report) -> None:
     raw = Table(title=f"Raw ceilings (N = {report.n:,})")
     for col in ("#", "Measurement", "Rate", "Time"):
         raw.add_column(col, justify="right" if col in ("Rate", "Time") else "left")
-    for i, key in enumerate(("js_pub", "js_sub", "pg_copy", "pg_insert"), 1):
+    for i, key in enumerate(RAW_KEYS, 1):
         if key in report.results:
             r = report.results[key]
             raw.add_row(str(i), r.name, f"{fmt_rate(r.rate)} {r.unit}", f"{r.seconds:.2f} s")
@@ -916,20 +634,13 @@ def markdown(report: Report) -> str:
     add("")
     add("## Raw ceilings")
     add("")
-    add("| # | Measurement | Rate | Time | Details |")
-    add("|---|---|---:|---:|---|")
-    for i, key in enumerate(("js_pub", "js_sub", "pg_copy", "pg_insert"), 1):
-        if key in r:
-            x = r[key]
-            add(f"| {i} | {x.name} | {fmt_rate(x.rate)} {x.unit} | {x.seconds:.2f} s | {x.note} |")
+    lines += result_table((str(i), r[key]) for i, key in enumerate(RAW_KEYS, 1) if key in r)
     add("")
     add("## Backbone")
     add("")
-    add("| # | Measurement | Rate | Time | Compared with the raw ceilings | Details |")
-    add("|---|---|---:|---:|---|---|")
-    for label, x, parts in ratio_rows(report):
-        compared = "<br>".join(parts)
-        add(f"| {label} | {x.name} | {fmt_rate(x.rate)} {x.unit} | {x.seconds:.2f} s | {compared} | {x.note} |")
+    lines += md_table(["#", "Measurement", "Rate", "Time", "Compared with the raw ceilings", "Details"], (
+        (label, x.name, f"{fmt_rate(x.rate)} {x.unit}", f"{x.seconds:.2f} s", "<br>".join(parts), x.note)
+        for label, x, parts in ratio_rows(report)), "llrrll")
     add("")
     if report.latency is not None:
         lat = report.latency
@@ -959,14 +670,8 @@ def markdown(report: Report) -> str:
         d = report.e2e
         add("Progress of the end-to-end run (6):")
         add("")
-        add("| Seconds | Appended | Published by the relay | Projected |")
-        add("|---:|---:|---:|---:|")
-        step = max(1, len(d.timeline) // 12)
-        shown = d.timeline[::step]
-        if d.timeline and shown[-1] != d.timeline[-1]:
-            shown.append(d.timeline[-1])
-        for t, a, p, q in shown:
-            add(f"| {t:.1f} | {a:,} | {p:,} | {q:,} |")
+        lines += md_table(["Seconds", "Appended", "Published by the relay", "Projected"], (
+            (f"{t:.1f}", f"{a:,}", f"{p:,}", f"{q:,}") for t, a, p, q in thin(d.timeline, 12)), "rrrr")
         add("")
     checks = [(label, d) for label, d in (("6", report.e2e), ("6b", report.drain)) if d is not None]
     if checks:
@@ -986,25 +691,8 @@ def markdown(report: Report) -> str:
     for kept in report.kept_sections:
         add(kept.rstrip("\n"))
         add("")
-    add("## Machine")
-    add("")
-    for k, v in report.machine.items():
-        add(f"- {k}: {v}")
-    add("- Phase durations: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phase_seconds.items()))
-    add("")
+    lines += machine_section(report.machine, report.phase_seconds)
     return "\n".join(lines)
-
-
-def kept_sections(previous: str) -> list[str]:
-    """The hand-written sections (``KEPT_SECTIONS``) of a previous report, each up to the next heading."""
-    out = []
-    for heading in KEPT_SECTIONS:
-        start = previous.find(f"\n{heading}\n")
-        if start < 0:
-            continue
-        end = previous.find("\n## ", start + len(heading) + 2)
-        out.append(previous[start + 1:end if end >= 0 else len(previous)])
-    return out
 
 
 def meaning(report: Report) -> str:
@@ -1106,37 +794,30 @@ def meaning(report: Report) -> str:
 
 
 # ---- main ---------------------------------------------------------------------------------------
-async def measure(report: Report, pg: Any, nats_server: Any, n: int, latency_seconds: float, rounds: int) -> None:
-    async def phase(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-        print(f"-- {name} ...", flush=True)
-        t0 = time.perf_counter()
-        out = await fn()
-        report.phase_seconds[name] = time.perf_counter() - t0
-        return out
-
-    pub, sub = await phase("JetStream publish/consume", lambda: raw_js(
-        nats_server.url, n, rounds, lambda: server_pids(pg, nats_server)))
+async def measure(report: Report, stack: Stack, n: int, latency_seconds: float, rounds: int) -> None:
+    pg, nats_server, pids = stack.pg, stack.nats, stack.pids
+    phases = Phases()
+    report.phase_seconds = phases.seconds
+    pub, sub = await phases.arun("JetStream publish/consume", lambda: raw_js(nats_server.url, n, rounds, pids))
     report.add(pub)
     report.add(sub)
     pg.create_database("bench_raw")
-    copy, ins = await phase("PostgreSQL COPY/INSERT", lambda: raw_pg(
-        pg.dsn("bench_raw"), n, rounds, lambda: server_pids(pg, nats_server)))
+    copy, ins = await phases.arun("PostgreSQL COPY/INSERT", lambda: raw_pg(pg.dsn("bench_raw"), n, rounds, pids))
     report.add(copy)
     report.add(ins)
-    report.add(await phase("append", lambda: backbone_append(
-        new_database(pg, "bench_append"), n, lambda: server_pids(pg, nats_server))))
-    drain, drain_diag = await phase("backlog drain", lambda: backbone_pipeline(
-        pg.url("bench_append"), nats_server.url, n, lambda: server_pids(pg, nats_server), backlog=True))
+    report.add(await phases.arun("append", lambda: backbone_append(new_database(pg, "bench_append"), n, pids)))
+    drain, drain_diag = await phases.arun("backlog drain", lambda: backbone_pipeline(
+        pg.url("bench_append"), nats_server.url, n, pids, backlog=True))
     report.add(drain)
     report.drain = drain_diag
-    report.add(await phase("consumer alone", lambda: backbone_consume(
-        pg.url("bench_append"), nats_server.url, n, lambda: server_pids(pg, nats_server))))
-    e2e, diag = await phase("end to end", lambda: backbone_pipeline(
-        new_database(pg, "bench_e2e"), nats_server.url, n, lambda: server_pids(pg, nats_server)))
+    report.add(await phases.arun("consumer alone", lambda: backbone_consume(
+        pg.url("bench_append"), nats_server.url, n, pids)))
+    e2e, diag = await phases.arun("end to end", lambda: backbone_pipeline(
+        new_database(pg, "bench_e2e"), nats_server.url, n, pids))
     report.add(e2e)
     report.e2e = diag
     rate = max(1.0, e2e.rate / 2)
-    report.latency = await phase("latency", lambda: backbone_latency(
+    report.latency = await phases.arun("latency", lambda: backbone_latency(
         new_database(pg, "bench_latency"), nats_server.url, rate, latency_seconds))
 
 
@@ -1155,41 +836,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
 
-    import structlog
-
-    # The backbone logs through structlog; keep its info lines (relay.leader...) out of the tables.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    from sipas_cli.stack import EmbeddedNats, EmbeddedPostgres, free_port
-
+    quiet_logs()  # the backbone's info lines (relay.leader...) stay out of the tables
     command = " ".join(["python -m bench.backbone", *(argv if argv is not None else sys.argv[1:])])
     report = Report(n=args.events, command=command, started=dt.datetime.now(dt.UTC))
-    root = Path(tempfile.mkdtemp(prefix="sipas-bench-"))
-    pg = EmbeddedPostgres(root / "pg", port=free_port())
-    nats_server = EmbeddedNats(root / "nats", port=free_port(), monitor_port=free_port())
     t_start = time.perf_counter()
-    try:
-        print(f"-- starting PostgreSQL and NATS in {root} ...", flush=True)
-        pg.start()
-        nats_server.start()
-        pg.create_database(TEMPLATE)
-        asyncio.run(create_backbone(pg.url(TEMPLATE)))
-        report.machine = machine_facts(pg, nats_server, root)
-        asyncio.run(measure(report, pg, nats_server, args.events, args.latency_seconds, args.rounds))
-    finally:
-        for stop in (nats_server.stop, pg.stop):
-            try:
-                stop()
-            except Exception as exc:
-                print(f"warning: could not stop a server: {exc!r}", file=sys.stderr)
-        shutil.rmtree(root, ignore_errors=True)
+    with embedded_stack("sipas-bench-") as stack:
+        stack.pg.create_database(TEMPLATE)
+        asyncio.run(create_backbone(stack.pg.url(TEMPLATE)))
+        report.machine = machine_facts(stack.pg, stack.root, nats_server=stack.nats, libraries=LIBRARIES)
+        asyncio.run(measure(report, stack, args.events, args.latency_seconds, args.rounds))
     report.total_seconds = time.perf_counter() - t_start
     print_tables(report)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.exists():
-            report.kept_sections = kept_sections(args.out.read_text())
-        args.out.write_text(markdown(report))
-        print(f"wrote {args.out}")
+    write_report(args.out, report, markdown, KEPT_SECTIONS)
     return 0
 
 

@@ -33,16 +33,12 @@ import bisect
 import csv
 import datetime as dt
 import hashlib
-import importlib.metadata
 import io
 import json
-import logging
 import math
 import os
-import platform
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +48,27 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from bench.common import (
+    CpuMeter,
+    Phases,
+    embedded_stack,
+    fmt_rate,
+    machine_section,
+    md_section,
+    md_table,
+    process_tree,
+    profile_table,
+    pstats_top,
+    quiet_logs,
+    server_pid,
+    statements,
+    statements_table,
+    thin,
+    verdict,
+    write_report,
+)
+from bench.common import machine_facts as common_machine_facts
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "bench_sampling_template"
@@ -329,11 +346,6 @@ def new_database(pg: Any, name: str) -> None:
     pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", database=name)
 
 
-def postmaster_pid(pg: Any) -> int:
-    proc = getattr(pg, "_proc", None)
-    return int(proc.pid) if proc is not None else 0
-
-
 # ---- measuring inside a process -----------------------------------------------------------------
 def status_kb(key: str) -> int:
     with open("/proc/self/status") as f:
@@ -383,57 +395,9 @@ def reset_peak() -> bool:
         return False
 
 
-def pg_pids(postmaster: int) -> list[int]:
-    import psutil
-
-    try:
-        pm = psutil.Process(postmaster)
-        return [pm.pid, *(c.pid for c in pm.children(recursive=True))]
-    except psutil.Error:
-        return []
-
-
-def cpu_of(pids: list[int]) -> dict[int, float]:
-    import psutil
-
-    out: dict[int, float] = {}
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            out[pid] = t.user + t.system
-        except psutil.Error:
-            pass
-    return out
-
-
-class CpuMeter:
-    """Cores kept busy on average by this process, by PostgreSQL, and by everything else on the machine."""
-
-    def __init__(self, postmaster: int) -> None:
-        self.postmaster = postmaster
-
-    def start(self) -> None:
-        import psutil
-
-        self._pg0 = cpu_of(pg_pids(self.postmaster))
-        self._sys0 = psutil.cpu_times()
-        self._py0, self._t0 = time.process_time(), time.perf_counter()
-        self._load0 = os.getloadavg()[0]
-
-    def stop(self) -> dict[str, float]:
-        import psutil
-
-        wall = time.perf_counter() - self._t0
-        client = time.process_time() - self._py0
-        after = cpu_of(sorted(set(pg_pids(self.postmaster)) | set(self._pg0)))
-        server = sum(t - self._pg0.get(p, 0.0) for p, t in after.items())
-        s0, s1 = self._sys0, psutil.cpu_times()
-        busy = sum(getattr(s1, k) - getattr(s0, k) for k in s1._fields if k not in ("idle", "iowait", "guest",
-                                                                                      "guest_nice"))
-        iowait = getattr(s1, "iowait", 0.0) - getattr(s0, "iowait", 0.0)
-        return {"wall": wall, "client": client / wall, "postgres": server / wall,
-                "others": max(0.0, busy - client - server) / wall, "iowait": iowait / wall,
-                "load_before": self._load0, "load_after": os.getloadavg()[0]}
+def pg_meter(postmaster: int) -> CpuMeter:
+    """Cores kept busy by this process, by PostgreSQL (the postmaster's tree) and by everything else."""
+    return CpuMeter(lambda: {"postgres": process_tree(postmaster)})
 
 
 class Timer:
@@ -495,7 +459,7 @@ async def upload_phase(spec: dict[str, Any], spool: IO[bytes], sampler: RssSampl
     frames._copy = copy  # type: ignore[assignment]
     frames.frame_digest = digest.wrap(frames.frame_digest)  # type: ignore[assignment]
     try:
-        meter = CpuMeter(spec["postmaster"])
+        meter = pg_meter(spec["postmaster"])
         baseline = status_kb("VmRSS")
         hwm_reset = reset_peak()
         sampler.mark("import_frame start")
@@ -537,7 +501,7 @@ async def draw_phase(spec: dict[str, Any], sampler: RssSampler) -> dict[str, Any
     store.append = appends.wrap(store.append)  # type: ignore[method-assign]
     out: dict[str, Any] = {}
     try:
-        meter = CpuMeter(spec["postmaster"])
+        meter = pg_meter(spec["postmaster"])
         baseline = status_kb("VmRSS")
         hwm_reset = reset_peak()
         sampler.mark("propose start")
@@ -668,28 +632,6 @@ async def whatif_positions(conn: Any, plan: dict[str, Any], draw_id: str) -> dic
             "units": len(found), "explain": explain}
 
 
-def _pstats_top(profile: Any, limit: int = 14) -> tuple[float, list[dict[str, Any]]]:
-    import pstats
-
-    stats = pstats.Stats(profile)
-    total = float(stats.total_tt)  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append({"where": _short(filename, line, func), "calls": nc, "tottime": tt, "cumtime": ct})
-    rows.sort(key=lambda r: -r["tottime"])
-    return total, rows[:limit]
-
-
-def _short(filename: str, line: int, func: str) -> str:
-    if filename == "~":
-        return func
-    for marker in ("site-packages/", "/src/", "/lib/python3"):
-        if marker in filename:
-            filename = filename.split(marker, 1)[1]
-            break
-    return f"{filename}:{line}({func})"
-
-
 async def profile_phase(spec: dict[str, Any], spool: IO[bytes]) -> dict[str, Any]:
     """A smaller frame: the import's per-row stages one by one (no profiler), then cProfile of import and draw."""
     import cProfile
@@ -721,7 +663,7 @@ async def profile_phase(spec: dict[str, Any], spool: IO[bytes]) -> dict[str, Any
                                            mode="accept_valid", meta=meta)
         profile.disable()
         out["import_seconds"] = time.perf_counter() - t
-        out["import_total"], out["import_top"] = _pstats_top(profile)
+        out["import_total"], out["import_top"] = pstats_top(profile)
 
         async with engine.begin() as conn:
             plan = await rounds.propose_plan(conn, store, campaign, result.frame_id, meta)
@@ -736,7 +678,7 @@ async def profile_phase(spec: dict[str, Any], spool: IO[bytes]) -> dict[str, Any
             await rounds.reveal_draw(conn, store, keys, draw_id, SEED, RESERVE_RATIO, meta)
         profile.disable()
         out["reveal_seconds"] = time.perf_counter() - t
-        out["reveal_total"], out["reveal_top"] = _pstats_top(profile)
+        out["reveal_total"], out["reveal_top"] = pstats_top(profile)
         out["strata"] = len(plan["strata"])
     finally:
         await engine.dispose()
@@ -773,9 +715,7 @@ def stage_passes(path: Path, frames: Any, rules: Any, unseen: Any, agencies: Any
 
 
 def child_main(kind: str, spec_path: Path, result_path: Path) -> int:
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    quiet_logs()
     spec = json.loads(spec_path.read_text())
     sampler = RssSampler()
     sampler.start()
@@ -878,7 +818,7 @@ async def raw_copy(dsn: str, path: Path, facts: FrameFacts, agencies: dict[str, 
         like = "LIKE frame_units INCLUDING ALL" if keyed else "LIKE frame_units"
         await conn.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({like})")
         await conn.execute("CHECKPOINT")
-        meter = CpuMeter(postmaster)
+        meter = pg_meter(postmaster)
         cpu_total: dict[str, float] = {}
         batches = raw_records(path, facts, agencies, RAW_BATCH, "frame-raw")
         async with conn.transaction():
@@ -939,26 +879,6 @@ class Report:
     previous: dict[str, Any] | None = None   # a previous run's --json, for the scaling table
 
 
-async def statements(dsn: str, reset: bool = False) -> list[dict[str, Any]]:
-    """This database's statements by server time (``pg_stat_statements``); or reset the counters."""
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        if reset:
-            await conn.execute("SELECT pg_stat_statements_reset()")
-            return []
-        rows = await conn.fetch(
-            "SELECT calls, total_exec_time, rows, temp_blks_written, query FROM pg_stat_statements "
-            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND query NOT ILIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 8")
-        return [{"calls": r["calls"], "ms": r["total_exec_time"], "rows": r["rows"],
-                 "temp_mb": r["temp_blks_written"] * 8192 / 2**20, "query": " ".join(r["query"].split())}
-                for r in rows]
-    finally:
-        await conn.close()
-
-
 def source_hashes() -> dict[str, str]:
     out = {}
     for rel in MEASURED_SOURCES:
@@ -979,71 +899,19 @@ def git_state() -> str:
 
 
 def machine_facts(pg: Any, root: Path) -> dict[str, str]:
-    facts: dict[str, str] = {}
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    facts["CPUs"] = f"{os.cpu_count()}" + (f" ({model})" if model else "")
-    try:
-        import psutil
-
-        facts["Memory"] = f"{psutil.virtual_memory().total / 2**30:.1f} GiB"
-    except Exception:
-        pass
-    facts["Load average when the run started (1 min)"] = f"{os.getloadavg()[0]:.2f}"
-    facts["OS"] = platform.platform()
-    facts["Python"] = f"{platform.python_version()} ({platform.python_implementation()})"
-    try:
-        facts["PostgreSQL"] = pg.psql("SHOW server_version").strip()
-    except Exception as exc:
-        facts["PostgreSQL"] = f"unknown ({exc})"
-    settings = []
-    for name in ("fsync", "synchronous_commit", "shared_buffers", "work_mem", "temp_buffers", "max_wal_size"):
-        try:
-            settings.append(f"{name}={pg.psql(f'SHOW {name}').strip()}")
-        except Exception:
-            pass
-    facts["PostgreSQL settings"] = ", ".join(settings) + " (the embedded stack's; pg_stat_statements loaded)"
-    versions = []
-    for dist in ("asyncpg", "sqlalchemy", "cryptography", "pydantic"):
-        try:
-            versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    facts["Client libraries"] = ", ".join(versions)
-    facts["Data directory"] = f"{root} ({_fs_type(root)}; removed after the run)"
-    return facts
-
-
-def _fs_type(path: Path) -> str:
-    best, kind = "", "unknown"
-    try:
-        with open("/proc/mounts") as mounts:
-            for line in mounts:
-                parts = line.split()
-                if len(parts) >= 3 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
-                    best, kind = parts[1], parts[2]
-    except OSError:
-        pass
-    return kind
+    return common_machine_facts(
+        pg, root, libraries=("asyncpg", "sqlalchemy", "cryptography", "pydantic"), load=True,
+        pg_settings=("fsync", "synchronous_commit", "shared_buffers", "work_mem", "temp_buffers", "max_wal_size"),
+        pg_note="the embedded stack's; pg_stat_statements loaded")
 
 
 def measure(report: Report, pg: Any, root: Path, args: argparse.Namespace) -> None:
-    def phase(name: str, fn: Callable[[], Any]) -> Any:
-        print(f"-- {name} ...", flush=True)
-        t = time.perf_counter()
-        out = fn()
-        report.phase_seconds[name] = time.perf_counter() - t
-        return out
-
+    phases = Phases()
+    report.phase_seconds = phases.seconds
+    phase = phases.run
     specs = agency_specs(args.agencies, args.seed)
     by_code = {a.code: a for a in specs}
-    pm = postmaster_pid(pg)
+    pm = server_pid(pg)
     master_key = root / "master.key"
     phase("migrate and load the reference data", lambda: prepare_template(pg, specs))
     frame_path = root / "frame.csv"
@@ -1096,14 +964,6 @@ def mb(kb: float) -> float:
     return kb / 1024
 
 
-def fmt_rate(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:,.0f}"
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def rate(rows: int, seconds: float) -> float:
     return rows / seconds if seconds > 0 else float("nan")
 
@@ -1152,22 +1012,11 @@ def print_summary(r: Report) -> None:
               f"~{x.draw_peak_mb:.0f} MB")
 
 
-def _cell(text: str, limit: int = 110) -> str:
-    text = text.replace("|", "\\|")
-    return "`" + (text if len(text) <= limit else text[:limit - 3] + "...") + "`"
-
-
-def _timeline(out: dict[str, Any], add: Callable[[str], None]) -> None:
-    points = out["timeline"]
-    if not points:
-        return
-    step = max(1, len(points) // 10)
-    shown = points[::step]
-    if shown[-1] != points[-1]:
-        shown.append(points[-1])
-    add("| " + " | ".join(f"{t:.0f} s" for t, _ in shown) + " |")
-    add("|" + "---:|" * len(shown))
-    add("| " + " | ".join(f"{mb(kb):.0f}" for _, kb in shown) + " |")
+def _timeline(out: dict[str, Any]) -> list[str]:
+    shown = thin(out["timeline"], 10)
+    if not shown:
+        return []
+    return md_table([f"{t:.0f} s" for t, _ in shown], [[f"{mb(kb):.0f}" for _, kb in shown]], "r" * len(shown))
 
 
 def markdown(r: Report) -> str:
@@ -1265,50 +1114,25 @@ def markdown(r: Report) -> str:
         f"{roles.get('selected', 0):,} selected and {roles.get('reserve', 0):,} reserves "
         f"({'as planned' if roles.get('selected') == dr['sample'] else 'MISMATCH'}).")
     add("")
-    add("## Where the time goes")
-    add("")
-    for line in where_time_goes(r, f):
-        add(line)
-    add("")
-    add("## Where the memory goes")
-    add("")
-    for line in where_memory_goes(r, f):
-        add(line)
-    add("")
+    lines += md_section("Where the time goes", where_time_goes(r, f))
+    lines += md_section("Where the memory goes", where_memory_goes(r, f))
     add("RSS of the upload process (MB), by seconds since it started:")
     add("")
-    _timeline(up, add)
+    lines += _timeline(up)
     add("")
     add("RSS of the plan-and-draw process (MB):")
     add("")
-    _timeline(dr, add)
+    lines += _timeline(dr)
     add("")
     if r.n < FULL_SCALE:
-        add(f"## Extrapolated to {FULL_SCALE:,} rows (NOT measured)")
-        add("")
-        for line in extrapolation(r, f):
-            add(line)
-        add("")
+        lines += md_section(f"Extrapolated to {FULL_SCALE:,} rows (NOT measured)", extrapolation(r, f))
     if r.previous is not None:
-        add("## Scaling between runs")
-        add("")
-        for line in comparison(r.previous, r):
-            add(line)
-        add("")
-    add("## What limits it, and what would fix it")
-    add("")
-    for line in limits(r, f):
-        add(f"- {line}")
-    add("")
+        lines += md_section("Scaling between runs", comparison(r.previous, r))
+    lines += md_section("What limits it, and what would fix it", limits(r, f), bullets=True)
     for kept in r.kept_sections:
         add(kept.rstrip("\n"))
         add("")
-    add("## Machine")
-    add("")
-    for k, v in r.machine.items():
-        add(f"- {k}: {v}")
-    add("- Phase durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in r.phase_seconds.items()))
-    add("")
+    lines += machine_section(r.machine, r.phase_seconds, ".0f")
     return "\n".join(lines)
 
 
@@ -1346,7 +1170,7 @@ def where_time_goes(r: Report, f: Figures) -> list[str]:
     if r.upload_statements:
         out.append("Server time by statement during the upload (`pg_stat_statements`, top entries):")
         out.append("")
-        out += _statements_table(r.upload_statements)
+        out += statements_table(r.upload_statements)
         out.append("")
     out.append(f"**Plan and draw at N = {r.n:,}**: `propose_plan` {dr['propose']:.1f} s (one `GROUP BY` over the "
                f"frame), `reveal_draw` {dr['reveal']:.1f} s, of which {dr['positions_seconds']:.1f} s awaiting "
@@ -1358,7 +1182,7 @@ def where_time_goes(r: Report, f: Figures) -> list[str]:
     if r.draw_statements:
         out.append("Server time by statement during plan and draw:")
         out.append("")
-        out += _statements_table(r.draw_statements)
+        out += statements_table(r.draw_statements)
         out.append("")
     if r.draw_plan:
         out.append("The plan of one stratum's position query (run again after the draw with `EXPLAIN ANALYZE`, "
@@ -1400,28 +1224,12 @@ def where_time_goes(r: Report, f: Figures) -> list[str]:
         out.append(f"cProfile of `import_frame` at {n:,} rows, functions by own time (profiled total "
                    f"{p['import_total']:.1f} s; the profiler inflates Python-heavy parts):")
         out.append("")
-        out += _profile_table(p["import_top"], p["import_total"])
+        out += profile_table(p["import_top"], p["import_total"])
         out.append("")
         out.append(f"cProfile of `reveal_draw` at {n:,} rows ({p['strata']} strata; {p['reveal_seconds']:.2f} s "
                    "profiled):")
         out.append("")
-        out += _profile_table(p["reveal_top"][:10], p["reveal_total"])
-    return out
-
-
-def _statements_table(rows: list[dict[str, Any]]) -> list[str]:
-    out = ["| Statement | Calls | Server s | Rows | Temp written |", "|---|---:|---:|---:|---:|"]
-    for s in rows:
-        out.append(f"| {_cell(s['query'])} | {s['calls']:,} | {s['ms'] / 1000:.1f} | {s['rows']:,} | "
-                   f"{s['temp_mb']:,.0f} MiB |")
-    return out
-
-
-def _profile_table(rows: list[dict[str, Any]], total: float) -> list[str]:
-    out = ["| Function | Calls | Own s | Share | Cumulative s |", "|---|---:|---:|---:|---:|"]
-    for x in rows:
-        out.append(f"| {_cell(x['where'], 90)} | {x['calls']:,} | {x['tottime']:.2f} | "
-                   f"{x['tottime'] / total:.0%} | {x['cumtime']:.2f} |")
+        out += profile_table(p["reveal_top"][:10], p["reveal_total"])
     return out
 
 
@@ -1680,17 +1488,6 @@ def limits(r: Report, f: Figures) -> list[str]:
     return out
 
 
-def kept_sections(previous: str) -> list[str]:
-    out = []
-    for heading in KEPT_SECTIONS:
-        start = previous.find(f"\n{heading}\n")
-        if start < 0:
-            continue
-        end = previous.find("\n## ", start + len(heading) + 2)
-        out.append(previous[start + 1:end if end >= 0 else len(previous)])
-    return out
-
-
 # ---- main ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sampling", description=__doc__.split("\n")[0])
@@ -1715,10 +1512,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.agencies < 1:
         parser.error("--agencies must be at least 1")
 
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    from sipas_cli.stack import EmbeddedPostgres, free_port
+    quiet_logs()
 
     command = " ".join(["python -m bench.sampling", *(argv if argv is not None else sys.argv[1:])])
     report = Report(n=args.rows, command=command, started=dt.datetime.now(dt.UTC), agencies=args.agencies,
@@ -1726,29 +1520,14 @@ def main(argv: list[str] | None = None) -> int:
     report.sources = source_hashes()
     if args.compare is not None:
         report.previous = json.loads(args.compare.read_text())
-    root = Path(tempfile.mkdtemp(prefix="sipas-bench-sampling-"))
-    pg = EmbeddedPostgres(root / "pg", port=free_port(), settings=PG_SETTINGS)
     t_start = time.perf_counter()
-    try:
-        print(f"-- starting PostgreSQL in {root} ...", flush=True)
-        pg.start()
-        report.machine = machine_facts(pg, root)
-        measure(report, pg, root, args)
-    finally:
-        try:
-            pg.stop()
-        except Exception as exc:
-            print(f"warning: could not stop PostgreSQL: {exc!r}", file=sys.stderr)
-        shutil.rmtree(root, ignore_errors=True)
+    with embedded_stack("sipas-bench-sampling-", nats=False, pg_settings=PG_SETTINGS) as stack:
+        report.machine = machine_facts(stack.pg, stack.root)
+        measure(report, stack.pg, stack.root, args)
     report.total_seconds = time.perf_counter() - t_start
     report.sources_changed = [k for k, v in source_hashes().items() if report.sources.get(k) != v]
     print_summary(report)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.out.exists():
-            report.kept_sections = kept_sections(args.out.read_text())
-        args.out.write_text(markdown(report))
-        print(f"wrote {args.out}")
+    write_report(args.out, report, markdown, KEPT_SECTIONS)
     saved = asdict(report) | {"previous": None}
     for raw in [Path(tempfile.gettempdir()) / "sipas-bench-sampling-last.json", *([args.json] if args.json else [])]:
         raw.write_text(json.dumps(saved, default=str, indent=1))
