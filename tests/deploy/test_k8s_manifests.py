@@ -142,6 +142,9 @@ def test_only_the_respondent_pages_and_publishing_are_exposed(overlay):
         from_ingress = any(s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
                            == "ingress-nginx" for s in sources)
         assert from_ingress == (service in PUBLIC), service
+        # Behind the ingress the rate limits must see the respondent's address, not the ingress pod's.
+        trusted = of(objects, "ConfigMap")[f"sipas-{service}"]["data"].get("FORWARDED_ALLOW_IPS")
+        assert (trusted == "*") == (service in PUBLIC), service
 
 
 def test_each_database_is_reachable_only_from_its_own_service(overlay):
