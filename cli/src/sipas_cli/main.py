@@ -284,16 +284,19 @@ def registry_crosswalk(agency_id: str, url: str | None = REGISTRY_URL, token: st
 
 
 @sampling.command("verify-draw")
-def sampling_verify_draw(frame: Path = typer.Argument(..., exists=True, dir_okay=False, help="the frame (CSV/XLSX)"),
+def sampling_verify_draw(frame: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                                      help="the frame, or a resident stage's frame (CSV/XLSX)"),
                          kit: Path = typer.Argument(..., exists=True, dir_okay=False,
                                                     help="the draw's verification kit (JSON from "
                                                          "GET /v1/draws/{id}/verification)")) -> None:
-    """Re-run a draw offline from the frame and the revealed seed; exit 1 unless it matches exactly."""
+    """Re-run a draw (or a resident stage) offline from its frame and the revealed seed; exit 1 unless it matches."""
     import json
 
     from sipas_cli.verify_draw import verify
 
     verdict = verify(frame, json.loads(kit.read_text(encoding="utf-8")))
+    for note in verdict.notes:
+        console.print(note)
     if verdict.ok:
         console.print(f"[green]the draw matches[/green]: {verdict.units_checked} units re-drawn from the seed")
         return

@@ -1,5 +1,8 @@
 """Offline re-run of a published draw: from the frame file and the draw's verification kit only.
 
+A resident-design stage's kit (``"kind": "resident-stage"``) is re-run by ``verify_stage`` from its stage
+frame file; everything below is the frame design's.
+
 The kit (``GET /v1/draws/{id}/verification``, ministry-admin or auditor) holds the revealed seed,
 its commitment, the campaign's pseudonym salt, the approved plan, the agencies' level and area, and
 the published units. The frame file is the one the province uploaded. Nothing here talks to a
@@ -11,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,9 +32,14 @@ class Verdict:
     ok: bool
     problems: list[str]
     units_checked: int
+    notes: list[str] = field(default_factory=list)
 
 
 def verify(frame_file: Path, kit: Mapping[str, Any]) -> Verdict:
+    if kit.get("kind") == "resident-stage":
+        from sipas_cli.verify_stage import verify_stage
+
+        return verify_stage(frame_file, kit)
     problems: list[str] = []
     if hashlib.sha256(kit["seed"].encode()).hexdigest() != kit["seed_commitment"]:
         problems.append("the revealed seed does not hash to the published commitment")

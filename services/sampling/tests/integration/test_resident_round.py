@@ -324,3 +324,104 @@ async def test_one_household_sample_per_campaign_and_design_guards(resident):
     frame = await api.client.post("/v1/campaigns/c-res/frames", content=b"agency_code\n",
                                   headers=first.op | {"Content-Type": "text/csv"})
     assert frame.status_code == 409 and "resident design" in frame.json()["detail"]
+
+
+async def kit_of(api, draw_id: str) -> dict:
+    r = await api.client.get(f"/v1/draws/{draw_id}/verification", headers=api.auth("auditor"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def rerun(tmp_path, name: str, content: str, kit: dict):
+    """The offline verdict, through the library and through ``sipas sampling verify-draw``."""
+    from typer.testing import CliRunner
+
+    from sipas_cli.main import app
+    from sipas_cli.verify_draw import verify
+
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    (tmp_path / f"{name}.kit.json").write_text(json.dumps(kit), encoding="utf-8")
+    verdict = verify(tmp_path / name, kit)
+    cli = CliRunner().invoke(app, ["sampling", "verify-draw", str(tmp_path / name), str(tmp_path / f"{name}.kit.json")])
+    printed = " ".join(cli.output.split())  # the console wraps long lines
+    assert cli.exit_code == (0 if verdict.ok else 1), cli.output
+    assert ("the draw matches" in printed) == verdict.ok
+    assert all(" ".join(p.split()) in printed for p in [*verdict.problems, *verdict.notes])
+    return verdict
+
+
+async def test_resident_stage_kits_re_run_offline_and_name_every_discrepancy(resident, tmp_path):
+    api = resident
+    rnd = Round(api)
+    await rnd.open()
+    files = {"communes": COMMUNES}
+    drawn = {"communes": await rnd.stage("communes", files["communes"])}
+    files["villages"] = villages_csv(await rnd.chosen("communes"))
+    drawn["villages"] = await rnd.stage("villages", files["villages"])
+    villages = await rnd.chosen("villages")
+    files["households"] = households_csv(villages)
+    drawn["households"] = await rnd.stage("households", files["households"])
+    kits = {stage: await kit_of(api, d["draw_id"]) for stage, d in drawn.items()}
+    denied = await api.client.get(f"/v1/draws/{drawn['households']['draw_id']}/verification", headers=rnd.op)
+    assert denied.status_code == 403
+
+    # What a kit holds: the pinned digest, sizes and seed; households by unit id only, never a name or phone.
+    households = kits["households"]
+    assert households["kind"] == "resident-stage" and households["frame_digest"] == drawn["households"]["frame_digest"]
+    assert households["sizes"] == {"commune_method": "srs", "communes": 2, "villages_per_commune": 2,
+                                   "households_per_village": 4}
+    assert kits["communes"]["communes"] == {f"H01.{i}": "01" for i in range(1, 5)}
+    assert all(set(u) == {"parent", "role", "rank", "conditional", "inclusion", "unit_id"} for u in households["units"])
+    phones = {person(v, i)[1] for v in villages for i in range(1, LISTED + 1)}
+    dumped = json.dumps(kits, ensure_ascii=False)
+    assert "Trần" not in dumped and "ngõ" not in dumped and not any(p in dumped for p in phones)
+
+    # Genuine kits pass, every selected unit re-drawn.
+    for stage, expected in (("communes", 2), ("villages", 4), ("households", 16)):
+        verdict = rerun(tmp_path, f"{stage}.csv", files[stage], kits[stage])
+        assert verdict.ok and verdict.problems == [] and verdict.units_checked == expected, verdict.problems
+
+    # A changed seed: it no longer hashes to the commitment, and the households it selects are others.
+    other = rerun(tmp_path, "households.csv", files["households"], households | {"seed": "d1" * 16})
+    assert not other.ok and other.problems[0] == "the revealed seed does not hash to the published commitment"
+    assert any(p.startswith(f"village {villages[0]}, selected #") for p in other.problems[1:])
+
+    # A swapped unit: a village's first selected household and its first reserve trade places.
+    village = villages[0]
+    chosen = next(u for u in households["units"] if u["parent"] == village and u["role"] == "selected" and u["rank"] == 1)
+    backup = next(u for u in households["units"] if u["parent"] == village and u["role"] == "reserve" and u["rank"] == 1)
+    swap = {chosen["unit_id"]: backup["unit_id"], backup["unit_id"]: chosen["unit_id"]}
+    swapped = households | {"units": [u | {"unit_id": swap.get(u["unit_id"], u["unit_id"])} for u in households["units"]]}
+    verdict = rerun(tmp_path, "households.csv", files["households"], swapped)
+    assert not verdict.ok and len(verdict.problems) == 2 and verdict.units_checked == 16, verdict.problems
+    assert verdict.problems[0].startswith(f"village {village}, selected #1: the kit has unit {backup['unit_id']} ")
+    assert f"the re-run gives unit {chosen['unit_id']} (household " in verdict.problems[0]
+    assert verdict.problems[1].startswith(f"village {village}, reserve #1: the kit has unit {chosen['unit_id']} ")
+
+    # An edited frame row: one selected village's household count; the other commune is still re-drawn.
+    edited_village = next(v for v in villages if VILLAGE_SIZES[int(v.rsplit("-V", 1)[1]) - 1] != 300)
+    commune = edited_village.rsplit("-V", 1)[0]
+    size = VILLAGE_SIZES[int(edited_village.rsplit("-V", 1)[1]) - 1]
+    edited = files["villages"].replace(f"{edited_village},Thôn {edited_village[-1]},{size}\n",
+                                       f"{edited_village},Thôn {edited_village[-1]},{size + 1}\n")
+    assert edited != files["villages"]
+    verdict = rerun(tmp_path, "villages-edited.csv", edited, kits["villages"])
+    assert not verdict.ok and verdict.units_checked == 2, verdict.problems
+    assert verdict.problems[0].startswith("the villages file digests to ") and verdict.problems[0].endswith(
+        f"the draw was made from {kits['villages']['frame_digest']}")
+    assert verdict.problems[1].startswith(f"commune {commune}: its 4 villages in the file digest to ")
+    assert verdict.problems[2] == f"commune {commune}: {edited_village} has {size + 1} households in the file, " \
+                                  f"{size} when drawn"
+    assert len(verdict.problems) == 3
+
+    # A household's id edited in a listing: that village's listing no longer digests as drawn.
+    relisted = files["households"].replace(f"{villages[1]},5,", f"{villages[1]},55,", 1)
+    verdict = rerun(tmp_path, "households-edited.csv", relisted, households)
+    assert not verdict.ok and verdict.units_checked == 12, verdict.problems
+    assert verdict.problems[1].startswith(f"village {villages[1]}: its 12 households in the file digest to ")
+
+    # A row the upload's checks refuse (accept-valid would have left it out) changes nothing, and is said.
+    padded = files["households"] + f"{villages[2]},99,{person(villages[2], 99)[0]},0912-ABC,\n"
+    verdict = rerun(tmp_path, "households-padded.csv", padded, households)
+    assert verdict.ok and verdict.notes == ["rows of the file the upload's checks refuse, left out as the upload "
+                                            "left them out: 1"]

@@ -26,7 +26,9 @@ from sipas_events.catalogue.registry import SamplingSettings
 from sipas_events.catalogue.sampling import DrawCommitted, ResidentRoundOpened
 from sipas_events.ids import new_id
 from sipas_events.store import EventStore, Metadata
-from sipas_sampling.adapters.tables import draws, frames, resident_rounds, stage_parents, stage_units
+from sipas_sampling.adapters.keys import KeySource
+from sipas_sampling.adapters.tables import draws, frames, resident_rounds, stage_areas, stage_parents, stage_units
+from sipas_sampling.application.campaign_keys import pseudonym_salt
 from sipas_sampling.application.rounds import NotFound, WrongState
 from sipas_sampling.domain.resident import RESIDENT_ALGORITHM_VERSION, StageUnit
 from sipas_sampling.domain.weights import as_decimal
@@ -154,3 +156,43 @@ async def stage_selection(conn: AsyncConnection, round_id: str, stage: str) -> l
         out.append(item | ({"unit_id": r.unit_id} if stage == "households"
                            else {"code": r.code, "households": r.households}))
     return out
+
+
+KIT_KIND = "resident-stage"
+SIZES = ("commune_method", "communes", "villages_per_commune", "households_per_village")
+
+
+async def verification_kit(conn: AsyncConnection, keys: KeySource, draw: Mapping[str, Any]) -> dict[str, Any]:
+    """What an auditor needs to re-run one revealed stage offline from its stage frame file.
+
+    The seed and its commitment, the stage digest the commitment pinned, the sizes the round pinned, each
+    parent's digest and inclusion probability, and what was selected. The communes stage adds the communes
+    its frame was checked against (code -> province: the registry's, as accepted at upload), the households
+    stage the campaign's pseudonym salt, so the unit ids can be recomputed — as in the frame design's kit.
+    Households are named by unit id only; no name, phone or address is in it.
+    """
+    rnd = (await conn.execute(select(resident_rounds).where(resident_rounds.c.round_id == draw["round_id"]))).one()
+    digest = (await conn.execute(select(frames.c.digest).where(frames.c.frame_id == draw["frame_id"]))).scalar()
+    p, s = stage_parents.c, stage_units.c
+    parents = (await conn.execute(select(p.parent_code, p.frame_digest, p.units, p.selected, p.reserves, p.inclusion)
+                                  .where(p.draw_id == draw["draw_id"]).order_by(p.parent_code))).all()
+    units = await conn.execute(select(stage_units).where(s.draw_id == draw["draw_id"])
+                               .order_by(s.parent_code, s.role.desc(), s.rank))
+    households = draw["stage"] == "households"
+    kit: dict[str, Any] = {
+        "kind": KIT_KIND, "draw_id": draw["draw_id"], "round_id": rnd.round_id, "campaign_id": rnd.campaign_id,
+        "stage": draw["stage"], "algorithm_version": rnd.settings["algorithm_version"], "seed": draw["seed"],
+        "seed_commitment": draw["seed_commitment"], "frame_id": draw["frame_id"], "frame_digest": digest,
+        "sizes": {k: rnd.settings[k] for k in SIZES},
+        "parents": [{"code": r.parent_code, "frame_digest": r.frame_digest, "units": r.units, "selected": r.selected,
+                     "reserves": r.reserves, "inclusion": r.inclusion} for r in parents],
+        "units": [{"parent": u.parent_code, "role": u.role, "rank": u.rank, "conditional": u.conditional,
+                   "inclusion": u.inclusion} | ({"unit_id": u.unit_id} if households
+                                                else {"code": u.code, "households": u.households}) for u in units]}
+    if draw["stage"] == "communes":
+        a = stage_areas.c
+        kit["communes"] = {r.code: r.parent_code for r in await conn.execute(
+            select(a.code, a.parent_code).where(a.frame_id == draw["frame_id"]).order_by(a.code))}
+    if households:
+        kit["campaign_salt"] = (await pseudonym_salt(conn, keys, rnd.campaign_id)).hex()
+    return kit

@@ -16,7 +16,7 @@ from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.problems import Problem
 from sipas_sampling.adapters import printing
 from sipas_sampling.adapters.tables import draws, frame_units, frames, plans, reference, sample_units
-from sipas_sampling.application import field, resident_draws, rounds
+from sipas_sampling.application import field, resident, resident_draws, rounds
 from sipas_sampling.application.campaign_keys import pseudonym_salt
 from sipas_sampling.application.frames import error_report, import_frame
 from sipas_sampling.entrypoints.edge import (
@@ -165,16 +165,15 @@ async def draw_units(draw_id: str, ctx: Ctx, who: CurrentPrincipal,
         return [dict(r) | {"weight": str(r["weight"])} for r in (await conn.execute(stmt)).mappings()]
 
 
-@router.get("/draws/{draw_id}/verification", summary="What an auditor needs to re-run the draw offline")
+@router.get("/draws/{draw_id}/verification",
+            summary="What an auditor needs to re-run the draw (or a resident stage) offline")
 async def verification_kit(draw_id: str, request: Request, ctx: Ctx, who: Verifier) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
         draw = (await conn.execute(select(draws).where(draws.c.draw_id == draw_id))).mappings().first()
         if draw is None or draw["seed"] is None:
             raise Problem(404, "Not found", f"no revealed draw {draw_id}")
-        if draw["plan_id"] is None:
-            rid = draw["round_id"]
-            raise Problem(409, "Conflict", f"draw {draw_id} is a stage of resident round {rid}: its seeds, digests "
-                                           f"and selections are at /v1/resident-rounds/{rid}")
+        if draw["plan_id"] is None:  # a resident stage: re-run from its stage frame file
+            return await resident.verification_kit(conn, keys_of(request), dict(draw))
         plan = (await conn.execute(select(plans).where(plans.c.plan_id == draw["plan_id"]))).mappings().one()
         salt = await pseudonym_salt(conn, keys_of(request), draw["campaign_id"])
         fu = frame_units.c
