@@ -27,7 +27,7 @@ from sipas_events.projection import Projection
 from sipas_events.relay import Relay
 from sipas_events.replay import HttpReplaySource
 from sipas_events.store import EventStore
-from sipas_kit import migrations, problems
+from sipas_kit import audit, migrations, problems
 from sipas_kit.auth import TokenVerifier
 from sipas_kit.context import ServiceContext
 from sipas_kit.db import make_engine
@@ -84,6 +84,7 @@ async def _lifespan(app: FastAPI, definition: ServiceDefinition, settings: Servi
         app.state.token_verifier = TokenVerifier.from_file(settings.jwt_jwks_file, settings.jwt_issuer,
                                                            settings.jwt_audience)
     ctx.tasks.append(asyncio.create_task(_connect_and_run(ctx, definition), name="backbone"))
+    ctx.tasks.append(asyncio.create_task(audit.sealer(engine, ctx.stop), name="audit-sealer"))
     log.info("service.started", port=settings.port)
     try:
         yield

@@ -31,6 +31,8 @@ class ServiceContext:
     consumers: dict[str, Consumer] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     head_revision: str | None = None
+    audit_enabled: bool | None = None
+    """Whether the database has the audit table (checked on the first audited request)."""
     replay: HttpReplaySource | None = None
     """Peers' replay endpoints (gap filling; chain heads for snapshots); None when none configured."""
 

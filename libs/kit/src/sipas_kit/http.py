@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events.ids import new_id
 from sipas_events.store import ConcurrencyError, Metadata
-from sipas_kit import idempotency
+from sipas_kit import audit, idempotency
 from sipas_kit.auth import Principal
 from sipas_kit.context import ServiceContext
 from sipas_kit.problems import Problem
@@ -49,6 +49,21 @@ def install_middleware(app: FastAPI) -> None:
             if route not in ("/metrics", "/healthz", "/readyz"):
                 log.info("http.request", method=request.method, path=request.url.path, route=route,
                          status=status, ms=round(elapsed * 1000, 1))
+            if ctx is not None:
+                await _audit(ctx, request, status)
+
+
+async def _audit(ctx: ServiceContext, request: Request, status: int) -> None:
+    body = audit.entry(request, ctx.service, status)
+    if body is None:
+        return
+    try:
+        if ctx.audit_enabled is None:
+            ctx.audit_enabled = await audit.enabled(ctx.engine)
+        if ctx.audit_enabled:
+            await audit.record(ctx.engine, body)
+    except Exception as exc:  # the answer is already given; say loudly that its audit row is missing
+        log.error("audit.record_failed", error=repr(exc)[:300], method=request.method, path=request.url.path)
 
 
 def get_ctx(request: Request) -> ServiceContext:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from sipas_events.export import export_digest
 from sipas_events.schema import consumer_checkpoints, dead_letters
+from sipas_kit import audit
 from sipas_kit.auth import Principal, Role, require_roles
 from sipas_kit.http import Ctx
 from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
@@ -43,6 +44,30 @@ async def chain_at(ctx: Ctx, _: Reader, at: Annotated[int, Query(ge=0)]) -> dict
     if found is None:
         raise Problem(404, "Not found", f"no sequenced event at position {at}")
     return {"position": at, "chain_hash": found.hex()}
+
+
+Auditor = Annotated[Principal, Depends(require_roles(Role.AUDITOR, Role.MINISTRY_ADMIN))]
+
+
+@router.get("/audit", summary="The sealed audit trail of this service, in chain order (auditors)")
+async def audit_trail(ctx: Ctx, _: Auditor, after: Annotated[int, Query(ge=0)] = 0,
+                      limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
+    t = audit.audit_log
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(select(t.c.position, t.c.body, t.c.hash).where(t.c.position > after)
+                                   .order_by(t.c.position).limit(limit))).all()
+    return {"entries": [{"position": p, "hash": bytes(h).hex(), "entry": json.loads(b)} for p, b, h in rows],
+            "next_after": rows[-1][0] if rows else after}
+
+
+@router.get("/audit/verify", summary="Recompute the audit chain; name the first broken link")
+async def audit_verify(ctx: Ctx, _: Auditor) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        try:
+            position, head = await audit.verify(conn)
+        except audit.AuditChainBroken as exc:
+            return {"ok": False, "broken_at": exc.position, "detail": str(exc)}
+    return {"ok": True, "position": position, "head": head.hex()}
 
 
 class DeadLetter(BaseModel):

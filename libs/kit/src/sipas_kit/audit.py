@@ -1,0 +1,172 @@
+"""The audit trail: every state-changing request and every read of personal data, hash-chained.
+
+Each service records, after answering, one row per POST/PUT/PATCH/DELETE (whatever the outcome: a
+refused request is evidence too) and per request an endpoint marks as a personal-data read
+(``mark_personal_data_read(request, purpose)``): actor, role, province scope, method, route, path,
+status, client address, correlation id and purpose. Rows are written unsealed (no contention between
+requests); the sealer gives them consecutive positions and chains them,
+
+    hash_n = SHA-256(hash_{n-1} || position as 8 bytes big-endian || body as UTF-8),
+
+exactly like the event store. ``GET /v1/audit`` exports the sealed rows to auditors and
+``GET /v1/audit/verify`` recomputes the chain and names the first broken link. The chain head can be
+recorded wherever evidence is needed (releases record the producers' event-chain heads).
+
+Known limit: the row is written after the response is produced, in its own transaction; a process
+killed between a command's commit and this write loses that row (the command itself is an event in
+the event store, with its actor, either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+import structlog
+from fastapi import Request
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Table, Text, select, text, update
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sipas_events import canonical
+from sipas_events.ids import new_id
+from sipas_events.schema import GENESIS_HASH
+
+log = structlog.get_logger(__name__)
+AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_LOCK = 0x5A1D_A0D1  # pg advisory lock key: one sealer at a time per database
+
+
+def _columns_v1() -> list[Any]:
+    """Frozen: the v1 shape of ``audit_log`` (each service's audit migration creates exactly this)."""
+    return [
+        Column("id", UUID(as_uuid=True), primary_key=True),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("position", BigInteger, unique=True),
+        Column("hash", LargeBinary),
+    ]
+
+
+metadata = MetaData()
+audit_log = Table("audit_log", metadata, *_columns_v1())
+Index("ix_audit_log_unsealed", audit_log.c.recorded_at, postgresql_where=audit_log.c.position.is_(None))
+
+
+def v1_upgrade(op: Any) -> None:
+    op.create_table("audit_log", *_columns_v1())
+    op.create_index("ix_audit_log_unsealed", "audit_log", ["recorded_at"], postgresql_where=text("position IS NULL"))
+
+
+def v1_downgrade(op: Any) -> None:
+    op.drop_table("audit_log")
+
+
+def chain_hash(previous: bytes, position: int, body: str) -> bytes:
+    digest = hashlib.sha256(previous)
+    digest.update(position.to_bytes(8, "big"))
+    digest.update(body.encode("utf-8"))
+    return digest.digest()
+
+
+def mark_personal_data_read(request: Request, purpose: str) -> None:
+    """Called by an endpoint that reveals personal data: the read is audited with its purpose."""
+    request.state.personal_data_purpose = purpose
+
+
+def entry(request: Request, service: str, status: int) -> dict[str, Any] | None:
+    """The audit body of a finished request, or None if it is not audited."""
+    purpose = getattr(request.state, "personal_data_purpose", None)
+    if request.method not in AUDITED_METHODS and purpose is None:
+        return None
+    principal = getattr(request.state, "principal", None)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    return {
+        "time": dt.datetime.now(dt.UTC).isoformat(), "service": service, "method": request.method,
+        "route": route, "path": request.url.path, "status": status,
+        "actor": getattr(principal, "subject", None) or getattr(request.state, "actor", None) or "anonymous",
+        "role": str(getattr(principal, "role", "")) or None, "province": getattr(principal, "province", None),
+        "client": request.client.host if request.client else None,
+        "correlation_id": getattr(request.state, "correlation_id", None),
+        "kind": "personal-data-read" if purpose is not None else "command", "purpose": purpose,
+    }
+
+
+async def record(engine: AsyncEngine, body: dict[str, Any]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(audit_log.insert().values(
+            id=new_id(), recorded_at=dt.datetime.now(dt.UTC), body=canonical.dumps(body)))
+
+
+async def seal(conn: AsyncConnection, limit: int = 1000) -> int:
+    """Give unsealed rows the next positions and chain them; returns how many were sealed."""
+    if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK})).scalar():
+        return 0
+    last = (await conn.execute(select(audit_log.c.position, audit_log.c.hash).where(audit_log.c.position.is_not(None))
+                               .order_by(audit_log.c.position.desc()).limit(1))).first()
+    position, previous = (int(last[0]), bytes(last[1])) if last else (0, GENESIS_HASH)
+    rows = (await conn.execute(select(audit_log.c.id, audit_log.c.body).where(audit_log.c.position.is_(None))
+                               .order_by(audit_log.c.recorded_at, audit_log.c.id).limit(limit)
+                               .with_for_update(skip_locked=True))).all()
+    for row_id, body in rows:
+        position += 1
+        previous = chain_hash(previous, position, body)
+        await conn.execute(update(audit_log).where(audit_log.c.id == row_id).values(position=position, hash=previous))
+    return len(rows)
+
+
+class AuditChainBroken(Exception):
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"audit chain broken at position {position}: {reason}")
+        self.position = position
+
+
+async def verify(conn: AsyncConnection, batch: int = 5000) -> tuple[int, bytes]:
+    """Recompute the chain from the genesis; raise :class:`AuditChainBroken` at the first bad link."""
+    previous, position = GENESIS_HASH, 0
+    while True:
+        rows = (await conn.execute(select(audit_log.c.position, audit_log.c.body, audit_log.c.hash)
+                                   .where(audit_log.c.position > position).order_by(audit_log.c.position)
+                                   .limit(batch))).all()
+        if not rows:
+            return position, previous
+        for pos, body, stored in rows:
+            if pos != position + 1:
+                raise AuditChainBroken(position + 1, "missing")
+            try:
+                json.loads(body)
+            except ValueError:
+                raise AuditChainBroken(pos, "body is not JSON") from None
+            expected = chain_hash(previous, pos, body)
+            if stored is None or bytes(stored) != expected:
+                raise AuditChainBroken(pos, "hash does not match")
+            previous, position = expected, pos
+
+
+async def enabled(engine: AsyncEngine) -> bool:
+    """Whether this database has the audit table (every service's migrations create it)."""
+    async with engine.connect() as conn:
+        return bool((await conn.execute(text("SELECT to_regclass('audit_log') IS NOT NULL"))).scalar())
+
+
+async def sealer(engine: AsyncEngine, stop: asyncio.Event, every: float = 0.5) -> None:
+    """Seal the audit rows as they arrive, until ``stop``."""
+    ready = False
+    while not stop.is_set():
+        try:
+            ready = ready or await enabled(engine)
+            sealed = 0
+            if ready:
+                async with engine.begin() as conn:
+                    sealed = await seal(conn)
+        except Exception as exc:  # never stop auditing because one pass failed (the database may be starting)
+            log.warning("audit.seal_failed", error=repr(exc)[:300])
+            sealed = 0
+        if sealed < 1000:
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
