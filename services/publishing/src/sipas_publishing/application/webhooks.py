@@ -38,20 +38,23 @@ log = structlog.get_logger(__name__)
 
 async def check_target(url: str, allow_private: bool) -> None:
     """Refuse URLs that are not http(s) or that resolve to a private, loopback or link-local address."""
-    parts = urlsplit(url)
 
     def refuse(detail: str, message: str, kind: str = "value_error") -> Problem:
         return Problem(422, "Invalid request", detail, errors=[{"field": "body.url", "message": message, "type": kind}])
 
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # an unclosed "[" or a port past 65535 raise ValueError
+    except ValueError:
+        raise refuse("not a URL", "must be an absolute http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise refuse("a webhook URL must be http(s)://host/...", "must be an absolute http(s) URL")
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443,
-                                                             type=socket.SOCK_STREAM)
-    except OSError:
-        raise refuse(f"cannot resolve {parts.hostname}", "host does not resolve") from None
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):  # no such host; or a name IDNA cannot encode
+        raise refuse(f"cannot resolve {host}", "host does not resolve") from None
     bad = wh.forbidden_address(str(info[4][0]) for info in infos)
     if bad is not None:
         raise refuse(f"{parts.hostname} resolves to {bad}, a private or local address",

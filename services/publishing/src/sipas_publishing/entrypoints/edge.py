@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from fastapi.responses import Response
 
 from sipas_events import canonical
@@ -17,6 +17,11 @@ from sipas_kit.context import ServiceContext
 from sipas_publishing.application import access
 
 API_KEY_HEADER = "X-Api-Key"
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL: such input is refused here (422), not by the database (a 500)."""
+PathId = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
+QueryText = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+ProvinceCode = Annotated[str | None, Query(pattern=r"^[0-9]{2}$", description="Two-digit province code")]
 STAFF = {Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.AUDITOR, Role.SERVICE}
 
 

@@ -20,16 +20,17 @@ from sipas_publishing.adapters.tables import deliveries, delivery_log, subscript
 from sipas_publishing.application import webhooks
 from sipas_publishing.application.context import settings
 from sipas_publishing.domain.webhooks import PARTNER_EVENTS
-from sipas_publishing.entrypoints.edge import Reader, reader
+from sipas_publishing.entrypoints.edge import NO_NUL, PathId, Reader, reader
 
 router = APIRouter(prefix="/v1", tags=["score events"])
+MAX_POSITION = 2**63 - 1  # store positions are BIGINT
 Manager = Annotated[Reader, Depends(reader("webhooks:manage"))]
 FeedReader = Annotated[Reader, Depends(reader("feed:read"))]
 
 
 class NewSubscription(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=8, max_length=2000)
+    url: str = Field(min_length=8, max_length=2000, pattern=NO_NUL)
     event_types: list[Literal["ReleasePublished", "ReleaseRetracted"]] = Field(default_factory=list)
 
 
@@ -55,7 +56,7 @@ async def subscribe(body: NewSubscription, ctx: Ctx, who: Manager) -> dict[str, 
 
 
 @router.get("/webhooks/{subscription_id}/deliveries", summary="A subscription's deliveries and every attempt")
-async def delivery_history(subscription_id: str, ctx: Ctx, who: Manager) -> dict[str, Any]:
+async def delivery_history(subscription_id: PathId, ctx: Ctx, who: Manager) -> dict[str, Any]:
     await _owned(ctx, who, subscription_id)
     async with ctx.engine.connect() as conn:
         found = (await conn.execute(select(deliveries).where(deliveries.c.subscription_id == subscription_id)
@@ -68,7 +69,7 @@ async def delivery_history(subscription_id: str, ctx: Ctx, who: Manager) -> dict
 
 @router.post("/webhooks/{subscription_id}/deliveries/{event_id}/redeliver", status_code=202,
              summary="Send a delivery again (same event id, so the receiver can drop a duplicate)")
-async def redeliver(subscription_id: str, event_id: str, ctx: Ctx, who: Manager) -> dict[str, str]:
+async def redeliver(subscription_id: PathId, event_id: PathId, ctx: Ctx, who: Manager) -> dict[str, str]:
     await _owned(ctx, who, subscription_id)
     async with ctx.engine.begin() as conn:
         await webhooks.redeliver(conn, f"{subscription_id}:{event_id}")
@@ -78,12 +79,13 @@ async def redeliver(subscription_id: str, event_id: str, ctx: Ctx, who: Manager)
 @router.get("/feed", summary="Server-Sent Events: ReleasePublished and ReleaseRetracted, resumable",
             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
 async def feed(
-    request: Request, ctx: Ctx, who: FeedReader, after: Annotated[int | None, Query(ge=0)] = None,
+    request: Request, ctx: Ctx, who: FeedReader, after: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
     follow: bool = True, last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     start = after
     if start is None and last_event_id:
-        if not last_event_id.isdigit():
+        # isdigit() alone admits "²" and other digits int() refuses; a position also fits a BIGINT.
+        if not (last_event_id.isascii() and last_event_id.isdigit()) or int(last_event_id) > MAX_POSITION:
             raise Problem(422, "Invalid request", "Last-Event-ID must be a position this feed sent",
                           errors=[{"field": "header.Last-Event-ID", "message": "not a position",
                                    "type": "value_error"}])

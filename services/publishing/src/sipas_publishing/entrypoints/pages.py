@@ -15,6 +15,7 @@ from sipas_kit.http import Ctx
 from sipas_publishing.adapters.tables import reference, releases
 from sipas_publishing.application import queries
 from sipas_publishing.domain.releases import PUBLIC
+from sipas_publishing.entrypoints.edge import PathId
 from sipas_publishing.entrypoints.exports import render
 
 router = APIRouter(include_in_schema=False)
@@ -87,7 +88,7 @@ async def index(request: Request, ctx: Ctx, lang: Lang = "vi") -> Response:
 
 
 @router.get("/report/{release_id}", response_class=HTMLResponse)
-async def release_page(release_id: str, request: Request, ctx: Ctx, lang: Lang = "vi") -> Response:
+async def release_page(release_id: PathId, request: Request, ctx: Ctx, lang: Lang = "vi") -> Response:
     row = await _release(ctx, release_id)
     units = row["document"]["units"]
     national = next((u for u in units if u["level"] == "national"), None)
@@ -98,7 +99,8 @@ async def release_page(release_id: str, request: Request, ctx: Ctx, lang: Lang =
 
 
 @router.get("/report/{release_id}/provinces/{province}", response_class=HTMLResponse)
-async def province_page(release_id: str, province: str, request: Request, ctx: Ctx, lang: Lang = "vi") -> Response:
+async def province_page(release_id: PathId, province: PathId, request: Request, ctx: Ctx,
+                        lang: Lang = "vi") -> Response:
     row = await _release(ctx, release_id)
     head = next((u for u in queries.figures(row["document"], level="province") if u.get("province") == province
                  or u["id"] == province), None)
@@ -108,7 +110,7 @@ async def province_page(release_id: str, province: str, request: Request, ctx: C
 
 
 @router.get("/report/{release_id}/download.{fmt}")
-async def download(release_id: str, fmt: Literal["csv", "xlsx"], ctx: Ctx) -> Response:
+async def download(release_id: PathId, fmt: Literal["csv", "xlsx"], ctx: Ctx) -> Response:
     row = await _release(ctx, release_id)
     head = {k: v for k, v in row["document"].items() if k != "units"} | {
         "release_id": release_id, "status": row["status"], "figures_digest": row["figures_digest"]}

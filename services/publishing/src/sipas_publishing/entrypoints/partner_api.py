@@ -18,7 +18,7 @@ from sipas_publishing.adapters.tables import api_keys, releases
 from sipas_publishing.application import access, queries
 from sipas_publishing.application.context import signing_key
 from sipas_publishing.domain.releases import PUBLIC
-from sipas_publishing.entrypoints.edge import Reader, cached, reader
+from sipas_publishing.entrypoints.edge import NO_NUL, PathId, ProvinceCode, QueryText, Reader, cached, reader
 from sipas_publishing.entrypoints.exports import render
 from sipas_publishing.entrypoints.releases_api import summary
 
@@ -38,8 +38,8 @@ async def keys(request: Request, ctx: Ctx) -> Response:
 
 @router.get("/releases", summary="Releases, newest first (partners see published and retracted ones)")
 async def list_releases(
-    request: Request, ctx: Ctx, who: ReleaseReader, campaign_id: str | None = None, status: Status | None = None,
-    cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    request: Request, ctx: Ctx, who: ReleaseReader, campaign_id: QueryText = None, status: Status | None = None,
+    cursor: QueryText = None, limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Response:
     stmt = select(releases).order_by(releases.c.drafted_at.desc(), releases.c.release_id.desc())
     if not who.staff:
@@ -70,7 +70,7 @@ async def _visible(ctx: Ctx, who: Reader, release_id: str) -> dict[str, Any]:
 
 
 @router.get("/releases/{release_id}", summary="One release: its state, who did what, what supersedes it")
-async def get_release(release_id: str, request: Request, ctx: Ctx, who: ReleaseReader) -> Response:
+async def get_release(release_id: PathId, request: Request, ctx: Ctx, who: ReleaseReader) -> Response:
     row = await _visible(ctx, who, release_id)
     async with ctx.engine.connect() as conn:
         later = await queries.superseded_by(conn, [release_id])
@@ -79,7 +79,7 @@ async def get_release(release_id: str, request: Request, ctx: Ctx, who: ReleaseR
 
 @router.get("/releases/{release_id}/manifest", summary="The signed release file (verify with sipas publishing "
                                                          "verify-release)")
-async def get_manifest(release_id: str, request: Request, ctx: Ctx, who: ReleaseReader) -> Response:
+async def get_manifest(release_id: PathId, request: Request, ctx: Ctx, who: ReleaseReader) -> Response:
     row = await _visible(ctx, who, release_id)
     key = signing_key(ctx)
     body = queries.release_file(row, key.public_raw if key.key_id == row["key_id"] else None)
@@ -88,8 +88,8 @@ async def get_manifest(release_id: str, request: Request, ctx: Ctx, who: Release
 
 @router.get("/releases/{release_id}/scores", summary="A release's figures by unit and level (JSON, CSV, XLSX)")
 async def release_scores(
-    release_id: str, request: Request, ctx: Ctx, who: ReleaseReader, level: Level | None = None,
-    unit: str | None = None, province: str | None = None, format: Literal["json", "csv", "xlsx"] = "json",
+    release_id: PathId, request: Request, ctx: Ctx, who: ReleaseReader, level: Level | None = None,
+    unit: QueryText = None, province: ProvinceCode = None, format: Literal["json", "csv", "xlsx"] = "json",
 ) -> Response:
     row = await _visible(ctx, who, release_id)
     document = row["document"]
@@ -102,7 +102,7 @@ async def release_scores(
 
 
 @router.get("/units/{unit_id}/history", summary="A unit's published figures across releases")
-async def unit_history(unit_id: str, request: Request, ctx: Ctx, who: ReleaseReader) -> Response:
+async def unit_history(unit_id: PathId, request: Request, ctx: Ctx, who: ReleaseReader) -> Response:
     async with ctx.engine.connect() as conn:
         found = await queries.history(conn, unit_id)
     return cached(request, {"unit_id": unit_id, "releases": found}, 60)
@@ -117,7 +117,7 @@ def _reading() -> list[Scope]:
 
 class NewKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     scopes: list[Scope] = Field(default_factory=_reading, min_length=1)
     rate_per_minute: int = Field(default=120, ge=1, le=100000)
 
@@ -138,7 +138,7 @@ async def list_api_keys(ctx: Ctx, who: Admin) -> list[dict[str, Any]]:
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, tags=["administration"], summary="Revoke an API key")
-async def revoke_api_key(key_id: str, ctx: Ctx, who: Admin) -> Response:
+async def revoke_api_key(key_id: PathId, ctx: Ctx, who: Admin) -> Response:
     async with ctx.engine.begin() as conn:
         await access.revoke(conn, key_id)
     return Response(status_code=204)

@@ -25,6 +25,7 @@ from sipas_publishing.adapters.tables import releases, snapshots
 from sipas_publishing.application import releases as app
 from sipas_publishing.domain.errors import ReleaseConflict
 from sipas_publishing.domain.releases import DRAFT
+from sipas_publishing.entrypoints.edge import NO_NUL, PathId
 
 router = APIRouter(prefix="/v1", tags=["release workflow"])
 Editor = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
@@ -35,9 +36,9 @@ SUMMARY = ("release_id", "campaign_id", "province", "snapshot_id", "status", "ve
 
 class Draft(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    snapshot_id: str = Field(min_length=1, max_length=100)
-    title: str | None = Field(default=None, min_length=1, max_length=300)
-    supersedes: str | None = Field(default=None, min_length=1, max_length=100,
+    snapshot_id: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    title: str | None = Field(default=None, min_length=1, max_length=300, pattern=NO_NUL)
+    supersedes: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL,
                                    description="The published release this one corrects")
 
 
@@ -48,12 +49,12 @@ class Publish(BaseModel):
 
 class Retract(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=3, max_length=500)
+    reason: str = Field(min_length=3, max_length=500, pattern=NO_NUL)
 
 
 class Edit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=300, pattern=NO_NUL)
 
 
 def summary(row: dict[str, Any], superseded_by: str | None = None) -> dict[str, Any]:
@@ -87,19 +88,19 @@ async def draft_release(body: Draft, request: Request, ctx: Ctx, who: Editor) ->
 
 
 @router.post("/releases/{release_id}/submit", summary="Submit a draft for review")
-async def submit_release(release_id: str, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
+async def submit_release(release_id: PathId, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
     return await _command(ctx, request, who, release_id, None,
                           lambda conn: app.submit(ctx, conn, release_id, metadata(request, who)))
 
 
 @router.post("/releases/{release_id}/approve", summary="Approve a submitted release (not its drafter)")
-async def approve_release(release_id: str, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
+async def approve_release(release_id: PathId, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
     return await _command(ctx, request, who, release_id, None,
                           lambda conn: app.approve(ctx, conn, release_id, metadata(request, who)))
 
 
 @router.post("/releases/{release_id}/publish", summary="Publish an approved release now or at an embargo time")
-async def publish_release(release_id: str, request: Request, ctx: Ctx, who: Editor,
+async def publish_release(release_id: PathId, request: Request, ctx: Ctx, who: Editor,
                           body: Publish | None = None) -> JSONResponse:
     at = body.at if body is not None else None
     if at is not None and at.tzinfo is None:
@@ -110,13 +111,13 @@ async def publish_release(release_id: str, request: Request, ctx: Ctx, who: Edit
 
 
 @router.post("/releases/{release_id}/retract", summary="Retract a published release, with a reason")
-async def retract_release(release_id: str, body: Retract, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
+async def retract_release(release_id: PathId, body: Retract, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
     return await _command(ctx, request, who, release_id, None,
                           lambda conn: app.retract(ctx, conn, release_id, body.reason, metadata(request, who)))
 
 
 @router.patch("/releases/{release_id}", summary="Edit a draft's title (a published release never changes)")
-async def edit_release(release_id: str, body: Edit, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
+async def edit_release(release_id: PathId, body: Edit, request: Request, ctx: Ctx, who: Editor) -> JSONResponse:
     async def step(conn: AsyncConnection) -> dict[str, Any]:
         row = await app.load(conn, release_id)
         if row["status"] != DRAFT:
@@ -129,7 +130,7 @@ async def edit_release(release_id: str, body: Edit, request: Request, ctx: Ctx, 
 
 
 @router.delete("/releases/{release_id}", summary="Releases are never deleted: always 409")
-async def delete_release(release_id: str, ctx: Ctx, who: Editor) -> None:
+async def delete_release(release_id: PathId, ctx: Ctx, who: Editor) -> None:
     async with ctx.engine.connect() as conn:
         row = await app.load(conn, release_id, lock=False)
     raise ReleaseConflict(f"release {row['release_id']} cannot be deleted; retract it with a reason instead")
