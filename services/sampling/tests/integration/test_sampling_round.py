@@ -276,3 +276,58 @@ async def test_non_response_adjustment_within_strata(sampling):
     assert Decimal(two["final_weight"]) == Decimal(two["design_weight"]) * Decimal(two["sampled"]) / 10
     again = await api.client.post(f"/v1/draws/{draw_id}/weights", headers=op)
     assert again.json()["revision"] == 2 and r.json()["revision"] == 1
+
+
+async def test_a_draw_written_in_small_chunks_and_parts_is_the_same_draw(sampling, tmp_path, monkeypatch):
+    """The draw streams: positions fetched, rows COPYed and SampleDrawn parts appended a few at a time. With
+    tiny chunks and parts, the sample is still exactly the offline re-run, and the parts cut it in order."""
+    from decimal import Decimal
+
+    from sipas_cli.verify_draw import verify
+    from sipas_sampling.application import rounds, sample_writer
+
+    monkeypatch.setattr(rounds, "POSITIONS_CHUNK", 7)
+    monkeypatch.setattr(sample_writer, "PART_SIZE", 10)
+    monkeypatch.setattr(sample_writer, "CHUNK", 13)
+    api = sampling
+    draw_id = await draw_round(api, rows=300)  # 134 + 80 selected, 27 + 16 reserves (see the full round)
+    kit = (await api.client.get(f"/v1/draws/{draw_id}/verification", headers=api.auth("auditor"))).json()
+    (tmp_path / "frame.csv").write_bytes(frame(300))
+    verdict = verify(tmp_path / "frame.csv", kit)
+    assert verdict.ok and verdict.units_checked == 214, verdict.problems
+    assert await scalar(api, "SELECT count(*) FROM sample_units WHERE draw_id = :d", d=draw_id) == 214 + 43
+
+    engine = create_async_engine(api.database_url)
+    async with engine.connect() as conn:
+        stream = (await conn.execute(text("SELECT version, type, body FROM event_store WHERE stream_id = :s "
+                                          "ORDER BY version"), {"s": f"draw-{draw_id}"})).all()
+    await engine.dispose()
+    assert [v for v, _, _ in stream] == list(range(1, 24))  # DrawCommitted, then 22 parts with no gap
+    parts = [json.loads(body)["data"] for _, kind, body in stream if kind.endswith("SampleDrawn.v1")]
+    assert [(p["part"], p["parts"]) for p in parts] == [(i, 22) for i in range(1, 23)]
+    assert [len(p["units"]) for p in parts] == [10] * 21 + [4]
+    assert {p["seed"] for p in parts} == {SEED} and {p["frame_digest"] for p in parts} == {kit["plan"]["frame_digest"]}
+    published = [(u["unit_id"], u["stratum"], Decimal(u["weight"])) for p in parts for u in p["units"]]
+    ranked = [u for u in kit["units"] if u["role"] == "selected"]  # by stratum, then rank
+    assert published == [(u["unit_id"], u["stratum"], Decimal(u["weight"])) for u in ranked]
+    assert {w for _, s, w in published if s == "H01.1"} == {Decimal(200) / Decimal(134)}  # N_h/n_h, once a stratum
+    assert {w for _, s, w in published if s == "H01.2"} == {Decimal("1.25")}
+
+
+async def test_a_unit_id_collision_refuses_the_draw_and_keeps_nothing(sampling, monkeypatch):
+    from sipas_sampling.application import rounds
+
+    api = sampling
+    op = api.auth("province-operator", "01")
+    frame_id = (await upload(api, frame(60))).json()["frame_id"]
+    plan_id = (await api.client.post("/v1/campaigns/c-2026/plans", json={"frame_id": frame_id}, headers=op)
+               ).json()["plan_id"]
+    await api.client.post(f"/v1/plans/{plan_id}/approve", headers=op)
+    draw_id = (await api.client.post(f"/v1/plans/{plan_id}/draws", headers=op, json={
+        "seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()})).json()["draw_id"]
+    monkeypatch.setattr(rounds, "unit_id", lambda _salt, dossier: "a" * 23 + dossier[-1])  # ids repeat every 10
+    refused = await api.client.post(f"/v1/draws/{draw_id}/reveal", json={"seed": SEED}, headers=op)
+    assert refused.status_code == 422 and "two dossiers share a unit id" in refused.text, refused.text
+    assert await scalar(api, "SELECT count(*) FROM sample_units") == 0
+    assert await scalar(api, "SELECT status FROM draws WHERE draw_id = :d", d=draw_id) == "committed"
+    assert await scalar(api, "SELECT count(*) FROM event_store WHERE type LIKE '%SampleDrawn%'") == 0

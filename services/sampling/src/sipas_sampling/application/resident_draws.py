@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_events.catalogue.sampling import SampleDrawn, SampledUnit, StageArea, StageDrawn, StageParent
+from sipas_events.catalogue.sampling import StageArea, StageDrawn, StageParent
 from sipas_events.store import EventStore, Metadata
 from sipas_sampling.adapters.keys import KeySource
 from sipas_sampling.adapters.tables import (
@@ -27,14 +27,14 @@ from sipas_sampling.adapters.tables import (
     frames,
     household_listings,
     resident_rounds,
-    sample_units,
     stage_areas,
     stage_parents,
     stage_units,
 )
 from sipas_sampling.application import resident
 from sipas_sampling.application.campaign_keys import pseudonym_salt
-from sipas_sampling.application.rounds import PART_SIZE, NotFound, WrongState
+from sipas_sampling.application.rounds import NotFound, WrongState
+from sipas_sampling.application.sample_writer import DrawHeader, Role, SampleWriter
 from sipas_sampling.domain.draw import ReservePolicy
 from sipas_sampling.domain.errors import FrameMismatch, InvalidParameter
 from sipas_sampling.domain.prng import check_seed, seed_commitment
@@ -42,6 +42,7 @@ from sipas_sampling.domain.resident import (
     RESIDENT_ALGORITHM_VERSION,
     Area,
     StageDraw,
+    StageUnit,
     draw_communes,
     draw_households,
     draw_villages,
@@ -94,13 +95,15 @@ async def reveal_stage(conn: AsyncConnection, store: EventStore, keys: KeySource
         stage=draw.stage, frame_digest=digest, seed_commitment=draw.seed_commitment, seed=seed,
         algorithm_version=RESIDENT_ALGORITHM_VERSION, parents=[_parent(p) for p in parts],
         areas=[] if draw.stage == "households" else _areas(parts, sizes))
-    events: list[Any] = [event]
+    await store.append(conn, f"draw-{draw_id}", [event], expected_version=None, meta=meta)
     if draw.stage == "households":
-        events += await _sample(conn, draw, rnd, parts, digest, seed)
+        await _sample(conn, SampleWriter(conn, store, meta, DrawHeader(
+            draw_id=draw_id, campaign_id=rnd.campaign_id, province=settings.get("province"), frame_digest=digest,
+            seed_commitment=draw.seed_commitment, seed=seed, algorithm_version=RESIDENT_ALGORITHM_VERSION),
+            selected=sum(len(p.draw.selected) for p in parts), units="households"), rnd, parts)
     await conn.execute(update(draws).where(draws.c.draw_id == draw_id).values(seed=seed, status="drawn"))
     await conn.execute(update(resident_rounds).where(resident_rounds.c.round_id == rnd.round_id)
                        .values(status=resident.NEXT[draw.stage]))
-    await store.append(conn, f"draw-{draw_id}", events, expected_version=None, meta=meta)
     return {"draw_id": draw_id, "round_id": rnd.round_id, "stage": draw.stage,
             "selected": sum(len(p.draw.selected) for p in parts), "reserves": sum(len(p.draw.reserves) for p in parts),
             "frame_digest": digest, "algorithm_version": RESIDENT_ALGORITHM_VERSION,
@@ -183,36 +186,21 @@ def _areas(parts: list[_Part], sizes: dict[str, list[tuple[str, int]]]) -> list[
             for p in parts for u in p.draw.selected]
 
 
-async def _sample(conn: AsyncConnection, draw: Any, rnd: Any, parts: list[_Part], digest: str,
-                  seed: str) -> list[SampleDrawn]:
+async def _sample(conn: AsyncConnection, sample: SampleWriter, rnd: Any, parts: list[_Part]) -> None:
     """The households as the live sample: ``sample_units`` rows and the ``SampleDrawn`` parts."""
     villages = await resident.chosen(conn, rnd.round_id, "villages")
     communes_draw = await resident.stage_draw(conn, rnd.round_id, "communes")
     a = stage_areas.c
     agency_of = {r.code: r.agency_id for r in await conn.execute(
         select(a.code, a.agency_id).where(a.frame_id == communes_draw.frame_id))}
-    records, units, seen = [], [], set()
     for p in parts:
         village = p.draw.parent
         commune = villages[village].parent
-        for role, drawn in (("selected", p.draw.selected), ("reserve", p.draw.reserves)):
+        roles: tuple[tuple[Role, tuple[StageUnit, ...]], ...] = (("selected", p.draw.selected),
+                                                                  ("reserve", p.draw.reserves))
+        for role, drawn in roles:
             for u in drawn:
-                if u.unit_id in seen:
-                    raise InvalidParameter("two households share a unit id: the campaign salt is unusable", "seed")
-                seen.add(u.unit_id)
-                records.append({"draw_id": draw.draw_id, "unit_id": u.unit_id,
-                                "dossier_id": household_key(village, u.code), "agency_code": commune,
-                                "agency_id": agency_of.get(commune), "stratum": f"{commune}/{village}", "role": role,
-                                "rank": u.rank, "status": "active" if role == "selected" else "reserve",
-                                "weight": as_decimal(u.weight)})
-                if role == "selected":
-                    units.append(SampledUnit(unit_id=u.unit_id or "", agency_id=agency_of.get(commune),
-                                             agency_code=commune, stratum=f"{commune}/{village}",
-                                             weight=records[-1]["weight"]))
-    for start in range(0, len(records), 5000):
-        await conn.execute(insert(sample_units), records[start:start + 5000])
-    count = max(1, -(-len(units) // PART_SIZE))
-    return [SampleDrawn(draw_id=draw.draw_id, campaign_id=rnd.campaign_id, province=rnd.settings.get("province"),
-                        frame_digest=digest, seed_commitment=draw.seed_commitment, seed=seed,
-                        algorithm_version=RESIDENT_ALGORITHM_VERSION, part=i + 1, parts=count,
-                        units=units[i * PART_SIZE:(i + 1) * PART_SIZE]) for i in range(count)]
+                await sample.add(unit_id=u.unit_id or "", dossier_id=household_key(village, u.code),
+                                 agency_code=commune, agency_id=agency_of.get(commune),
+                                 stratum=f"{commune}/{village}", role=role, rank=u.rank, weight=as_decimal(u.weight))
+    await sample.close()

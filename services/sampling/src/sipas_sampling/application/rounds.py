@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sipas_events.catalogue.sampling import (
     DrawCommitted,
     PersonalDataShredded,
-    SampleDrawn,
     SampledUnit,
     SamplePlanApproved,
     SamplePlanProposed,
@@ -31,6 +30,7 @@ from sipas_sampling.adapters.keys import KeySource, Sealer
 from sipas_sampling.adapters.tables import contact_reads, draws, frame_units, frames, plans, sample_units, stage_parents
 from sipas_sampling.application.campaign_keys import data_key, pseudonym_salt, shred
 from sipas_sampling.application.contacts import CONTACT, UNITS_WITH_CONTACTS, erase_campaign, erase_contact
+from sipas_sampling.application.sample_writer import DrawHeader, Role, SampleWriter
 from sipas_sampling.domain.allocation import SamplePlan, StratumPlan, plan_by_rule
 from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, stratum_picks
 from sipas_sampling.domain.errors import InvalidParameter, SamplingError, UnitNotActive
@@ -42,7 +42,7 @@ from sipas_sampling.domain.weights import StratumOutcome, stratum_weight
 
 # The campaign's stratification keys and the frame_units column each reads.
 DIMENSIONS = {"agency": "agency_code", "service_field": "service_field", "level": "level", "area": "area"}
-PART_SIZE = 1000  # units per SampleDrawn part: keeps every message far below NATS's payload limit
+POSITIONS_CHUNK = 5000  # a stratum's picks fetched at most this many at a time: memory stays bounded
 
 
 class NotFound(SamplingError):
@@ -138,38 +138,35 @@ async def reveal_draw(conn: AsyncConnection, store: EventStore, keys: KeySource,
     salt = check_salt(await pseudonym_salt(conn, keys, draw.campaign_id))
     plan = _plan_from(body)
     policy = ReservePolicy.of_ratio(Fraction(reserve_ratio))
-    records, units, seen = [], [], set()
+    header = DrawHeader(draw_id=draw_id, campaign_id=draw.campaign_id, province=body.get("province"),
+                        frame_digest=body["frame_digest"], seed_commitment=draw.seed_commitment, seed=seed,
+                        algorithm_version=ALGORITHM_VERSION)
+    sample = SampleWriter(conn, store, meta, header, selected=sum(s.sample for s in plan.strata if s.population))
     for stratum in plan.strata:
-        if not stratum.population:
-            continue
-        chosen, backups = stratum_picks(stratum, seed, body["frame_digest"], policy)
-        at = await _positions(conn, plan_row.frame_id, body["dimensions"], stratum.key, chosen + backups)
-        weight = Fraction(stratum.population, stratum.sample) if stratum.sample else Fraction(0)
-        for role, positions in (("selected", chosen), ("reserve", backups)):
-            for rank, position in enumerate(positions, 1):
-                row = at[position]
-                uid = unit_id(salt, row.dossier_id)
-                if uid in seen:
-                    raise InvalidParameter("two dossiers share a unit id: the campaign salt is unusable", "seed")
-                seen.add(uid)
-                records.append({"draw_id": draw_id, "unit_id": uid, "dossier_id": row.dossier_id,
-                                "agency_code": row.agency_code, "agency_id": row.agency_id,
-                                "stratum": label(stratum.key), "role": role, "rank": rank,
-                                "status": "active" if role == "selected" else "reserve",
-                                "weight": Decimal(weight.numerator) / Decimal(weight.denominator or 1)})
-                if role == "selected":
-                    units.append(_sampled(records[-1]))
-    for start in range(0, len(records), 5000):
-        await conn.execute(insert(sample_units), records[start:start + 5000])
+        if stratum.population:
+            await _draw_stratum(conn, sample, plan_row.frame_id, body, stratum, seed, salt, policy)
+    await sample.close()
     await conn.execute(update(draws).where(draws.c.draw_id == draw_id).values(seed=seed, status="drawn"))
-    parts = max(1, -(-len(units) // PART_SIZE))
-    events = [SampleDrawn(draw_id=draw_id, campaign_id=draw.campaign_id, province=body.get("province"),
-                          frame_digest=body["frame_digest"], seed_commitment=draw.seed_commitment, seed=seed,
-                          algorithm_version=ALGORITHM_VERSION, part=i + 1, parts=parts,
-                          units=units[i * PART_SIZE:(i + 1) * PART_SIZE]) for i in range(parts)]
-    await store.append(conn, f"draw-{draw_id}", events, expected_version=None, meta=meta)
-    return {"draw_id": draw_id, "selected": len(units), "reserves": len(records) - len(units),
+    return {"draw_id": draw_id, "selected": sample.selected, "reserves": sample.reserves,
             "frame_digest": body["frame_digest"], "algorithm_version": ALGORITHM_VERSION}
+
+
+async def _draw_stratum(conn: AsyncConnection, sample: SampleWriter, frame_id: str, body: Mapping[str, Any],
+                        stratum: StratumPlan, seed: str, salt: bytes, policy: ReservePolicy) -> None:
+    """One stratum's sample, then its ordered reserves, fetched ``POSITIONS_CHUNK`` positions at a time."""
+    chosen, backups = stratum_picks(stratum, seed, body["frame_digest"], policy)
+    picks, name = chosen + backups, label(stratum.key)
+    weight = Fraction(stratum.population, stratum.sample) if stratum.sample else Fraction(0)
+    decimal_weight = Decimal(weight.numerator) / Decimal(weight.denominator or 1)
+    for start in range(0, len(picks), POSITIONS_CHUNK):
+        chunk = picks[start:start + POSITIONS_CHUNK]
+        at = await _positions(conn, frame_id, body["dimensions"], stratum.key, chunk)
+        for i, position in enumerate(chunk, start):
+            row = at[position]
+            role: Role = "selected" if i < len(chosen) else "reserve"
+            await sample.add(unit_id=unit_id(salt, row.dossier_id), dossier_id=row.dossier_id,
+                             agency_code=row.agency_code, agency_id=row.agency_id, stratum=name, role=role,
+                             rank=i + 1 if i < len(chosen) else i - len(chosen) + 1, weight=decimal_weight)
 
 
 async def _positions(conn: AsyncConnection, frame_id: str, dims: list[str], key: tuple[str, ...],
