@@ -31,6 +31,15 @@ def test_no_personal_data_leaves_the_sealed_column(platform, admin, run_round):
     seen = httpx.get(sampling + f"/v1/units/{first['unit_id']}/contact", params={"purpose": "phát phiếu"},
                      headers=op).json()
     assert seen["name"].startswith(NAME)  # the one place it may appear: an authorised, logged read
+    auditor = {"Authorization": f"Bearer {platform.identity.mint('auditor@test', 'auditor')}"}
+
+    def audited_read():
+        entries = httpx.get(sampling + "/v1/audit", headers=auditor, params={"limit": 5000}).json()["entries"]
+        return [e["entry"] for e in entries if e["entry"]["kind"] == "personal-data-read"]
+    reads = wait_for(audited_read, timeout=30)  # sealed into the audit chain with who, why and from where
+    assert reads[-1]["actor"] == "op01" and reads[-1]["purpose"] == "phát phiếu" and reads[-1]["status"] == 200
+    assert reads[-1]["path"] == f"/v1/units/{first['unit_id']}/contact" and reads[-1]["client"] == "127.0.0.1"
+    assert httpx.get(sampling + "/v1/audit/verify", headers=auditor).json()["ok"] is True
     httpx.post(sampling + f"/v1/units/{first['unit_id']}/withdraw", json={"reason": "withdrawal"},
                headers=op).raise_for_status()
     # Let every consumer catch up with the round's events before looking.

@@ -11,6 +11,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sipas_kit.audit import mark_personal_data_read
 from sipas_kit.auth import CurrentPrincipal, Principal, Role
 from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.problems import Problem
@@ -200,6 +201,7 @@ async def contact(unit_id: str, request: Request, ctx: Ctx, who: FieldStaff,
                   ) -> dict[str, Any]:
     async with ctx.engine.begin() as conn:
         await campaign_for(conn, who, await _unit_campaign(conn, unit_id))
+        mark_personal_data_read(request, purpose)
         return await rounds.read_contact(conn, keys_of(request), unit_id, who.subject, purpose)
 
 
@@ -256,6 +258,8 @@ async def _field_list(draw_id: str, request: Request, ctx: Any, who: Principal,
     with_contacts = who.role in (Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR, Role.ENUMERATOR)
     async with ctx.engine.begin() as conn:
         await campaign_for(conn, who, await _campaign_of(conn, draws, "draw_id", draw_id))
+        if with_contacts:
+            mark_personal_data_read(request, "field list")
         rows = await field.field_list(conn, keys_of(request), draw_id, enumerator, with_contacts, who.subject)
     return rows, with_contacts
 
