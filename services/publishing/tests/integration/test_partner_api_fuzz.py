@@ -50,10 +50,13 @@ DOCUMENT: dict[str, Any] = {
 
 
 class FrozenScoring:
-    """Scoring's snapshot document endpoint, answering with one frozen document's canonical bytes."""
+    """Scoring as publishing sees it: one frozen document's canonical bytes, and no other campaigns."""
 
     async def document(self, snapshot_id: str) -> bytes:
         return canonical.dumpb(DOCUMENT)
+
+    async def comparison(self, campaign_id: str, against: str) -> dict[str, Any] | None:
+        return None
 
 
 def _snapshot_known(database_url: str) -> None:
@@ -83,7 +86,7 @@ def partner(stack: Any, identity: Any, tmp_path_factory: pytest.TempPathFactory)
 
     try:
         with asgi.get_client(app) as client:
-            app.state.ctx.snapshot_source = FrozenScoring()
+            app.state.ctx.scoring_source = FrozenScoring()
 
             def release(publish: bool) -> str:
                 release_id: str = _ok(client.post("/v1/releases", json={"snapshot_id": "s-fuzz"},

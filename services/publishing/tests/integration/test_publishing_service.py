@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sipas_events.catalogue import ballots as bal
 from sipas_events.catalogue import registry as reg
 from sipas_events.testing import Feed
-from sipas_publishing.adapters.snapshots import HttpSnapshotSource
+from sipas_publishing.adapters.scoring import HttpScoringSource
+from sipas_publishing.domain import manifest as mf
 
 pytestmark = pytest.mark.asyncio
 REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
@@ -54,13 +55,14 @@ def reference_events() -> list[Any]:
     ]
 
 
-def ballots(seed: int = 1, prefix: str = "x") -> list[Any]:
+def ballots(seed: int = 1, prefix: str = "x", campaign: str = "c26", sizes: dict[str, int] = SIZES,
+            provinces: dict[str, str] = AGENCIES) -> list[Any]:
     rng = random.Random(seed)
     return [bal.BallotAccepted(
-        ballot_id=f"{prefix}{a}-{i:03d}", campaign_id="c26", unit_id=f"u-{prefix}{a}-{i}", agency_id=a, stratum=a,
-        weight_ref="d1", province=AGENCIES[a], channel="paper",
+        ballot_id=f"{prefix}{a}-{i:03d}", campaign_id=campaign, unit_id=f"u-{prefix}{a}-{i}", agency_id=a, stratum=a,
+        weight_ref="d1", province=provinces[a], channel="paper",
         answers={c: rng.choice([None, 2, 3, 4, 5, 4, 5]) for c in CRITERIA}, expectations=[])
-        for a, n in SIZES.items() for i in range(n)]
+        for a, n in sizes.items() for i in range(n)]
 
 
 async def sql(api: Any, query: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -83,7 +85,7 @@ async def caught_up(api: Any, producer: str, position: int) -> None:
 def bind_scoring(publishing: Any, scoring: Any) -> None:
     """Publishing reads snapshots from the in-process scoring app, as a service."""
     token = scoring.auth("service", subject="svc-publishing")["Authorization"].split(" ", 1)[1]
-    publishing.app.state.ctx.snapshot_source = HttpSnapshotSource("http://scoring", token, client=scoring.client)
+    publishing.app.state.ctx.scoring_source = HttpScoringSource("http://scoring", token, client=scoring.client)
 
 
 async def snapshot(scoring: Any, publishing: Any) -> dict[str, Any]:
@@ -499,3 +501,87 @@ async def test_public_report_pages_and_downloads(pair):
     draft = (await publishing.client.post("/v1/releases", json={"snapshot_id": snap["snapshot_id"]},
                                           headers=admin(publishing, "lan@bnv"))).json()["release_id"]
     assert (await publishing.client.get(f"/report/{draft}")).status_code == 404  # drafts are not public
+
+
+def merger_of_2025() -> list[Any]:
+    """Bà Rịa - Vũng Tàu (77) joined Hồ Chí Minh City (79) on 2025-07-01; a 2024 campaign before it."""
+    return [
+        reg.AgencyRegistered(agency_id="prov-77", code="77", name="Bà Rịa - Vũng Tàu", level="province",
+                             province="77", valid_from="2008-01-01"),
+        reg.AgencyRegistered(agency_id="x77", code="H77.x", name="Sở X77", level="department", province="77",
+                             valid_from="2020-01-01"),
+        reg.AgencyMerged(predecessor_ids=["prov-77", "prov-79"], successor_id="prov-79-2025",
+                         effective_date="2025-07-01", legal_basis="Nghị quyết 202/2025/QH15"),
+        reg.AgencyRegistered(agency_id="prov-79-2025", code="79", name="Thành phố Hồ Chí Minh", level="province",
+                             province="79", valid_from="2025-07-01"),
+        reg.CampaignOpened(
+            campaign_id="c24", name="SIPAS 2024", year=2024, scope="national", province=None,
+            collection_window={"start": "2024-01-01", "end": "2024-12-31"},
+            frame_window={"start": "2023-10-01", "end": "2023-12-31"}, target_unit_ids=[*AGENCIES, "x77"],
+            instrument={"id": "sipas-2017", "version": 1}, scheme={"id": "share-satisfied", "version": 1},
+            retention_until="2100-01-01"),
+    ]
+
+
+async def test_year_on_year_restated_across_the_2025_merger_is_signed_and_shown(pair, tmp_path):
+    scoring, publishing, feed = pair
+    await feed.send("registry", *merger_of_2025())
+    await feed.send("ballots", *ballots(seed=24, prefix="o", campaign="c24", sizes={"a1": 40, "b1": 40, "x77": 40},
+                                        provinces=AGENCIES | {"x77": "77"}))
+    await caught_up(scoring, "registry", feed.positions["registry"])
+    await caught_up(scoring, "ballots", feed.positions["ballots"])
+    await caught_up(publishing, "registry", feed.positions["registry"])
+    snap = await snapshot(scoring, publishing)
+    lan = admin(publishing, "lan@bnv")
+    for compare_with, status in (("c26", 422), ("c-none", 404)):
+        r = await publishing.client.post("/v1/releases", headers=lan,
+                                         json={"snapshot_id": snap["snapshot_id"], "compare_with": compare_with})
+        assert r.status_code == status and r.json()["errors"][0]["field"] == "body.compare_with", r.text
+
+    r = await publishing.client.post("/v1/releases", headers=lan,
+                                     json={"snapshot_id": snap["snapshot_id"], "compare_with": "c24"})
+    assert r.status_code == 201 and r.json()["compare_with"] == "c24", r.text
+    release_id = r.json()["release_id"]
+    for step, who in (("submit", "lan@bnv"), ("approve", "minh@bnv"), ("publish", "minh@bnv")):
+        r = await publishing.client.post(f"/v1/releases/{release_id}/{step}", json={}, headers=admin(publishing, who))
+        assert r.status_code == 200, r.text
+    release = (await publishing.client.get(f"/v1/releases/{release_id}/manifest",
+                                           headers=publishing.auth("partner"))).json()
+    comparison = release["manifest"]["comparison"]
+    assert comparison["years"] == [2024, 2026] and comparison["against"] == "c24"
+    rows = {u["province"]: u for u in comparison["units"]}
+    shown = {u["province"]: u for u in release["manifest"]["figures"]["units"] if u["level"] == "province"}
+    assert rows["79"]["earlier"]["restated"] is True and rows["79"]["earlier"]["from"] == ["77", "79"]
+    assert rows["79"]["earlier"]["n"] == 80 and rows["01"]["earlier"]["restated"] is False
+    assert rows["48"]["earlier"] == {"value": None, "exact": None, "n": 0, "restated": False, "from": [],
+                                     "split": False}  # no ballots in 2024: nothing to restate
+    assert "77" not in rows  # no longer a province of its own
+    visible = [code for code, u in shown.items() if not u["suppressed"]]
+    assert "79" in visible
+    for code in visible:  # this year's side is the release's own figure, not a second number
+        assert rows[code]["current"]["value"] == shown[code]["overall"]["value"] is not None
+        assert rows[code]["change"] is not None
+    hidden = {code: u["suppressed"] for code, u in shown.items() if u["suppressed"]}
+    assert hidden["48"] == "insufficient_sample" and len(hidden) >= 2  # 48 too small; another hides it
+    for code, why in hidden.items():  # withheld in the release, withheld in the comparison
+        assert rows[code]["current"]["value"] is None and rows[code]["current"]["suppressed"] == why
+        assert rows[code]["change"] is None
+    # The comparison is signed with the figures: one edited number and the release no longer verifies.
+    key = bytes.fromhex((await publishing.client.get("/v1/keys")).json()["keys"][0]["public_key"])
+    assert mf.verify(release, key).ok
+    edited = json.loads(json.dumps(release))
+    edited["manifest"]["comparison"]["units"][0]["earlier"]["value"] = "99.99"
+    assert not mf.verify(edited, key).ok
+
+    page = (await publishing.client.get(f"/report/{release_id}")).text
+    assert "So sánh với năm 2024" in page and "tính lại theo địa giới mới" in page
+    assert "Bà Rịa - Vũng Tàu + Thành phố Hồ Chí Minh" in page and page.count("† tính lại") == 1
+    english = (await publishing.client.get(f"/report/{release_id}", params={"lang": "en"})).text
+    assert "Compared with 2024" in english and "restated on today&#39;s provinces" in english
+
+    # Ballots after the snapshot: scoring's comparison no longer matches the frozen figures: refused.
+    await feed.send("ballots", *ballots(seed=25, prefix="late", sizes={"b1": 5}))
+    await caught_up(scoring, "ballots", feed.positions["ballots"])
+    r = await publishing.client.post("/v1/releases", headers=lan,
+                                     json={"snapshot_id": snap["snapshot_id"], "compare_with": "c24"})
+    assert r.status_code == 409 and "new snapshot" in r.json()["detail"], r.text

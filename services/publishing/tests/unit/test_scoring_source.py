@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sipas_events import canonical
-from sipas_publishing.adapters.snapshots import HttpSnapshotSource, verified_figures
+from sipas_publishing.adapters.scoring import HttpScoringSource, verified_figures
 from sipas_publishing.domain.errors import FiguresMismatch, ScoringUnavailable
 
 pytestmark = pytest.mark.asyncio
@@ -20,7 +20,7 @@ GENUINE = canonical.dumpb(DOCUMENT)
 DIGEST = hashlib.sha256(GENUINE).hexdigest()
 
 
-def scoring(body: bytes, status: int = 200) -> tuple[HttpSnapshotSource, list[httpx.Request]]:
+def scoring(body: bytes, status: int = 200) -> tuple[HttpScoringSource, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -28,7 +28,7 @@ def scoring(body: bytes, status: int = 200) -> tuple[HttpSnapshotSource, list[ht
         return httpx.Response(status, content=body, headers={"content-type": "application/json"})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-    return HttpSnapshotSource("http://scoring/", "tok", client=client), seen
+    return HttpScoringSource("http://scoring/", "tok", client=client), seen
 
 
 async def test_the_frozen_document_is_read_as_scoring_hashed_it() -> None:

@@ -7,7 +7,8 @@ releases, API keys, webhook subscriptions and their delivery outbox and log.
 A published (or retracted) release row is immutable: a trigger refuses DELETE, and any UPDATE except
 the one that retracts it (status ``published`` → ``retracted`` plus the retraction itself).
 
-The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these.
+The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these. Later
+columns are listed per migration in :data:`ADDED` (0004: a release's year-on-year comparison).
 """
 
 from __future__ import annotations
@@ -108,7 +109,24 @@ CREATE TRIGGER pb_releases_immutable BEFORE UPDATE OR DELETE ON pb_releases
   FOR EACH ROW EXECUTE FUNCTION pb_releases_immutable()
 """)
 
-_tables = {name: Table(name, metadata, *cols) for name, cols in _columns_v1().items()}
+def _added_0004() -> dict[str, list[Any]]:
+    """Frozen: what migration 0004 adds — the earlier campaign a release compares with, and scoring's
+    comparison restricted to what the release shows (signed into the manifest with the figures)."""
+    return {"pb_releases": [Column("compare_with", Text), Column("comparison", JSONB)]}
+
+
+ADDED = {"0004": _added_0004}
+
+
+def _columns() -> dict[str, list[Any]]:
+    columns = _columns_v1()
+    for added in ADDED.values():
+        for name, cols in added().items():
+            columns[name] = columns[name] + cols
+    return columns
+
+
+_tables = {name: Table(name, metadata, *cols) for name, cols in _columns().items()}
 _indexes(_tables)
 snapshots, commitments, releases = _tables["pb_snapshots"], _tables["pb_commitments"], _tables["pb_releases"]
 api_keys, subscriptions = _tables["pb_api_keys"], _tables["pb_subscriptions"]

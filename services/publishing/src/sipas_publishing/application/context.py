@@ -1,7 +1,7 @@
-"""What publishing adds to the kit's service context: the signing key and the snapshot source.
+"""What publishing adds to the kit's service context: the signing key and the way to scoring.
 
 Both are made on first use from settings; a test (or another wiring) may set
-``ctx.snapshot_source`` beforehand, e.g. an httpx client bound to an in-process scoring app.
+``ctx.scoring_source`` beforehand, e.g. an httpx client bound to an in-process scoring app.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import cast
 
 from sipas_kit.context import ServiceContext
 from sipas_publishing.adapters.keys import LocalSigningKey
-from sipas_publishing.adapters.snapshots import HttpSnapshotSource, SnapshotSource
+from sipas_publishing.adapters.scoring import HttpScoringSource, ScoringSource
 from sipas_publishing.settings import PublishingSettings
 
 SERVICE_ACTOR = "service:publishing"
@@ -31,8 +31,8 @@ def signing_key(ctx: ServiceContext) -> LocalSigningKey:
     return cast(LocalSigningKey, key)
 
 
-def snapshot_source(ctx: ServiceContext) -> SnapshotSource:
-    source = getattr(ctx, "snapshot_source", None)
+def scoring_source(ctx: ServiceContext) -> ScoringSource:
+    source = getattr(ctx, "scoring_source", None)
     if source is None:
         s = ctx.settings
         if "scoring" not in s.peers:
@@ -40,6 +40,6 @@ def snapshot_source(ctx: ServiceContext) -> SnapshotSource:
 
             raise Problem(503, "Service unavailable", "the scoring peer is not configured (peers.scoring)")
         token = s.service_token.get_secret_value() if s.service_token else None
-        source = HttpSnapshotSource(s.peers["scoring"], token)
-        ctx.snapshot_source = source  # type: ignore[attr-defined]
-    return cast(SnapshotSource, source)
+        source = HttpScoringSource(s.peers["scoring"], token)
+        ctx.scoring_source = source  # type: ignore[attr-defined]
+    return cast(ScoringSource, source)

@@ -30,10 +30,11 @@ from sipas_events.ids import new_id
 from sipas_events.store import Metadata
 from sipas_kit.context import ServiceContext
 from sipas_kit.problems import Problem
-from sipas_publishing.adapters.snapshots import verified_figures
+from sipas_publishing.adapters.scoring import verified_figures
 from sipas_publishing.adapters.tables import commitments, releases, snapshots
-from sipas_publishing.application.context import settings, signing_key, snapshot_source
+from sipas_publishing.application.context import scoring_source, settings, signing_key
 from sipas_publishing.application.webhooks import enqueue
+from sipas_publishing.domain import comparison as yoy
 from sipas_publishing.domain import manifest as mf
 from sipas_publishing.domain import releases as rel
 from sipas_publishing.domain.errors import ReleaseConflict
@@ -66,8 +67,23 @@ async def _write(conn: AsyncConnection, row: Mapping[str, Any], **values: Any) -
     return version
 
 
+async def _comparison(ctx: ServiceContext, campaign_id: str, province: str | None, document: dict[str, Any],
+                      against: str) -> dict[str, Any]:
+    """Scoring's year-on-year comparison with ``against``, cut to what this release shows."""
+    def refuse(status: int, detail: str, message: str) -> Problem:
+        return Problem(status, "Not found" if status == 404 else "Invalid request", detail,
+                       errors=[{"field": "body.compare_with", "message": message, "type": "value_error"}])
+
+    if against == campaign_id:
+        raise refuse(422, "a release compares with an earlier campaign, not with its own", "same campaign")
+    found = await scoring_source(ctx).comparison(campaign_id, against)
+    if found is None:
+        raise refuse(404, f"scoring knows no campaign {against} to compare with", "unknown campaign")
+    return yoy.for_release(found, document, province)
+
+
 async def draft(ctx: ServiceContext, conn: AsyncConnection, snapshot_id: str, title: str | None,
-                supersedes: str | None, meta: Metadata) -> dict[str, Any]:
+                supersedes: str | None, meta: Metadata, compare_with: str | None = None) -> dict[str, Any]:
     snap = (await conn.execute(select(snapshots).where(snapshots.c.snapshot_id == snapshot_id))).mappings().first()
     if snap is None:
         raise Problem(404, "Not found", f"no snapshot {snapshot_id} known to publishing (yet)",
@@ -78,13 +94,16 @@ async def draft(ctx: ServiceContext, conn: AsyncConnection, snapshot_id: str, ti
         if old["campaign_id"] != snap["campaign_id"]:
             raise ReleaseConflict(f"release {supersedes} is of campaign {old['campaign_id']}, not "
                                   f"{snap['campaign_id']}")
-    document = await verified_figures(snapshot_source(ctx), snapshot_id, snap["figures_digest"])
+    document = await verified_figures(scoring_source(ctx), snapshot_id, snap["figures_digest"])
+    comparison = None if compare_with is None else await _comparison(
+        ctx, snap["campaign_id"], snap["province"], document, compare_with)
     release_id, now = str(new_id()), dt.datetime.now(dt.UTC)
     row = {"release_id": release_id, "campaign_id": snap["campaign_id"], "province": snap["province"],
            "snapshot_id": snapshot_id, "status": rel.DRAFT, "version": 1,
            "title": title or f"SIPAS {document.get('year', '')} — {snap['campaign_id']}".strip(),
            "supersedes": supersedes, "drafted_by": meta.actor, "drafted_at": now,
-           "figures_digest": snap["figures_digest"], "document": document}
+           "figures_digest": snap["figures_digest"], "document": document, "compare_with": compare_with,
+           "comparison": comparison}
     await conn.execute(releases.insert().values(**row))
     await _append(ctx, conn, row, ReleaseDrafted(
         release_id=release_id, snapshot_id=snapshot_id, campaign_id=snap["campaign_id"], province=snap["province"],
@@ -143,7 +162,7 @@ async def _freeze(ctx: ServiceContext, conn: AsyncConnection, row: dict[str, Any
                 "chain_heads": snap["chain_heads"], "figures_digest": snap["figures_digest"]}
     commitments_ = [{k: s[k] for k in ("draw_id", "frame_digest", "seed_commitment", "algorithm_version", "seed")}
                     for s in seeds]
-    manifest = mf.build(release, snapshot, commitments_, document)
+    manifest = mf.build(release, snapshot, commitments_, document, row.get("comparison"))
     body = mf.manifest_bytes(manifest)
     key = signing_key(ctx)
     sha, signature = hashlib.sha256(body).hexdigest(), key.sign(body)

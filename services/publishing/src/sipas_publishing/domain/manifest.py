@@ -35,9 +35,12 @@ def key_id(public_raw: bytes) -> str:
 
 
 def build(release: dict[str, Any], snapshot: dict[str, Any], commitments: list[dict[str, Any]],
-          document: dict[str, Any]) -> dict[str, Any]:
-    return {"format": FORMAT, "release": release, "snapshot": snapshot, "seed_commitments": commitments,
-            "figures": document}
+          document: dict[str, Any], comparison: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest; ``comparison`` (year on year, restated on today's provinces) only when the
+    release names an earlier campaign, so a release without one reads as it always did."""
+    manifest = {"format": FORMAT, "release": release, "snapshot": snapshot, "seed_commitments": commitments,
+                "figures": document}
+    return manifest | ({"comparison": comparison} if comparison is not None else {})
 
 
 @dataclass

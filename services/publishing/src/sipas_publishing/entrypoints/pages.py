@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sipas_kit.http import Ctx
 from sipas_publishing.adapters.tables import reference, releases
 from sipas_publishing.application import queries
+from sipas_publishing.domain import comparison as yoy
 from sipas_publishing.domain.releases import PUBLIC
 from sipas_publishing.entrypoints.edge import PathId
 from sipas_publishing.entrypoints.exports import render
@@ -27,14 +28,22 @@ WORDS = {
            "rank_range": "Khoảng hạng", "n": "Số phiếu", "suppressed": "không đủ mẫu",
            "complementary": "ẩn để bảo vệ số liệu", "factors": "Theo yếu tố", "download": "Tải về",
            "retracted": "Đã thu hồi", "superseded": "Đã được đính chính bởi", "agencies": "Các cơ quan",
-           "none": "Chưa có kỳ công bố nào.", "back": "Quay lại", "other": "English"},
+           "none": "Chưa có kỳ công bố nào.", "back": "Quay lại", "other": "English",
+           "yoy": "So sánh với năm", "change": "Thay đổi", "restated": "tính lại theo địa giới mới",
+           "restated_note": "Số liệu năm trước được tính lại theo địa giới hành chính hiện nay (sáp nhập từ "
+                            "01/7/2025): cộng dồn phiếu của các tỉnh cũ", "split": "tỉnh cũ được chia tách",
+           "from": "từ"},
     "en": {"title": "Citizen satisfaction with public administration (SIPAS)", "releases": "Releases",
            "national": "National index", "ranking": "Province ranking", "province": "Province", "agency": "Agency",
            "index": "Index", "ci": "95% confidence interval", "rank": "Rank", "rank_range": "Rank range",
            "n": "Ballots", "suppressed": "insufficient sample", "complementary": "hidden to protect other figures",
            "factors": "By factor", "download": "Download", "retracted": "Retracted",
            "superseded": "Corrected by", "agencies": "Agencies", "none": "Nothing published yet.", "back": "Back",
-           "other": "Tiếng Việt"},
+           "other": "Tiếng Việt", "yoy": "Compared with", "change": "Change",
+           "restated": "restated on today's provinces",
+           "restated_note": "Earlier figures restated on today's provinces (merged from 1 July 2025) by pooling "
+                            "the ballots of the former provinces", "split": "former province was split",
+           "from": "from"},
 }
 Lang = Literal["vi", "en"]
 
@@ -75,6 +84,9 @@ async def _release(ctx: Ctx, release_id: str) -> dict[str, Any]:
     for unit in row["document"]["units"]:
         if unit["level"] == "province" and not unit.get("name"):
             unit["name"] = names.get(unit.get("province") or unit["id"], unit["id"])
+    for unit in (row.get("comparison") or {}).get("units", []):
+        unit["name"] = unit.get("name") or names.get(unit["province"], unit["province"])
+        unit["earlier"]["from_names"] = [names.get(code, code) for code in unit["earlier"]["from"] or []]
     return row
 
 
@@ -95,7 +107,8 @@ async def release_page(release_id: PathId, request: Request, ctx: Ctx, lang: Lan
     provinces = sorted(queries.figures(row["document"], level="province"),
                        key=lambda u: ((u.get("rank") or {}).get("rank") or 10**6, u.get("name") or ""))
     return _page(request, "report_release.html", lang, release=row, national=national,
-                 provinces=[(u, bar(u)) for u in provinces])
+                 provinces=[(u, bar(u)) for u in provinces], comparison=row.get("comparison"),
+                 restated=yoy.restated(row.get("comparison")))
 
 
 @router.get("/report/{release_id}/provinces/{province}", response_class=HTMLResponse)

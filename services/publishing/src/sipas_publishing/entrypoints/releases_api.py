@@ -30,7 +30,7 @@ from sipas_publishing.entrypoints.edge import NO_NUL, PathId
 router = APIRouter(prefix="/v1", tags=["release workflow"])
 Editor = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
 SUMMARY = ("release_id", "campaign_id", "province", "snapshot_id", "status", "version", "title", "supersedes",
-           "drafted_by", "drafted_at", "submitted_by", "approved_by", "published_by", "embargo_until",
+           "drafted_by", "drafted_at", "compare_with", "submitted_by", "approved_by", "published_by", "embargo_until",
            "published_at", "figures_digest", "manifest_sha256", "signature", "key_id", "retraction")
 
 
@@ -40,6 +40,9 @@ class Draft(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=300, pattern=NO_NUL)
     supersedes: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL,
                                    description="The published release this one corrects")
+    compare_with: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL,
+                                     description="An earlier campaign: the release shows year on year, the earlier "
+                                                 "year restated on today's provinces (signed with the figures)")
 
 
 class Publish(BaseModel):
@@ -84,7 +87,8 @@ async def draft_release(body: Draft, request: Request, ctx: Ctx, who: Editor) ->
         province = (await conn.execute(select(snapshots.c.province)
                                        .where(snapshots.c.snapshot_id == body.snapshot_id))).scalar()
     return await _command(ctx, request, who, None, province, lambda conn: app.draft(
-        ctx, conn, body.snapshot_id, body.title, body.supersedes, metadata(request, who)), status=201)
+        ctx, conn, body.snapshot_id, body.title, body.supersedes, metadata(request, who), body.compare_with),
+        status=201)
 
 
 @router.post("/releases/{release_id}/submit", summary="Submit a draft for review")
