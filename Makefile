@@ -12,6 +12,7 @@ help:
 	@echo "make bench  - measure raw NATS/Postgres ceilings and the backbone; write docs/performance.md"
 	@echo "             then a 10-million-row frame upload and draw; write docs/performance-sampling.md"
 	@echo "             (SAMPLING_BENCH_ARGS=\"--rows 1000000\" for a smaller frame)"
+	@echo "             then ballots intake over HTTP, bulk import and online-766; write docs/performance-ballots.md"
 	@echo "make lint   - ruff + mypy;  make docs - regenerate docs/events.md and docs/asyncapi.yaml"
 
 $(STAMP): requirements/dev.txt libs/*/pyproject.toml cli/pyproject.toml services/*/pyproject.toml
@@ -44,6 +45,7 @@ docs-check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.backbone --out docs/performance.md
 	$(BIN)/python -m bench.sampling --out docs/performance-sampling.md $(SAMPLING_BENCH_ARGS)
+	$(BIN)/python -m bench.ballots --out docs/performance-ballots.md $(BALLOTS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .sipas

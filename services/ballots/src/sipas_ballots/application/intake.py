@@ -48,10 +48,8 @@ async def _definition(conn: AsyncConnection, kind: str, ref: dict[str, Any]) -> 
                                                           d.version == ref["version"]))).scalar()
 
 
-async def _context(conn: AsyncConnection, sub: Submission, ballot: Ballot | None) -> ValidationContext | Rejected:
-    c = reference.campaigns.c
-    campaign = (await conn.execute(select(reference.campaigns).where(c.campaign_id == sub.campaign_id))
-                ).mappings().first()
+async def _context(conn: AsyncConnection, sub: Submission, campaign: Any, ballot: Ballot | None,
+                   unit: Any) -> ValidationContext | Rejected:
     if campaign is None:
         return Rejected("wrong_campaign", f"no campaign {sub.campaign_id} is known here", "campaign_id")
     body = campaign["definition"]
@@ -63,11 +61,7 @@ async def _context(conn: AsyncConnection, sub: Submission, ballot: Ballot | None
     window = body["collection_window"]
     rules = CampaignRules(sub.campaign_id, dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"]),
                           Fraction(str(SchemeDefinition.model_validate(scheme).min_answered_share)))
-    active: frozenset[str] = frozenset()
-    if ballot is not None:
-        status = (await conn.execute(select(sampled_units.c.status).where(sampled_units.c.unit_id == ballot.unit_id))
-                  ).scalar()
-        active = frozenset({ballot.unit_id}) if status == "active" else frozenset()
+    active = frozenset({unit.unit_id}) if unit is not None and unit.status == "active" else frozenset()
     return ValidationContext(rules, Instrument.from_definition(InstrumentDefinition.model_validate(instrument)),
                              {ballot.code: ballot} if ballot else {}, active)
 
@@ -80,9 +74,14 @@ async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta
                ).first()
     except InvalidCode:
         row = None
+    unit = None
     if row is not None:
         ballot = Ballot(row.ballot_id, row.campaign_id, row.unit_id, row.code, Status(row.status), row.cancel_reason)
-    context = await _context(conn, sub, ballot)
+        unit = (await conn.execute(select(sampled_units).where(sampled_units.c.unit_id == ballot.unit_id))).first()
+    # Campaign and unit are read once, for the rules and for the events alike.
+    campaign = (await conn.execute(select(reference.campaigns).where(
+        reference.campaigns.c.campaign_id == sub.campaign_id))).mappings().first()
+    context = await _context(conn, sub, campaign, ballot, unit)
     if isinstance(context, ValidationContext):
         outcome = validate(sub, context)
     else:  # the campaign is unusable here, but code problems still come first (the documented order)
@@ -93,11 +92,9 @@ async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta
         outcome = first if code_problem else context
     submission_id = str(new_id())
     now = dt.datetime.now(dt.UTC)
-    province = (await conn.execute(select(reference.campaigns.c.province).where(
-        reference.campaigns.c.campaign_id == sub.campaign_id))).scalar()
+    province = campaign["province"] if campaign is not None else None
     if isinstance(outcome, Accepted):
-        unit = (await conn.execute(select(sampled_units).where(sampled_units.c.unit_id == outcome.ballot.unit_id))
-                ).one()
+        assert unit is not None and unit.unit_id == outcome.ballot.unit_id  # accepted only with its active unit
         await conn.execute(update(ballots).where(ballots.c.ballot_id == outcome.ballot.ballot_id).values(status="used"))
         await conn.execute(insert(accepted).values(
             ballot_id=outcome.ballot.ballot_id, campaign_id=sub.campaign_id, unit_id=unit.unit_id, channel=sub.channel,
