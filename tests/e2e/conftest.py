@@ -65,8 +65,9 @@ def sampling_round(platform, admin, *, code: str, frame_rows: list[str], seed: s
     assert campaign.status_code == 201, campaign.text
     cid = campaign.json()["campaign_id"]
     op = {"Authorization": f"Bearer {platform.identity.mint('op01', 'province-operator', province='01')}"}
-    wait_for(lambda: any(c["campaign_id"] == cid for c in
-                         httpx.get(sampling + "/v1/reference/campaigns", headers=op).json()), timeout=60)
+    for service in ("sampling", "ballots", "scoring"):  # every service that acts on it has learned the campaign
+        wait_for(lambda service=service: any(c["campaign_id"] == cid for c in httpx.get(
+            platform.url(service) + "/v1/reference/campaigns", headers=op).json()), timeout=60)
     header = "agency_code,procedure,service_field,dossier_id,completed_on,respondent_type,name,phone,address"
     frame = httpx.post(sampling + f"/v1/campaigns/{cid}/frames", params={"mode": "accept_valid"},
                        headers=op | {"Content-Type": "text/csv"}, content="\n".join([header, *frame_rows]).encode())

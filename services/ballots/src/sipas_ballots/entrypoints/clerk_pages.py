@@ -65,7 +65,13 @@ async def _form(request: Request, ctx: Any, who: Principal, campaign_id: str | N
         d = reference.definitions.c
         rows = (await conn.execute(select(reference.campaigns))).mappings().all()
         mine = [r for r in rows if who.can_act_in(r["province"])]
-        campaign = next((r for r in mine if r["campaign_id"] == campaign_id), mine[0] if mine else None)
+        if campaign_id:  # asked for by name: never key into another campaign instead
+            campaign = next((r for r in mine if r["campaign_id"] == campaign_id), None)
+            if campaign is None:
+                return _page(request, "enter_code.html", 404, message=f"Đợt khảo sát {campaign_id} chưa có ở đây "
+                             "hoặc ngoài phạm vi của bạn; xin thử lại sau ít phút.")
+        else:
+            campaign = mine[0] if mine else None
         if campaign is None:
             return _page(request, "enter_code.html", 404, message="Không có đợt khảo sát nào trong phạm vi của bạn.")
         ref = campaign["definition"]["instrument"]
@@ -93,6 +99,12 @@ async def clerk_key(request: Request, ctx: Ctx) -> Response:
     who = _who(request, KEYERS)
     fields = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
     campaign_id = fields.get("campaign_id", [""])[0]
+    async with ctx.engine.connect() as conn:
+        c = reference.campaigns.c
+        province = (await conn.execute(select(c.province).where(c.campaign_id == campaign_id))).scalar()
+    if not who.can_act_in(province):
+        return await _form(request, ctx, who, None, status=404, message="Không có đợt khảo sát này trong phạm vi "
+                           "của bạn.", ok=False)
     try:
         code = parse_code(fields.get("code", [""])[0])
     except InvalidCode as exc:
@@ -138,6 +150,10 @@ async def dispute(code: str, request: Request, ctx: Ctx) -> Response:
 @router.post("/clerk/disputes/{code}", response_class=HTMLResponse)
 async def settle(code: str, request: Request, ctx: Ctx) -> Response:
     who = _who(request, ADJUDICATORS)
+    async with ctx.engine.connect() as conn:
+        row = (await conn.execute(select(paper_status.c.province).where(paper_status.c.code == code))).first()
+    if row is None or not who.can_act_in(row.province):
+        return _page(request, "disputes.html", 404, disputes=[], message="Không có phiếu này để đối chiếu.", ok=False)
     fields = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
     choices: dict[str, Any] = {}
     for name, values in fields.items():
