@@ -3,7 +3,7 @@
 A commune of Hà Nội is sampled and its respondents answer through the ballots API; scoring freezes
 a snapshot; publishing drafts a release from it (one ministry officer), a second officer approves
 and publishes it; then a reader opens the report on a desktop and on a phone-sized screen, follows
-the ranking to the province page and downloads the figures. Screenshots are kept under
+the ranking to the province page and downloads the figures (CSV and PDF). Screenshots are kept under
 ``test-artefacts/report-browser/`` (git-ignored) for a person to look at.
 """
 
@@ -176,6 +176,16 @@ def test_a_reader_follows_the_ranking_to_a_province_and_downloads_the_figures(re
     assert overall[agency["id"]] == agency["overall"]["value"] and overall[province["id"]] == \
         province["overall"]["value"]
     assert {r["n"] for r in rows if r["unit_id"] == agency["id"] and r["figure"] == "overall"} == {"40"}
+
+    report = artefacts / f"sipas-{release_id}.pdf"
+    report.unlink(missing_ok=True)
+    desktop.find_element(By.ID, "pdf").click()
+    wait_for(lambda: report.exists() and report.stat().st_size > 0, timeout=30)
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
+    assert "Xếp hạng tỉnh, thành phố" in text and "Hà Nội" in text and agency["name"] in text
+    assert agency["overall"]["value"] in text
 
 
 def test_the_report_fits_a_phone(release, phone, artefacts):

@@ -65,6 +65,17 @@ def ballots(seed: int = 1, prefix: str = "x", campaign: str = "c26", sizes: dict
         for a, n in sizes.items() for i in range(n)]
 
 
+def pdf_text(content: bytes) -> tuple[str, set[str]]:
+    """The text a reader of the PDF gets, and the fonts its pages use."""
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(content))
+    fonts = {str(f["/BaseFont"]) for page in reader.pages for f in page["/Resources"]["/Font"].values()}
+    return "\n".join(page.extract_text() for page in reader.pages), fonts
+
+
 async def sql(api: Any, query: str, **params: Any) -> list[tuple[Any, ...]]:
     engine = create_async_engine(api.database_url)
     try:
@@ -498,6 +509,17 @@ async def test_public_report_pages_and_downloads(pair):
     assert r.content.decode("utf-8-sig").splitlines()[0].startswith("level,unit_id")
     r = await publishing.client.get(f"/report/{release_id}/download.xlsx")
     assert r.status_code == 200 and r.content[:2] == b"PK"
+    r = await publishing.client.get(f"/report/{release_id}/download.pdf")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert r.headers["content-disposition"].endswith(f'sipas-{release_id}.pdf"')
+    text, fonts = pdf_text(r.content)
+    for words in ("Chỉ số hài lòng về sự phục vụ hành chính", "Xếp hạng tỉnh, thành phố", "Thành phố Hồ Chí Minh",
+                  "Hà Nội", "Đà Nẵng", "Sở A1", "Sở B2", "không đủ mẫu", "Khoảng tin cậy 95%", "Trang 1/2"):
+        assert words in text, words
+    assert fonts and all("DejaVu" in f for f in fonts)  # an embedded Unicode font, not a core one
+    english, _ = pdf_text((await publishing.client.get(f"/report/{release_id}/download.pdf",
+                                                       params={"lang": "en"})).content)
+    assert "Province ranking" in english and "insufficient sample" in english and "Hà Nội" in english
     draft = (await publishing.client.post("/v1/releases", json={"snapshot_id": snap["snapshot_id"]},
                                           headers=admin(publishing, "lan@bnv"))).json()["release_id"]
     assert (await publishing.client.get(f"/report/{draft}")).status_code == 404  # drafts are not public
@@ -578,6 +600,10 @@ async def test_year_on_year_restated_across_the_2025_merger_is_signed_and_shown(
     assert "Bà Rịa - Vũng Tàu + Thành phố Hồ Chí Minh" in page and page.count("† tính lại") == 1
     english = (await publishing.client.get(f"/report/{release_id}", params={"lang": "en"})).text
     assert "Compared with 2024" in english and "restated on today&#39;s provinces" in english
+    text, _ = pdf_text((await publishing.client.get(f"/report/{release_id}/download.pdf")).content)
+    unwrapped = "".join(text.split())  # table cells wrap long lines
+    assert "Sosánhvớinăm2024" in unwrapped and "†tínhlạitheođịagiớimới:từBàRịa-VũngTàu+ThànhphốHồChíMinh" in \
+        unwrapped
 
     # Ballots after the snapshot: scoring's comparison no longer matches the frozen figures: refused.
     await feed.send("ballots", *ballots(seed=25, prefix="late", sizes={"b1": 5}))

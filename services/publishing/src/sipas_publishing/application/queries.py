@@ -43,6 +43,12 @@ def figures(document: Mapping[str, Any], level: str | None = None, unit: str | N
             and (province is None or u.get("province") == province)]
 
 
+def ranked_provinces(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Provinces by rank; unranked (suppressed) ones last, by name."""
+    return sorted(figures(document, level="province"),
+                  key=lambda u: ((u.get("rank") or {}).get("rank") or 10**6, u.get("name") or ""))
+
+
 async def history(conn: AsyncConnection, unit_id: str) -> list[dict[str, Any]]:
     """The unit's headline figure in every public release, oldest first; retracted ones flagged."""
     rows = (await conn.execute(select(releases).where(releases.c.status.in_(PUBLIC))

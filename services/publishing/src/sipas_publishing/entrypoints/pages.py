@@ -18,34 +18,11 @@ from sipas_publishing.domain import comparison as yoy
 from sipas_publishing.domain.releases import PUBLIC
 from sipas_publishing.entrypoints.edge import PathId
 from sipas_publishing.entrypoints.exports import render
+from sipas_publishing.entrypoints.report_pdf import release_pdf
+from sipas_publishing.entrypoints.words import WORDS, Lang
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-WORDS = {
-    "vi": {"title": "Chỉ số hài lòng về sự phục vụ hành chính", "releases": "Các kỳ công bố",
-           "national": "Chỉ số toàn quốc", "ranking": "Xếp hạng tỉnh, thành phố", "province": "Tỉnh, thành phố",
-           "agency": "Cơ quan", "index": "Chỉ số", "ci": "Khoảng tin cậy 95%", "rank": "Hạng",
-           "rank_range": "Khoảng hạng", "n": "Số phiếu", "suppressed": "không đủ mẫu",
-           "complementary": "ẩn để bảo vệ số liệu", "factors": "Theo yếu tố", "download": "Tải về",
-           "retracted": "Đã thu hồi", "superseded": "Đã được đính chính bởi", "agencies": "Các cơ quan",
-           "none": "Chưa có kỳ công bố nào.", "back": "Quay lại", "other": "English",
-           "yoy": "So sánh với năm", "change": "Thay đổi", "restated": "tính lại theo địa giới mới",
-           "restated_note": "Số liệu năm trước được tính lại theo địa giới hành chính hiện nay (sáp nhập từ "
-                            "01/7/2025): cộng dồn phiếu của các tỉnh cũ", "split": "tỉnh cũ được chia tách",
-           "from": "từ"},
-    "en": {"title": "Citizen satisfaction with public administration (SIPAS)", "releases": "Releases",
-           "national": "National index", "ranking": "Province ranking", "province": "Province", "agency": "Agency",
-           "index": "Index", "ci": "95% confidence interval", "rank": "Rank", "rank_range": "Rank range",
-           "n": "Ballots", "suppressed": "insufficient sample", "complementary": "hidden to protect other figures",
-           "factors": "By factor", "download": "Download", "retracted": "Retracted",
-           "superseded": "Corrected by", "agencies": "Agencies", "none": "Nothing published yet.", "back": "Back",
-           "other": "Tiếng Việt", "yoy": "Compared with", "change": "Change",
-           "restated": "restated on today's provinces",
-           "restated_note": "Earlier figures restated on today's provinces (merged from 1 July 2025) by pooling "
-                            "the ballots of the former provinces", "split": "former province was split",
-           "from": "from"},
-}
-Lang = Literal["vi", "en"]
 
 
 def _page(request: Request, name: str, lang: Lang, status: int = 200, **context: Any) -> HTMLResponse:
@@ -104,8 +81,7 @@ async def release_page(release_id: PathId, request: Request, ctx: Ctx, lang: Lan
     row = await _release(ctx, release_id)
     units = row["document"]["units"]
     national = next((u for u in units if u["level"] == "national"), None)
-    provinces = sorted(queries.figures(row["document"], level="province"),
-                       key=lambda u: ((u.get("rank") or {}).get("rank") or 10**6, u.get("name") or ""))
+    provinces = queries.ranked_provinces(row["document"])
     return _page(request, "report_release.html", lang, release=row, national=national,
                  provinces=[(u, bar(u)) for u in provinces], comparison=row.get("comparison"),
                  restated=yoy.restated(row.get("comparison")))
@@ -123,8 +99,12 @@ async def province_page(release_id: PathId, province: PathId, request: Request, 
 
 
 @router.get("/report/{release_id}/download.{fmt}")
-async def download(release_id: PathId, fmt: Literal["csv", "xlsx"], ctx: Ctx) -> Response:
+async def download(release_id: PathId, fmt: Literal["csv", "xlsx", "pdf"], ctx: Ctx, lang: Lang = "vi") -> Response:
     row = await _release(ctx, release_id)
+    if fmt == "pdf":
+        suffix = "" if lang == "vi" else f"-{lang}"
+        return Response(release_pdf(row, lang), media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="sipas-{release_id}{suffix}.pdf"'})
     head = {k: v for k, v in row["document"].items() if k != "units"} | {
         "release_id": release_id, "status": row["status"], "figures_digest": row["figures_digest"]}
     return render(head, row["document"]["units"], fmt, f"sipas-{release_id}")
