@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 from fastapi import Request
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Table, Text, select, text, update
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, Table, Text, select, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -65,6 +65,13 @@ def v1_downgrade(op: Any) -> None:
     op.drop_table("audit_log")
 
 
+_SEAL = text(
+    "UPDATE audit_log SET position = s.position, hash = s.hash"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS bigint[]), CAST(:hashes AS bytea[]))"
+    " AS s(id, position, hash) WHERE audit_log.id = s.id"
+)
+
+
 def chain_hash(previous: bytes, position: int, body: str) -> bytes:
     digest = hashlib.sha256(previous)
     digest.update(position.to_bytes(8, "big"))
@@ -96,7 +103,8 @@ def entry(request: Request, service: str, status: int) -> dict[str, Any] | None:
 
 
 async def record(engine: AsyncEngine, body: dict[str, Any]) -> None:
-    async with engine.begin() as conn:
+    async with engine.connect() as conn:  # one INSERT in autocommit: one round trip, no BEGIN/COMMIT
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(audit_log.insert().values(
             id=new_id(), recorded_at=dt.datetime.now(dt.UTC), body=canonical.dumps(body)))
 
@@ -111,10 +119,15 @@ async def seal(conn: AsyncConnection, limit: int = 1000) -> int:
     rows = (await conn.execute(select(audit_log.c.id, audit_log.c.body).where(audit_log.c.position.is_(None))
                                .order_by(audit_log.c.recorded_at, audit_log.c.id).limit(limit)
                                .with_for_update(skip_locked=True))).all()
+    ids, positions, hashes = [], [], []
     for row_id, body in rows:
         position += 1
         previous = chain_hash(previous, position, body)
-        await conn.execute(update(audit_log).where(audit_log.c.id == row_id).values(position=position, hash=previous))
+        ids.append(row_id)
+        positions.append(position)
+        hashes.append(previous)
+    if ids:  # one statement for the whole batch
+        await conn.execute(_SEAL, {"ids": ids, "positions": positions, "hashes": hashes})
     return len(rows)
 
 

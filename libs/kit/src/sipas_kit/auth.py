@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -158,13 +158,18 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+async def _current(request: Request) -> Principal:
+    # async on purpose: FastAPI runs a sync dependency in a worker thread, a hop per request for nothing
+    return authenticate(request)
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+CurrentPrincipal = Annotated[Principal, Depends(_current)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = set(roles)
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             raise Problem(403, "Forbidden", f"role {principal.role} may not do this; allowed: "
                           f"{', '.join(sorted(allowed))}")

@@ -66,7 +66,7 @@ async def _audit(ctx: ServiceContext, request: Request, status: int) -> None:
         log.error("audit.record_failed", error=repr(exc)[:300], method=request.method, path=request.url.path)
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
