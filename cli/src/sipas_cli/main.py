@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sipas_cli import scoring_cmds
 from sipas_cli.platform import DEFAULT_PORTS, SERVICES, Platform
+from sipas_cli.publishing_cmds import app as publishing
 from sipas_cli.registry_client import REFERENCE, RegistryClient
 from sipas_kit.auth import DevIdentity, Role
 
@@ -30,7 +31,6 @@ registry = typer.Typer(help="Registry operator tasks: province maps, built-ins, 
 app.add_typer(registry, name="registry")
 sampling = typer.Typer(help="Sampling tasks: verify a draw offline.", no_args_is_help=True)
 app.add_typer(sampling, name="sampling")
-publishing = typer.Typer(help="Publishing tasks: verify a downloaded release offline.", no_args_is_help=True)
 app.add_typer(publishing, name="publishing")
 app.add_typer(scoring_cmds.app, name="scoring")
 console = Console()
