@@ -49,9 +49,18 @@ async def chain_at(ctx: Ctx, _: Reader, at: Annotated[int, Query(ge=0)]) -> dict
 Auditor = Annotated[Principal, Depends(require_roles(Role.AUDITOR, Role.MINISTRY_ADMIN))]
 
 
+async def _audited(ctx: Ctx) -> None:
+    """A service whose migrations have no audit table yet says so (a 404), rather than failing (a 500)."""
+    if ctx.audit_enabled is None:
+        ctx.audit_enabled = await audit.enabled(ctx.engine)
+    if not ctx.audit_enabled:
+        raise Problem(404, "Not found", f"{ctx.service} keeps no audit trail yet")
+
+
 @router.get("/audit", summary="The sealed audit trail of this service, in chain order (auditors)")
 async def audit_trail(ctx: Ctx, _: Auditor, after: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
+    await _audited(ctx)
     t = audit.audit_log
     async with ctx.engine.connect() as conn:
         rows = (await conn.execute(select(t.c.position, t.c.body, t.c.hash).where(t.c.position > after)
@@ -62,6 +71,7 @@ async def audit_trail(ctx: Ctx, _: Auditor, after: Annotated[int, Query(ge=0)] =
 
 @router.get("/audit/verify", summary="Recompute the audit chain; name the first broken link")
 async def audit_verify(ctx: Ctx, _: Auditor) -> dict[str, Any]:
+    await _audited(ctx)
     async with ctx.engine.connect() as conn:
         try:
             position, head = await audit.verify(conn)

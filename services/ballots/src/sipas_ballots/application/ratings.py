@@ -13,7 +13,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_ballots.adapters.tables import online_ratings
+from sipas_ballots.adapters.tables import online_ratings, reference
 from sipas_ballots.application.intake import today_in_vietnam
 from sipas_ballots.domain.online766 import validate_batch
 from sipas_events.catalogue.ballots import DossierRating, OnlineRatingsRecorded
@@ -32,8 +32,13 @@ async def record(conn: AsyncConnection, store: EventStore, campaign_id: str, pro
     known = {} if not keys else {
         (r.source_system, r.dossier_id): r
         for r in await conn.execute(select(online_ratings).where(key_columns.in_(keys)))}
+    elsewhere = await _elsewhere(conn, province, {r.agency_code for r in batch.ratings})
     batch_id, fresh, repeats = str(new_id()), [], 0
     for index, rating in enumerate(batch.ratings):
+        if rating.agency_code in elsewhere:
+            errors.append({"index": index, "field": "agency_code",
+                           "message": f"agency {rating.agency_code} is not in province {province}"})
+            continue
         old = known.get(rating.idempotency_key)
         if old is not None:
             same = (old.agency_code, old.completed_on, *(getattr(old, f) for f in FLAGS)) == (
@@ -61,3 +66,12 @@ async def record(conn: AsyncConnection, store: EventStore, campaign_id: str, pro
             await store.append(conn, f"ratings-{batch_id}-{source}", [event], expected_version=0, meta=meta)
     return {"batch_id": batch_id, "recorded": len(fresh), "repeats": repeats + len(batch.duplicates),
             "errors": errors}
+
+
+async def _elsewhere(conn: AsyncConnection, province: str | None, codes: set[str]) -> set[str]:
+    """The agency codes the registry places in another province than a provincial campaign's."""
+    if province is None or not codes:
+        return set()
+    a = reference.agencies.c
+    found = await conn.execute(select(a.code).where(a.code.in_(codes), a.province.is_not(None), a.province != province))
+    return {code for (code,) in found}

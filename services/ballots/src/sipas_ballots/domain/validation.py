@@ -146,8 +146,8 @@ def _check_status(s: Submission, c: ValidationContext, b: Ballot) -> Rejected | 
 def _check_campaign(s: Submission, c: ValidationContext, b: Ballot) -> Rejected | None:
     campaign = c.campaign.campaign_id
     if b.campaign_id != campaign or s.campaign_id != campaign:
-        return _reject("wrong_campaign", f"the code belongs to campaign {b.campaign_id}, "
-                       f"the submission to {s.campaign_id}", "campaign_id")
+        return _reject("wrong_campaign", f"the code belongs to another campaign, not to {s.campaign_id}",
+                       "campaign_id")
     return None
 
 

@@ -83,6 +83,10 @@ async def post_submission(body: SubmissionIn, request: Request, ctx: Ctx) -> JSO
 @router.get("/campaigns/{campaign_id}/progress", summary="Issued, returned, valid, rejected by reason")
 async def progress(campaign_id: str, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
+        c = reference.campaigns.c
+        province = (await conn.execute(select(c.province).where(c.campaign_id == campaign_id))).scalar()
+        if who.role == Role.PARTNER or not who.can_act_in(province):
+            raise Problem(404, "Not found", f"no campaign {campaign_id} in your scope")
         issued: dict[str, int] = dict((await conn.execute(select(ballots.c.status, func.count()).where(
             ballots.c.campaign_id == campaign_id).group_by(ballots.c.status))).all())
         outcomes = (await conn.execute(select(submissions.c.outcome, submissions.c.reason, func.count()).where(

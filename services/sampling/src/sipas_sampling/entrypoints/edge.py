@@ -40,8 +40,9 @@ def keys_of(request: Request) -> KeySource:
 async def campaign_for(conn: AsyncConnection, who: Principal, campaign_id: str) -> dict[str, Any]:
     c = reference.campaigns.c
     row = (await conn.execute(select(reference.campaigns).where(c.campaign_id == campaign_id))).mappings().first()
-    if row is None or not ((row["province"] is None and who.role in (Role.MINISTRY_ADMIN, Role.AUDITOR, Role.SERVICE))
-                           or (row["province"] is not None and who.can_act_in(row["province"]))):
+    if row is None or who.role == Role.PARTNER or not (
+            (row["province"] is None and who.role in (Role.MINISTRY_ADMIN, Role.AUDITOR, Role.SERVICE))
+            or (row["province"] is not None and who.can_act_in(row["province"]))):
         raise Problem(404, "Not found", f"no campaign {campaign_id} in your scope (or not yet known here)")
     return dict(row)
 

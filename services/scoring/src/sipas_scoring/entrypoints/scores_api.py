@@ -182,7 +182,10 @@ async def snapshot_document(snapshot_id: str, ctx: Ctx, who: Reader) -> Response
             snapshots.c.snapshot_id == snapshot_id))).first()
     if row is None:
         raise Problem(404, "Not found", f"no snapshot {snapshot_id}")
-    await _campaign(ctx, who, row.campaign_id)
+    campaign = await _campaign(ctx, who, row.campaign_id)
+    if who.role == Role.PROVINCE_OPERATOR and campaign["province"] is None:  # it holds every province's figures
+        raise Problem(403, "Forbidden", "a national snapshot's document is the ministry's; read your province's "
+                      f"figures at /v1/snapshots/{snapshot_id}", type_="https://sipas.gov.vn/problems/out-of-scope")
     return Response(canonical.dumpb(row.document), media_type="application/json")
 
 
