@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
 from jwt import PyJWK
 
 from sipas_kit.problems import Problem
+
+log = structlog.get_logger(__name__)
 
 
 class Role(StrEnum):
@@ -99,9 +102,19 @@ class TokenVerifier:
         return Principal(subject=str(claims["sub"]), role=role, province=province)
 
 
-def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "Unauthorized", detail,
-                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+class TokenRefused(Problem):
+    """A 401 that tells the caller nothing about which check failed (no oracle for a forger): the reason
+    is the exception's message, for the log and for tests. Only expiry is said, the caller's cue to sign
+    in again; a token only gets that far once its signature held."""
+
+    def __init__(self, reason: str, detail: str = "the bearer token was not accepted") -> None:
+        super().__init__(401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        self.args = (reason,)
+
+
+def _unauthorized(reason: str) -> Problem:
+    log.info("auth.token_refused", reason=reason[:200])
+    return TokenRefused(reason, "token expired" if reason == "token expired" else "the bearer token was not accepted")
 
 
 class DevIdentity:
