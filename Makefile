@@ -23,7 +23,7 @@ $(STAMP): requirements/dev.txt libs/*/pyproject.toml cli/pyproject.toml services
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/sipas up
+	$(BIN)/sipas up --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

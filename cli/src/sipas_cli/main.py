@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sipas_cli import scoring_cmds
+from sipas_cli import demo, scoring_cmds
 from sipas_cli.platform import DEFAULT_PORTS, SERVICES, Platform
 from sipas_cli.publishing_cmds import app as publishing
 from sipas_cli.registry_client import REFERENCE, RegistryClient
@@ -33,6 +35,7 @@ sampling = typer.Typer(help="Sampling tasks: verify a draw offline.", no_args_is
 app.add_typer(sampling, name="sampling")
 app.add_typer(publishing, name="publishing")
 app.add_typer(scoring_cmds.app, name="scoring")
+app.command("demo")(demo.command)
 console = Console()
 
 
@@ -45,12 +48,15 @@ def up(
     log_format: str = typer.Option("json", help="json or console logs in .sipas/logs"),
     port_base: int | None = typer.Option(None, help="use 8 consecutive ports from here instead of the defaults"),
     seed: bool = typer.Option(True, help="load the province maps and built-in instruments/schemes (idempotent)"),
+    run_demo: bool = typer.Option(False, "--demo", help="on a fresh data folder, run `sipas demo` once ready"),
 ) -> None:
     """Start PostgreSQL, NATS and the five services; stop everything on Ctrl-C."""
     ports = dict(DEFAULT_PORTS)
     if port_base is not None:
         ports = {name: port_base + i for i, name in enumerate(DEFAULT_PORTS)}
     platform = Platform(home(), ports=ports, log_format=log_format)
+    fresh = not platform.home.exists()
+    demo_run: subprocess.Popen[bytes] | None = None
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -75,13 +81,28 @@ def up(
             console.print(f"Reference data: {built.created + maps.created} commands applied, "
                           f"{built.unchanged + maps.unchanged} already in place.")
         _print_urls(platform)
+        if run_demo and fresh and seed:
+            console.print("A fresh data folder: running `sipas demo` to show a whole round (the platform stays up).")
+            demo_run = subprocess.Popen([sys.executable, "-m", "sipas_cli.main", "demo",
+                                         *(["--port-base", str(port_base)] if port_base is not None else [])],
+                                        env=os.environ | {"SIPAS_HOME": str(platform.home)})
+        elif run_demo:
+            console.print("Run `sipas demo` in another terminal to drive a whole synthetic round.")
         while not stopping:
             for service, proc in list(platform.procs.items()):
                 if proc.poll() is not None:
                     console.print(f"[red]{service} exited ({proc.returncode}); restarting[/red]")
                     platform.start_service(service)
+            if demo_run is not None and demo_run.poll() is not None:
+                if demo_run.returncode:
+                    console.print(f"[red]The demo failed (exit {demo_run.returncode}); the platform is still up. "
+                                  "`sipas demo` runs it again.[/red]")
+                demo_run = None
             time.sleep(1)
     finally:
+        if demo_run is not None and demo_run.poll() is None:
+            demo_run.terminate()
+            demo_run.wait(30)
         with console.status("Stopping…"):
             platform.stop()
         console.print("Stopped.")

@@ -85,7 +85,13 @@ class Platform:
         p = f"SIPAS_{service.upper()}_"
         token = self.identity.mint(f"service:{service}", Role.SERVICE, ttl=30 * 24 * 3600)
         peers = {f"{p}PEERS__{other}": self.url(other) for other in SERVICES if other != service}
-        return os.environ | peers | {
+        # A local platform is for development: links on ballots and releases name its real ports, the
+        # release-signing key lives in its data folder (not in the working directory), and a partner
+        # webhook may point at this machine (`sipas demo` runs its receiver here). The environment wins.
+        local = {f"{p}PUBLIC_BASE_URL": self.url(service)} if service in ("ballots", "publishing") else {}
+        if service == "publishing":
+            local |= {f"{p}WEBHOOK_ALLOW_PRIVATE": "true", f"{p}DATA_DIR": str(self.home / "publishing")}
+        return local | os.environ | peers | {
             f"{p}DATABASE_URL": self.database_url(service), f"{p}NATS_URL": self.nats_url,
             f"{p}HOST": "127.0.0.1", f"{p}PORT": str(self.ports[service]),
             f"{p}JWT_JWKS_FILE": str(self.identity.jwks_path), f"{p}SERVICE_TOKEN": token,

@@ -1,0 +1,123 @@
+"""`sipas demo` against the running platform: a whole synthetic round through the public APIs.
+
+One small round (two provinces) is driven once for the module; the tests then check what it left behind
+through the same APIs a partner or an auditor would use: a published release whose file verifies
+offline, a webhook delivery signed with the subscription's secret, the fabricating enumerator's ballots
+void, and every bad submission the demo planted turned away for its reason.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from rich.console import Console
+
+from sipas_cli.demo import DemoConfig, run_demo
+from sipas_cli.platform import SERVICES
+
+pytestmark = pytest.mark.e2e
+PLANTED = {("online", "off_scale"), ("online", "used_code"), ("online", "unknown_code"),
+           ("online", "too_few_answers"), ("paper", "too_few_answers"), ("import", "off_scale"),
+           ("import", "used_code"), ("import", "unknown_code"), ("kiosk", "invalid completed_on"),
+           ("kiosk", "invalid agency_code")}
+
+
+@pytest.fixture(scope="module")
+def demo(platform):
+    out = io.StringIO()
+    config = DemoConfig({s: platform.url(s) for s in SERVICES}, platform.home, provinces=2, sample=24,
+                        register_all=False, kiosk_ratings=5, seed=7, workers=3)
+    rnd = run_demo(config, Console(file=out, width=140))
+    return rnd, out.getvalue()
+
+
+def test_the_round_ends_in_a_published_release_that_verifies(platform, admin, demo, tmp_path):
+    from typer.testing import CliRunner
+
+    from sipas_cli.main import app
+
+    rnd, printed = demo
+    release = httpx.get(platform.url("publishing") + f"/v1/releases/{rnd.release['release_id']}", headers=admin).json()
+    assert release["status"] == "published" and release["campaign_id"] == rnd.campaign_id
+    assert release["drafted_by"] != release["approved_by"]
+    assert release["manifest_sha256"] == rnd.release["manifest_sha256"]
+    key = httpx.get(platform.url("publishing") + "/v1/keys").json()["keys"][0]["public_key"]
+    result = CliRunner().invoke(app, ["publishing", "verify-release", rnd.manifest_path, "--public-key", key])
+    assert result.exit_code == 0 and "the release verifies" in result.output, result.output
+    # The national figure rests on exactly the ballots the ballots service counts and did not void.
+    progress = httpx.get(platform.url("ballots") + f"/v1/campaigns/{rnd.campaign_id}/progress", headers=admin).json()
+    voided = sum(e["voided"] for e in rnd.enumerator_stats)
+    assert rnd.national["ballots"] == progress["valid"] - voided
+    assert {u["id"] for u in rnd.provinces_published} == set(rnd.provinces)
+    report = httpx.get(rnd.report_url)
+    assert report.status_code == 200 and all(rnd.province_names[p] in report.text for p in rnd.provinces)
+    assert rnd.report_url in printed and rnd.release["manifest_sha256"] in printed
+
+
+def test_the_partner_webhook_received_the_release_with_a_valid_signature(platform, admin, demo):
+    from sipas_publishing.domain.webhooks import verify
+
+    rnd, _ = demo
+    hook = rnd.webhook
+    assert hook["type"] == "vn.gov.sipas.publishing.ReleasePublished.v1"
+    assert hook["release_id"] == rnd.release["release_id"] and hook["signature_valid"] is True
+    # Checked again with the publisher's own verifier, and a tampered body fails it.
+    assert verify(hook["secret"], hook["signature"], hook["body"], now=int(time.time()))
+    assert not verify(hook["secret"], hook["signature"], hook["body"].replace(b"}", b" }", 1), now=int(time.time()))
+    deliveries = httpx.get(platform.url("publishing") + f"/v1/webhooks/{hook['subscription_id']}/deliveries",
+                           headers=admin).json()["deliveries"]
+    assert [d["status"] for d in deliveries if d["event_id"] == hook["event_id"]] == ["delivered"]
+
+
+def test_the_fabricating_enumerators_ballots_are_void(platform, admin, demo):
+    rnd, _ = demo
+    stats = {e["enumerator"]: e for e in httpx.get(
+        platform.url("ballots") + f"/v1/campaigns/{rnd.campaign_id}/enumerators", headers=admin).json()}
+    caught = stats[rnd.fabricator]
+    assert caught["accepted"] >= 2 and caught["voided"] == caught["accepted"] and caught["fabricated"] >= 1
+    assert all(e["voided"] == 0 for who, e in stats.items() if who != rnd.fabricator)
+    assert rnd.ledger.voided["import"] == caught["voided"]
+
+
+def test_every_planted_bad_submission_was_rejected_for_its_reason(platform, admin, demo):
+    rnd, printed = demo
+    planted = rnd.ledger.planted
+    assert {(p.channel, p.expected) for p in planted} == PLANTED
+    assert [p for p in planted if p.actual != p.expected] == []
+    # What the demo saw per channel adds up to what the ballots service recorded.
+    progress = httpx.get(platform.url("ballots") + f"/v1/campaigns/{rnd.campaign_id}/progress", headers=admin).json()
+    seen: Counter[str] = Counter()
+    for channel in ("online", "paper", "import"):
+        seen.update(rnd.ledger.rejected[channel])
+    assert dict(seen) == progress["rejected_by_reason"]
+    assert sum(rnd.ledger.accepted[c] for c in ("online", "paper", "import")) == progress["valid"]
+    assert "Bad submissions planted on purpose" in printed
+
+
+@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="chromium-driver is not installed")
+def test_a_reader_sees_the_demo_report_in_a_browser(demo):
+    import os
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    rnd, _ = demo
+    os.environ["SE_AVOID_STATS"] = "true"  # no network calls from the test
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.add_argument("--headless=new")
+    options.add_argument("--no-sandbox")
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    try:
+        driver.get(rnd.report_url)
+        rows = driver.find_element(By.ID, "ranking").find_elements(By.CSS_SELECTOR, "tbody tr")
+        shown = {cells[1].text: cells[2].text for cells in (r.find_elements(By.TAG_NAME, "td") for r in rows)}
+    finally:
+        driver.quit()
+    assert shown == {rnd.province_names[u["id"]]: u["overall"]["value"] for u in rnd.provinces_published}
