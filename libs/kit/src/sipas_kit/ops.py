@@ -24,12 +24,13 @@ from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
 from sipas_kit.problems import Problem
 
 router = APIRouter(prefix="/v1", tags=["operations"])
+MAX_POSITION = 2**63 - 1  # store positions are BIGINT: a larger ``after`` is a 422, not a database error
 Reader = Annotated[Principal, Depends(require_roles(Role.SERVICE, Role.AUDITOR, Role.MINISTRY_ADMIN))]
 Operator = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN))]
 
 
 @router.get("/events", summary="Replay this service's events after a store position")
-async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0)] = 0,
+async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
                  limit: Annotated[int, Query(ge=0, le=5000)] = 500) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
         rows = await ctx.store.read_all(conn, after, limit) if limit else []
@@ -38,7 +39,7 @@ async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0)] = 0,
 
 
 @router.get("/events/chain", summary="The hash chain at a store position (what a snapshot records)")
-async def chain_at(ctx: Ctx, _: Reader, at: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
+async def chain_at(ctx: Ctx, _: Reader, at: Annotated[int, Query(ge=0, le=MAX_POSITION)]) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
         found = await ctx.store.chain_at(conn, at)
     if found is None:
@@ -58,7 +59,7 @@ async def _audited(ctx: Ctx) -> None:
 
 
 @router.get("/audit", summary="The sealed audit trail of this service, in chain order (auditors)")
-async def audit_trail(ctx: Ctx, _: Auditor, after: Annotated[int, Query(ge=0)] = 0,
+async def audit_trail(ctx: Ctx, _: Auditor, after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
     await _audited(ctx)
     t = audit.audit_log

@@ -34,6 +34,18 @@ def test_hidden_only_child_hides_its_parent_and_that_cascades():
     assert unrecoverable(cells, result)
 
 
+def test_a_hidden_parent_with_every_child_shown_hides_its_smallest_child():
+    # Q hides R's neighbour P (complementary at the national level); Q's agencies would add up to Q.
+    cells = [
+        Cell("VN", 400),
+        Cell("P", 20, "VN"), Cell("Q", 180, "VN"), Cell("R", 200, "VN"),
+        Cell("Q.a", 60, "Q"), Cell("Q.b", 120, "Q"),
+    ]
+    result = suppress(cells)
+    assert result.reasons == {"P": "insufficient_sample", "Q": "complementary", "Q.a": "complementary"}
+    assert unrecoverable(cells, result)
+
+
 def test_a_parent_not_published_needs_no_complement():
     cells = [Cell("A", 10, "P"), Cell("B", 50, "P")]
     assert suppress(cells).reasons == {"A": "insufficient_sample"}

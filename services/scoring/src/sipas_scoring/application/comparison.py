@@ -102,11 +102,17 @@ async def compare(conn: AsyncConnection, campaign_id: str, earlier_id: str) -> d
     for code in sorted(set(current) | set(moved)):
         now_value, now_n = _value(now_basis, current.get(code, Counter()))
         then_value, then_n = _value(then_basis, sum_tallies(moved.get(code, [])))
-        restated = sorted(sources.get(code, [])) != [code]
+        restated = bool(sources.get(code)) and sorted(sources[code]) != [code]  # nothing earlier: not restated
         small = now_basis.scheme.small_cell_n
         if now_n < small:  # never show a small cell, here either
             now_value = None
         if then_n < then_basis.scheme.small_cell_n:
+            then_value = None
+        own_n = [_value(then_basis, earlier[source])[1] for source in sources.get(code, []) if source in earlier]
+        small_then = then_basis.scheme.small_cell_n
+        if any(n < small_then for n in own_n) and any(n >= small_then for n in own_n):
+            # A predecessor hidden in its own year, merged with one that was shown: the restated sum minus
+            # the shown one would reveal it. Withhold the restated figure.
             then_value = None
         change = None if now_value is None or then_value is None else now_value - then_value
         units.append({

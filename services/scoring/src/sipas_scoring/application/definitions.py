@@ -69,10 +69,11 @@ class Definitions:
     """Per-process cache of campaign bases (definitions are immutable once published)."""
 
     def __init__(self) -> None:
-        self._bases: dict[str, CampaignBasis] = {}
+        self._bases: dict[tuple[str, str], CampaignBasis] = {}
 
     async def basis(self, conn: AsyncConnection, campaign_id: str) -> CampaignBasis:
-        cached = self._bases.get(campaign_id)
+        key = (conn.engine.url.render_as_string(hide_password=True), campaign_id)  # per database
+        cached = self._bases.get(key)
         if cached is not None:
             return cached
         t = reference.campaigns
@@ -90,7 +91,7 @@ class Definitions:
             instrument_ref=inst_ref, scheme_ref=scheme_ref, instrument=instrument_of(inst_def),
             scheme=scheme_of(SchemeDefinition.model_validate(scheme)), labels=labels_of(inst_def),
         )
-        self._bases[campaign_id] = basis
+        self._bases[key] = basis
         return basis
 
     @staticmethod

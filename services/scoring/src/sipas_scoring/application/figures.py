@@ -90,8 +90,9 @@ def _ci(interval: Interval | None, scale: float = HUNDRED) -> list[str] | None:
 
 async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], list[Counted],
                                                                   dict[str, dict[str, Any]], dict[str, int] | None,
-                                                                  list[dict[str, Any]]]:
-    """Tallies by agency, counted ballots with weights, agencies' names, strata populations, dossiers."""
+                                                                  list[dict[str, Any]], dict[str, str]]:
+    """Tallies by agency, counted ballots with weights, agencies' names, strata populations, dossiers,
+    province names."""
     by_agency: dict[str, Counter[str]] = defaultdict(Counter)
     for agency_id, key, count in await conn.execute(select(tallies.c.agency_id, tallies.c.key, tallies.c.count)
                                                     .where(tallies.c.campaign_id == campaign_id)):
@@ -124,7 +125,10 @@ async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Count
                reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(agency_ids)))}
     rated = [dict(r._mapping) for r in await conn.execute(
         select(dossiers).where(dossiers.c.campaign_id == campaign_id).order_by(dossiers.c.dossier_id))]
-    return by_agency, counted, agencies, population, rated
+    a = reference.agencies.c
+    provinces = {code: name for code, name in await conn.execute(
+        select(a.code, a.name).where(a.level == "province").order_by(a.valid_from))}  # the latest name wins
+    return by_agency, counted, agencies, population, rated, provinces
 
 
 def _estimate(arrays: tuple[Any, Groups, Any, Any] | None, coefficients: Sequence[Fraction],
@@ -159,8 +163,9 @@ class CampaignFigures:
 
     def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: list[Counted],
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
-                 rated: list[dict[str, Any]]) -> None:
+                 rated: list[dict[str, Any]], province_names: dict[str, str] | None = None) -> None:
         self.basis, self.counted, self.population = basis, counted, population
+        self.province_names = province_names or {}
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
         overall_items = [f.overall_item for f in self.instrument.factors if f.overall_item]
@@ -198,7 +203,7 @@ class CampaignFigures:
             members = provinces[province]
             out.append(Unit(f"P:{province}", "province", province, NATIONAL,
                             sum_tallies(u.tallies for u in members), [b for u in members for b in u.ballots],
-                            {"province": province}))
+                            {"province": province, "name": self.province_names.get(province)}))
             out.extend(members)
         return out
 
@@ -375,7 +380,8 @@ class CampaignFigures:
         for province in sorted(provinces):
             members = provinces[province]
             self.units.append(Unit(f"P:{province}", "province", province, NATIONAL, Counter(), [],
-                                   {"province": province, "rated": [r for u in members for r in u.info["rated"]]}))
+                                   {"province": province, "name": self.province_names.get(province),
+                                    "rated": [r for u in members for r in u.info["rated"]]}))
             self.units.extend(members)
 
     def _national(self, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -429,7 +435,7 @@ class CampaignFigures:
                 figure = r["overall"]
                 if r["suppressed"] or figure["exact"] is None:
                     continue
-                ci = (figure.get("weighted") or {}).get("ci") or figure.get("ci")
+                ci = figure.get("ci")  # the interval shown beside the figure ranked, never another one
                 estimate = float(Fraction(*map(int, figure["exact"].split("/"))))
                 low, high = (min(float(ci[0]), estimate), max(float(ci[1]), estimate)) if ci else (estimate, estimate)
                 inputs.append(RankInput(r["key"], estimate, low, high))

@@ -5,7 +5,8 @@ Primary: a cell with n below the threshold (default 30 valid ballots) is shown a
 sample" and not ranked. Complementary: a parent's figure is built from its children's ballots, so if
 the parent is shown and exactly one child is hidden, that child's counts are the parent's minus its
 siblings'. The smallest shown sibling (by n, then key) is hidden too; a hidden only child hides its
-parent instead. Hiding a cell may expose another group, so the rule runs until nothing changes.
+parent instead. And a hidden parent whose children are all shown is their sum, so its smallest child
+is hidden too. Hiding a cell may expose another group, so the rules run until nothing changes.
 
 A group is the set of cells naming the same parent; a parent that is not itself a cell here is
 treated as unpublished (nothing to subtract from).
@@ -63,15 +64,31 @@ def suppress(cells: Iterable[Cell], min_n: int = 30) -> Suppression:
             target = min(shown, key=lambda c: (c.n, c.key)).key if shown else parent
             reasons[target] = "complementary"
             changed = True
+        for parent, group in children.items():
+            # A hidden parent whose children are all shown is their sum: hide the smallest child too.
+            if parent in by_key and parent in reasons and group and not any(c.key in reasons for c in group):
+                reasons[min(group, key=lambda c: (c.n, c.key)).key] = "complementary"
+                changed = True
     return Suppression(reasons)
 
 
 def unrecoverable(cells: Iterable[Cell], suppression: Suppression) -> bool:
-    """No shown parent has exactly one hidden child: the invariant :func:`suppress` guarantees."""
-    counts: dict[str, int] = defaultdict(int)
+    """No shown parent has exactly one hidden child, and no hidden parent has all its children shown:
+    the invariants :func:`suppress` guarantees."""
+    hidden: dict[str, int] = defaultdict(int)
+    members: dict[str, int] = defaultdict(int)
     keys = set()
     for cell in cells:
         keys.add(cell.key)
-        if cell.parent is not None and suppression.suppressed(cell.key):
-            counts[cell.parent] += 1
-    return not any(count == 1 and parent in keys and suppression.shown(parent) for parent, count in counts.items())
+        if cell.parent is not None:
+            members[cell.parent] += 1
+            if suppression.suppressed(cell.key):
+                hidden[cell.parent] += 1
+    for parent in members:
+        if parent not in keys:
+            continue
+        if suppression.shown(parent) and hidden[parent] == 1:
+            return False
+        if suppression.suppressed(parent) and hidden[parent] == 0:
+            return False
+    return True

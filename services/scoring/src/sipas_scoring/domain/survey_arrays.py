@@ -127,6 +127,8 @@ def _srs_variance(weights: NDArray[np.float64], z: NDArray[np.float64], sampled:
     n = len(weights)
     if n < 2:
         return None
+    if float(np.ptp(z)) <= 1e-12 * max(1.0, float(np.abs(z).max())):
+        return 0.0  # every ballot alike: no spread (rounding noise must not make a design effect of it)
     total_w = float(weights.sum())
     mean_z = float((weights * z).sum()) / total_w
     spread = float((weights * (z - mean_z) ** 2).sum()) / total_w
