@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit lint typecheck docs docs-check bench clean help
+.PHONY: lock run test test-unit lint typecheck docs docs-check bench clean help
 
 help:
 	@echo "make run    - start PostgreSQL, NATS and the five services (embedded), print the URLs"
@@ -14,12 +14,13 @@ help:
 	@echo "             (SAMPLING_BENCH_ARGS=\"--rows 1000000\" for a smaller frame)"
 	@echo "             then ballots intake over HTTP, bulk import and online-766; write docs/performance-ballots.md"
 	@echo "make lint   - ruff + mypy;  make docs - regenerate docs/events.md and docs/asyncapi.yaml"
+	@echo "make lock   - re-pin requirements/lock.txt from the virtualenv after a dependency change"
 
-$(STAMP): requirements/dev.txt libs/*/pyproject.toml cli/pyproject.toml services/*/pyproject.toml
+$(STAMP): requirements/dev.txt requirements/lock.txt libs/*/pyproject.toml cli/pyproject.toml services/*/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt -c requirements/lock.txt
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -46,6 +47,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.backbone --out docs/performance.md
 	$(BIN)/python -m bench.sampling --out docs/performance-sampling.md $(SAMPLING_BENCH_ARGS)
 	$(BIN)/python -m bench.ballots --out docs/performance-ballots.md $(BALLOTS_BENCH_ARGS)
+
+lock: $(STAMP)
+	@echo '# Pinned versions of every third-party package the platform and its tests install (constraints:' > requirements/lock.txt
+	@echo '# `make` installs requirements/dev.txt with -c this file). Regenerate with `make lock` after a dependency change.' >> requirements/lock.txt
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' >> requirements/lock.txt
 
 clean:
 	rm -rf $(VENV) .sipas
