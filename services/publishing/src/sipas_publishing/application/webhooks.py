@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -122,14 +123,27 @@ async def deliver_due(ctx: ServiceContext, client: httpx.AsyncClient, batch: int
                 status_code=code, error=error))
             if error is None:
                 values: dict[str, Any] = {"status": "delivered", "delivered_at": now}
+                outcome = "delivered"
             elif attempts >= s.webhook_max_attempts:
-                values = {"status": "failed"}
+                values, outcome = {"status": "failed"}, "failed"
             else:
                 delay = wh.backoff(attempts, s.webhook_backoff, s.webhook_backoff_max)
-                values = {"next_attempt_at": now + dt.timedelta(seconds=delay)}
+                values, outcome = {"next_attempt_at": now + dt.timedelta(seconds=delay)}, "retry"
+            webhook_attempts(ctx.metrics).labels(subs[d["subscription_id"]]["owner"], outcome).inc()
             await conn.execute(update(deliveries).where(deliveries.c.delivery_id == d["delivery_id"])
                                .values(attempts=attempts, **values))
     return len(due)
+
+
+def webhook_attempts(metrics: Any) -> Counter:
+    """``sipas_publishing_webhook_attempts_total{partner, outcome}``: delivered, retry (will try again) or
+    failed (gave up; a person may redeliver). Partners are few, so the label stays small."""
+    counter = getattr(metrics, "webhook_attempts", None)
+    if counter is None:
+        counter = Counter("sipas_publishing_webhook_attempts_total", "Webhook delivery attempts by partner and outcome",
+                          ["partner", "outcome"], registry=metrics.registry)
+        metrics.webhook_attempts = counter
+    return counter
 
 
 async def redeliver(conn: AsyncConnection, delivery_id: str) -> None:
@@ -144,6 +158,7 @@ async def publishing_worker(ctx: ServiceContext) -> None:
     from sipas_publishing.application.releases import publish_due
 
     s = settings(ctx)
+    webhook_attempts(ctx.metrics)  # declared at start, so /metrics names it before the first delivery
     async with httpx.AsyncClient(timeout=s.webhook_timeout, follow_redirects=False) as client:
         while not ctx.stop.is_set():
             for step in (lambda: publish_due(ctx), lambda: deliver_due(ctx, client)):
