@@ -7,6 +7,8 @@ A pure ASGI middleware (it sees the body as it streams in, before any framework 
   client declared its length or not.
 - **Depth**: a JSON body nested deeper than ``json_max_depth`` is refused with 400 before it is parsed
   (deep nesting is how a small body exhausts a parser).
+- **NUL**: text holding U+0000 (in the path, the query, a JSON string or a form) is refused with 422:
+  PostgreSQL cannot store it, and every service would otherwise answer it with a 500.
 - **Rate**: path prefixes listed in ``rate_limits`` (``{"/b": "60/60"}``: 60 requests per 60 seconds)
   are limited per client address with a token bucket; over the limit is 429 with ``Retry-After``.
   The buckets are per process: behind N replicas the effective limit is N times higher (documented).
@@ -31,6 +33,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 FILE_TYPES = ("text/csv", "application/vnd.openxmlformats", "application/octet-stream", "multipart/form-data")
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY")]
@@ -50,12 +53,18 @@ class RequestTooLarge(Exception):
 
 def json_depth(body: bytes) -> int:
     """The nesting depth of a JSON text, counted without parsing it (brackets outside strings)."""
+    return json_scan(body)[0]
+
+
+def json_scan(body: bytes) -> tuple[int, bool]:
+    """The nesting depth of a JSON text and whether a string of it holds ``\\u0000``, without parsing it."""
     depth = deepest = 0
-    in_string = escaped = False
-    for byte in body:
+    in_string = escaped = nul = False
+    for i, byte in enumerate(body):
         if in_string:
             if escaped:
                 escaped = False
+                nul = nul or (byte == 0x75 and body[i + 1:i + 5] == b"0000")  # u0000
             elif byte == 0x5C:  # backslash
                 escaped = True
             elif byte == 0x22:  # quote
@@ -67,7 +76,11 @@ def json_depth(body: bytes) -> int:
             deepest = max(deepest, depth)
         elif byte in (0x7D, 0x5D):
             depth -= 1
-    return deepest
+    return deepest, nul
+
+
+def _nul_refused() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return _problem(422, "Invalid request", "text may not contain NUL (U+0000)", "invalid-request")
 
 
 @dataclass
@@ -133,6 +146,9 @@ class Edge:
             await self._reply(send, *_problem(429, "Too many requests", f"slow down: retry in {wait:.0f} s",
                                               "rate-limited", [(b"retry-after", str(max(1, round(wait))).encode())]))
             return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await self._reply(send, *_nul_refused())
+            return
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         limit = self.max_upload if media.startswith(FILE_TYPES) else self.max_body
         declared = headers.get("content-length")
@@ -140,7 +156,7 @@ class Edge:
             await self._reply(send, *_problem(413, "Request too large", f"the body is {declared} bytes; this "
                                               f"endpoint accepts at most {limit}", "too-large"))
             return
-        if media == "application/json" and scope["method"] in ("POST", "PUT", "PATCH"):
+        if media in (JSON, FORM) and scope["method"] in ("POST", "PUT", "PATCH"):
             body, more = b"", True
             while more:
                 message = await receive()
@@ -150,9 +166,13 @@ class Edge:
                     await self._reply(send, *_problem(413, "Request too large",
                                                       f"this endpoint accepts at most {limit} bytes", "too-large"))
                     return
-            if json_depth(body) > self.max_depth:
+            depth, nul = json_scan(body) if media == JSON else (0, b"%00" in body)
+            if depth > self.max_depth:
                 await self._reply(send, *_problem(400, "Bad request", f"JSON nested deeper than {self.max_depth} "
                                                   "levels", "too-deep"))
+                return
+            if nul:
+                await self._reply(send, *_nul_refused())
                 return
             replayed = False
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +21,7 @@ from sipas_kit.problems import Problem
 from sipas_registry.adapters.tables import campaign_steps, campaigns
 from sipas_registry.application import campaigns as app
 from sipas_registry.domain.campaigns import Actor
-from sipas_registry.entrypoints.schemas import Body, Nfc, ProvinceCode
+from sipas_registry.entrypoints.schemas import VERSION_MAX, Body, Nfc, ProvinceCode
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 Manager = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
@@ -41,6 +41,13 @@ class CampaignIn(Body):
     scheme: VersionRef
     sampling: SamplingSettings = SamplingSettings()
     retention_until: dt.date
+
+    @field_validator("instrument", "scheme")
+    @classmethod
+    def _numbered(cls, ref: VersionRef) -> VersionRef:
+        if ref.version > VERSION_MAX:
+            raise ValueError(f"no version {ref.version}: versions are numbered 1 to {VERSION_MAX}")
+        return ref
 
 
 class StepIn(Body):

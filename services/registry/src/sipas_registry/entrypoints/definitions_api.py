@@ -17,11 +17,12 @@ from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.problems import Problem
 from sipas_registry.adapters.tables import definitions
 from sipas_registry.application import definitions as app
-from sipas_registry.entrypoints.schemas import Body
+from sipas_registry.entrypoints.schemas import VERSION_MAX, Body
 
 router = APIRouter(prefix="/v1")
 Admin = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN))]
 Ident = Annotated[str, Path(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+Version = Annotated[int, Path(ge=1, le=VERSION_MAX)]
 
 
 class VersionOut(BaseModel):
@@ -71,7 +72,8 @@ def _routes(kind: app.Kind, plural: str, body_model: type[InstrumentIn] | type[S
     router.add_api_route(f"/{plural}", create, methods=["POST"], status_code=201, response_model=VersionOut, tags=tag,
                          summary=f"Draft the next version of a {kind}")
 
-    async def redraft(ident: Ident, version: int, body: Any, request: Request, ctx: Ctx, who: Admin) -> JSONResponse:
+    async def redraft(ident: Ident, version: Version, body: Any, request: Request, ctx: Ctx,
+                      who: Admin) -> JSONResponse:
         if getattr(body, id_field) != ident:
             raise Problem(422, "Invalid request", f"body {id_field} differs from the path")
 
@@ -86,7 +88,7 @@ def _routes(kind: app.Kind, plural: str, body_model: type[InstrumentIn] | type[S
                          response_model=VersionOut, tags=tag,
                          summary=f"Replace a draft {kind} version (a published one is immutable)")
 
-    async def publish(ident: Ident, version: int, request: Request, ctx: Ctx, who: Admin) -> JSONResponse:
+    async def publish(ident: Ident, version: Version, request: Request, ctx: Ctx, who: Admin) -> JSONResponse:
         async def decide(conn: AsyncConnection) -> tuple[int, Any]:
             await app.handle_publish(conn, ctx.store, kind, ident, version, metadata(request, who))
             return 200, await _answer(conn, kind, ident, version)
@@ -96,7 +98,7 @@ def _routes(kind: app.Kind, plural: str, body_model: type[InstrumentIn] | type[S
     router.add_api_route(f"/{plural}/{{ident}}/versions/{{version}}/publish", publish, methods=["POST"],
                          response_model=VersionOut, tags=tag, summary=f"Publish a {kind} version: immutable from now")
 
-    async def get_version(ident: Ident, version: int, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
+    async def get_version(ident: Ident, version: Version, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
         async with ctx.engine.connect() as conn:
             row = await app.get(conn, kind, ident, version)
         if row is None:

@@ -13,6 +13,8 @@ Level = Literal["ministry", "province", "department", "district", "commune", "ce
 Nfc = Annotated[str, AfterValidator(lambda v: unicodedata.normalize("NFC", v))]
 Code = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$", description="Official code")]
 ProvinceCode = Annotated[str, Field(pattern=r"^[0-9]{2}$", description="Two-digit province code")]
+VERSION_MAX = 2**31 - 1
+"""Definition versions are PostgreSQL integers: a larger one names nothing (and must not reach the database)."""
 LegalBasis = Annotated[Nfc, Field(min_length=1, max_length=300, description="e.g. Nghị quyết 202/2025/QH15")]
 
 
