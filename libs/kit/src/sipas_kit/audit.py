@@ -37,6 +37,8 @@ from sipas_events.schema import GENESIS_HASH
 
 log = structlog.get_logger(__name__)
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CREDENTIAL_PARAMS = ("code",)
+"""Path parameters that are credentials (a respondent's ballot code): never logged nor audited as sent."""
 _LOCK = 0x5A1D_A0D1  # pg advisory lock key: one sealer at a time per database
 
 
@@ -84,6 +86,16 @@ def mark_personal_data_read(request: Request, purpose: str) -> None:
     request.state.personal_data_purpose = purpose
 
 
+def shown_path(request: Request) -> str:
+    """The request's path for logs and the audit trail, credentials masked (``/b/…``; the route names them)."""
+    path = request.url.path
+    for name in CREDENTIAL_PARAMS:
+        value = request.path_params.get(name)
+        if value:
+            path = path.replace(str(value), "…")
+    return path
+
+
 def entry(request: Request, service: str, status: int) -> dict[str, Any] | None:
     """The audit body of a finished request, or None if it is not audited."""
     purpose = getattr(request.state, "personal_data_purpose", None)
@@ -93,7 +105,7 @@ def entry(request: Request, service: str, status: int) -> dict[str, Any] | None:
     route = getattr(request.scope.get("route"), "path", "unmatched")
     return {
         "time": dt.datetime.now(dt.UTC).isoformat(), "service": service, "method": request.method,
-        "route": route, "path": request.url.path, "status": status,
+        "route": route, "path": shown_path(request), "status": status,
         "actor": getattr(principal, "subject", None) or getattr(request.state, "actor", None) or "anonymous",
         "role": str(getattr(principal, "role", "")) or None, "province": getattr(principal, "province", None),
         "client": request.client.host if request.client else None,

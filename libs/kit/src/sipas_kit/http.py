@@ -47,7 +47,7 @@ def install_middleware(app: FastAPI) -> None:
                 ctx.metrics.http_requests.labels(request.method, route, str(status)).inc()
                 ctx.metrics.http_latency.labels(request.method, route).observe(elapsed)
             if route not in ("/metrics", "/healthz", "/readyz"):
-                log.info("http.request", method=request.method, path=request.url.path, route=route,
+                log.info("http.request", method=request.method, path=audit.shown_path(request), route=route,
                          status=status, ms=round(elapsed * 1000, 1))
             if ctx is not None:
                 await _audit(ctx, request, status)
@@ -63,7 +63,7 @@ async def _audit(ctx: ServiceContext, request: Request, status: int) -> None:
         if ctx.audit_enabled:
             await audit.record(ctx.engine, body)
     except Exception as exc:  # the answer is already given; say loudly that its audit row is missing
-        log.error("audit.record_failed", error=repr(exc)[:300], method=request.method, path=request.url.path)
+        log.error("audit.record_failed", error=repr(exc)[:300], method=request.method, path=audit.shown_path(request))
 
 
 async def get_ctx(request: Request) -> ServiceContext:
