@@ -468,8 +468,6 @@ async def publishing_world(api: Any) -> World:
         facts={"published": release["published"]},
         shallow=OPS_SHALLOW | {
             "DELETE /v1/releases/{release_id}": "releases are never deleted: 409 for whoever may edit it",
-            "GET /v1/audit": "404 until publishing's migrations create the audit table (sampling's came first)",
-            "GET /v1/audit/verify": "as GET /v1/audit",
             "POST /v1/webhooks/{subscription_id}/deliveries/{event_id}/redeliver": "nothing was published after "
                                                                                    "the subscription: no delivery",
         },
