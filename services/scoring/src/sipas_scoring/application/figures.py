@@ -14,6 +14,7 @@ that subtraction from its parent would reveal; suppressed cells show n but no fi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -464,7 +465,9 @@ def digest(document: Mapping[str, Any]) -> str:
 
 
 async def compute(conn: AsyncConnection, basis: CampaignBasis) -> dict[str, Any]:
-    return CampaignFigures(basis, *await load(conn, basis.campaign_id)).document()
+    loaded = await load(conn, basis.campaign_id)
+    # CPU-bound: off the event loop, so the service's consumers and HTTP keep going while it computes.
+    return await asyncio.to_thread(lambda: CampaignFigures(basis, *loaded).document())
 
 
 def units_of(document: Mapping[str, Any], level: str | None = None, unit: str | None = None,
