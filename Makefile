@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.backbone --out docs/performance.md
 	$(BIN)/python -m bench.sampling --out docs/performance-sampling.md $(SAMPLING_BENCH_ARGS)
 	$(BIN)/python -m bench.ballots --out docs/performance-ballots.md $(BALLOTS_BENCH_ARGS)
+	$(BIN)/python -m bench.scoring --out docs/performance-scoring.md $(SCORING_BENCH_ARGS)
 
 lock: $(STAMP)
 	@echo '# Pinned versions of every third-party package the platform and its tests install (constraints:' > requirements/lock.txt
