@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Histogram
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,6 +70,7 @@ async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[dict[str, Any
 
 async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
     """Recompute one campaign's figures; store them and emit ``ScoresUpdated`` if they changed."""
+    started = dt.datetime.now(dt.UTC)
     async with ctx.engine.connect() as conn:
         mark = (await conn.execute(select(dirty).where(dirty.c.campaign_id == campaign_id))).mappings().first()
     document, at = await computed(ctx, campaign_id)
@@ -88,6 +89,11 @@ async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
             )], expected_version=None, meta=Metadata(correlation_id=f"scores-{campaign_id}", actor=SERVICE_ACTOR))
         if mark is not None:
             await conn.execute(delete(dirty).where(dirty.c.campaign_id == campaign_id, dirty.c.marks == mark["marks"]))
+            # Marked again meanwhile: everything marked before ``started`` is reflected now, so staleness of
+            # what is left counts from ``started`` (not from the first event of a busy day). An event applied
+            # after ``started`` but stamped earlier (a lagging consumer) is then counted from ``started``.
+            await conn.execute(update(dirty).where(dirty.c.campaign_id == campaign_id, dirty.c.marks != mark["marks"],
+                                                   dirty.c.since < started).values(since=started))
     if mark is not None:
         _freshness(ctx).observe(max(0.0, (dt.datetime.now(dt.UTC) - mark["since"]).total_seconds()))
     return {"positions": at, "digest": figures_digest, "computed_at": now.isoformat(), "document": document}
