@@ -62,6 +62,35 @@ async def wait_for_async(check, timeout: float = 60.0, every: float = 0.05) -> N
         await asyncio.sleep(every)
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def headless_chromium(size: tuple[int, int] = (1280, 1000), phone: bool = False,
+                      prefs: dict[str, object] | None = None) -> object:
+    """Debian's chromium through chromium-driver, headless. Without the driver the test fails under CI
+    (``.ci/run`` installs it) and skips elsewhere: a developer without it can still run the rest."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver = shutil.which("chromedriver")
+    if driver is None:
+        if in_ci():
+            pytest.fail("CI must run the browser tests, but chromium-driver is not installed: see .ci/run")
+        pytest.skip("chromium-driver is not installed (apt-get install chromium chromium-driver)")
+    os.environ["SE_AVOID_STATS"] = "true"  # no network calls from the test
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={size[0]},{size[1]}"):
+        options.add_argument(arg)
+    if phone:
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": size[0], "height": size[1],
+                                                                              "pixelRatio": 3.0}})
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     root = traversable_tmp("sipas-stack-")

@@ -11,7 +11,6 @@ and keywords, and returns what is left: the metric names the expression queries.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "sampling", "ballots", "scoring", "publishing")
@@ -32,10 +32,6 @@ _KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_le
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _NAME_MATCHER = re.compile(r'__name__\s*(=~|=)\s*"([^"]*)"')
 _GRAFANA_RANGES = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|__interval|__range)\}")
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def require_tool(name: str) -> str:

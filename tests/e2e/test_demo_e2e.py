@@ -9,12 +9,12 @@ void, and every bad submission the demo planted turned away for its reason.
 from __future__ import annotations
 
 import io
-import shutil
 import time
 from collections import Counter
 
 import httpx
 import pytest
+from conftest import headless_chromium
 from rich.console import Console
 
 from sipas_cli.demo import DemoConfig, run_demo
@@ -99,21 +99,11 @@ def test_every_planted_bad_submission_was_rejected_for_its_reason(platform, admi
     assert "Bad submissions planted on purpose" in printed
 
 
-@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="chromium-driver is not installed")
 def test_a_reader_sees_the_demo_report_in_a_browser(demo):
-    import os
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     rnd, _ = demo
-    os.environ["SE_AVOID_STATS"] = "true"  # no network calls from the test
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    options.add_argument("--headless=new")
-    options.add_argument("--no-sandbox")
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = headless_chromium()
     try:
         driver.get(rnd.report_url)
         rows = driver.find_element(By.ID, "ranking").find_elements(By.CSS_SELECTOR, "tbody tr")

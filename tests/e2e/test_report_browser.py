@@ -12,38 +12,21 @@ from __future__ import annotations
 import csv
 import io
 import random
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import headless_chromium, wait_for
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(shutil.which("chromedriver") is None, reason="chromium-driver is not installed")]
+pytestmark = pytest.mark.e2e
 SEED = "9e" * 20
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "report-browser"
 PHONE = (390, 844)
 
 
 def chromium(downloads: Path, phone: bool) -> object:
-    import os
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_AVOID_STATS"] = "true"  # no network calls from the test
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    size = PHONE if phone else (1280, 1000)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={size[0]},{size[1]}"):
-        options.add_argument(arg)
-    if phone:
-        options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": PHONE[0], "height": PHONE[1],
-                                                                              "pixelRatio": 3.0}})
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    return headless_chromium(PHONE if phone else (1280, 1000), phone=phone,
+                             prefs={"download.default_directory": str(downloads), "download.prompt_for_download": False})
 
 
 @pytest.fixture(scope="module")

@@ -6,32 +6,17 @@ service issuing codes from SampleDrawn; the code is read from the ballots databa
 
 from __future__ import annotations
 
-import shutil
-
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import headless_chromium, wait_for
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(shutil.which("chromedriver") is None, reason="chromium-driver is not installed")]
+pytestmark = pytest.mark.e2e
 SEED = "b0" * 20
 
 
 @pytest.fixture(scope="module")
 def browser():
-    import os
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_AVOID_STATS"] = "true"  # no network calls from the test
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=390,844"):
-        options.add_argument(arg)
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844,
-                                                                          "pixelRatio": 3.0}})
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = headless_chromium((390, 844), phone=True)
     yield driver
     driver.quit()
 

@@ -371,7 +371,6 @@ async def test_partner_api_keys_scopes_rate_limit_and_etags(pair):
 
 
 async def test_webhook_receiver_down_then_up_gets_every_event_signed(pair):
-    import datetime as dt
     import socket
     import threading
     import time
@@ -442,7 +441,6 @@ async def test_webhook_receiver_down_then_up_gets_every_event_signed(pair):
     assert sorted((e["type"].split(".")[4], e["data"]["release_id"]) for e in events.values()) == sorted(
         [("ReleasePublished", first), ("ReleaseRetracted", first), ("ReleasePublished", second)])
     assert all(e["specversion"] == "1.0" and e["source"] for e in events.values())
-    assert dt.datetime.fromisoformat(log["attempts"][0]["attempted_at"]) <= dt.datetime.now(dt.UTC)
 
 
 async def test_webhook_urls_are_checked_against_ssrf(open_api, tmp_path):

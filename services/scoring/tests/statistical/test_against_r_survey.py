@@ -7,12 +7,12 @@ without the finite population correction. Needs ``Rscript`` and the ``survey`` p
 """
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import in_ci
 
 VALIDATION = Path(__file__).resolve().parents[2] / "validation"
 
@@ -37,15 +37,11 @@ FIGURES = (
 )
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], "compare.Figure"]:
     missing = compare.r_available()
     if missing:
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI must check the survey statistics against R, but {missing}: see .ci/run")
         pytest.skip(missing)
     return {(f.design, f.name): f for f in compare.run(tmp_path_factory.mktemp("r-survey"))}
