@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection
@@ -65,6 +66,23 @@ _APPEND_ONE = text(
 # The first append of a transaction also wakes the relay (delivered on commit; PostgreSQL would
 # fold repeats within one transaction anyway, this saves even sending them).
 _APPEND_AND_NOTIFY = text(f"{_APPEND_ROWS}, pg_notify('{NOTIFY_CHANNEL}', '')")
+# Many streams at once (``append_many``): one INSERT per chunk, rows in the order given (each stream's
+# events in version order), inside a savepoint so that a collision writes nothing of the call.
+_APPEND_MANY_ROWS = """
+    WITH ins AS (
+        INSERT INTO event_store (id, stream_id, version, type, province, body)
+        SELECT id, stream_id, version, type, province, body
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:streams AS text[]), CAST(:versions AS integer[]),
+                    CAST(:types AS text[]), CAST(:provinces AS text[]), CAST(:bodies AS text[]))
+            WITH ORDINALITY AS v(id, stream_id, version, type, province, body, n)
+        ORDER BY n
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins"""
+_APPEND_MANY = text(_APPEND_MANY_ROWS)
+_APPEND_MANY_AND_NOTIFY = text(f"{_APPEND_MANY_ROWS}, pg_notify('{NOTIFY_CHANNEL}', '')")
+_VERSIONS = text("SELECT stream_id, max(version) FROM event_store WHERE stream_id = ANY(CAST(:streams AS text[]))"
+                 " GROUP BY stream_id")
 
 
 class ConcurrencyError(Exception):
@@ -82,6 +100,16 @@ class Metadata:
     correlation_id: str
     actor: str
     causation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """One stream's part of ``EventStore.append_many``: its events and the version they expect
+    (``None``: after whatever is there)."""
+
+    stream_id: str
+    events: Sequence[Event]
+    expected_version: int | None
 
 
 @dataclass(frozen=True)
@@ -182,14 +210,8 @@ class EventStore:
                     "province": env.province, "body": canonical.dumps(env.body()),
                 })).rowcount
             else:
-                inserted = (await conn.execute(_APPEND_AND_NOTIFY if notify else _APPEND, {
-                    "stream_id": stream_id,
-                    "ids": [env.id for env in envelopes],
-                    "versions": [env.sequence for env in envelopes],
-                    "types": [env.type for env in envelopes],
-                    "provinces": [env.province for env in envelopes],
-                    "bodies": [canonical.dumps(env.body()) for env in envelopes],
-                })).scalar_one()
+                inserted = (await conn.execute(_APPEND_AND_NOTIFY if notify else _APPEND,
+                                               {"stream_id": stream_id} | _columns(envelopes))).scalar_one()
         except IntegrityError as exc:
             if "event_store_stream_version_key" in str(exc.orig):
                 raise ConcurrencyError(stream_id, expected_version) from None
@@ -197,6 +219,56 @@ class EventStore:
         if inserted != len(envelopes):  # nothing was written (see _APPEND_ROWS)
             raise ConcurrencyError(stream_id, expected_version)
         if notify and txn is not None:
+            self._notified.add(txn)
+        if self._metrics is not None and sync is not None:
+            self._count_on_commit(sync, envelopes)
+        return envelopes
+
+    async def append_many(
+        self, conn: AsyncConnection, appends: Sequence[StreamAppend], *, meta: Metadata, chunk: int = 2000,
+    ) -> list[Envelope]:
+        """Append to many streams at once: what ``append`` does for each, in one INSERT per ``chunk`` events.
+
+        For bulk commands (an import of thousands of ballots, one stream each). The streams' current
+        versions are read in one statement (only for parts with ``expected_version=None``), the rows are
+        written in the order given, and all of it runs in a savepoint: if any stream is no longer at its
+        expected version (or a stream appears twice), ``ConcurrencyError`` is raised, nothing of this call
+        is written and the caller's transaction goes on. A writer holding one of those versions
+        uncommitted is waited for, as with ``append``. Returns the envelopes in the order given.
+        """
+        parts = [a for a in appends if a.events]
+        if not parts:
+            return []
+        streams = [a.stream_id for a in parts]
+        if len(set(streams)) != len(streams):
+            duplicate = next(s for s in streams if streams.count(s) > 1)
+            raise ConcurrencyError(duplicate, None)
+        unknown = [a.stream_id for a in parts if a.expected_version is None]
+        current: dict[str, int] = {}
+        if unknown:
+            current = {s: int(v) for s, v in await conn.execute(_VERSIONS, {"streams": unknown})}
+        envelopes: list[Envelope] = []
+        for a in parts:
+            base = current.get(a.stream_id, 0) if a.expected_version is None else a.expected_version
+            envelopes += [self._envelope(a.stream_id, base + i + 1, ev, meta) for i, ev in enumerate(a.events)]
+        sync = conn.sync_connection
+        txn = None if sync is None else (sync.get_nested_transaction() or sync.get_transaction())
+        notify = txn is None or txn not in self._notified
+        try:
+            async with conn.begin_nested():
+                for start in range(0, len(envelopes), chunk):
+                    part = envelopes[start:start + chunk]
+                    inserted = (await conn.execute(_APPEND_MANY_AND_NOTIFY if notify else _APPEND_MANY,
+                                                   {"streams": [env.subject for env in part]} | _columns(part)
+                                                   )).scalar_one()
+                    notify = False
+                    if inserted != len(part):  # cannot happen without ON CONFLICT; kept as a guard
+                        raise ConcurrencyError(part[0].subject, None)
+        except IntegrityError as exc:
+            if "event_store_stream_version_key" in str(exc.orig):
+                raise ConcurrencyError(_stream_of(exc.orig) or streams[0], None) from None
+            raise
+        if txn is not None:
             self._notified.add(txn)
         if self._metrics is not None and sync is not None:
             self._count_on_commit(sync, envelopes)
@@ -297,6 +369,24 @@ class EventStore:
                 if bytes(stored) != expected:
                     raise ChainBroken(f"hash mismatch at position {pos}")
                 previous, position = expected, pos
+
+
+def _columns(envelopes: Sequence[Envelope]) -> dict[str, list[Any]]:
+    """The envelopes as the arrays the append statements unnest."""
+    return {
+        "ids": [env.id for env in envelopes],
+        "versions": [env.sequence for env in envelopes],
+        "types": [env.type for env in envelopes],
+        "provinces": [env.province for env in envelopes],
+        "bodies": [canonical.dumps(env.body()) for env in envelopes],
+    }
+
+
+def _stream_of(error: BaseException | None) -> str | None:
+    """The stream named in a unique violation's detail: ``Key (stream_id, version)=(s, 3) already exists``."""
+    details = [str(getattr(e, "detail", "") or "") for e in (error, getattr(error, "__cause__", None)) if e]
+    match = re.search(r"\(stream_id, version\)=\((.*?), \d+\)", " ".join([*details, str(error)]))
+    return match.group(1) if match else None
 
 
 class ChainBroken(Exception):

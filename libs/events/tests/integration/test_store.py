@@ -214,3 +214,81 @@ async def test_a_stale_single_append_later_in_a_transaction_is_refused_and_the_t
     async with engine.connect() as conn:
         assert [e.sequence for e in await store.load(conn, "agency-a1")] == [1, 2]
         assert [e.sequence for e in await store.load(conn, "agency-p")] == [1]
+
+
+async def test_append_many_writes_many_streams_in_order_and_counts_on_commit(engine):
+    from sipas_events.metrics import BackboneMetrics
+    from sipas_events.store import StreamAppend
+
+    metrics = BackboneMetrics("registry")
+    store = EventStore("registry", metrics=metrics)
+    await append_agencies(engine, store, 1, 1)  # agency-a1 at version 1
+    async with engine.begin() as conn:
+        envs = await store.append_many(conn, [
+            StreamAppend("agency-a1", [agency(1)], None),
+            StreamAppend("agency-m2", [agency(2), agency(3)], 0),
+            StreamAppend("agency-m4", [], 0),  # nothing to append: skipped
+            StreamAppend("agency-m5", [agency(5)], None),
+        ], meta=META, chunk=2)  # three statements
+        assert metrics.registry.get_sample_value(
+            "sipas_registry_events_appended_total", {"type": "AgencyRegistered"}) == 1.0  # not yet committed
+    assert [(e.subject, e.sequence) for e in envs] == [("agency-a1", 2), ("agency-m2", 1), ("agency-m2", 2),
+                                                      ("agency-m5", 1)]
+    assert all(e.correlationid == "test-corr" and e.actor == "tester" for e in envs)
+    assert metrics.registry.get_sample_value(
+        "sipas_registry_events_appended_total", {"type": "AgencyRegistered"}) == 5.0
+    await sequence_all(engine)
+    async with engine.connect() as conn:
+        stored = await store.read_all(conn, 0, 100)
+        assert [(r.envelope().subject, r.envelope().sequence) for r in stored] == [
+            ("agency-a1", 1), ("agency-a1", 2), ("agency-m2", 1), ("agency-m2", 2), ("agency-m5", 1)]
+        assert [r.id for r in stored[1:]] == [e.id for e in envs]
+        assert (await store.verify_chain(conn))[0] == 5
+        assert [e.data["agency_id"] for e in await store.load(conn, "agency-m2")] == ["a2", "a3"]
+
+
+async def test_a_stale_append_many_writes_nothing_and_the_transaction_goes_on(engine):
+    from sipas_events.store import StreamAppend
+
+    store = EventStore("registry")
+    await append_agencies(engine, store, 1, 1)  # agency-a1 at version 1
+    async with engine.begin() as conn:
+        with pytest.raises(ConcurrencyError) as stale:
+            await store.append_many(conn, [StreamAppend("agency-n1", [agency(7)], 0),
+                                           StreamAppend("agency-a1", [agency(1)], 0)], meta=META, chunk=1)
+        assert stale.value.stream_id == "agency-a1"
+        with pytest.raises(ConcurrencyError) as twice:  # one stream twice in one call: refused before writing
+            await store.append_many(conn, [StreamAppend("agency-n2", [agency(8)], 0),
+                                           StreamAppend("agency-n2", [agency(8)], 1)], meta=META)
+        assert twice.value.stream_id == "agency-n2"
+        await store.append_many(conn, [StreamAppend("agency-n3", [agency(9)], 0)], meta=META)
+    async with engine.connect() as conn:
+        assert await store.load(conn, "agency-n1") == [] and await store.load(conn, "agency-n2") == []
+        assert [e.sequence for e in await store.load(conn, "agency-a1")] == [1]
+        assert [e.data["agency_id"] for e in await store.load(conn, "agency-n3")] == ["a9"]
+
+
+async def test_append_many_racing_a_single_append_one_wins(engine):
+    """A writer holding a stream's next version uncommitted is waited for; if it commits, the batch is refused."""
+    from sipas_events.store import StreamAppend
+
+    store = EventStore("registry")
+    first = await engine.connect()
+    await first.begin()
+    await store.append(first, "agency-r", [agency(1)], expected_version=0, meta=META)
+
+    async def batch():
+        async with engine.begin() as conn:
+            await store.append_many(conn, [StreamAppend("agency-q", [agency(2)], 0),
+                                           StreamAppend("agency-r", [agency(3)], None)], meta=META)
+
+    task = asyncio.create_task(batch())
+    await asyncio.sleep(0.2)
+    assert not task.done()  # waiting on the first writer's row
+    await first.commit()
+    await first.close()
+    with pytest.raises(ConcurrencyError):
+        await task
+    async with engine.connect() as conn:
+        assert [e.data["agency_id"] for e in await store.load(conn, "agency-r")] == ["a1"]
+        assert await store.load(conn, "agency-q") == []

@@ -3,18 +3,28 @@
 The ballot row is locked (``FOR UPDATE``) before deciding, so a code submitted many times at once is
 accepted exactly once; every other attempt is recorded as ``used_code``. A rejection stores only its
 record (reason, detail, channel) and a ``BallotRejected`` event — never the answers.
+
+The online path is hot (every respondent, every keyed ballot): a submission is one statement to read
+(the ballot locked, its unit, the campaign), one to write (the ballot's status, the accepted ballot,
+the submission record) and the event's append. Instrument and scheme definitions are read once per
+process and database (a published version never changes). Bulk imports (``imports``) decide a whole
+file with the same ``decide`` and write it set-wise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import weakref
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_ballots.adapters.tables import accepted, ballots, reference, sampled_units, submissions
+from sipas_ballots.adapters.tables import reference
 from sipas_ballots.domain.codes import parse_code
 from sipas_ballots.domain.errors import InvalidCode
 from sipas_ballots.domain.instrument import Instrument
@@ -32,7 +42,7 @@ from sipas_ballots.metrics import intake_outcomes
 from sipas_events.catalogue.ballots import BallotAccepted, BallotRejected
 from sipas_events.catalogue.registry import InstrumentDefinition, SchemeDefinition
 from sipas_events.ids import new_id
-from sipas_events.store import EventStore, Metadata
+from sipas_events.store import ConcurrencyError, EventStore, Metadata
 
 CODE_REASONS = {"unknown_code", "cancelled_code", "used_code", "wrong_campaign"}
 VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")  # no daylight saving: a fixed offset is exact
@@ -42,86 +52,185 @@ def today_in_vietnam() -> dt.date:
     return dt.datetime.now(VIETNAM).date()
 
 
-async def _definition(conn: AsyncConnection, kind: str, ref: dict[str, Any]) -> dict[str, Any] | None:
-    d = reference.definitions.c
-    return (await conn.execute(select(d.definition).where(d.kind == kind, d.def_id == ref["id"],
-                                                          d.version == ref["version"]))).scalar()
+@dataclass(frozen=True)
+class Unit:
+    """What a decision and its event need of a ballot's sampled unit."""
+
+    unit_id: str
+    status: str
+    agency_id: str | None
+    stratum: str
+    draw_id: str
 
 
-async def _context(conn: AsyncConnection, sub: Submission, campaign: Any, ballot: Ballot | None,
-                   unit: Any) -> ValidationContext | Rejected:
-    if campaign is None:
-        return Rejected("wrong_campaign", f"no campaign {sub.campaign_id} is known here", "campaign_id")
-    body = campaign["definition"]
+@dataclass(frozen=True)
+class CampaignFacts:
+    """A campaign as the rules see it, read once per command: its province (for the events) and either
+    its rules and instrument or why it cannot take ballots here (``problem``)."""
+
+    campaign_id: str
+    province: str | None
+    rules: CampaignRules | None = None
+    instrument: Instrument | None = None
+    problem: Rejected | None = None
+
+
+# (kind, id, version) -> Instrument, or the scheme's minimum answered share; per database (engine).
+_DEFINITIONS: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str, int], Any]] = weakref.WeakKeyDictionary()
+_DEFINITION = text("SELECT definition FROM ref_definitions WHERE kind = :kind AND def_id = :id AND version = :version"
+                   ).columns(definition=JSONB)
+
+
+async def _definition(conn: AsyncConnection, kind: str, ref: dict[str, Any]) -> Any:
+    """The instrument (built) or the scheme's minimum share of a published version; None if not known yet.
+    A published version never changes, so what was found is kept for the life of the engine."""
+    cache = _DEFINITIONS.setdefault(conn.engine.sync_engine, {})
+    key = (kind, str(ref["id"]), int(ref["version"]))
+    if key in cache:
+        return cache[key]
+    found = (await conn.execute(_DEFINITION, {"kind": kind, "id": key[1], "version": key[2]})).scalar()
+    if found is None:
+        return None
+    built: Any = (Instrument.from_definition(InstrumentDefinition.model_validate(found)) if kind == "instrument"
+                  else Fraction(str(SchemeDefinition.model_validate(found).min_answered_share)))
+    cache[key] = built
+    return built
+
+
+async def campaign_facts(conn: AsyncConnection, campaign_id: str, row: Any) -> CampaignFacts:
+    """``row``: the campaign's reference row (``province``, ``definition``), or None if unknown here."""
+    if row is None:
+        return CampaignFacts(campaign_id, None, problem=Rejected(
+            "wrong_campaign", f"no campaign {campaign_id} is known here", "campaign_id"))
+    body = row["definition"]
     instrument = await _definition(conn, "instrument", body["instrument"])
-    scheme = await _definition(conn, "scheme", body["scheme"])
-    if instrument is None or scheme is None:
-        return Rejected("wrong_campaign", "the campaign's instrument or scheme has not reached this service yet",
-                        "campaign_id")
+    share = await _definition(conn, "scheme", body["scheme"])
+    if instrument is None or share is None:
+        return CampaignFacts(campaign_id, row["province"], problem=Rejected(
+            "wrong_campaign", "the campaign's instrument or scheme has not reached this service yet", "campaign_id"))
     window = body["collection_window"]
-    rules = CampaignRules(sub.campaign_id, dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"]),
-                          Fraction(str(SchemeDefinition.model_validate(scheme).min_answered_share)))
-    active = frozenset({unit.unit_id}) if unit is not None and unit.status == "active" else frozenset()
-    return ValidationContext(rules, Instrument.from_definition(InstrumentDefinition.model_validate(instrument)),
-                             {ballot.code: ballot} if ballot else {}, active)
+    rules = CampaignRules(campaign_id, dt.date.fromisoformat(window["start"]), dt.date.fromisoformat(window["end"]),
+                          share)
+    return CampaignFacts(campaign_id, row["province"], rules, instrument)
+
+
+async def load_campaign(conn: AsyncConnection, campaign_id: str) -> CampaignFacts:
+    c = reference.campaigns.c
+    row = (await conn.execute(select(c.province, c.definition).where(c.campaign_id == campaign_id))).mappings().first()
+    return await campaign_facts(conn, campaign_id, row)
+
+
+def decide(sub: Submission, campaign: CampaignFacts, ballots: dict[str, Ballot],
+           active_units: frozenset[str] | set[str]) -> Outcome:
+    """The outcome of one submission: ``ballots`` holds (at least) the ballot its code names, if any,
+    ``active_units`` the active units among theirs."""
+    if campaign.rules is not None and campaign.instrument is not None:
+        return validate(sub, ValidationContext(campaign.rules, campaign.instrument, ballots, frozenset(active_units)))
+    # The campaign is unusable here, but code problems still come first (the documented order).
+    bare = ValidationContext(CampaignRules(sub.campaign_id, dt.date.min, dt.date.max), Instrument((), frozenset()),
+                             ballots, frozenset())
+    first = validate(sub, bare)
+    code_problem = isinstance(first, Rejected) and first.reason_code in CODE_REASONS
+    assert campaign.problem is not None
+    return first if code_problem else campaign.problem
+
+
+# One round trip to read all a submission needs: the ballot (locked), its unit and the campaign.
+_LOOKUP = text("""
+    WITH b AS MATERIALIZED (
+        SELECT ballot_id, campaign_id, unit_id, code, status, cancel_reason FROM ballots
+        WHERE code = :code FOR UPDATE
+    )
+    SELECT b.ballot_id, b.campaign_id AS ballot_campaign, b.unit_id, b.code, b.status, b.cancel_reason,
+           u.unit_id AS unit_found, u.status AS unit_status, u.agency_id, u.stratum, u.draw_id,
+           c.campaign_id AS campaign_found, c.province, c.definition
+    FROM (SELECT) AS one
+    LEFT JOIN b ON true
+    LEFT JOIN sampled_units u ON u.unit_id = b.unit_id
+    LEFT JOIN ref_campaigns c ON c.campaign_id = :campaign_id
+""").columns(definition=JSONB)
+# One round trip to record an acceptance: the ballot used, the accepted ballot, the submission record.
+_ACCEPT = text("""
+    WITH used AS (
+        UPDATE ballots SET status = 'used' WHERE ballot_id = :ballot_id
+    ), kept AS (
+        INSERT INTO accepted_ballots (ballot_id, campaign_id, unit_id, channel, answers, expectations, entered_by,
+                                      entry_seconds, accepted_at)
+        VALUES (:ballot_id, :campaign_id, :unit_id, :channel, CAST(:answers AS jsonb), CAST(:expectations AS jsonb),
+                :entered_by, CAST(:entry_seconds AS double precision), :now)
+    )
+    INSERT INTO submissions (submission_id, campaign_id, channel, outcome, ballot_id, received_at)
+    VALUES (:submission_id, :campaign_id, :channel, 'accepted', :ballot_id, :now)
+""")
+_REJECT = text("""
+    INSERT INTO submissions (submission_id, campaign_id, channel, outcome, reason, detail, ballot_id, received_at)
+    VALUES (:submission_id, :campaign_id, :channel, 'rejected', :reason, :detail, :ballot_id, :now)
+""")
+
+
+def unit_of(row: Any) -> Unit | None:
+    if row.unit_found is None:
+        return None
+    return Unit(row.unit_found, row.unit_status, row.agency_id, row.stratum, row.draw_id)
+
+
+def accepted_event(sub: Submission, outcome: Accepted, unit: Unit, province: str | None) -> BallotAccepted:
+    return BallotAccepted(
+        ballot_id=outcome.ballot.ballot_id, campaign_id=sub.campaign_id, unit_id=unit.unit_id,
+        agency_id=unit.agency_id, stratum=unit.stratum, weight_ref=unit.draw_id, province=province,
+        channel=sub.channel, answers=dict(outcome.answers), expectations=sorted(outcome.expectations))
+
+
+def rejected_event(sub: Submission, outcome: Rejected, submission_id: str, province: str | None) -> BallotRejected:
+    return BallotRejected(submission_id=submission_id, campaign_id=sub.campaign_id, province=province,
+                          channel=sub.channel, reason=outcome.reason_code, detail=outcome.detail, field=outcome.field)
 
 
 async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta: Metadata,
                  metrics: Any = None) -> tuple[str, Outcome]:
-    ballot = None
     try:
-        row = (await conn.execute(select(ballots).where(ballots.c.code == parse_code(sub.code)).with_for_update())
-               ).first()
+        code: str | None = parse_code(sub.code)
     except InvalidCode:
-        row = None
-    unit = None
-    if row is not None:
-        ballot = Ballot(row.ballot_id, row.campaign_id, row.unit_id, row.code, Status(row.status), row.cancel_reason)
-        unit = (await conn.execute(select(sampled_units).where(sampled_units.c.unit_id == ballot.unit_id))).first()
+        code = None
+    row = (await conn.execute(_LOOKUP, {"code": code, "campaign_id": sub.campaign_id})).one()
+    ballot = unit = None
+    if row.ballot_id is not None:
+        ballot = Ballot(row.ballot_id, row.ballot_campaign, row.unit_id, row.code, Status(row.status),
+                        row.cancel_reason)
+        unit = unit_of(row)
     # Campaign and unit are read once, for the rules and for the events alike.
-    campaign = (await conn.execute(select(reference.campaigns).where(
-        reference.campaigns.c.campaign_id == sub.campaign_id))).mappings().first()
-    context = await _context(conn, sub, campaign, ballot, unit)
-    if isinstance(context, ValidationContext):
-        outcome = validate(sub, context)
-    else:  # the campaign is unusable here, but code problems still come first (the documented order)
-        bare = ValidationContext(CampaignRules(sub.campaign_id, dt.date.min, dt.date.max), Instrument((), frozenset()),
-                                 {ballot.code: ballot} if ballot else {}, frozenset())
-        first = validate(sub, bare)
-        code_problem = isinstance(first, Rejected) and first.reason_code in CODE_REASONS
-        outcome = first if code_problem else context
+    campaign = await campaign_facts(conn, sub.campaign_id, row._mapping if row.campaign_found is not None else None)
+    active = {unit.unit_id} if unit is not None and unit.status == "active" else set()
+    outcome = decide(sub, campaign, {ballot.code: ballot} if ballot else {}, active)
     submission_id = str(new_id())
     now = dt.datetime.now(dt.UTC)
-    province = campaign["province"] if campaign is not None else None
     if isinstance(outcome, Accepted):
         assert unit is not None and unit.unit_id == outcome.ballot.unit_id  # accepted only with its active unit
-        await conn.execute(update(ballots).where(ballots.c.ballot_id == outcome.ballot.ballot_id).values(status="used"))
-        await conn.execute(insert(accepted).values(
-            ballot_id=outcome.ballot.ballot_id, campaign_id=sub.campaign_id, unit_id=unit.unit_id, channel=sub.channel,
-            answers=dict(outcome.answers), expectations=sorted(outcome.expectations), entered_by=sub.entered_by,
-            entry_seconds=sub.entry_seconds, accepted_at=now))
-        await conn.execute(insert(submissions).values(
-            submission_id=submission_id, campaign_id=sub.campaign_id, channel=sub.channel, outcome="accepted",
-            ballot_id=outcome.ballot.ballot_id, received_at=now))
-        await store.append(conn, f"ballot-{outcome.ballot.ballot_id}", [BallotAccepted(
-            ballot_id=outcome.ballot.ballot_id, campaign_id=sub.campaign_id, unit_id=unit.unit_id,
-            agency_id=unit.agency_id, stratum=unit.stratum, weight_ref=unit.draw_id, province=province,
-            channel=sub.channel, answers=dict(outcome.answers), expectations=sorted(outcome.expectations))],
-            expected_version=None, meta=meta)
+        await conn.execute(_ACCEPT, {
+            "ballot_id": outcome.ballot.ballot_id, "campaign_id": sub.campaign_id, "unit_id": unit.unit_id,
+            "channel": sub.channel, "answers": json.dumps(dict(outcome.answers)),
+            "expectations": json.dumps(sorted(outcome.expectations)), "entered_by": sub.entered_by,
+            "entry_seconds": sub.entry_seconds, "now": now, "submission_id": submission_id})
+        event = accepted_event(sub, outcome, unit, campaign.province)
+        stream = f"ballot-{outcome.ballot.ballot_id}"
+        try:  # an issued ballot's stream holds exactly its BallotIssued (it is locked, and used or cancelled ends it)
+            await store.append(conn, stream, [event], expected_version=1, meta=meta)
+        except ConcurrencyError:  # not so (nothing was written): append after whatever is there, as before
+            await store.append(conn, stream, [event], expected_version=None, meta=meta)
         _count(metrics, sub, "accepted", "")
         return submission_id, outcome
-    await conn.execute(insert(submissions).values(
-        submission_id=submission_id, campaign_id=sub.campaign_id, channel=sub.channel, outcome="rejected",
-        reason=outcome.reason_code, detail=outcome.detail, ballot_id=ballot.ballot_id if ballot else None,
-        received_at=now))
-    await store.append(conn, f"submission-{submission_id}", [BallotRejected(
-        submission_id=submission_id, campaign_id=sub.campaign_id, province=province, channel=sub.channel,
-        reason=outcome.reason_code, detail=outcome.detail, field=outcome.field)], expected_version=0, meta=meta)
+    await conn.execute(_REJECT, {
+        "submission_id": submission_id, "campaign_id": sub.campaign_id, "channel": sub.channel,
+        "reason": outcome.reason_code, "detail": outcome.detail, "ballot_id": ballot.ballot_id if ballot else None,
+        "now": now})
+    await store.append(conn, f"submission-{submission_id}", [rejected_event(sub, outcome, submission_id,
+                                                                           campaign.province)],
+                       expected_version=0, meta=meta)
     _count(metrics, sub, "rejected", outcome.reason_code)
     return submission_id, outcome
 
 
-def _count(metrics: Any, sub: Submission, outcome: str, reason: str) -> None:
-    # Counted before commit: a transaction that then fails over-counts by one, never under-counts.
+def _count(metrics: Any, sub: Submission, outcome: str, reason: str, n: int = 1) -> None:
+    # Counted before commit: a transaction that then fails over-counts, never under-counts.
     if metrics is not None:
-        intake_outcomes(metrics).labels(sub.campaign_id, sub.channel, outcome, reason).inc()
+        intake_outcomes(metrics).labels(sub.campaign_id, sub.channel, outcome, reason).inc(n)

@@ -164,7 +164,7 @@ async def import_ballots(campaign_id: str, request: Request, ctx: Ctx, who: Curr
     if len(content) > 100 * 1024 * 1024:
         raise Problem(413, "Content too large", "at most 100 MB per file")
     rows = await imports.import_ballots(ctx.engine, ctx.store, campaign_id, content, filename, who.subject,
-                                        metadata(request, who))
+                                        metadata(request, who), ctx.metrics)
     if report == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=["line", "outcome", "reason", "detail", "submission_id"],
