@@ -247,13 +247,18 @@ def minimal_app(dsn: str) -> Any:
 
     app = FastAPI(lifespan=lifespan)
 
-    @app.post("/v1/submissions", status_code=201)
     async def post(body: Body, request: Request) -> JSONResponse:
         row_id = uuid.uuid4()
         await request.app.state.pool.execute(
             "INSERT INTO minimal_submissions (id, code, answers) VALUES ($1, $2, $3)", row_id, body.code,
             json.dumps(body.answers))
         return JSONResponse({"id": str(row_id)}, 201)
+
+    # The annotations are text here (``from __future__ import annotations``) and FastAPI resolves text in the
+    # module's globals, where this function's local Body and Request are not: without the real classes it took
+    # them for two required query parameters and answered every request 422.
+    post.__annotations__ = {"body": Body, "request": Request, "return": JSONResponse}
+    app.post("/v1/submissions", status_code=201)(post)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
