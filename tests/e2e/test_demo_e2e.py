@@ -8,9 +8,14 @@ void, and every bad submission the demo planted turned away for its reason.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import secrets
 import time
 from collections import Counter
+from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +116,73 @@ def test_a_reader_sees_the_demo_report_in_a_browser(demo):
     finally:
         driver.quit()
     assert shown == {rnd.province_names[u["id"]]: u["overall"]["value"] for u in rnd.provinces_published}
+
+
+def _trace(platform, rnd, province, **kw):
+    from sipas_cli.trace import trace_figure
+
+    auditor = platform.identity.mint("auditor@test", "auditor")
+    return trace_figure({s: platform.url(s) for s in SERVICES}, auditor, rnd.release["release_id"], province, **kw)
+
+
+def test_a_published_province_figure_traces_back_to_its_ballots_units_and_draws(platform, demo):
+    rnd, printed = demo
+    published = rnd.provinces_published[0]
+    province = published["id"]
+    frames = sorted(Path(rnd.frames_folder).glob("*.csv"))
+    trace = _trace(platform, rnd, province, frames=frames)
+    assert trace.ok, trace.problems
+    mine = [d for d in rnd.draws if d.province == province]
+    assert [c.link for c in trace.checks] == [
+        "release", "signature", "figure", "snapshot", "ballots chain", "sampling chain", "recount", "units",
+        *[link for d in sorted(mine, key=lambda d: d.draw_id) for link in (f"draw {d.draw_id}", f"re-run {d.draw_id}")]]
+    # The figure, as published, as frozen and as recomputed from the ballots' events (value and n).
+    assert trace.figure["overall"] == published["overall"] == trace.recomputed["overall"]
+    assert trace.recomputed["overall"]["value"] is not None and trace.recomputed["overall"]["n"] > 0
+    assert len(trace.ballots) == published["ballots"] and not set(trace.ballots) & set(trace.voided)
+    assert trace.snapshot["snapshot_id"] == rnd.snapshot["snapshot_id"]
+    assert trace.snapshot["positions"] == rnd.snapshot["positions"]
+    assert trace.snapshot["chain_heads"]["ballots"] == rnd.snapshot["chain_heads"]["ballots"]
+    # One pseudonymous unit per ballot; the draws are the province's, their seeds hash to the commitments
+    # the demo made before revealing them, and each re-runs from the province's frame file.
+    assert len(trace.units) == len(trace.ballots) and all(len(u) == 24 for u in trace.units)
+    assert {d["draw_id"]: d["seed_commitment"] for d in trace.draws} == {d.draw_id: d.seed_commitment for d in mine}
+    assert all(hashlib.sha256(d["seed"].encode()).hexdigest() == d["seed_commitment"] for d in trace.draws)
+    assert all(d["committed_at"] < d["revealed_at"] and d["rerun"] is True for d in trace.draws)
+    assert f"sipas trace figure {rnd.release['release_id']} {province}" in printed
+
+
+def test_sipas_trace_prints_every_link_and_exits_1_on_a_tampered_release_file(platform, demo, tmp_path):
+    from typer.testing import CliRunner
+
+    from sipas_cli.main import app
+
+    rnd, _ = demo
+    province = rnd.provinces_published[0]["id"]
+    env = {"SIPAS_HOME": str(platform.home), "COLUMNS": "200"}
+    args = ["trace", "figure", rnd.release["release_id"], province, "--port-base", str(platform.ports["postgres"])]
+    result = CliRunner().invoke(app, [*args, "--frame", rnd.frames_folder], env=env)
+    assert result.exit_code == 0, result.output
+    assert "every link holds" in result.output and "ballots chain" in result.output and "re-run" in result.output
+    edited = json.loads(Path(rnd.manifest_path).read_text(encoding="utf-8"))
+    figure = next(u for u in edited["manifest"]["figures"]["units"] if u["id"] == province)
+    figure["overall"]["value"] = str(Decimal(figure["overall"]["value"]) + Decimal("0.5"))
+    (tmp_path / "edited.json").write_text(json.dumps(edited, ensure_ascii=False), encoding="utf-8")
+    result = CliRunner().invoke(app, [*args, "--release-file", str(tmp_path / "edited.json"), "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    failed = {c["link"] for c in json.loads(result.output)["checks"] if not c["ok"]}
+    assert {"signature", "recount", "figures digest", "snapshot figure"} <= failed
+
+
+def test_a_wrong_seed_in_a_release_file_is_detected(platform, demo):
+    rnd, _ = demo
+    province = rnd.provinces_published[0]["id"]
+    draw = next(d for d in rnd.draws if d.province == province)
+    edited = json.loads(Path(rnd.manifest_path).read_text(encoding="utf-8"))
+    sealed = next(c for c in edited["manifest"]["seed_commitments"] if c["draw_id"] == draw.draw_id)
+    sealed["seed"] = secrets.token_hex(32)
+    trace = _trace(platform, rnd, province, release_file=edited)
+    failed = {c.link: c.detail for c in trace.checks if not c.ok}
+    assert set(failed) == {"signature", f"draw {draw.draw_id}"}, trace.problems
+    assert "the manifest's seed or commitment" in failed[f"draw {draw.draw_id}"]
+    assert not trace.ok and trace.recomputed["overall"] == trace.figure["overall"]  # the figure itself still holds

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sipas_cli import demo, scoring_cmds
+from sipas_cli import demo, scoring_cmds, trace
 from sipas_cli.platform import DEFAULT_PORTS, SERVICES, Platform
 from sipas_cli.publishing_cmds import app as publishing
 from sipas_cli.registry_client import REFERENCE, RegistryClient
@@ -35,6 +35,7 @@ sampling = typer.Typer(help="Sampling tasks: verify a draw offline.", no_args_is
 app.add_typer(sampling, name="sampling")
 app.add_typer(publishing, name="publishing")
 app.add_typer(scoring_cmds.app, name="scoring")
+app.add_typer(trace.app, name="trace")
 app.command("demo")(demo.command)
 console = Console()
 
@@ -49,6 +50,8 @@ def up(
     port_base: int | None = typer.Option(None, help="use 8 consecutive ports from here instead of the defaults"),
     seed: bool = typer.Option(True, help="load the province maps and built-in instruments/schemes (idempotent)"),
     run_demo: bool = typer.Option(False, "--demo", help="on a fresh data folder, run `sipas demo` once ready"),
+    demo_provinces: int = typer.Option(6, min=1, max=34, help="with --demo: provinces sampled (`--provinces`)"),
+    demo_sample: int = typer.Option(40, min=20, help="with --demo: respondents sampled per agency (`--sample`)"),
 ) -> None:
     """Start PostgreSQL, NATS and the five services; stop everything on Ctrl-C."""
     ports = dict(DEFAULT_PORTS)
@@ -83,7 +86,8 @@ def up(
         _print_urls(platform)
         if run_demo and fresh and seed:
             console.print("A fresh data folder: running `sipas demo` to show a whole round (the platform stays up).")
-            demo_run = subprocess.Popen([sys.executable, "-m", "sipas_cli.main", "demo",
+            demo_run = subprocess.Popen([sys.executable, "-m", "sipas_cli.main", "demo", "--provinces",
+                                         str(demo_provinces), "--sample", str(demo_sample),
                                          *(["--port-base", str(port_base)] if port_base is not None else [])],
                                         env=os.environ | {"SIPAS_HOME": str(platform.home)})
         elif run_demo:

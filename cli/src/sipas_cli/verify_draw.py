@@ -23,7 +23,7 @@ from sipas_sampling.application.frames import read_rows
 from sipas_sampling.domain.allocation import SamplePlan, StratumPlan
 from sipas_sampling.domain.digest import frame_digest
 from sipas_sampling.domain.draw import ReservePolicy, draw_sample
-from sipas_sampling.domain.frame import FrameRules, Window, validate_row
+from sipas_sampling.domain.frame import FrameRow, FrameRules, Window, validate_row
 from sipas_sampling.domain.strata import Stratification, label
 
 
@@ -35,15 +35,10 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
 
 
-def verify(frame_file: Path, kit: Mapping[str, Any]) -> Verdict:
-    if kit.get("kind") == "resident-stage":
-        from sipas_cli.verify_stage import verify_stage
-
-        return verify_stage(frame_file, kit)
-    problems: list[str] = []
-    if hashlib.sha256(kit["seed"].encode()).hexdigest() != kit["seed_commitment"]:
-        problems.append("the revealed seed does not hash to the published commitment")
-    rules = FrameRules(Window(dt.date.min, dt.date.max), lambda _code, _day: True)  # checked at upload
+def frame_rows(frame_file: Path, window: Window | None = None) -> list[FrameRow]:
+    """The rows of a frame file the upload kept: well-formed, each dossier once, completed within ``window``
+    (the campaign's frame window; without it every date is taken). Agencies were checked at upload."""
+    rules = FrameRules(window or Window(dt.date.min, dt.date.max), lambda _code, _day: True)
     seen: set[str] = set()
     rows = []
     with frame_file.open("rb") as f:
@@ -51,6 +46,18 @@ def verify(frame_file: Path, kit: Mapping[str, Any]) -> Verdict:
             check = validate_row(raw, rules, seen)
             if check.row is not None:
                 rows.append(check.row)
+    return rows
+
+
+def verify(frame_file: Path, kit: Mapping[str, Any], window: Window | None = None) -> Verdict:
+    if kit.get("kind") == "resident-stage":
+        from sipas_cli.verify_stage import verify_stage
+
+        return verify_stage(frame_file, kit)
+    problems: list[str] = []
+    if hashlib.sha256(kit["seed"].encode()).hexdigest() != kit["seed_commitment"]:
+        problems.append("the revealed seed does not hash to the published commitment")
+    rows = frame_rows(frame_file, window)
     digest = frame_digest(rows)
     plan_body = kit["plan"]
     if digest != plan_body["frame_digest"]:

@@ -119,7 +119,8 @@ def _run(api: Api, config: DemoConfig, console: Console, receiver: Receiver) -> 
 
     steps.header("Sampling: frames, plans approved, seeds committed then revealed")
     with steps.bar("frames uploaded, plans approved", len(chosen)) as tick:
-        plans = sampling.upload_frames(api, rnd, rng, config.sample, tick)
+        plans = sampling.upload_frames(api, rnd, rng, config.sample, tick,
+                                       config.home / "demo" / f"frames-{rnd.campaign_id}")
     registry.advance(api, rnd, "sample_approved", "plans approved for every province")
     with steps.bar("draws committed and revealed", len(plans)) as tick:
         sampling.draw(api, rnd, plans, tick)

@@ -71,6 +71,7 @@ class Round:
     targets: list[Agency] = field(default_factory=list)                # those the campaign measures
     campaign_id: str = ""
     draws: list[Draw] = field(default_factory=list)
+    frames_folder: str = ""                              # the provinces' frame files, as uploaded
     codes: dict[str, list[str]] = field(default_factory=dict)          # agency code -> printed codes
     handed_out: dict[str, int] = field(default_factory=dict)           # channel -> codes that went its way
     ledger: Ledger = field(default_factory=Ledger)

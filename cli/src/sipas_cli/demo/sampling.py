@@ -10,6 +10,7 @@ import hashlib
 import random
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 from sipas_cli.demo.client import APPROVER, ORGANISER, Api
 from sipas_cli.demo.model import Draw, Round
@@ -19,11 +20,15 @@ from sipas_cli.demo.registry import PROCEDURES, VILLAGES, WARDS, windows
 SOUTH_FROM = "44"  # roughly: Quảng Trị southwards write Huỳnh and Võ
 
 
-def upload_frames(api: Api, rnd: Round, rng: random.Random, sample: int,
-                  tick: Callable[[], None]) -> list[dict[str, str]]:
+def upload_frames(api: Api, rnd: Round, rng: random.Random, sample: int, tick: Callable[[], None],
+                  folder: Path | None = None) -> list[dict[str, str]]:
     """Upload, propose and approve one frame per province; returns the approved plans. An agency's list
-    holds three to six times as many dossiers as the campaign samples from it (its cap per unit)."""
+    holds three to six times as many dossiers as the campaign samples from it (its cap per unit). The
+    provinces keep their files (in ``folder``): an auditor re-runs the draws from them (``sipas trace``)."""
     _, frame_window = windows(rnd.today)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        rnd.frames_folder = str(folder)
     plans = []
     for index, province in enumerate(rnd.provinces):
         targets = [a for a in rnd.targets if a.province == province]
@@ -34,6 +39,8 @@ def upload_frames(api: Api, rnd: Round, rng: random.Random, sample: int,
                             agencies=[(a.code, PROCEDURES[a.code.split("-")[-1]], rng.randint(3 * sample, 6 * sample))
                                       for a in targets],
                             window=frame_window)
+        if folder is not None:
+            (folder / f"ho-so-{province}.csv").write_text(content, encoding="utf-8")
         frame = api.call("POST", "sampling", f"/v1/campaigns/{rnd.campaign_id}/frames", ORGANISER, ok=(201,),
                          params={"mode": "accept_valid", "filename": f"ho-so-{province}.csv"},
                          content=content.encode(), headers={"Content-Type": "text/csv"}).json()

@@ -86,6 +86,10 @@ def _release(console: Console, rnd: Round) -> None:
     if rnd.webhook:
         console.print(f"Partner webhook: {rnd.webhook['type']} (event {rnd.webhook['event_id']}), HMAC "
                       f"{'valid' if rnd.webhook['signature_valid'] else 'INVALID'}.")
+    if rnd.provinces_published:
+        console.print("Trace a province's figure back to its ballots, units and draws (re-run from the frames):")
+        console.print(f"  sipas trace figure {release.get('release_id')} {rnd.provinces_published[0]['id']} "
+                      f"--frame {rnd.frames_folder}", soft_wrap=True)
     for note in rnd.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(f"\n[bold green]Public report:[/bold green] {rnd.report_url}")
+    console.print(f"\n[bold green]Public report:[/bold green] {rnd.report_url}", soft_wrap=True)
