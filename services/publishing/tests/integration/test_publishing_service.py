@@ -498,8 +498,12 @@ async def test_public_report_pages_and_downloads(pair):
     assert r.status_code == 200 and 'lang="vi"' in r.text and "Xếp hạng tỉnh, thành phố" in r.text
     assert "không đủ mẫu" in r.text and "<svg" in r.text and 'name="viewport"' in r.text
     assert "Hà Nội" in r.text and "Thành phố Hồ Chí Minh" in r.text
+    row = (await publishing.client.get(f"/v1/releases/{release_id}", headers=admin(publishing, "lan@bnv"))).json()
+    assert f'<code id="manifest-sha256">{row["manifest_sha256"]}</code>' in r.text  # published and signed, said so
+    assert f"Công bố {row['published_at'][:10]}" in r.text and "ký số Ed25519" in r.text
     r = await publishing.client.get(f"/report/{release_id}", params={"lang": "en"})
     assert 'lang="en"' in r.text and "Province ranking" in r.text and "insufficient sample" in r.text
+    assert f"Published {row['published_at'][:10]}" in r.text and "signed Ed25519" in r.text
     r = await publishing.client.get(f"/report/{release_id}/provinces/01")
     assert r.status_code == 200 and "Sở A1" in r.text and "Sở A2" in r.text and "Sở B1" not in r.text
     r = await publishing.client.get(f"/report/{release_id}/download.csv")

@@ -16,6 +16,7 @@ WORDS = {
            "restated_note": "Số liệu năm trước được tính lại theo địa giới hành chính hiện nay (sáp nhập từ "
                             "01/7/2025): cộng dồn phiếu của các tỉnh cũ", "split": "tỉnh cũ được chia tách",
            "from": "từ", "published": "Công bố", "release": "Kỳ công bố", "page": "Trang",
+           "signed": "ký số", "key": "khoá",
            "verify": "Tệp kỳ công bố đã ký (Ed25519) kiểm tra được ngoại tuyến: sipas publishing verify-release"},
     "en": {"title": "Citizen satisfaction with public administration (SIPAS)", "releases": "Releases",
            "national": "National index", "ranking": "Province ranking", "province": "Province", "agency": "Agency",
@@ -28,6 +29,7 @@ WORDS = {
            "restated_note": "Earlier figures restated on today's provinces (merged from 1 July 2025) by pooling "
                             "the ballots of the former provinces", "split": "former province was split",
            "from": "from", "published": "Published", "release": "Release", "page": "Page",
+           "signed": "signed", "key": "key",
            "verify": "The signed release file (Ed25519) can be checked offline: sipas publishing verify-release"},
 }
 Lang = Literal["vi", "en"]
