@@ -91,16 +91,20 @@ def windows(today: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.
     return collection, frame
 
 
-def open_campaign(api: Api, rnd: Round, per_province: int, sample: int) -> None:
+def open_campaign(api: Api, rnd: Round, per_province: int, sample: int, *, margin: str = "0.05",
+                  frame_window: tuple[dt.date, dt.date] | None = None) -> None:
+    """Open the national campaign over ``per_province`` agencies of each sampled province, ``sample`` at most per
+    agency (Slovin at ``margin``); the frame window is the year before collection unless ``frame_window``."""
     rnd.targets = [a for p in rnd.provinces for a in rnd.agencies[p][:per_province]]
     collection, frame = windows(rnd.today)
+    frame = frame_window or frame
     body = {"name": f"SIPAS {rnd.year} — vòng trình diễn {rnd.tag} (dữ liệu mô phỏng)", "year": collection[0].year,
             "scope": "national", "collection_window": {"start": collection[0].isoformat(),
                                                        "end": collection[1].isoformat()},
             "frame_window": {"start": frame[0].isoformat(), "end": frame[1].isoformat()},
             "target_unit_ids": [a.agency_id for a in rnd.targets],
             "instrument": {"id": "sipas-2017", "version": 1}, "scheme": {"id": "share-satisfied", "version": 1},
-            "sampling": {"method": "slovin", "margin": "0.05", "cap_per_unit": sample, "reserve_ratio": "0.2"},
+            "sampling": {"method": "slovin", "margin": margin, "cap_per_unit": sample, "reserve_ratio": "0.2"},
             "retention_until": (collection[1] + dt.timedelta(days=365)).isoformat()}
     opened = api.post("registry", "/v1/campaigns", ORGANISER, body,
                       headers={"Idempotency-Key": f"demo-campaign-{rnd.tag}"})
