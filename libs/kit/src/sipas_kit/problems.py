@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from sipas_kit.edge import RequestTooLarge
@@ -50,6 +51,36 @@ def problem_response(problem: Problem, request: Request) -> JSONResponse:
     if cid:
         doc["correlation_id"] = cid
     return JSONResponse(doc, status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
+
+
+# SQLSTATE classes of a database that is down, restarting or refusing connections: 08 connection exception,
+# 57P operator intervention (admin/crash shutdown, cannot connect now), 53300 too many connections.
+_UNAVAILABLE_STATES = ("08", "57P", "53300")
+RETRY_AFTER_SECONDS = "2"
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database is down or restarting (not a bug, not the request's fault): answer 503, retry later.
+
+    True for a connection the pool had to invalidate, for PostgreSQL's connection and shutdown SQLSTATEs, and
+    for a socket error on the way (refused, reset) anywhere in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        if isinstance(current, DBAPIError):
+            if current.connection_invalidated:
+                return True
+            state = getattr(current.orig, "pgcode", None) or getattr(current.orig, "sqlstate", None) or ""
+            if str(state).startswith(_UNAVAILABLE_STATES):
+                return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -98,6 +129,20 @@ def install(app: FastAPI, domain_errors: Mapping[type[Exception], tuple[int, str
                 return problem_response(Problem(status, title, str(exc), **extra), request)
             return _domain
         app.add_exception_handler(exc_type, _make(status, title))
+
+    async def _infrastructure(request: Request, exc: Exception) -> JSONResponse:
+        # Registered per class, so Starlette answers here instead of in its outermost middleware, which
+        # would re-raise to the server after the 500 (and on some paths drop the connection unanswered).
+        if unavailable(exc):
+            log.warning("http.unavailable", path=request.url.path, error=repr(exc)[:300])
+            return problem_response(Problem(503, "Service unavailable", "The database is unavailable or restarting. Retry"
+                                            " shortly: with the same Idempotency-Key, a request that did commit is"
+                                            " answered as it was the first time.",
+                                            headers={"Retry-After": RETRY_AFTER_SECONDS}), request)
+        return await _unexpected(request, exc)
+
+    for infrastructure in (DBAPIError, OSError):
+        app.add_exception_handler(infrastructure, _infrastructure)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

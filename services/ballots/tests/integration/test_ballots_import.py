@@ -196,3 +196,26 @@ async def test_imports_and_online_submissions_racing_for_the_same_codes_accept_e
     assert await query(api, "SELECT count(*) FROM submissions") == [(submitted,)]
     assert await query(api, "SELECT count(*) FROM submissions WHERE outcome = 'rejected' AND reason = 'used_code'"
                        ) == [(submitted - 14,)]
+
+
+async def test_a_file_resent_with_its_idempotency_key_gets_its_first_report_not_used_codes(api):
+    """The postal service's upload times out after the import committed and it sends the file again: with
+    the same Idempotency-Key it gets the first report (nothing recorded twice); a new key is a new import,
+    whose rows find their codes used."""
+    codes = await issued(api)
+    content = csv_file(line(codes["u10"]), line(codes["u11"], "9"), line(codes["u12"]))
+    headers = api.auth("clerk", "01") | {"Content-Type": "text/csv", "Idempotency-Key": "vnpost-batch-7"}
+    path = f"/v1/campaigns/{CAMPAIGN}/ballot-imports"
+    first = await api.client.post(path, content=content, headers=headers)
+    again = await api.client.post(path, content=content, headers=headers)
+    assert first.status_code == again.status_code == 200, first.text
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert [r["outcome"] for r in first.json()["report"]] == ["accepted", "rejected", "accepted"]
+    assert len(await query(api, "SELECT 1 FROM submissions")) == 3
+    assert len(await query(api, "SELECT 1 FROM accepted_ballots")) == 2
+    # The same key with another file is refused, naming the header; a new key imports anew.
+    other = await api.client.post(path, content=csv_file(line(codes["u13"])), headers=headers)
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "header.Idempotency-Key"
+    fresh = await api.client.post(path, content=content, headers=headers | {"Idempotency-Key": "vnpost-batch-8"})
+    assert [r["reason"] for r in fresh.json()["report"]] == ["used_code", "off_scale", "used_code"]
+    assert len(await query(api, "SELECT 1 FROM accepted_ballots")) == 2

@@ -146,11 +146,15 @@ def _code(text_: str) -> str | None:
         return None
 
 
-async def import_ballots(engine: AsyncEngine, store: EventStore, campaign_id: str, content: bytes, filename: str,
-                         clerk: str, meta: Metadata, metrics: Any = None) -> list[dict[str, Any]]:
+async def import_ballots(engine: AsyncEngine | AsyncConnection, store: EventStore, campaign_id: str, content: bytes,
+                         filename: str, clerk: str, meta: Metadata, metrics: Any = None) -> list[dict[str, Any]]:
+    """Decide and record every row of the file in one transaction: the engine's own, or the caller's
+    connection's (the API's, which records the ``Idempotency-Key`` answer in the same transaction)."""
     subs = _submissions(content, filename, campaign_id, clerk, today_in_vietnam())
     if not subs:
         raise UnreadableImport("the file has a header but no rows", "file")
+    if isinstance(engine, AsyncConnection):
+        return await _import(engine, store, campaign_id, subs, meta, metrics)
     async with engine.begin() as conn:
         return await _import(conn, store, campaign_id, subs, meta, metrics)
 

@@ -21,6 +21,7 @@ from sipas_ballots.adapters.tables import ballots, reference, submissions
 from sipas_ballots.application import imports, issuance, ratings
 from sipas_ballots.application.intake import submit, today_in_vietnam
 from sipas_ballots.domain.validation import Accepted, Submission
+from sipas_kit import idempotency
 from sipas_kit.auth import CurrentPrincipal, Principal, Role, authenticate, require_roles
 from sipas_kit.http import Ctx, metadata, run_command
 from sipas_kit.printing import font_path
@@ -163,8 +164,21 @@ async def import_ballots(campaign_id: str, request: Request, ctx: Ctx, who: Curr
     content = await request.body()
     if len(content) > 100 * 1024 * 1024:
         raise Problem(413, "Content too large", "at most 100 MB per file")
-    rows = await imports.import_ballots(ctx.engine, ctx.store, campaign_id, content, filename, who.subject,
-                                        metadata(request, who), ctx.metrics)
+    # A re-sent file with the same Idempotency-Key (the postal service's retry after a lost answer) gets the
+    # first report again, recorded in the import's own transaction: never "used code" for its own rows.
+    key = idempotency.key_of(request)
+    digest = idempotency.request_hash("POST", request.url.path, hashlib.sha256(content).hexdigest() + filename)
+    replayed = None
+    async with ctx.engine.begin() as conn:
+        if key:
+            replayed = await idempotency.claim(conn, who.subject, key, "POST", request.url.path, digest)
+        if replayed is None:
+            rows = await imports.import_ballots(conn, ctx.store, campaign_id, content, filename, who.subject,
+                                                metadata(request, who), ctx.metrics)
+            if key:
+                await idempotency.store(conn, who.subject, key, 200, {"report": rows})
+        else:
+            rows = replayed.body["report"]
     if report == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=["line", "outcome", "reason", "detail", "submission_id"],
@@ -173,7 +187,8 @@ async def import_ballots(campaign_id: str, request: Request, ctx: Ctx, who: Curr
         writer.writerows(rows)
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
     accepted = sum(r["outcome"] == "accepted" for r in rows)
-    return JSONResponse({"rows": len(rows), "accepted": accepted, "rejected": len(rows) - accepted, "report": rows})
+    return JSONResponse({"rows": len(rows), "accepted": accepted, "rejected": len(rows) - accepted, "report": rows},
+                        headers={"Idempotent-Replayed": "true"} if replayed is not None else None)
 
 
 class RatingsIn(BaseModel):
