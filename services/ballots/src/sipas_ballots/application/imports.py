@@ -24,10 +24,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sipas_ballots.application.intake import (
+    Decider,
     Unit,
     _count,
     accepted_event,
-    decide,
     load_campaign,
     rejected_event,
     today_in_vietnam,
@@ -86,7 +86,12 @@ def _check(header: list[str]) -> None:
                                "(e.g. 1.1), optionally expectations and not_applicable_factors", "file")
 
 
+_TEXT_ANSWERS: dict[str, int | None] = {"": None, "0": None} | {str(i): i for i in range(1, 10)}
+
+
 def _answer(value: Any) -> Any:
+    if isinstance(value, str) and value in _TEXT_ANSWERS:  # the common case, as typed in a CSV
+        return _TEXT_ANSWERS[value]
     if value is None or (isinstance(value, str) and value.strip() in ("", "0")):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -170,12 +175,12 @@ async def _import(conn: AsyncConnection, store: EventStore, campaign_id: str, su
                                  row.cancel_reason)
         if row.unit_found is not None:
             units[row.unit_id] = Unit(row.unit_found, row.unit_status, row.agency_id, row.stratum, row.draw_id)
-    active = {u.unit_id for u in units.values() if u.status == "active"}
+    decide = Decider(campaign, found, frozenset(u.unit_id for u in units.values() if u.status == "active"))
     decided: list[Decided] = []
     for line, sub in subs:
         code = _code(sub.code) if isinstance(sub.code, str) else None
         named = found.get(code) if code is not None else None  # the ballot the code names, recorded either way
-        outcome = decide(sub, campaign, found, active)
+        outcome = decide(sub)
         if isinstance(outcome, Accepted):  # a later row with the same code finds it used
             found[outcome.ballot.code] = Ballot(outcome.ballot.ballot_id, outcome.ballot.campaign_id,
                                                 outcome.ballot.unit_id, outcome.ballot.code, Status.USED)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -120,19 +121,25 @@ async def load_campaign(conn: AsyncConnection, campaign_id: str) -> CampaignFact
     return await campaign_facts(conn, campaign_id, row)
 
 
-def decide(sub: Submission, campaign: CampaignFacts, ballots: dict[str, Ballot],
-           active_units: frozenset[str] | set[str]) -> Outcome:
-    """The outcome of one submission: ``ballots`` holds (at least) the ballot its code names, if any,
-    ``active_units`` the active units among theirs."""
-    if campaign.rules is not None and campaign.instrument is not None:
-        return validate(sub, ValidationContext(campaign.rules, campaign.instrument, ballots, frozenset(active_units)))
-    # The campaign is unusable here, but code problems still come first (the documented order).
-    bare = ValidationContext(CampaignRules(sub.campaign_id, dt.date.min, dt.date.max), Instrument((), frozenset()),
-                             ballots, frozenset())
-    first = validate(sub, bare)
-    code_problem = isinstance(first, Rejected) and first.reason_code in CODE_REASONS
-    assert campaign.problem is not None
-    return first if code_problem else campaign.problem
+class Decider:
+    """Decides submissions to one campaign: ``ballots`` holds (at least) the ballots their codes name
+    (a mapping the caller may update between decisions), ``active_units`` the active units among theirs."""
+
+    def __init__(self, campaign: CampaignFacts, ballots: Mapping[str, Ballot], active_units: frozenset[str]) -> None:
+        self.campaign = campaign
+        if campaign.rules is not None and campaign.instrument is not None:
+            self.context = ValidationContext(campaign.rules, campaign.instrument, ballots, active_units)
+        else:  # the campaign is unusable here: only the code checks can say something first
+            self.context = ValidationContext(CampaignRules(campaign.campaign_id, dt.date.min, dt.date.max),
+                                             Instrument((), frozenset()), ballots, frozenset())
+
+    def __call__(self, sub: Submission) -> Outcome:
+        outcome = validate(sub, self.context)
+        if self.campaign.problem is None:
+            return outcome
+        # The campaign is unusable here, but code problems still come first (the documented order).
+        code_problem = isinstance(outcome, Rejected) and outcome.reason_code in CODE_REASONS
+        return outcome if code_problem else self.campaign.problem
 
 
 # One round trip to read all a submission needs: the ballot (locked), its unit and the campaign.
@@ -200,8 +207,8 @@ async def submit(conn: AsyncConnection, store: EventStore, sub: Submission, meta
         unit = unit_of(row)
     # Campaign and unit are read once, for the rules and for the events alike.
     campaign = await campaign_facts(conn, sub.campaign_id, row._mapping if row.campaign_found is not None else None)
-    active = {unit.unit_id} if unit is not None and unit.status == "active" else set()
-    outcome = decide(sub, campaign, {ballot.code: ballot} if ballot else {}, active)
+    active = frozenset({unit.unit_id}) if unit is not None and unit.status == "active" else frozenset()
+    outcome = Decider(campaign, {ballot.code: ballot} if ballot else {}, active)(sub)
     submission_id = str(new_id())
     now = dt.datetime.now(dt.UTC)
     if isinstance(outcome, Accepted):
