@@ -271,17 +271,20 @@ class Consumer:
         if not handled:
             return
         fresh = await self._record_inbox(conn, [it for _, it in handled], "applied")
+        duplicates = sum(1 for _, it in handled if it.position not in fresh)
+        if duplicates:
+            self._m.inbox_duplicates.labels(self.name).inc(duplicates)
+        handled = [(i, it) for i, it in handled if it.position in fresh]
+        together = bool(handled) and await self._apply_together(conn, [it for _, it in handled])
         applied: Counter[str] = Counter()
         bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
         for index, item in handled:
             env = item.envelope
-            if item.position not in fresh:
-                self._m.inbox_duplicates.labels(self.name).inc()
-                continue
             tokens = bind(correlation_id=env.correlationid, event_id=str(env.id), event_type=env.type)
             try:
                 try:
-                    await handlers[env.event_name](conn, self._catalogue.decode(env), env)
+                    if not together:
+                        await handlers[env.event_name](conn, self._catalogue.decode(env), env)
                 except NotReady as exc:
                     raise _HandlerFailed(index, exc) from exc
                 except Exception as exc:
@@ -298,6 +301,26 @@ class Consumer:
             applied[env.event_name] += 1
         for name, count in applied.items():
             self._m.events_consumed.labels(self.name, name).inc(count)
+
+    async def _apply_together(self, conn: AsyncConnection, items: Sequence[_Item]) -> bool:
+        """Apply the run through the projection's run handler, if it has one: True if it did. If it
+        raises (an event it cannot apply, or NotReady), what it wrote is undone (a savepoint) and the
+        caller applies the run event by event, which finds the event at fault; an infrastructure
+        error is raised as it is."""
+        run_handler = self.projection.run_handler
+        if run_handler is None:
+            return False
+        try:
+            async with conn.begin_nested():
+                await run_handler(conn, [(self._catalogue.decode(it.envelope), it.envelope) for it in items])
+        except Exception as exc:
+            if is_transient(exc) and not isinstance(exc, NotReady):
+                raise
+            log.info("consumer.run_fallback", consumer=self.name, first=items[0].position, last=items[-1].position,
+                     error=repr(exc)[:300])
+            self._m.run_fallbacks.labels(self.name).inc()
+            return False
+        return True
 
     async def _record_inbox(self, conn: AsyncConnection, items: Sequence[_Item], status: str) -> set[int]:
         """Insert the inbox rows of ``items``; returns the positions that were not there yet."""

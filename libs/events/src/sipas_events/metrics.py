@@ -20,6 +20,7 @@ class BackboneMetrics:
         self.events_consumed = Counter(f"{p}_events_consumed_total", "Events applied by consumers", ["consumer", "type"], registry=r)
         self.events_skipped = Counter(f"{p}_events_skipped_total", "Events a consumer has no handler for", ["consumer"], registry=r)
         self.inbox_duplicates = Counter(f"{p}_inbox_duplicates_total", "Redelivered events that changed nothing", ["consumer"], registry=r)
+        self.run_fallbacks = Counter(f"{p}_run_fallbacks_total", "Runs a projection's run handler refused, applied event by event instead", ["consumer"], registry=r)
         self.consume_failures = Counter(f"{p}_events_failed_total", "Handler failures (each attempt)", ["consumer", "type"], registry=r)
         self.dead_lettered = Counter(f"{p}_events_dead_lettered_total", "Events sent to the dead-letter stream", ["consumer"], registry=r)
         self.dead_letters_open = Gauge(f"{p}_dead_letters_open", "Dead letters not yet replayed or discarded", ["consumer"], registry=r)

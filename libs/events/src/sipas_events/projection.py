@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sipas_events.envelope import Envelope
 
 Handler = Callable[[AsyncConnection, Any, Envelope], Awaitable[None]]
+RunHandler = Callable[[AsyncConnection, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
 
 
 @dataclass
@@ -20,12 +21,21 @@ class Projection:
 
     Handlers receive the event decoded to its latest catalogue version and must be idempotent
     upserts that depend only on the event (its data, time and ids), so a rebuild reproduces them.
+
+    ``run_handler`` (optional, set with :meth:`on_run`) applies a whole contiguous run of events at
+    once — the events not applied before, in position order, each decoded with its envelope — so a
+    projection can write a run set-based (a few statements a run instead of a few an event). It must
+    leave exactly the state the per-event handlers would leave applying the same events one by one,
+    which stay required: when the run handler raises (a bad event, or ``NotReady``), the consumer
+    undoes what it wrote and applies the run through the handlers, which find the event at fault;
+    dead letters are replayed through them too.
     """
 
     name: str
     producer: str
     tables: Sequence[Table]
     handlers: dict[str, Handler] = field(default_factory=dict)
+    run_handler: RunHandler | None = None
 
     def on(self, event_name: str) -> Callable[[Handler], Handler]:
         def wrap(fn: Handler) -> Handler:
@@ -33,3 +43,7 @@ class Projection:
             return fn
 
         return wrap
+
+    def on_run(self, fn: RunHandler) -> RunHandler:
+        self.run_handler = fn
+        return fn

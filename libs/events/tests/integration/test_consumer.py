@@ -5,7 +5,7 @@ import asyncio
 from sqlalchemy import select
 
 from sipas_events.bus.base import OutMessage
-from sipas_events.consumer import Consumer, RetryPolicy
+from sipas_events.consumer import Consumer, NotReady, RetryPolicy
 from sipas_events.envelope import Envelope
 from sipas_events.export import export_digest
 from sipas_events.metrics import BackboneMetrics
@@ -250,3 +250,95 @@ async def test_handlers_run_with_the_event_correlation_id_bound(engine, jetstrea
     applied = [e for e in logs if e["event"] == "consumer.applied"]
     assert [e["correlation_id"] for e in applied] == ["test-corr"] * 3
     assert [(e["log_level"], e["position"]) for e in applied] == [("info", 1), ("debug", 2), ("debug", 3)]
+
+
+# ---- projections that apply a run at a time ------------------------------------------------------------
+def run_projection(fail_on=None, waiting=None):
+    """The counting projection with a run handler that applies each run in order through the same writes,
+    recording the positions of each run it applied; ``waiting`` names events that are NotReady for now."""
+    projection = counting_projection(fail_on=fail_on)
+    counting = projection.handlers["AgencyRegistered"]
+    runs: list[list[int]] = []
+    one_by_one: list[int] = []
+
+    @projection.on("AgencyRegistered")
+    async def on_agency_registered(conn, event, env):
+        if waiting is not None and event.agency_id in waiting:
+            raise NotReady(f"{event.agency_id} waits")
+        one_by_one.append(env.position)
+        await counting(conn, event, env)
+
+    @projection.on_run
+    async def apply_run(conn, events):
+        for event, env in events:  # written one by one here, so a failure comes after earlier writes
+            if waiting is not None and event.agency_id in waiting:
+                raise NotReady(f"{event.agency_id} waits")
+            await counting(conn, event, env)
+        runs.append([env.position for _, env in events])
+
+    return projection, runs, one_by_one
+
+
+async def _published(engine, jetstream, count):
+    """``count`` events on the stream before the consumer starts, so they arrive as one run."""
+    await append_agencies(engine, EventStore("registry"), 1, count)
+    relay = Relay("registry", engine, jetstream, BackboneMetrics("registry"))
+    async with engine.connect() as conn:
+        await relay._lead(conn)
+        await jetstream.ensure_stream(relay._stream)
+        await relay.pump(conn)
+
+
+async def test_a_run_handler_applies_whole_runs_instead_of_the_handlers(engine, jetstream):
+    await create_test_tables(engine)
+    projection, runs, one_by_one = run_projection()
+    await _published(engine, jetstream, 120)
+    run = Running(engine, jetstream, projection=projection).start(relay=False)
+    await eventually(lambda: _all_applied(engine, 120))
+    await run.close()
+    assert set((await projected(engine)).values()) == {1}
+    assert [p for r in runs for p in r] == list(range(1, 121))  # every event once, in order
+    assert max(len(r) for r in runs) == 50                       # whole runs (the consumer's batch)
+    assert one_by_one == []
+    assert run.m.events_consumed.labels(run.consumer.name, "AgencyRegistered")._value.get() == 120
+    assert run.m.run_fallbacks.labels(run.consumer.name)._value.get() == 0
+
+
+async def test_a_run_with_a_poison_event_falls_back_to_the_handlers_and_undoes_the_run(engine, jetstream):
+    await create_test_tables(engine)
+    projection, runs, one_by_one = run_projection(fail_on=lambda e: e.agency_id == "a3")
+    await _published(engine, jetstream, 6)
+    run = Running(engine, jetstream, projection=projection,
+                  retry=RetryPolicy(max_attempts=2, backoff=(0.05,))).start(relay=False)
+    await eventually(lambda: _consumed(run, 6))
+    await run.close()
+    # a1 and a2 were written by the failed run handler, undone, then applied by the handlers: once each.
+    assert await projected(engine) == {"a1": 1, "a2": 1, "a4": 1, "a5": 1, "a6": 1}
+    async with engine.connect() as conn:
+        dl = (await conn.execute(select(dead_letters))).mappings().one()
+    assert dl["position"] == 3 and "poison: a3" in dl["error"] and dl["deliveries"] == 2
+    assert run.m.run_fallbacks.labels(run.consumer.name)._value.get() >= 1
+    # The handlers found a3 (a1 and a2 applied before it were rolled back with it); the events before it
+    # were then committed as a run, and after the dead letter the rest as a run again.
+    assert runs == [[1, 2], [4, 5, 6]] and one_by_one == [1, 2, 3, 3]  # a3 by the handlers, once per attempt
+
+
+async def test_a_run_waiting_for_another_producer_applies_its_prefix_then_the_rest_once_ready(engine, jetstream):
+    await create_test_tables(engine)
+    waiting = {"a4"}
+    projection, runs, one_by_one = run_projection(waiting=waiting)
+    await _published(engine, jetstream, 6)
+    run = Running(engine, jetstream, projection=projection).start(relay=False)
+    await eventually(lambda: _consumed(run, 3))
+    await asyncio.sleep(0.5)
+    assert run.consumer.position == 3 and sorted(await projected(engine)) == ["a1", "a2", "a3"]
+    waiting.clear()  # what a4 waited for has arrived
+    await eventually(lambda: _consumed(run, 6))
+    await run.close()
+    assert set((await projected(engine)).values()) == {1} and len(await projected(engine)) == 6
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(dead_letters))).first() is None  # NotReady never dead-letters
+    assert [p for r in runs for p in r] == [1, 2, 3, 4, 5, 6]
+    # The handlers only looked for the event at fault (what they wrote before it was rolled back with it);
+    # what was committed, was committed by runs, each event once.
+    assert one_by_one == [1, 2, 3]

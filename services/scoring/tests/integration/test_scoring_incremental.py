@@ -1,5 +1,8 @@
 """Property: for any stream of accepted, repeated and voided ballots, the tallies scoring keeps in
-PostgreSQL, updated event by event, equal a full recompute from the events, exactly."""
+PostgreSQL equal a full recompute from the events, exactly — updated event by event through the
+handlers, and a run at a time through the set-based run handler the consumer uses (runs of any
+length, so an accept and a void of one ballot, or its repeats, often share a run); both leave the
+same counted-ballot rows too."""
 
 from __future__ import annotations
 
@@ -90,42 +93,102 @@ def database(stack):
     return url
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(action, max_size=30))
-def test_incremental_tallies_equal_a_recompute_from_the_events(database, actions):
-    campaign_id = f"c{next(_campaigns)}"
+def events_of(campaign_id: str, actions) -> list[tuple[object, Envelope]]:
+    out = []
+    for position, (kind, k, given_answers, agency, chosen) in enumerate(actions, start=1):
+        ballot_id = f"{campaign_id}-b{k}"
+        if kind == "accept":
+            event = bal.BallotAccepted(ballot_id=ballot_id, campaign_id=campaign_id, unit_id=f"u{k}",
+                                       agency_id=agency, stratum=agency, weight_ref="d1", channel="online",
+                                       answers=given_answers, expectations=chosen)
+        else:
+            event = bal.BallotVoided(ballot_id=ballot_id, campaign_id=campaign_id, reason="test")
+        out.append((event, envelope("ballots", event, position)))
+    return out
 
-    async def run() -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+
+async def open_campaign(engine, campaign_id: str) -> None:
+    opened = reg.CampaignOpened(
+        campaign_id=campaign_id, name="Vòng thử", year=2026, scope="national",
+        collection_window={"start": "2026-01-01", "end": "2026-12-31"},
+        frame_window={"start": "2025-01-01", "end": "2025-12-31"}, target_unit_ids=AGENCIES,
+        instrument={"id": "sipas-2017", "version": 1}, scheme={"id": "share-satisfied", "version": 1},
+        retention_until="2030-01-01")
+    async with engine.begin() as conn:
+        await reference_projection(reference).handlers["CampaignOpened"](conn, opened, envelope("registry", opened, 3))
+
+
+async def state_of(conn, campaign_id: str) -> tuple[dict[tuple[str, str], int], list[tuple]]:
+    rows = await conn.execute(text("SELECT agency_id, key, count FROM sc_tallies WHERE campaign_id = :c"),
+                              {"c": campaign_id})
+    kept = {(a, key): int(c) for a, key, c in rows}
+    counted_rows = [(r[0].removeprefix(campaign_id), *r[1:]) for r in await conn.execute(text(
+        "SELECT ballot_id, unit_id, agency_id, province, stratum, draw_id, channel, answers, expectations, status,"
+        " accepted_position, voided_position, accepted_at FROM sc_ballots WHERE campaign_id = :c ORDER BY ballot_id"),
+        {"c": campaign_id})]
+    return kept, counted_rows
+
+
+def runs_of(events: list, cuts: list[int]) -> list[list]:
+    """The events split into contiguous runs at ``cuts`` (as the consumer applies them, in order)."""
+    bounds = sorted({c % (len(events) + 1) for c in cuts} | {0, len(events)})
+    return [events[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def applied_both_ways(database: str, actions, cuts: list[int]):
+    """The actions applied to one campaign event by event through the handlers (a transaction each), and
+    to another by runs through the run handler (a transaction a run, as the consumer applies them):
+    each campaign's (tallies, counted-ballot rows) and its SQL recount."""
+    one_by_one, by_runs = f"c{next(_campaigns)}", f"c{next(_campaigns)}"
+
+    async def run():
         engine = create_async_engine(database)
         try:
-            opened = reg.CampaignOpened(
-                campaign_id=campaign_id, name="Vòng thử", year=2026, scope="national",
-                collection_window={"start": "2026-01-01", "end": "2026-12-31"},
-                frame_window={"start": "2025-01-01", "end": "2025-12-31"}, target_unit_ids=AGENCIES,
-                instrument={"id": "sipas-2017", "version": 1}, scheme={"id": "share-satisfied", "version": 1},
-                retention_until="2030-01-01")
-            async with engine.begin() as conn:
-                await reference_projection(reference).handlers["CampaignOpened"](conn, opened,
-                                                                                 envelope("registry", opened, 3))
-            for position, (kind, k, given_answers, agency, chosen) in enumerate(actions, start=1):
-                ballot_id = f"{campaign_id}-b{k}"
-                if kind == "accept":
-                    event = bal.BallotAccepted(ballot_id=ballot_id, campaign_id=campaign_id, unit_id=f"u{k}",
-                                               agency_id=agency, stratum=agency, weight_ref="d1", channel="online",
-                                               answers=given_answers, expectations=chosen)
-                else:
-                    event = bal.BallotVoided(ballot_id=ballot_id, campaign_id=campaign_id, reason="test")
-                async with engine.begin() as conn:  # one transaction per event, as the consumer applies it
-                    await counted.handlers[type(event).__name__](conn, event, envelope("ballots", event, position))
+            for campaign_id in (one_by_one, by_runs):
+                await open_campaign(engine, campaign_id)
+            for event, env in events_of(one_by_one, actions):
+                async with engine.begin() as conn:
+                    await counted.handlers[type(event).__name__](conn, event, env)
+            assert counted.run_handler is not None
+            for run_events in runs_of(events_of(by_runs, actions), cuts):
+                async with engine.begin() as conn:
+                    await counted.run_handler(conn, run_events)
             async with engine.connect() as conn:
-                rows = await conn.execute(text("SELECT agency_id, key, count FROM sc_tallies WHERE campaign_id = :c"),
-                                          {"c": campaign_id})
-                incremental = {(a, key): int(c) for a, key, c in rows}
-                return incremental, await recount(conn, await definitions.basis(conn, campaign_id))
+                return (await state_of(conn, one_by_one), await state_of(conn, by_runs),
+                        await recount(conn, await definitions.basis(conn, one_by_one)),
+                        await recount(conn, await definitions.basis(conn, by_runs)))
         finally:
             await engine.dispose()
 
-    incremental, recounted = asyncio.run(run())
+    return asyncio.run(run())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(action, max_size=30), st.lists(st.integers(0, 30), max_size=6))
+def test_incremental_tallies_equal_a_recompute_from_the_events(database, actions, cuts):
+    (incremental, rows), (run_tallies, run_rows), recounted, run_recounted = applied_both_ways(database, actions, cuts)
     truth = recompute(actions)
-    assert incremental == truth  # kept event by event
-    assert recounted == truth    # the operators' SQL recount from the counted ballots agrees too
+    assert incremental == truth   # kept event by event
+    assert run_tallies == truth   # kept a run at a time
+    assert recounted == truth == run_recounted  # the operators' SQL recount from the counted ballots agrees too
+    assert run_rows == rows       # the same counted-ballot rows and tombstones, column for column
+
+
+def test_one_run_accepting_voiding_and_repeating_a_ballot(database):
+    """All in one run: a ballot accepted, repeated, voided, accepted again; a void before its acceptance;
+    a ballot voided twice; ballots stored by an earlier run voided and repeated."""
+    answered = {ITEMS[0]: 4, ITEMS[1]: 2, ITEMS[2]: None}
+    earlier = [("accept", 1, answered, "a1", ["KN1"]), ("accept", 2, {ITEMS[0]: 5}, "a2", [])]
+    actions = [*earlier,
+               ("accept", 3, answered, "a1", []), ("accept", 3, {ITEMS[0]: 1}, "a2", []), ("void", 3, {}, "", []),
+               ("accept", 3, answered, "a1", []), ("void", 4, {}, "", []), ("accept", 4, answered, "a3", []),
+               ("void", 1, {}, "", []), ("void", 1, {}, "", []), ("accept", 2, answered, "a3", ["KN2"]),
+               ("accept", 5, answered, "a3", ["KN1", "KN3"]), ("void", 6, {}, "", [])]
+    (tallies_each, rows_each), (tallies_run, rows_run), _, recounted = applied_both_ways(
+        database, actions, [len(earlier)])
+    truth = recompute(actions)
+    assert tallies_run == tallies_each == truth == recounted
+    assert rows_run == rows_each
+    assert {(r[0], r[9]) for r in rows_run} == {("-b1", "voided"), ("-b2", "accepted"), ("-b3", "voided"),
+                                               ("-b4", "voided"), ("-b5", "accepted"), ("-b6", "voided")}
+    assert truth[("a3", "ballots")] == 1 and ("a2", "ballots") in truth and ("a1", "ballots") not in truth

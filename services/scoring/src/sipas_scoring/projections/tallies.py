@@ -5,11 +5,23 @@ agency's tallies; ``BallotVoided`` takes the same bag away. Each ballot is count
 ``sc_ballots`` row decides (an accepted ballot seen again, or voided twice, changes nothing), beside
 the consumer's inbox that already drops a redelivered event. Online ratings are kept per dossier: a
 dossier sent again in a later batch replaces its earlier rating, so it is never counted twice.
+
+The consumer applies a run of events (up to its batch) through :func:`apply_run`, set-based: the run's
+ballots are followed in memory from their stored rows, event by event in position order, then written
+with one statement per table — new rows, rows voided, the tallies summed per agency and key, one
+dirty mark per campaign. The state it leaves is the one the per-event handlers below leave (the
+property test in ``tests/integration`` checks both against a recompute); they stay the reference, and
+the consumer falls back to them when a run cannot be applied at once (a campaign not known yet, an
+answer off the scale), so such an event is retried or dead-lettered on its own.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import datetime as dt
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -22,7 +34,7 @@ from sipas_scoring.adapters.tables import ballots, dossiers, tallies
 from sipas_scoring.application.definitions import definitions
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.tallies import ballot_tallies
-from sipas_scoring.projections.marks import mark_dirty
+from sipas_scoring.projections.marks import mark_dirty, mark_dirty_since
 
 projection = Projection(name="tallies", producer="ballots", tables=[ballots, tallies, dossiers])
 UNASSIGNED = "unassigned"
@@ -83,6 +95,11 @@ async def on_ballot_voided(conn: AsyncConnection, e: BallotVoided, env: Envelope
 
 @projection.on("OnlineRatingsRecorded")
 async def on_online_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env: Envelope) -> None:
+    await _record_ratings(conn, e, env)
+    await mark_dirty(conn, e.campaign_id, env, [])
+
+
+async def _record_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env: Envelope) -> None:
     latest = {r.dossier_id: r for r in e.ratings}  # a batch naming a dossier twice: its last rating stands
     rows = [{"campaign_id": e.campaign_id, "dossier_id": r.dossier_id, "agency_code": r.agency_code,
              "province": e.province, "completed_on": r.completed_on, "rated_unsatisfied": r.rated_unsatisfied,
@@ -92,4 +109,129 @@ async def on_online_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env
     await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id", "dossier_id"], set_={
         c: stmt.excluded[c] for c in ("agency_code", "province", "completed_on", "rated_unsatisfied", "complained",
                                       "overdue", "source_position")}))
-    await mark_dirty(conn, e.campaign_id, env, [])
+
+
+# ---- a run at a time ------------------------------------------------------------------------------
+_KNOWN = text("SELECT ballot_id, status, agency_id, answers, expectations FROM sc_ballots"
+              " WHERE ballot_id = ANY(CAST(:ids AS text[]))")
+_INSERTED = ("ballot_id", "campaign_id", "unit_id", "agency_id", "province", "stratum", "draw_id", "channel",
+             "answers", "expectations", "status", "accepted_position", "voided_position", "accepted_at")
+_INSERT_BALLOTS = text(  # each column's values as one array, bound under the column's name (JSONB sent as text)
+    f"INSERT INTO sc_ballots ({', '.join(_INSERTED)})"
+    " SELECT b, c, u, a, p, s, d, ch, CAST(an AS jsonb), CAST(ex AS jsonb), st, ap, vp, at"
+    " FROM unnest(CAST(:ballot_id AS text[]), CAST(:campaign_id AS text[]), CAST(:unit_id AS text[]),"
+    " CAST(:agency_id AS text[]), CAST(:province AS text[]), CAST(:stratum AS text[]), CAST(:draw_id AS text[]),"
+    " CAST(:channel AS text[]), CAST(:answers AS text[]), CAST(:expectations AS text[]), CAST(:status AS text[]),"
+    " CAST(:accepted_position AS bigint[]), CAST(:voided_position AS bigint[]),"
+    " CAST(:accepted_at AS timestamptz[])) AS t(b, c, u, a, p, s, d, ch, an, ex, st, ap, vp, at)"
+    " ON CONFLICT DO NOTHING RETURNING ballot_id"
+)
+_VOID_BALLOTS = text(
+    "UPDATE sc_ballots SET status = 'voided', voided_position = v.p"
+    " FROM unnest(CAST(:ballot_ids AS text[]), CAST(:positions AS bigint[])) AS v(b, p)"
+    " WHERE sc_ballots.ballot_id = v.b AND sc_ballots.status = 'accepted'"
+)
+_ADD_MANY = text(
+    "INSERT INTO sc_tallies (campaign_id, agency_id, key, count)"
+    " SELECT c, a, k, n FROM unnest(CAST(:campaign_ids AS text[]), CAST(:agency_ids AS text[]),"
+    " CAST(:keys AS text[]), CAST(:counts AS bigint[])) AS t(c, a, k, n)"
+    " ON CONFLICT (campaign_id, agency_id, key) DO UPDATE SET count = sc_tallies.count + EXCLUDED.count"
+)
+_DROP_ZEROS = text(
+    "DELETE FROM sc_tallies USING unnest(CAST(:campaign_ids AS text[]), CAST(:agency_ids AS text[])) AS v(c, a)"
+    " WHERE sc_tallies.campaign_id = v.c AND sc_tallies.agency_id = v.a AND sc_tallies.count = 0"
+)
+
+
+class RunConflict(Exception):
+    """The stored ballots changed under a run (another writer): apply it event by event instead."""
+
+
+@projection.on_run
+async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]]) -> None:
+    """Apply a run of events set-based, leaving the state the handlers above leave one by one."""
+    ids = sorted({e.ballot_id for e, _ in events if isinstance(e, (BallotAccepted, BallotVoided))})
+    state: dict[str, dict[str, Any]] = {}  # each ballot of the run as stored, then as the run leaves it
+    if ids:
+        for r in await conn.execute(_KNOWN, {"ids": ids}):
+            state[r.ballot_id] = {"status": r.status, "agency_id": r.agency_id, "answers": r.answers,
+                                  "expectations": r.expectations}
+    new: dict[str, dict[str, Any]] = {}  # rows to insert, in their final state
+    voided: dict[str, int | None] = {}  # stored accepted rows the run voids, with the void's position
+    deltas: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    subtracted: set[tuple[str, str]] = set()
+    marks: dict[str, tuple[dt.datetime, set[str]]] = {}
+
+    def mark(campaign_id: str, env: Envelope, agency_ids: Sequence[str]) -> None:
+        since, agencies = marks.get(campaign_id, (env.time, set()))
+        marks[campaign_id] = (min(since, env.time), agencies | set(agency_ids))
+
+    for e, env in events:
+        if isinstance(e, BallotAccepted):
+            basis = await definitions.basis(conn, e.campaign_id)
+            if e.ballot_id in state:
+                continue  # counted already, or voided before (a tombstone): never twice
+            agency_id = e.agency_id or UNASSIGNED
+            bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, e.answers, e.expectations))
+            row: dict[str, Any] = {"ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": e.unit_id,
+                                   "agency_id": agency_id, "province": e.province, "stratum": e.stratum,
+                                   "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
+                                   "expectations": sorted(e.expectations), "status": "accepted",
+                                   "accepted_position": env.position, "voided_position": None,
+                                   "accepted_at": env.time}
+            state[e.ballot_id] = new[e.ballot_id] = row
+            deltas[(e.campaign_id, agency_id)].update(bag)
+            mark(e.campaign_id, env, [agency_id])
+        elif isinstance(e, BallotVoided):
+            known = state.get(e.ballot_id)
+            if known is None:  # voided before scoring saw it accepted: remember, so it is never counted
+                state[e.ballot_id] = new[e.ballot_id] = {
+                    "ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": None, "agency_id": UNASSIGNED,
+                    "province": e.province, "stratum": None, "draw_id": None, "channel": None, "answers": None,
+                    "expectations": None, "status": "voided", "accepted_position": None,
+                    "voided_position": env.position, "accepted_at": None}
+                continue
+            if known["status"] != "accepted":
+                continue
+            known["status"] = "voided"
+            if e.ballot_id in new:
+                known["voided_position"] = env.position
+            else:
+                voided[e.ballot_id] = env.position
+            basis = await definitions.basis(conn, e.campaign_id)
+            bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, known["answers"], known["expectations"] or []))
+            deltas[(e.campaign_id, known["agency_id"])].subtract(bag)
+            subtracted.add((e.campaign_id, known["agency_id"]))
+            mark(e.campaign_id, env, [known["agency_id"]])
+        elif isinstance(e, OnlineRatingsRecorded):  # dossiers do not meet ballots: written in order as they come
+            await _record_ratings(conn, e, env)
+            mark(e.campaign_id, env, [])
+        else:
+            raise TypeError(f"tallies cannot apply {type(e).__name__} in a run")
+
+    await _write_run(conn, new, voided, deltas, subtracted)
+    for campaign_id, (since, agency_ids) in sorted(marks.items()):
+        await mark_dirty_since(conn, campaign_id, since, agency_ids)
+
+
+async def _write_run(conn: AsyncConnection, new: dict[str, dict[str, Any]], voided: dict[str, int | None],
+                     deltas: dict[tuple[str, str], Counter[str]], subtracted: set[tuple[str, str]]) -> None:
+    if new:
+        rows = list(new.values())
+        params = {column: [r[column] for r in rows] for column in _INSERTED}
+        for column in ("answers", "expectations"):
+            params[column] = [None if v is None else json.dumps(v) for v in params[column]]
+        inserted = (await conn.execute(_INSERT_BALLOTS, params)).all()
+        if len(inserted) != len(rows):
+            raise RunConflict(f"{len(rows) - len(inserted)} of the run's new ballots were stored meanwhile")
+    if voided:
+        result = await conn.execute(_VOID_BALLOTS, {"ballot_ids": list(voided), "positions": list(voided.values())})
+        if result.rowcount != len(voided):
+            raise RunConflict(f"{len(voided) - result.rowcount} of the ballots the run voids changed meanwhile")
+    keyed = [(c, a, k, n) for (c, a), bag in sorted(deltas.items()) for k, n in sorted(bag.items()) if n]
+    if keyed:
+        await conn.execute(_ADD_MANY, {"campaign_ids": [r[0] for r in keyed], "agency_ids": [r[1] for r in keyed],
+                                       "keys": [r[2] for r in keyed], "counts": [r[3] for r in keyed]})
+    if subtracted:  # a count back at zero is no count: the state equals a recompute row for row
+        pairs = sorted(subtracted)
+        await conn.execute(_DROP_ZEROS, {"campaign_ids": [c for c, _ in pairs], "agency_ids": [a for _, a in pairs]})
