@@ -207,8 +207,12 @@ async def test_verify_draw_offline_matches_and_catches_a_one_row_change(sampling
 
 
 async def draw_round(api, rows=120):
+    return await draw_frame(api, (await upload(api, frame(rows))).json()["frame_id"])
+
+
+async def draw_frame(api, frame_id):
+    """Plan, approve, commit and reveal a draw of an uploaded frame."""
     op = api.auth("province-operator", "01")
-    frame_id = (await upload(api, frame(rows))).json()["frame_id"]
     plan_id = (await api.client.post("/v1/campaigns/c-2026/plans", json={"frame_id": frame_id}, headers=op)
                ).json()["plan_id"]
     await api.client.post(f"/v1/plans/{plan_id}/approve", headers=op)
@@ -325,9 +329,38 @@ async def test_a_unit_id_collision_refuses_the_draw_and_keeps_nothing(sampling, 
     await api.client.post(f"/v1/plans/{plan_id}/approve", headers=op)
     draw_id = (await api.client.post(f"/v1/plans/{plan_id}/draws", headers=op, json={
         "seed_commitment": hashlib.sha256(SEED.encode()).hexdigest()})).json()["draw_id"]
-    monkeypatch.setattr(rounds, "unit_id", lambda _salt, dossier: "a" * 23 + dossier[-1])  # ids repeat every 10
+    monkeypatch.setattr(rounds, "unit_ids", lambda _salt: lambda dossier: "a" * 23 + dossier[-1])  # repeat every 10
     refused = await api.client.post(f"/v1/draws/{draw_id}/reveal", json={"seed": SEED}, headers=op)
     assert refused.status_code == 422 and "two dossiers share a unit id" in refused.text, refused.text
     assert await scalar(api, "SELECT count(*) FROM sample_units") == 0
     assert await scalar(api, "SELECT status FROM draws WHERE draw_id = :d", d=draw_id) == "committed"
     assert await scalar(api, "SELECT count(*) FROM event_store WHERE type LIKE '%SampleDrawn%'") == 0
+
+
+async def test_positions_are_stored_in_canonical_order_and_a_frame_without_them_draws_the_same(sampling, tmp_path):
+    """The import ranks each row in canonical order (``canonical_pos``), by which the draw fetches a stratum's
+    picks; a frame imported before that column (NULL) is drawn by numbering each stratum: the same draw."""
+    from sipas_cli.verify_draw import verify
+
+    api = sampling
+    content = frame(300, bad={9: frame(9).decode().splitlines()[-1].replace("HS-00009", "HS-00004") + "\n"})
+    frame_id = (await upload(api, content, mode="accept_valid")).json()["frame_id"]
+    ranks = await scalar(api, 'SELECT array_agg(canonical_pos ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C") '
+                              "FROM frame_units WHERE frame_id = :f", f=frame_id)
+    assert ranks == list(range(299))  # line 9 repeats HS-00004's dossier: rejected, no gap left by it
+    kits = {}
+    for stored in (True, False):
+        if not stored:
+            engine = create_async_engine(api.database_url)
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE frame_units SET canonical_pos = NULL WHERE frame_id = :f"),
+                                   {"f": frame_id})
+            await engine.dispose()
+        draw_id = await draw_frame(api, frame_id)
+        kits[stored] = (await api.client.get(f"/v1/draws/{draw_id}/verification", headers=api.auth("auditor"))).json()
+    (tmp_path / "frame.csv").write_bytes(content)
+    for kit in kits.values():
+        verdict = verify(tmp_path / "frame.csv", kit)
+        assert verdict.ok and verdict.units_checked == sum(s["sample"] for s in kit["plan"]["strata"]), verdict.problems
+    assert [u["unit_id"] for u in kits[True]["units"]] == [u["unit_id"] for u in kits[False]["units"]]
+    assert len(kits[True]["units"]) > 200

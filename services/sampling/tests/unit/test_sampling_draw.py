@@ -14,7 +14,7 @@ from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, draw_sa
 from sipas_sampling.domain.errors import FrameMismatch, FrameOrderError, InvalidParameter
 from sipas_sampling.domain.frame import FrameRow
 from sipas_sampling.domain.prng import RandomStream, ordered_sample, seed_commitment
-from sipas_sampling.domain.pseudonym import unit_id
+from sipas_sampling.domain.pseudonym import unit_id, unit_ids
 from sipas_sampling.domain.strata import Stratification
 
 SEED = "9f1c2a7be0d54c3f8a61b2e4d7c90f13"
@@ -184,6 +184,12 @@ def test_unit_ids_are_pseudonymous_and_per_campaign():
     assert a != unit_id(SALT, "H29.05-00002")
     assert a != unit_id(b"another-campaign-salt", "H29.05-00001")
     assert "H29" not in a
+
+
+@given(st.lists(st.text(min_size=1, max_size=30), max_size=20))
+def test_unit_ids_keyed_once_give_unit_id(dossiers):
+    many = unit_ids(SALT)
+    assert [many(d) for d in dossiers] == [unit_id(SALT, d) for d in dossiers]
 
 
 def test_empty_strata_and_zero_samples():

@@ -18,6 +18,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE = 12
+_CONTACT_JSON = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(..., ensure_ascii=False), reused
 
 
 class KeySource(Protocol):
@@ -63,8 +64,12 @@ class Sealer:
         self._aead, self._campaign = AESGCM(data_key), campaign_id.encode()
 
     def seal(self, dossier_id: str, contact: Contact) -> bytes:
-        nonce = secrets.token_bytes(NONCE)
-        plain = json.dumps([contact.name, contact.phone, contact.address], ensure_ascii=False).encode()
+        plain = _CONTACT_JSON([contact.name, contact.phone, contact.address]).encode()
+        return self.seal_plain(dossier_id, plain, secrets.token_bytes(NONCE))
+
+    def seal_plain(self, dossier_id: str, plain: bytes, nonce: bytes) -> bytes:
+        """Seal a contact's plaintext, the UTF-8 of ``json.dumps([name, phone, address], ensure_ascii=False)``,
+        under ``nonce``: NONCE fresh random bytes."""
         return nonce + self._aead.encrypt(nonce, plain, self._campaign + b"|" + dossier_id.encode())
 
     def open(self, dossier_id: str, sealed: bytes) -> Contact:

@@ -77,6 +77,7 @@ frame_units = Table(
     Column("respondent_type", Text, nullable=False),
     Column("row_hash", LargeBinary, nullable=False, comment="SHA-256 of the canonical row (digest v2)"),
     Column("contact", LargeBinary, comment="nonce || AES-GCM(name, phone, address); NULL once erased"),
+    Column("canonical_pos", Integer, comment="0-based rank in the frame's canonical order; NULL before 0007"),
     PrimaryKeyConstraint("frame_id", "dossier_id"),
 )
 

@@ -12,7 +12,7 @@ import codecs
 import csv
 import datetime as dt
 import io
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -25,11 +25,13 @@ from sipas_events.store import EventStore, Metadata
 from sipas_sampling.adapters.keys import Contact, KeySource, Sealer
 from sipas_sampling.adapters.tables import frame_errors, frame_units, frames, reference
 from sipas_sampling.application.campaign_keys import data_key
+from sipas_sampling.application.frame_rows import RowPipeline
 from sipas_sampling.domain.digest import DIGEST_VERSION, FrameDigester, row_hash
 from sipas_sampling.domain.errors import SamplingError
 from sipas_sampling.domain.frame import FrameRow, FrameRules, Window, validate_row
 
 CHUNK = 5000
+SORT_MEMORY = "256MB"  # work_mem of the import's transaction (PostgreSQL's default 4MB spills every sort to disk)
 MAX_REPORTED = 100_000  # error rows kept per frame; the counts stay exact beyond it
 HEADER_ALIASES = {"ma_co_quan": "agency_code", "mã cơ quan": "agency_code", "thu_tuc": "procedure",
                   "thủ tục": "procedure", "linh_vuc": "service_field", "lĩnh vực": "service_field",
@@ -90,6 +92,13 @@ def read_rows(spool: IO[bytes], filename: str,
               required: tuple[str, ...] = FRAME_COLUMNS) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, raw row) from a CSV (UTF-8, ',' ';' or tab) or an XLSX, one row at a time;
     ``required``: the columns the header must name."""
+    for number, header, cells in read_cells(spool, filename, required):
+        yield number, dict(zip(header, cells, strict=False))
+
+
+def read_cells(spool: IO[bytes], filename: str,
+               required: tuple[str, ...] = FRAME_COLUMNS) -> Iterator[tuple[int, list[str], Sequence[Any]]]:
+    """``read_rows`` before each row becomes a dict: (line number, the header's names, the row's cells)."""
     spool.seek(0)
     if spool.read(4) == b"PK\x03\x04" or filename.lower().endswith(".xlsx"):
         yield from _xlsx_rows(spool, required)
@@ -103,15 +112,15 @@ def read_rows(spool: IO[bytes], filename: str,
         delimiter = max(",;\t", key=first.count)
         header = _header(next(csv.reader([first], delimiter=delimiter), []), required)
         for number, row in enumerate(csv.reader(stream, delimiter=delimiter), start=2):
-            if any(cell.strip() for cell in row):
-                yield number, dict(zip(header, row, strict=False))
+            if "".join(row).strip():  # some cell holds more than whitespace
+                yield number, header, row
     except UnicodeDecodeError as exc:
         raise UnreadableFrame(f"not UTF-8 text ({exc.reason}): save the CSV as UTF-8", "file") from None
     finally:
         stream.detach()
 
 
-def _xlsx_rows(spool: IO[bytes], required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _xlsx_rows(spool: IO[bytes], required: tuple[str, ...]) -> Iterator[tuple[int, list[str], Sequence[Any]]]:
     import openpyxl
 
     spool.seek(0)
@@ -124,7 +133,7 @@ def _xlsx_rows(spool: IO[bytes], required: tuple[str, ...]) -> Iterator[tuple[in
         header = _header([str(h or "") for h in next(rows, ())], required)
         for number, row in enumerate(rows, start=2):
             if any(v not in (None, "") for v in row):
-                yield number, dict(zip(header, row, strict=False))
+                yield number, header, row
     finally:
         book.close()
 
@@ -199,19 +208,25 @@ async def _load(conn: AsyncConnection, keys: KeySource, campaign: Mapping[str, A
     # Rows go to a staging table first; repeated dossiers are found there by SQL, so memory does not
     # grow with the number of rows (a set of ten million dossier ids would not fit the budget).
     await conn.execute(text("CREATE TEMP TABLE frame_stage (LIKE frame_units, line integer) ON COMMIT DROP"))
+    # The sorts below (repeats, canonical order) run in memory up to this much before spilling to disk.
+    await conn.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
     unseen = _Unseen()
+    pipeline = RowPipeline(frame_id, rules, agencies, sealer, agency_on)
     batch: list[tuple[Any, ...]] = []
     error_rows: list[tuple[Any, ...]] = []
     accepted = rejected = 0
-    for line, raw in read_rows(spool, filename):
-        check = validate_row(raw, rules, unseen, line)
-        if check.row is None:
-            rejected += 1
-            if len(error_rows) < MAX_REPORTED:
-                error_rows += [(frame_id, line, e.field, e.code, e.message) for e in check.errors]
-            continue
+    for line, header, cells in read_cells(spool, filename):
+        staged = pipeline.record(line, header, cells)  # a clean row, fast; None: the full check decides
+        if staged is None:
+            check = validate_row(dict(zip(header, cells, strict=False)), rules, unseen, line)
+            if check.row is None:
+                rejected += 1
+                if len(error_rows) < MAX_REPORTED:
+                    error_rows += [(frame_id, line, e.field, e.code, e.message) for e in check.errors]
+                continue
+            staged = (*_record(frame_id, check.row, agencies, sealer), line)
         accepted += 1  # staged even when all-or-nothing has already failed: repeats must still be reported
-        batch.append((*_record(frame_id, check.row, agencies, sealer), line))
+        batch.append(staged)
         if len(batch) >= CHUNK:
             await _copy(conn, "frame_stage", [*UNIT_COLUMNS, "line"], batch)
             batch = []
@@ -219,20 +234,36 @@ async def _load(conn: AsyncConnection, keys: KeySource, campaign: Mapping[str, A
         raise UnreadableFrame("the file has a header but no rows", "file")
     if batch:
         await _copy(conn, "frame_stage", [*UNIT_COLUMNS, "line"], batch)
+    # Repeats: one sort of (dossier, line) only. Dossier ids compare byte for byte ("C"): the database's
+    # collation is deterministic, so the groups are the same, and "C" sorts several times faster.
     repeats = (await conn.execute(text(
         "SELECT line, first FROM (SELECT line, row_number() OVER w AS n, first_value(line) OVER w AS first "
-        "FROM frame_stage WINDOW w AS (PARTITION BY dossier_id ORDER BY line)) s WHERE n > 1 ORDER BY line"))).all()
+        'FROM frame_stage WINDOW w AS (PARTITION BY dossier_id COLLATE "C" ORDER BY line)) s '
+        "WHERE n > 1 ORDER BY line"))).all()
     for line, first in repeats:
         if len(error_rows) < MAX_REPORTED:
             error_rows.append((frame_id, line, "dossier_id", "duplicate",
                                f"the same dossier appears earlier in this frame, on line {first}"))
     accepted, rejected = accepted - len(repeats), rejected + len(repeats)
     if not (mode == "all_or_nothing" and rejected):
-        columns = ", ".join(UNIT_COLUMNS)
-        await conn.execute(text(
-            f"INSERT INTO frame_units ({columns}) SELECT {columns} FROM (SELECT *, row_number() OVER "
-            f"(PARTITION BY dossier_id ORDER BY line) AS n FROM frame_stage) s WHERE n = 1"))
+        await _insert_units(conn, [line for line, _ in repeats])
     return accepted, rejected, error_rows
+
+
+async def _insert_units(conn: AsyncConnection, repeated_lines: list[int]) -> None:
+    """Staged rows but the repeats into ``frame_units``, in canonical order, each with its rank in that order
+    (``canonical_pos``, by which the draw fetches its picks). The key and the canonical index then grow at
+    their right edge (dossier ids usually start with their agency's code), and a stratum's rows, which the
+    draw and the digest read in that order, sit together on disk."""
+    keep = ""
+    if repeated_lines:
+        await conn.execute(text("CREATE TEMP TABLE frame_repeats (line integer PRIMARY KEY) ON COMMIT DROP"))
+        await copy_records(conn, "frame_repeats", ["line"], [(line,) for line in repeated_lines])
+        keep = "WHERE NOT EXISTS (SELECT FROM frame_repeats r WHERE r.line = s.line) "
+    columns, canonical = ", ".join(UNIT_COLUMNS), 'agency_code COLLATE "C", dossier_id COLLATE "C"'
+    await conn.execute(text(f"INSERT INTO frame_units ({columns}, canonical_pos) SELECT {columns}, "
+                            f"row_number() OVER (ORDER BY {canonical}) - 1 FROM frame_stage s {keep}"
+                            f"ORDER BY {canonical}"))
 
 
 class _Unseen(set[str]):
@@ -256,11 +287,22 @@ def _record(frame_id: str, row: FrameRow, agencies: Mapping[str, list[Agency]], 
 async def frame_digest(conn: AsyncConnection, frame_id: str) -> str:
     """Digest v2 from the stored row hashes, in canonical order, without opening any contact."""
     digester = FrameDigester()
-    stmt = text('SELECT agency_code, dossier_id, row_hash FROM frame_units WHERE frame_id = :f '
-                'ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C"')
-    result = await conn.stream(stmt, {"f": frame_id})
-    async for code, dossier, digest in result:
-        digester.update_hash((code, dossier), bytes(digest))
+    pending = bytearray()
+
+    async def feed(data: bytes) -> None:  # COPY's text output: one row hash in hex a line
+        pending.extend(data)
+        end = pending.rfind(b"\n") + 1
+        if end:
+            digester.update_hashes(bytes.fromhex(pending[:end].decode("ascii")))  # fromhex skips the newlines
+            del pending[:end]
+
+    # (frame_id, dossier_id) is the key, so each (agency_code, dossier_id) comes once, in canonical order.
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.copy_from_query(  # type: ignore[union-attr]
+        "SELECT encode(row_hash, 'hex') FROM frame_units WHERE frame_id = $1 "
+        'ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C"', frame_id, output=feed)
+    if pending:
+        raise ValueError("the row hashes ended in the middle of a line")
     return digester.hexdigest()
 
 

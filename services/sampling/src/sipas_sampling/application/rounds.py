@@ -33,9 +33,9 @@ from sipas_sampling.application.contacts import CONTACT, UNITS_WITH_CONTACTS, er
 from sipas_sampling.application.sample_writer import DrawHeader, Role, SampleWriter
 from sipas_sampling.domain.allocation import SamplePlan, StratumPlan, plan_by_rule
 from sipas_sampling.domain.draw import ALGORITHM_VERSION, ReservePolicy, stratum_picks
-from sipas_sampling.domain.errors import InvalidParameter, SamplingError, UnitNotActive
+from sipas_sampling.domain.errors import FrameMismatch, InvalidParameter, SamplingError, UnitNotActive
 from sipas_sampling.domain.prng import check_seed, seed_commitment
-from sipas_sampling.domain.pseudonym import check_salt, unit_id
+from sipas_sampling.domain.pseudonym import check_salt, unit_ids
 from sipas_sampling.domain.size import Cochran, Slovin
 from sipas_sampling.domain.strata import label
 from sipas_sampling.domain.weights import StratumOutcome, stratum_weight
@@ -158,13 +158,14 @@ async def _draw_stratum(conn: AsyncConnection, sample: SampleWriter, frame_id: s
     picks, name = chosen + backups, label(stratum.key)
     weight = Fraction(stratum.population, stratum.sample) if stratum.sample else Fraction(0)
     decimal_weight = Decimal(weight.numerator) / Decimal(weight.denominator or 1)
+    unit_id = unit_ids(salt)
     for start in range(0, len(picks), POSITIONS_CHUNK):
         chunk = picks[start:start + POSITIONS_CHUNK]
         at = await _positions(conn, frame_id, body["dimensions"], stratum.key, chunk)
         for i, position in enumerate(chunk, start):
             row = at[position]
             role: Role = "selected" if i < len(chosen) else "reserve"
-            await sample.add(unit_id=unit_id(salt, row.dossier_id), dossier_id=row.dossier_id,
+            await sample.add(unit_id=unit_id(row.dossier_id), dossier_id=row.dossier_id,
                              agency_code=row.agency_code, agency_id=row.agency_id, stratum=name, role=role,
                              rank=i + 1 if i < len(chosen) else i - len(chosen) + 1, weight=decimal_weight)
 
@@ -178,6 +179,22 @@ async def _positions(conn: AsyncConnection, frame_id: str, dims: list[str], key:
     """
     if not set(dims) <= set(DIMENSIONS.values()):
         raise InvalidParameter(f"unknown stratification dimensions {dims}", "plan")
+    if dims == ["agency_code"]:
+        # A stratum by agency is one run of consecutive canonical positions: its picks are fetched by
+        # key, from the run's first position, without numbering the stratum (NULL: imported before 0007).
+        first = (await conn.execute(text(
+            'SELECT canonical_pos FROM frame_units WHERE frame_id = :frame AND agency_code COLLATE "C" = :k0 '
+            'ORDER BY agency_code COLLATE "C", dossier_id COLLATE "C" LIMIT 1'), {"frame": frame_id, "k0": key[0]})
+        ).scalar()
+        if first is not None:
+            found = {r.pos: r for r in await conn.execute(text(
+                "SELECT canonical_pos - :first AS pos, dossier_id, agency_code, agency_id FROM frame_units "
+                'WHERE frame_id = :frame AND canonical_pos = ANY(:at) AND agency_code COLLATE "C" = :k0'),
+                {"frame": frame_id, "first": first, "at": [first + p for p in positions], "k0": key[0]})}
+            if len(found) != len(set(positions)):
+                raise FrameMismatch(f"stratum {label(key)} has fewer units than the plan's positions",
+                                    field="frame")
+            return found
     # agency_code and service_field are NOT NULL: compared bare (and in "C" collation) so the canonical
     # index serves each stratum; level and area may be unknown, which the stratum key spells ''.
     where = " AND ".join(f"{d} COLLATE \"C\" = :k{i}" if d in ("agency_code", "service_field")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from sipas_sampling.domain.errors import InvalidParameter
 from sipas_sampling.domain.frame import clean_text
@@ -35,3 +36,14 @@ def unit_id(campaign_salt: bytes, dossier_id: str) -> str:
     """The pseudonymous id of a dossier (or, in the resident design, a listed household) in a campaign."""
     mac = hmac.new(check_salt(campaign_salt), _DOMAIN + clean_text(dossier_id).encode("utf-8"), hashlib.sha256)
     return base64.b32encode(mac.digest()[:UNIT_ID_BYTES]).decode("ascii").lower()
+
+
+def unit_ids(campaign_salt: bytes) -> Callable[[str], str]:
+    """``unit_id`` for one campaign's many dossiers: the HMAC is keyed, and fed the domain, once."""
+    keyed = hmac.new(check_salt(campaign_salt), _DOMAIN, hashlib.sha256)
+
+    def one(dossier_id: str) -> str:
+        mac = keyed.copy()
+        mac.update(clean_text(dossier_id).encode("utf-8"))
+        return base64.b32encode(mac.digest()[:UNIT_ID_BYTES]).decode("ascii").lower()
+    return one
