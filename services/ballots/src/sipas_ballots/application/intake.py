@@ -142,7 +142,8 @@ class Decider:
         return outcome if code_problem else self.campaign.problem
 
 
-# One round trip to read all a submission needs: the ballot (locked), its unit and the campaign.
+# One round trip to read all a submission needs: the ballot (locked), its unit and the campaign (only the
+# parts of its definition the rules need: a national campaign's target list runs to thousands of ids).
 _LOOKUP = text("""
     WITH b AS MATERIALIZED (
         SELECT ballot_id, campaign_id, unit_id, code, status, cancel_reason FROM ballots
@@ -150,7 +151,9 @@ _LOOKUP = text("""
     )
     SELECT b.ballot_id, b.campaign_id AS ballot_campaign, b.unit_id, b.code, b.status, b.cancel_reason,
            u.unit_id AS unit_found, u.status AS unit_status, u.agency_id, u.stratum, u.draw_id,
-           c.campaign_id AS campaign_found, c.province, c.definition
+           c.campaign_id AS campaign_found, c.province,
+           jsonb_build_object('instrument', c.definition -> 'instrument', 'scheme', c.definition -> 'scheme',
+                              'collection_window', c.definition -> 'collection_window') AS definition
     FROM (SELECT) AS one
     LEFT JOIN b ON true
     LEFT JOIN sampled_units u ON u.unit_id = b.unit_id
