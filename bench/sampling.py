@@ -1479,12 +1479,9 @@ def limits(r: Report, f: Figures) -> list[str]:
     out.append(
         f"**Memory** (upload {f.upload_peak_mb:.0f} MB: {verdict(f.upload_peak_mb < PEAK_MB_AIM)}; plan and draw "
         f"{f.draw_peak_mb:.0f} MB: {verdict(f.draw_peak_mb < PEAK_MB_AIM)}; aim < {PEAK_MB_AIM:.0f} MB). The upload "
-        "streams and stays flat. The draw keeps every sample unit as a dict (with its own `Decimal` weight and "
-        "stratum label) plus a `SampledUnit` model, then builds and serialises all `SampleDrawn` parts at once, "
-        f"about {(f.draw_peak_mb - mb(dr['baseline_kb'])) * 1024 / max(1, dr['selected'] + dr['reserves']):.1f} KB "
-        "a unit. Writing `sample_units` and appending each `SampleDrawn` part as a batch of strata completes "
-        "(memory then bounded by one part, 1 000 units), and sharing the per-stratum weight and label, keeps it "
-        "flat whatever the sample size.")
+        "streams and stays flat. The draw streams too: one stratum's picks, one COPY chunk of sample units and "
+        "one `SampleDrawn` part (1 000 units) at a time; the phase's peak also covers the benchmark's checks "
+        "after the draw (the drawn dossiers loaded into a set).")
     out.append(
         "All of this ran on one two-core machine shared with other work (see \"others\" in the CPU figures and "
         "the load average below): PostgreSQL, the benchmark and the service's code compete for the same two "
