@@ -402,3 +402,59 @@ async def test_the_figures_worker_keeps_up_while_ballots_arrive(scoring):
     stored = await sql(api, "SELECT document->'units' FROM sc_figures WHERE campaign_id = 'c-share'")
     a1 = next(u for u in stored[0][0] if u["id"] == "a1")
     assert a1["ballots"] == 90
+
+
+async def test_a_refresh_recomputes_only_the_units_a_change_reached_and_equals_a_full_computation(scoring):
+    """Each computation hands its units' rows to the next, by the digest of their inputs: after ballots of
+    one agency, only it and its province are computed again; a void in a stratum two agencies share
+    reaches both (their weighted estimates pool the stratum) and their provinces; new weights reach all.
+    Every time the document equals one computed from scratch."""
+    from sipas_scoring.application.definitions import definitions
+    from sipas_scoring.application.figures import CampaignFigures, load
+
+    api, feed = scoring
+    rng = random.Random(33)
+    plan = [(f"m{i:03d}", agency, "S1" if agency in ("a1", "b1") and i % 2 else agency)
+            for i, agency in enumerate([a for a in AGENCIES for _ in range(32)] + ["a2"] * 6)]
+    await feed.send("sampling", smp.SampleDrawn(
+        draw_id="d1", campaign_id="c-share", province=None, frame_digest="0" * 64, seed_commitment="1" * 64,
+        seed="2" * 32, algorithm_version="v1", part=1, parts=1,
+        units=[smp.SampledUnit(unit_id=f"u-{b}", agency_id=a, agency_code=f"H{AGENCIES[a]}.{a}", stratum=s,
+                               weight="10" if s == "S1" else "25") for b, a, s in plan]))
+    ballots = [accepted(b, "c-share", a, random_answers(rng), stratum=s) for b, a, s in plan]
+
+    async def figures(memo=None) -> tuple[CampaignFigures, dict]:
+        await caught_up(api, "ballots", feed.positions["ballots"])
+        await caught_up(api, "sampling", feed.positions["sampling"])
+        engine = create_async_engine(api.database_url)
+        try:
+            async with engine.connect() as conn:
+                basis, loaded = await definitions.basis(conn, "c-share"), await load(conn, "c-share")
+        finally:
+            await engine.dispose()
+        computed = CampaignFigures(basis, *loaded, memo=memo)
+        return computed, computed.document()
+
+    async def next_from(previous: CampaignFigures) -> tuple[CampaignFigures, dict]:
+        again, document = await figures(previous.memo)
+        assert document == (await figures())[1]  # the same document as computed from scratch
+        return again, document
+
+    await feed.send("ballots", *ballots[:-6])
+    first, document = await figures()
+    assert len(first.recomputed) == len(AGENCIES) + 2  # every agency and province
+    assert next(u for u in document["units"] if u["id"] == "a1")["overall"]["weighted"]["n"] == 32
+    unchanged, _ = await next_from(first)
+    assert unchanged.recomputed == []
+    await feed.send("ballots", *ballots[-6:])
+    more_a2, _ = await next_from(unchanged)
+    assert sorted(more_a2.recomputed) == ["A:a2", "P:01"]
+    shared = next(b for b, a, s in plan if a == "b1" and s == "S1")
+    await feed.send("ballots", bal.BallotVoided(ballot_id=shared, campaign_id="c-share", reason="duplicate"))
+    voided, _ = await next_from(more_a2)
+    assert sorted(voided.recomputed) == ["A:a1", "A:b1", "P:01", "P:79"]
+    await feed.send("sampling", smp.WeightsAdjusted(draw_id="d1", campaign_id="c-share", revision=1, strata=[
+        smp.StratumWeights(stratum=s, population=400, sampled=20, responded=20, design_weight="20",
+                           adjustment="1", final_weight="20") for s in sorted({s for _, _, s in plan})]))
+    reweighted, document = await next_from(voided)
+    assert len(reweighted.recomputed) == len(AGENCIES) + 2 and document["weights"] == "adjusted"

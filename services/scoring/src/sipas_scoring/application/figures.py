@@ -15,6 +15,7 @@ that subtraction from its parent would reveal; suppressed cells show n but no fi
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -164,8 +165,14 @@ class CampaignFigures:
 
     def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: list[Counted],
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
-                 rated: list[dict[str, Any]], province_names: dict[str, str] | None = None) -> None:
+                 rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
+                 memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None) -> None:
         self.basis, self.counted, self.population = basis, counted, population
+        self._previous = memo or {}
+        self.memo: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
+        """Each unit's row before suppression and ranks, by the digest of everything it was computed from:
+        handed to the next computation of the campaign (see :meth:`_unit_row`)."""
         self.province_names = province_names or {}
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
@@ -174,6 +181,7 @@ class CampaignFigures:
                       *([self.instrument.overall_item] if self.instrument.overall_item else [])]
         self._position = {code: i for i, code in enumerate(self.items)}
         self._measure()
+        self._digest_strata()
         self.units = self._hierarchy(by_agency)
 
     def present(self, value: Fraction | None) -> str | None:
@@ -340,18 +348,8 @@ class CampaignFigures:
         if kind == "online-766":
             self._online_units()
         for unit in self.units:
-            if unit.level == "national":
-                continue
-            if kind == "share-satisfied":
-                body = self._share_unit(unit)
-            elif kind == "points":
-                body = self._points_unit(unit)
-            else:
-                body = self._online_unit(unit, unit.info.get("rated", []))
-            rows[unit.key] = {"key": unit.key, "level": unit.level, "id": unit.unit_id, "parent": unit.parent,
-                              **{k: v for k, v in unit.info.items() if k != "rated"},
-                              "ballots": Tallies(unit.tallies).ballots if kind != "online-766" else body["online766"][
-                                  "dossiers"], **body}
+            if unit.level != "national":
+                rows[unit.key] = self._unit_row(unit)
         rows[NATIONAL] = self._national(rows)
         self._suppress(rows)
         self._rank(rows)
@@ -362,6 +360,73 @@ class CampaignFigures:
                 "instrument": {"id": self.basis.instrument_ref[0], "version": self.basis.instrument_ref[1]},
                 "small_cell_n": self.scheme.small_cell_n, "national_rule": self.scheme.national_index,
                 "weights": "adjusted" if self.population is not None else "design", "units": ordered}
+
+    def _unit_row(self, unit: Unit) -> dict[str, Any]:
+        """The unit's row before suppression and ranks: computed, or the previous computation's copy when
+        everything it is computed from is the same (:meth:`_inputs_digest`), so a refresh after a change
+        recomputes only the units the change reached — the agencies whose ballots or weights changed, their
+        provinces, and units sharing a stratum with them — and the nation from its provinces as always."""
+        kind = self.scheme.kind
+        digest_of = self._inputs_digest(unit) if kind != "online-766" else None
+        previous = self._previous.get(unit.key)
+        if digest_of is not None and previous is not None and previous[0] == digest_of:
+            row = previous[1]
+        else:
+            self.recomputed.append(unit.key)
+            if kind == "share-satisfied":
+                body = self._share_unit(unit)
+            elif kind == "points":
+                body = self._points_unit(unit)
+            else:
+                body = self._online_unit(unit, unit.info.get("rated", []))
+            row = {"key": unit.key, "level": unit.level, "id": unit.unit_id, "parent": unit.parent,
+                   **{k: v for k, v in unit.info.items() if k != "rated"},
+                   "ballots": Tallies(unit.tallies).ballots if kind != "online-766" else body["online766"]["dossiers"],
+                   **body}
+        if digest_of is not None:
+            self.memo[unit.key] = (digest_of, row)
+        return copy.deepcopy(row)  # suppression and ranks write into the document's rows, never the memo's
+
+    def _inputs_digest(self, unit: Unit) -> bytes:
+        """A digest of everything a unit's row is computed from: the campaign's definitions and strata
+        populations, the unit's identity, place, names and tallies, its ballots (ids, per-item y and x,
+        stratum, weight) and, for the weighted estimates, every ballot of the strata it draws from with
+        their weight groups in the order the estimate sees them. A counted ballot's answers never change
+        (the projection writes them once; voiding removes the ballot), so its id and measures stand for it."""
+        h = hashlib.sha256(self._campaign_digest)
+        h.update(repr((unit.key, unit.level, unit.unit_id, unit.parent,
+                       sorted((k, v) for k, v in unit.info.items() if k != "rated"),
+                       sorted(unit.tallies.items()))).encode())
+        rows = unit.rows
+        h.update("\n".join(f"{c.ballot.ballot_id}|{c.stratum}|{c.weight}" for c in unit.ballots).encode())
+        h.update(self._y[rows].tobytes())
+        h.update(self._x[rows].tobytes())
+        strata = np.unique(self._stratum[rows]).tolist()
+        for s in strata:
+            h.update(self._strata_digests[s])
+        groups = sorted(set().union(*(self._strata_groups[s] for s in strata)))
+        h.update(repr([(self._group_stratum[g], self._group_weight[g]) for g in groups]).encode())
+        return h.digest()
+
+    def _digest_strata(self) -> None:
+        """Per stratum, a digest of its ballots (ids, measures, weights) and the weight groups it holds."""
+        self._campaign_digest = hashlib.sha256(repr((
+            self.basis.campaign_id, self.basis.instrument_ref, self.basis.scheme_ref, self.scheme.kind,
+            self.items, None if self.population is None else sorted(self.population.items()),
+        )).encode()).digest()
+        members: dict[int, list[int]] = defaultdict(list)
+        for row, s in enumerate(self._stratum.tolist()):
+            members[s].append(row)
+        self._strata_digests: dict[int, bytes] = {}
+        self._strata_groups: dict[int, set[int]] = {}
+        for s, stratum_rows in members.items():
+            rows = np.array(stratum_rows, dtype=np.int64)
+            h = hashlib.sha256("\n".join(f"{self.counted[r].ballot.ballot_id}|{self.counted[r].weight}"
+                                         for r in stratum_rows).encode())
+            for part in (self._y[rows], self._x[rows], self._group[rows], self._weighted[rows]):
+                h.update(part.tobytes())
+            self._strata_digests[s] = h.digest()
+            self._strata_groups[s] = {int(g) for g in self._group[rows].tolist() if g >= 0}
 
     def _online_units(self) -> None:
         """online-766 counts dossiers, not ballots: place them under their agency (by code)."""
@@ -464,10 +529,26 @@ def digest(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.dumpb(dict(document))).hexdigest()
 
 
+_MEMOS: dict[tuple[str, str], dict[str, tuple[bytes, dict[str, Any]]]] = {}
+"""(database, campaign) → the units' rows of its last computation, by the digest of their inputs."""
+_MEMOS_KEPT = 32
+
+
 async def compute(conn: AsyncConnection, basis: CampaignBasis) -> dict[str, Any]:
     loaded = await load(conn, basis.campaign_id)
+    key = (conn.engine.url.render_as_string(hide_password=True), basis.campaign_id)
+
+    def document() -> dict[str, Any]:
+        figures = CampaignFigures(basis, *loaded, memo=_MEMOS.get(key))
+        out = figures.document()
+        _MEMOS.pop(key, None)
+        _MEMOS[key] = figures.memo  # the most recently computed last
+        while len(_MEMOS) > _MEMOS_KEPT:
+            _MEMOS.pop(next(iter(_MEMOS)))
+        return out
+
     # CPU-bound: off the event loop, so the service's consumers and HTTP keep going while it computes.
-    return await asyncio.to_thread(lambda: CampaignFigures(basis, *loaded).document())
+    return await asyncio.to_thread(document)
 
 
 def units_of(document: Mapping[str, Any], level: str | None = None, unit: str | None = None,
