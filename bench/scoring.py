@@ -1508,31 +1508,31 @@ def limits(report: Report) -> list[str]:
             text += (f"In `document()` of {p['n']:,} ballots (profile above) the time is spread over `Fraction` "
                      "arithmetic and presentation (`present`), one `estimate_arrays` per figure and unit, and "
                      "`np.isin` over the campaign's strata for each unit's weighted domain. ")
-        text += ("Computing only the units whose tallies changed (the dirty mark already names their agencies) and "
-                 "their province and the nation, instead of the whole campaign per refresh, is what would bound a "
-                 "refresh by the change rather than by the campaign's size.")
+        text += ("These are full computations, as on a service's first refresh of a campaign; later refreshes reuse "
+                 "the rows of the units no change reached (`docs/scoring.md`), but still read and measure every "
+                 "counted ballot (`load()` and the per-item arrays) to tell which.")
         out.append(text)
     y = report.replay
     if y is not None and "js_sub" in r:
         rebuild = rate(y.n, y.rebuild_seconds)
-        server = {s["query"][:40]: s["ms"] / 1000 for s in y.statements}
-        dirty = next((v for k, v in server.items() if "sc_dirty" in k), 0.0)
         total = sum(s["ms"] for s in y.statements) / 1000
+        top = max(y.statements, key=lambda s: s["ms"], default=None)
+        top_text = "" if top is None else (
+            f" The largest server cost is `{top['query'][:60]}...` ({top['ms'] / y.n:.2f} ms an event, "
+            f"{top['ms'] / 1000 / max(total, 1e-9):.0%} of the server time, {top['rows'] / y.n:.0f} rows an event).")
         out.append(
             f"**Replay** ({rebuild / r['js_sub'].rate:.1%} of raw pull-consume; aim {REPLAY_AIM:.0%}: "
             f"{verdict(rebuild / r['js_sub'].rate >= REPLAY_AIM)}). The transport is not the limit: the rebuild's own "
             f"reader with envelope validation ran at {rate(y.n, y.decode_seconds) / r['js_sub'].rate:.0%} of raw "
-            f"pull-consume (i). Applying is: per event the handler runs three statements through SQLAlchemy, each "
-            f"a round trip ({y.rebuild_seconds / y.n * 1000:.1f} ms an event in all, of which "
-            f"{total / y.n * 1000:.1f} ms in the server). The largest server cost is `mark_dirty`'s upsert "
-            f"({dirty / y.n * 1000:.2f} ms an event, {dirty / max(total, 1e-9):.0%} of the server time): every event "
-            "of a campaign updates the same `sc_dirty` row and rebuilds its `agency_ids` array (a sorted distinct "
-            "union that grows to every agency of the campaign while nothing clears it), so each update rewrites a "
-            "wide row. Marking once per applied run, and adding each run's bags summed per agency (one upsert per "
-            "agency and run instead of one per event), would cut the statements per event from three to about one; "
-            f"{REPLAY_AIM:.0%} of raw pull-consume ({fmt_rate(REPLAY_AIM * r['js_sub'].rate)} events/s here, "
-            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.2f} ms an event) needs the handlers to work on a run at a "
-            "time (COPY or unnest of the run's ballots), since one round trip alone costs more than that.")
+            f"pull-consume (i). Applying is: the tallies projection applies a run of up to 1,000 events set-based "
+            f"(one statement per table and run: {sum(s['calls'] for s in y.statements):,} statements for "
+            f"{y.n:,} events in `pg_stat_statements`), {y.rebuild_seconds / y.n * 1000:.2f} ms an event in all, "
+            "of which "
+            f"{total / y.n * 1000:.2f} ms in the server.{top_text} {REPLAY_AIM:.0%} of raw pull-consume "
+            f"({fmt_rate(REPLAY_AIM * r['js_sub'].rate)} events/s here) leaves "
+            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.2f} ms an event for everything: the envelope's validation and "
+            "the event's decoding, the ballot's bag of counts in Python, and about 30 tally rows upserted an event "
+            "when a run's ballots go to as many agencies (as here: 1,000 agencies); see the profile above.")
     fresh = [f for f in report.freshness if f.latency]
     if fresh:
         parts = []
@@ -1556,13 +1556,14 @@ def limits(report: Report) -> list[str]:
                 applied = during[-1][2] / max(1.0, during[-1][0])
                 starved = (f" (during the national drive the consumer applied ~{applied:,.0f} events/s, against "
                            f"{fmt_rate(rate(y.n, y.rebuild_seconds))} on its own)")
-        text += ("The second is the figures worker: it recomputes the whole campaign on every refresh, so staleness "
-                 "cannot fall below a refresh plus up to one interval; and it computes in the service's own process, "
-                 "CPU-bound Python that competes with the consumers for the one interpreter (in the event loop, or "
-                 "in a thread that still needs the GIL), so while it computes the consumers apply little"
-                 f"{starved}. In order of yield: apply events a run at a time (under Replay); compute figures outside "
-                 "the consuming process (a process pool, or a replica that only computes figures); recompute only the "
-                 "changed agencies, their province and the nation.")
+        text += ("The second is the figures worker: a refresh reads and measures every counted ballot of the "
+                 "campaign and recomputes the units a change reached — under steady intake spread over the "
+                 "campaign's agencies, nearly all of them every interval — so staleness cannot fall below a refresh "
+                 "plus up to one interval; and it computes in the service's own process, CPU-bound Python that "
+                 "competes with the consumers for the one interpreter (in the event loop, or in a thread that still "
+                 f"needs the GIL), so while it computes the consumers apply little{starved}. Next in order of yield: "
+                 "compute figures outside the consuming process (a process pool, or a replica that only computes "
+                 "figures); keep the per-item arrays between refreshes instead of reading every ballot again.")
         out.append(text)
     others = [f.cpu.get("others", 0.0) for f in report.freshness if f.cpu]
     out.append(
