@@ -327,8 +327,9 @@ class National:
 
         assert self.platform.pg is not None
         dsn, port = self.platform.pg.dsn(RAW_DATABASE), self.minimal_port
-        await scalar(dsn, "DROP TABLE IF EXISTS minimal_submissions; CREATE TABLE minimal_submissions "
-                          "(id uuid PRIMARY KEY, code text NOT NULL, answers jsonb NOT NULL)")
+        await scalar(dsn, "DROP TABLE IF EXISTS minimal_submissions")
+        await scalar(dsn, "CREATE TABLE minimal_submissions (id uuid PRIMARY KEY, code text NOT NULL, "
+                          "answers jsonb NOT NULL)")
         log = self.home / f"minimal-{when}.log"
         self.minimal = start([sys.executable, "-m", "bench.ballots", "--serve-minimal", dsn, "--port", str(port)],
                              os.environ | {"PYTHONUNBUFFERED": "1"}, log)
@@ -554,7 +555,7 @@ class National:
                    online_other=sum(n for s, n in statuses.items() if s != 201))
         return out
 
-    def quality(self, rnd: Any) -> int:
+    def quality(self, rnd: Any, accepted: int) -> int:
         """The inspector scans, voids the fabricator's flagged ballots and clears every other flag."""
         from sipas_cli.demo.client import INSPECTOR
 
@@ -578,9 +579,10 @@ class National:
                 cleared += not void
         seconds = time.perf_counter() - t0
         meter.stop()
-        self.timed("Ballots: quality scan over every accepted ballot, then each flag reviewed", voided + cleared,
-                   "flags reviewed", seconds, meter, note=f"scan {scanned:.1f} s raised {flags or 'no flags'}; "
-                   f"{voided:,} voided, {cleared:,} cleared", grows="ballots")
+        self.timed("Ballots: quality scan over every accepted ballot, then each flag reviewed", accepted,
+                   "ballots", seconds, meter, note=f"scan {scanned:.1f} s raised {flags or 'no flags'}; "
+                   f"{voided + cleared:,} flagged ballots reviewed: {voided:,} voided, {cleared:,} cleared",
+                   grows="ballots")
         return voided
 
     # -- scoring and publishing --------------------------------------------------------------
@@ -599,6 +601,7 @@ class National:
         caught = time.perf_counter()
         meter.stop()
         since_start = caught - f["intake_started"]
+        f["scoring_lag"] = caught - f["intake_ended"]
         self.timed("Scoring: tallies reflect every ballot event (from the first intake request)", accepted,
                    "ballots", since_start, meter, "js_sub",
                    f"{ballots_head:,} events of the ballots service; caught up {caught - f['intake_ended']:.1f} s "
@@ -661,8 +664,8 @@ class National:
         codes = await self.codes(rnd)
         intake = await self.intake(rnd, codes)
         registry.advance(self.api, rnd, "fieldwork_closed", "collection window over")
-        voided_by_review = self.quality(rnd)
         accepted = intake["import_accepted"] + intake["online_201"]
+        voided_by_review = self.quality(rnd, accepted)
         snapshot = self.scoring(rnd, accepted)
         national = self.publishing(rnd, snapshot)
         self.report.round_wall = time.perf_counter() - t_round
@@ -700,7 +703,8 @@ def stage_rows(r: Report) -> list[tuple[str, ...]]:
         ceiling_ = ceiling(r, s.ceiling)
         ratio = (f"{s.rate / ceiling_.rate:.2%} of {CEILING_NAMES[s.ceiling]}" if ceiling_ is not None
                  else "n/a (no raw counterpart)")
-        rows.append((s.name, f"{s.count:,} {s.unit}", f"{s.seconds:,.1f} s", f"{fmt_rate(s.rate)} {s.unit}/s",
+        rate = fmt_rate(s.rate) if s.rate >= 10 else f"{s.rate:.2f}"
+        rows.append((s.name, f"{s.count:,} {s.unit}", f"{s.seconds:,.1f} s", f"{rate} {s.unit}/s",
                      ratio, s.note + ("; " if s.note and s.cpu else "") + (f"cores busy: {_cores(s.cpu)}"
                                                                           if s.cpu else "")))
     return rows
@@ -738,6 +742,13 @@ def section(r: Report) -> str:
            "catching up, a refresh and a snapshot; a release drafted, approved by another officer and "
            "published. Inputs are generated before each timed stage starts.",
            "",
+           "The codes come from the ballots service's database, not from its sheets API. Codes are credentials and "
+           "the service hands them out only printed: `GET /v1/campaigns/{id}/ballot-sheets.pdf` renders an A5 page "
+           "per code, so at a million ballots reading them that way would time a million pages of PDF rendering "
+           "and the benchmark's PDF reader, not the round. The harness reads `ballots` joined to `sampled_units` "
+           "once, outside the timed stages, and checks it against the printed sheets of the agency with the "
+           "fewest codes (when it has at most 2,000).",
+           "",
            f"- Date: {r.started.strftime('%Y-%m-%d %H:%M UTC')}",
            f"- Command: `{r.command}`",
            f"- Commit measured: {r.commit}",
@@ -749,7 +760,7 @@ def section(r: Report) -> str:
            f"- Wall time: whole run {r.wall / 60:,.1f} min (platform start {f.get('platform_start', 0):.0f} s, "
            f"frame generation {f.get('frame_generation', 0):.0f} s); the round itself, registry to published "
            f"release, {r.round_wall / 60:,.1f} min",
-           f"- Machine: {r.machine.get('CPUs', '?')} CPUs, {r.machine.get('Memory', '?')}, PostgreSQL "
+           f"- Machine: CPUs {r.machine.get('CPUs', '?')}, memory {r.machine.get('Memory', '?')}, PostgreSQL "
            f"{r.machine.get('PostgreSQL', '?')} ({r.machine.get('PostgreSQL settings', '')}), nats-server "
            f"{r.machine.get('nats-server', '?')}; load average when the run started "
            f"{r.machine.get('Load average when the run started (1 min)', '?')}",
@@ -806,11 +817,16 @@ def meaning(r: Report) -> list[str]:
                      f"({issue} aim of {aim:.0%}: {'met' if ratio >= aim else 'NOT met'}).")
     caught = next((x for x in r.stages if x.ceiling == "js_sub"), None)
     top = ceiling(r, "js_sub")
-    if caught is not None and top is not None:
-        lines.append(f"Scoring applied the ballots' events at {fmt_rate(caught.rate)} ballots/s from the first intake "
-                     f"request until its tallies held them all ({caught.rate / top.rate:.2%} of raw pull-consume); "
-                     f"this rate is bounded by intake's, and what the tallies add is the wait after intake ended "
-                     f"(in the stage's details).")
+    intake = r.facts.get("intake_ended", 0.0) - r.facts.get("intake_started", 0.0)
+    lag = r.facts.get("scoring_lag", 0.0)
+    if caught is not None and top is not None and intake > 0:
+        pace = caught.count / intake
+        lines.append(f"Intake (import, then online) delivered {fmt_rate(pace)} ballots/s; scoring's tallies applied "
+                     f"them at {fmt_rate(caught.rate)} ballots/s from the first intake request until they held them "
+                     f"all ({caught.rate / top.rate:.2%} of raw pull-consume). "
+                     + (f"They finished {lag:.0f} s after the last intake answer: the tallies fell behind intake "
+                        "and set the pace of this part of the round." if lag > 5
+                        else "They kept up with intake, which set the pace."))
     rec = r.reconciliation
     lines.append("Reconciliation " + ("holds: every ballot answered 2xx is in the published national figure or "
                                       "was voided, and the ballots service counts the same valid ballots."
