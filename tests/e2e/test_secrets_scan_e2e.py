@@ -31,6 +31,7 @@ from sipas_cli.platform import SERVICES, Platform
 from sipas_cli.registry_client import RegistryClient
 from sipas_cli.stack import free_port_block
 from sipas_cli.stack.postgres import _bin, _client_env
+from sipas_kit import csrf
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "pw-" + secrets.token_hex(16)
@@ -111,8 +112,9 @@ def the_round(p: Platform, http: httpx.Client) -> dict[str, Any]:
                     if d["kind"] == "instrument" and d["def_id"] == "sipas-2017")["definition"]
     answers = {i["code"]: 4 for f in criteria["factors"] for i in f["items"]}
     assert http.get(ballots + f"/b/{codes[0]}").status_code == 200  # the respondent opens the page
-    sent = http.post(ballots + f"/b/{codes[30]}", content=b"a_1.1=4",  # and sends too little: the code stays good
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    token = csrf.token_in(http.get(ballots + f"/b/{codes[30]}").text)
+    sent = http.post(ballots + f"/b/{codes[30]}", content=f"a_1.1=4&csrf_token={token}".encode(),
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})  # too little: the code stays good
     assert sent.status_code == 422, sent.text
     for code in codes[:30]:
         r = http.post(ballots + "/v1/submissions", json={"code": code, "campaign_id": cid, "answers": answers})

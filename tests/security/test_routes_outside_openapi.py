@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sipas_kit import csrf
+
 sys.path.insert(0, str(Path(__file__).parent))
 import worlds
 from authz import AWAY, HOME, routes_of
@@ -75,9 +77,14 @@ def signed_in(api, role: str, province: str, subject: str) -> dict[str, str]:  #
     return {"Cookie": f"sipas_session={api.identity.mint(subject, role, province)}"}
 
 
-def keyed(campaign_id: str, code: str, answers: dict[str, int]) -> bytes:
-    return urlencode([("campaign_id", campaign_id), ("code", code),
+def keyed(campaign_id: str, code: str, answers: dict[str, int], token: str | None) -> bytes:
+    return urlencode([("campaign_id", campaign_id), ("code", code), ("csrf_token", token or ""),
                       *[(f"q_{k}", str(v)) for k, v in answers.items()]]).encode()
+
+
+async def token_of(api, path: str, headers: dict[str, str]) -> str | None:  # type: ignore[no-untyped-def]
+    """The CSRF token of the page's form, as the signed-in browser gets it."""
+    return csrf.token_in((await api.client.get(path, headers=headers)).text)
 
 
 async def unused_code(api, campaign_id: str, offset: int) -> str:  # type: ignore[no-untyped-def]
@@ -98,12 +105,14 @@ async def test_a_clerk_keys_only_their_provinces_ballots(ballots):
     away, home = f"c{AWAY}-matrix", f"c{HOME}-matrix"
     code = await unused_code(ballots, away, 0)
     stranger = signed_in(api, "clerk", HOME, "clerk-79")
-    refused = await api.client.post("/clerk/key", content=keyed(away, code, answers), headers=FORM | stranger)
+    token = await token_of(api, f"/clerk?campaign_id={home}", stranger)  # a good token of the clerk's own form
+    assert token
+    refused = await api.client.post("/clerk/key", content=keyed(away, code, answers, token), headers=FORM | stranger)
     assert refused.status_code == 404
     assert await rows(api, "SELECT count(*) FROM paper_keyings WHERE code = :c", c=code) == [(0,)]
     assert await rows(api, "SELECT count(*) FROM paper_status WHERE code = :c", c=code) == [(0,)]
     own = await unused_code(ballots, home, 0)  # the same clerk keys their own province's ballot
-    keyed_once = await api.client.post("/clerk/key", content=keyed(home, own, answers), headers=FORM | stranger)
+    keyed_once = await api.client.post("/clerk/key", content=keyed(home, own, answers, token), headers=FORM | stranger)
     assert keyed_once.status_code == 200
     assert await rows(api, "SELECT count(*) FROM paper_keyings WHERE code = :c", c=own) == [(1,)]
 
@@ -114,8 +123,10 @@ async def test_an_operator_settles_only_their_provinces_disputes(ballots):
     code = await unused_code(api, away, 1)
     first_item = next(iter(answers))
     for clerk, value in (("clerk-a", 4), ("clerk-b", 2)):  # two keyings that differ in one answer
-        r = await api.client.post("/clerk/key", content=keyed(away, code, answers | {first_item: value}),
-                                  headers=FORM | signed_in(api, "clerk", AWAY, clerk))
+        session = signed_in(api, "clerk", AWAY, clerk)
+        token = await token_of(api, f"/clerk?campaign_id={away}", session)
+        r = await api.client.post("/clerk/key", content=keyed(away, code, answers | {first_item: value}, token),
+                                  headers=FORM | session)
         assert r.status_code == 200, r.text
     assert await rows(api, "SELECT status FROM paper_status WHERE code = :c", c=code) == [("disputed",)]
     stranger = signed_in(api, "province-operator", HOME, "judge-79")
@@ -125,8 +136,9 @@ async def test_an_operator_settles_only_their_provinces_disputes(ballots):
     assert settled.status_code == 404
     assert await rows(api, "SELECT status FROM paper_status WHERE code = :c", c=code) == [("disputed",)]
     judge = signed_in(api, "province-operator", AWAY, "judge-01")  # the province's own operator can
-    settled = await api.client.post(f"/clerk/disputes/{code}", content=f"answers.{first_item}=2".encode(),
-                                    headers=FORM | judge)
+    token = await token_of(api, f"/clerk/disputes/{code}", judge)
+    settled = await api.client.post(f"/clerk/disputes/{code}",
+                                    content=f"answers.{first_item}=2&csrf_token={token}".encode(), headers=FORM | judge)
     assert settled.status_code == 200
     assert await rows(api, "SELECT status FROM paper_status WHERE code = :c", c=code) == [("settled",)]
 

@@ -32,6 +32,7 @@ from sipas_cli.demo.answers import Ballot, Respondents
 from sipas_cli.demo.client import ADJUDICATOR, CLERKS, KIOSKS, ORGANISER, VNPOST, Api, DemoError, Person, wait_until
 from sipas_cli.demo.model import Agency, Rejection, Round
 from sipas_cli.demo.sheets import codes_on_sheets
+from sipas_kit import csrf
 
 RESULT = re.compile(r'id="result">(.*?)</p>', re.S)
 UNUSED_CODE = "0000-0000-000"  # well formed (its check character holds) but never issued
@@ -153,7 +154,8 @@ def _plant(rnd: Round, channel: str, expected: str, actual: str | None, what: st
 # ---- paper: double entry on the clerk pages ---------------------------------------------------------
 
 class ClerkDesk:
-    """A clerk's browser session: signed in once (the cookie), then the keying form."""
+    """A clerk's browser session: signed in once (the cookie), then the keying form, sent back with the
+    CSRF token the page carries (each answer is the form again, with the token to send next)."""
 
     def __init__(self, api: Api, who: Person, campaign_id: str) -> None:
         self.who, self.campaign_id = who, campaign_id
@@ -164,14 +166,16 @@ class ClerkDesk:
         form = self.http.get("/clerk", params={"campaign_id": campaign_id})
         if f'value="{campaign_id}"' not in form.text:
             raise DemoError(f"the keying form of {who.subject} does not offer campaign {campaign_id}")
+        self.token = _token(form)
 
     def key(self, code: str, ballot: Ballot, criteria: list[str], seconds: float) -> str:
-        fields = [("campaign_id", self.campaign_id), ("code", code), ("entry_seconds", f"{seconds:.1f}"),
-                  ("e", " ".join(ballot.expectations))]
+        fields = [("campaign_id", self.campaign_id), ("csrf_token", self.token), ("code", code),
+                  ("entry_seconds", f"{seconds:.1f}"), ("e", " ".join(ballot.expectations))]
         fields += [(f"q_{item}", str(ballot.answers.get(item) or 0)) for item in criteria]
         fields += [("na_factor", f) for f in ballot.not_applicable]
         r = self.http.post("/clerk/key", content=_form(fields),
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.token = csrf.token_in(r.text) or self.token
         return _message(r)
 
     def close(self) -> None:
@@ -182,6 +186,14 @@ def _form(fields: list[tuple[str, str]]) -> bytes:
     from urllib.parse import urlencode
 
     return urlencode(fields).encode()
+
+
+def _token(page: httpx.Response) -> str:
+    """The CSRF token of the page's form, as a browser would send it back."""
+    token = csrf.token_in(page.text)
+    if token is None:
+        raise DemoError(f"the page {page.url.path} answered {page.status_code} without a form to send")
+    return token
 
 
 def _message(r: httpx.Response) -> str:
@@ -261,7 +273,8 @@ def _adjudicate(api: Api, code: str, field_name: str, value: Any) -> str | None:
         shown = desk.get(f"/clerk/disputes/{canonical}")
         if field_name not in shown.text:
             raise DemoError(f"the dispute page of {code} does not show {field_name}")
-        settled = desk.post(f"/clerk/disputes/{canonical}", content=_form([(field_name, str(value))]),
+        settled = desk.post(f"/clerk/disputes/{canonical}",
+                            content=_form([("csrf_token", _token(shown)), (field_name, str(value))]),
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
     return paper_reason(_message(settled))
 

@@ -61,7 +61,8 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
     problems.install(app, definition.domain_errors)
     install_middleware(app)
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
-                       json_max_depth=settings.json_max_depth, rate_limits=settings.rate_limits)
+                       json_max_depth=settings.json_max_depth, rate_limits=settings.rate_limits,
+                       body_timeout=settings.body_timeout)
     _probes(app)
     app.include_router(ops_router)
     for router in definition.routers:

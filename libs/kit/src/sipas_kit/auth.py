@@ -179,14 +179,20 @@ async def _current(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(_current)]
 
 
+def ensure_role(principal: Principal, allowed: Iterable[Role]) -> Principal:
+    """The principal, if its role is one of ``allowed``; else 403 naming the roles that may."""
+    allowed = set(allowed)
+    if principal.role not in allowed:
+        raise Problem(403, "Forbidden", f"role {principal.role} may not do this; allowed: "
+                      f"{', '.join(sorted(allowed))}")
+    return principal
+
+
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = set(roles)
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in allowed:
-            raise Problem(403, "Forbidden", f"role {principal.role} may not do this; allowed: "
-                          f"{', '.join(sorted(allowed))}")
-        return principal
+        return ensure_role(principal, allowed)
 
     return check
 

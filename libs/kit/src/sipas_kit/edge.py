@@ -9,6 +9,10 @@ A pure ASGI middleware (it sees the body as it streams in, before any framework 
   (deep nesting is how a small body exhausts a parser).
 - **NUL**: text holding U+0000 (in the path, the query, a JSON string or a form) is refused with 422:
   PostgreSQL cannot store it, and every service would otherwise answer it with a 500.
+- **Slow bodies**: a JSON or form body that stops arriving for ``body_timeout`` seconds (between two
+  chunks, or before the first) is answered 408, so a client trickling a body cannot hold a request
+  open for ever (uvicorn closes idle keep-alive connections after ``keep_alive_timeout``; streamed
+  uploads and slow headers are the ingress's to time out: docs/security.md).
 - **Rate**: path prefixes listed in ``rate_limits`` (``{"/b": "60/60"}``: 60 requests per 60 seconds)
   are limited per client address with a token bucket; over the limit is 429 with ``Retry-After``.
   The buckets are per process: behind N replicas the effective limit is N times higher (documented).
@@ -21,6 +25,7 @@ Errors are RFC 9457 problem+json like every other error of the platform.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -131,9 +136,9 @@ def _problem(status: int, title: str, detail: str, kind: str, headers: list[tupl
 
 class Edge:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int, json_max_depth: int,
-                 rate_limits: Mapping[str, str]) -> None:
+                 rate_limits: Mapping[str, str], body_timeout: float = 30.0) -> None:
         self.app, self.max_body, self.max_upload, self.max_depth = app, max_body_bytes, max_upload_bytes, json_max_depth
-        self.rates = RateLimits.parse(rate_limits)
+        self.rates, self.body_timeout = RateLimits.parse(rate_limits), body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,7 +164,12 @@ class Edge:
         if media in (JSON, FORM) and scope["method"] in ("POST", "PUT", "PATCH"):
             body, more = b"", True
             while more:
-                message = await receive()
+                try:
+                    message = await asyncio.wait_for(receive(), self.body_timeout)
+                except TimeoutError:
+                    await self._reply(send, *_problem(408, "Request timeout", f"the body stopped arriving for "
+                                                      f"{self.body_timeout:g} s", "request-timeout"))
+                    return
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
                 if len(body) > limit:

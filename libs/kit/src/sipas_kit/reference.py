@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sipas_events.catalogue import registry as ev
 from sipas_events.envelope import Envelope
 from sipas_events.projection import Projection
-from sipas_kit.auth import CurrentPrincipal
+from sipas_kit.auth import CurrentPrincipal, Principal
 from sipas_kit.http import Ctx
 from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
 
@@ -202,8 +202,14 @@ class KnownDefinition(BaseModel):
 
 
 def reference_router(t: ReferenceTables) -> APIRouter:
-    """``/v1/reference/…``: what this service has learned from the registry, scoped like everything else."""
+    """``/v1/reference/…``: what this service has learned from the registry, scoped like everything else:
+    a provincial caller sees their province's units and every ministry and province (as in the registry),
+    and the links that have one of those at either end (where their units came from or went)."""
     router = APIRouter(prefix="/v1/reference", tags=["reference data (from the registry)"])
+    c = t.agencies.c
+
+    def seen_by(who: Principal) -> Any:
+        return or_(c.province == who.province, c.level.in_(["province", "ministry"]))
 
     @router.get("/agencies", response_model=Page[KnownAgency], summary="Units and agencies this service knows")
     async def known_agencies(
@@ -211,10 +217,9 @@ def reference_router(t: ReferenceTables) -> APIRouter:
         as_of: dt.date | None = None, cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     ) -> Page[KnownAgency]:
-        c = t.agencies.c
         stmt = select(t.agencies).order_by(c.agency_id).limit(limit + 1)
         if not who.can_act_in(province):
-            stmt = stmt.where(or_(c.province == who.province, c.level.in_(["province", "ministry"])))
+            stmt = stmt.where(seen_by(who))
         if province:
             stmt = stmt.where(c.province == province)
         if as_of:
@@ -228,8 +233,13 @@ def reference_router(t: ReferenceTables) -> APIRouter:
 
     @router.get("/agency-links", summary="Predecessor → successor links this service knows")
     async def known_links(ctx: Ctx, who: CurrentPrincipal) -> list[dict[str, Any]]:
+        links = t.links.c
+        stmt = select(t.links).order_by(links.predecessor_id, links.successor_id)
+        if not who.can_act_in(None):  # a provincial role
+            seen = select(c.agency_id).where(seen_by(who))
+            stmt = stmt.where(or_(links.predecessor_id.in_(seen), links.successor_id.in_(seen)))
         async with ctx.engine.connect() as conn:
-            rows = (await conn.execute(select(t.links).order_by(t.links.c.predecessor_id))).mappings()
+            rows = (await conn.execute(stmt)).mappings()
             return [dict(r) | {"effective_date": r["effective_date"].isoformat()} for r in rows]
 
     @router.get("/campaigns", response_model=list[KnownCampaign], summary="Campaigns this service knows")

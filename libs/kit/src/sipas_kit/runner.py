@@ -12,4 +12,5 @@ from sipas_kit.settings import ServiceSettings
 
 def serve(factory: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
     uvicorn.run(factory(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=15, proxy_headers=True, access_log=False)
+                timeout_graceful_shutdown=15, proxy_headers=True, access_log=False,
+                timeout_keep_alive=settings.keep_alive_timeout)

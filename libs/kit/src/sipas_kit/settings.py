@@ -46,6 +46,13 @@ class ServiceSettings(BaseSettings):
     json_max_depth: int = Field(default=32, ge=2, le=1000)
     rate_limits: dict[str, str] = Field(default_factory=dict, description="path prefix -> 'requests/seconds' "
                                         "per client address, e.g. {'/b': '60/60'}; per process")
+    body_timeout: float = Field(default=30.0, gt=0, le=3600, description="A JSON or form body that stops arriving "
+                                "this long is a 408 (slow-body clients)")
+    keep_alive_timeout: int = Field(default=5, gt=0, le=300, description="uvicorn closes an idle keep-alive "
+                                      "connection after this many seconds")
+    csrf_secret: SecretStr | None = Field(default=None, description="Signs the HTML forms' CSRF tokens; the "
+                                          "same on every replica (unset: a random one per process)")
+    csrf_max_age: float = Field(default=12 * 3600, gt=0, description="How long a rendered form may be sent, s")
 
     @model_validator(mode="before")
     @classmethod

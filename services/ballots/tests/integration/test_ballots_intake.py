@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,13 @@ from sipas_ballots.adapters.tables import reference
 from sipas_ballots.projections.sample import projection as sample
 from sipas_events.catalogue import registry as reg
 from sipas_events.catalogue import sampling as smp
+from sipas_kit import csrf
 from sipas_kit.reference import reference_projection
 
 pytestmark = pytest.mark.asyncio
 REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
 CAMPAIGN = "c-ballots"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def builtin(kind: str, ident: str) -> dict:
@@ -187,9 +190,10 @@ async def test_the_respondent_page_takes_a_ballot_without_javascript(ballots_api
     page = await api.client.get(f"/b/{code}")
     assert page.status_code == 200 and "<script" not in page.text and 'lang="vi"' in page.text
     assert page.text.count('type="radio"') == (22 + 5 + 1) * 6  # five levels and "not applicable" each
-    few = await api.client.post(f"/b/{code}", content=b"a_1.1=4", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    token = csrf.token_in(page.text)
+    few = await api.client.post(f"/b/{code}", content=f"a_1.1=4&csrf_token={token}".encode(), headers=FORM)
     assert few.status_code == 422 and "Xin trả lời thêm" in few.text and 'value="4"\n          checked' in few.text
-    form = "&".join(f"a_{item}=5" for item in full_answers()) + "&e=E1&e=E2"
+    form = "&".join(f"a_{item}=5" for item in full_answers()) + f"&e=E1&e=E2&csrf_token={csrf.token_in(few.text)}"
     done = await api.client.post(f"/b/{code}", content=form.encode(),
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert done.status_code == 200 and "Cảm ơn" in done.text
@@ -206,8 +210,18 @@ async def login(api, role, province=None, subject=None):
     return {"Cookie": f"sipas_session={token}"}
 
 
-def keyed(code: str, answers: dict[str, int | None]) -> bytes:
+async def token_of(api, path: str, headers: dict[str, str]) -> str:
+    """The CSRF token of the form on a page, as a browser would send it back."""
+    page = await api.client.get(path, headers=headers)
+    assert page.status_code == 200, page.text
+    token = csrf.token_in(page.text)
+    assert token, page.text
+    return token
+
+
+def keyed(code: str, answers: dict[str, int | None], token: str | None = None) -> bytes:
     fields = [("campaign_id", CAMPAIGN), ("code", code), ("entry_seconds", "41.5"), ("e", "E1 E2")]
+    fields += [("csrf_token", token)] if token is not None else []
     fields += [(f"q_{k}", "0" if v is None else str(v)) for k, v in answers.items()]
     from urllib.parse import urlencode
 
@@ -219,12 +233,13 @@ async def test_double_entry_catches_one_differing_answer_and_counts_the_adjudica
     code = (await codes(api))["u040"]
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     clerk_a, clerk_b = await login(api, "clerk", "01", "clerk-a"), await login(api, "clerk", "01", "clerk-b")
-    first = await api.client.post("/clerk/key", content=keyed(code, full_answers(4)), headers=form | clerk_a)
+    token_a, token_b = await token_of(api, "/clerk", clerk_a), await token_of(api, "/clerk", clerk_b)
+    first = await api.client.post("/clerk/key", content=keyed(code, full_answers(4), token_a), headers=form | clerk_a)
     assert first.status_code == 200 and "lần nhập thứ nhất" in first.text
-    twice = await api.client.post("/clerk/key", content=keyed(code, full_answers(4)), headers=form | clerk_a)
+    twice = await api.client.post("/clerk/key", content=keyed(code, full_answers(4), token_a), headers=form | clerk_a)
     assert twice.status_code == 409 and "another clerk" in twice.text
     second_answers = full_answers(4) | {"3.2": 2}  # one answer keyed differently
-    second = await api.client.post("/clerk/key", content=keyed(code, second_answers), headers=form | clerk_b)
+    second = await api.client.post("/clerk/key", content=keyed(code, second_answers, token_b), headers=form | clerk_b)
     assert "chuyển sang đối chiếu" in second.text
     assert await rows(api, "SELECT count(*) FROM accepted_ballots") == [(0,)]  # nothing counted while in dispute
     [(disagreements,)] = await rows(api, "SELECT disagreements FROM paper_status WHERE code = :c", c=code)
@@ -233,12 +248,76 @@ async def test_double_entry_catches_one_differing_answer_and_counts_the_adjudica
     judge = await login(api, "province-operator", "01", "judge")
     listed = await api.client.get("/clerk/disputes", headers=judge)
     assert code in listed.text
-    settled = await api.client.post(f"/clerk/disputes/{code}", content=b"answers.3.2=2", headers=form | judge)
+    token = await token_of(api, f"/clerk/disputes/{code}", judge)
+    settled = await api.client.post(f"/clerk/disputes/{code}", content=f"answers.3.2=2&csrf_token={token}".encode(),
+                                    headers=form | judge)
     assert "đã được chấp nhận" in settled.text, settled.text
     [(answers,)] = await rows(api, "SELECT answers FROM accepted_ballots")
     assert answers["3.2"] == 2 and answers["3.1"] == 4  # the adjudicated version is the one counted
     events = [b for (b,) in await rows(api, "SELECT body FROM event_store WHERE type LIKE '%BallotAccepted%'")]
     assert len(events) == 1 and '"channel":"paper"' in events[0]
+
+
+async def test_every_form_refuses_a_post_without_its_own_fresh_csrf_token(ballots_api):
+    """Respondent page, keying form and adjudication form: a post with no token, a wrong one, one made
+    for another form or another session, an expired one, or from another site is a 403 that records
+    nothing; the page's own token (and a browser's ``Origin: null``, our pages sending no referrer) works."""
+    api = ballots_api
+    issued = await codes(api)
+    code, other = issued["u050"], issued["u051"]
+    answers = "&".join(f"a_{item}=4" for item in full_answers())
+
+    async def respond(extra: str, **headers: str):
+        return await api.client.post(f"/b/{code}", content=f"{answers}{extra}".encode(), headers=FORM | headers)
+
+    page_token = csrf.token_in((await api.client.get(f"/b/{code}")).text)
+    other_token = csrf.token_in((await api.client.get(f"/b/{other}")).text)
+    secret = api.app.state.csrf_secret
+    expired = csrf.mint(secret, "ballot", code, int(time.time() - csrf.DEFAULT_MAX_AGE - 60))
+    for extra, headers in [("", {}), ("&csrf_token=", {}), ("&csrf_token=1.abc", {}), (f"&csrf_token={other_token}", {}),
+                           (f"&csrf_token={page_token}x", {}), (f"&csrf_token={expired}", {}),
+                           (f"&csrf_token={page_token}", {"Origin": "https://evil.example"}),
+                           (f"&csrf_token={page_token}", {"Referer": "https://evil.example/b"})]:
+        refused = await respond(extra, **headers)
+        assert refused.status_code == 403 and "Phiếu chưa được gửi" in refused.text, (extra, headers)
+        assert 'value="4"\n          checked' in refused.text  # the answers are kept for sending again
+        assert csrf.verify(api.app.state.csrf_secret, csrf.token_in(refused.text), "ballot", code, time.time(),
+                           60) is None  # with a fresh token to send it again
+    assert await rows(api, "SELECT status FROM ballots WHERE code = :c", c=code) == [("issued",)]
+    sent = await respond(f"&csrf_token={page_token}", Origin="null")
+    assert sent.status_code == 200 and "Cảm ơn" in sent.text
+
+    clerk_a, clerk_b = await login(api, "clerk", "01", "clerk-a"), await login(api, "clerk", "01", "clerk-b")
+    token_a, token_b = await token_of(api, "/clerk", clerk_a), await token_of(api, "/clerk", clerk_b)
+    key_code = issued["u052"]
+    old = csrf.mint(secret, "clerk-key", csrf.session_binding_of(clerk_a["Cookie"].split("=", 1)[1]),
+                    int(time.time() - csrf.DEFAULT_MAX_AGE - 60))
+    for token, headers, reason in [(None, {}, "no CSRF token"), ("0.0", {}, "not valid"),
+                                   (token_b, {}, "not valid"),  # another clerk's session
+                                   (page_token, {}, "not valid"),  # another form
+                                   (old, {}, "expired"), (token_a, {"Origin": "http://evil.example"}, "another site")]:
+        r = await api.client.post("/clerk/key", content=keyed(key_code, full_answers(4), token),
+                                  headers=FORM | clerk_a | headers)
+        assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json", r.text
+        assert r.json()["type"].endswith("/csrf") and reason in r.json()["detail"], r.json()
+    assert await rows(api, "SELECT count(*) FROM paper_status WHERE code = :c", c=key_code) == [(0,)]
+    for token, clerk in ((token_a, clerk_a), (token_b, clerk_b)):
+        r = await api.client.post("/clerk/key", content=keyed(key_code, full_answers(4) | (
+            {"3.2": 2} if clerk is clerk_b else {}), token), headers=FORM | clerk)
+        assert r.status_code == 200, r.text
+
+    judge = await login(api, "province-operator", "01", "judge")
+    judge_key = await token_of(api, "/clerk", judge)
+    elsewhere = await token_of(api, f"/clerk/disputes/{key_code}", await login(api, "province-operator", "01", "j2"))
+    for token in (None, judge_key, elsewhere):  # none, the keying form's, another session's
+        r = await api.client.post(f"/clerk/disputes/{key_code}", headers=FORM | judge,
+                                  content=b"answers.3.2=2" + (f"&csrf_token={token}".encode() if token else b""))
+        assert r.status_code == 403 and r.json()["type"].endswith("/csrf"), r.text
+    assert await rows(api, "SELECT status FROM paper_status WHERE code = :c", c=key_code) == [("disputed",)]
+    token = await token_of(api, f"/clerk/disputes/{key_code}", judge)
+    r = await api.client.post(f"/clerk/disputes/{key_code}", content=f"answers.3.2=2&csrf_token={token}".encode(),
+                              headers=FORM | judge)
+    assert r.status_code == 200 and "đã được chấp nhận" in r.text, r.text
 
 
 async def test_bulk_import_reports_every_row_and_keeps_the_good_ones(ballots_api):

@@ -1,7 +1,10 @@
 """Clerk pages: fast paper entry (double entry) and the adjudication screen.
 
 Browsers carry the same signed token as the API, in an HttpOnly cookie set by ``/clerk/login``
-(production: the identity provider's callback sets it).
+(production: the identity provider's callback sets it). Every form carries a CSRF token bound to that
+session and to the form (``sipas_kit.csrf``); a post without a good one is a 403 problem and records
+nothing. Out-of-scope campaigns and ballots are refused (404) before the token is looked at, as they
+are on the pages that render the forms.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sipas_ballots.domain.codes import parse_code
 from sipas_ballots.domain.double_entry import PaperBallot
 from sipas_ballots.domain.errors import BallotsError, InvalidCode
 from sipas_ballots.entrypoints.pages import _page
+from sipas_kit import csrf
 from sipas_kit.auth import Principal, Role
 from sipas_kit.http import Ctx, metadata
 from sipas_kit.problems import Problem
@@ -40,6 +44,14 @@ def _who(request: Request, allowed: set[Role]) -> Principal:
         raise Problem(403, "Forbidden", f"a {who.role} cannot use this page")
     request.state.principal = who
     return who
+
+
+def _token(request: Request, form: str) -> str:
+    return csrf.issue(request, form, csrf.session_binding(request, COOKIE))
+
+
+def _checked(request: Request, fields: dict[str, list[str]], form: str) -> None:
+    csrf.check(request, fields, form, csrf.session_binding(request, COOKIE))
 
 
 @router.get("/clerk/keying.js", include_in_schema=False)
@@ -80,7 +92,7 @@ async def _form(request: Request, ctx: Any, who: Principal, campaign_id: str | N
     items = [i["code"] for f in definition["factors"] for i in f["items"]]
     return _page(request, "clerk.html", extra.pop("status", 200), campaign_id=campaign["campaign_id"],
                  campaign_name=campaign["definition"]["name"], items=items,
-                 last_factor=definition["factors"][-1]["code"], **extra)
+                 last_factor=definition["factors"][-1]["code"], csrf_token=_token(request, "clerk-key"), **extra)
 
 
 @router.get("/clerk", response_class=HTMLResponse)
@@ -105,6 +117,7 @@ async def clerk_key(request: Request, ctx: Ctx) -> Response:
     if not who.can_act_in(province):
         return await _form(request, ctx, who, None, status=404, message="Không có đợt khảo sát này trong phạm vi "
                            "của bạn.", ok=False)
+    _checked(request, fields, "clerk-key")
     try:
         code = parse_code(fields.get("code", [""])[0])
     except InvalidCode as exc:
@@ -144,7 +157,7 @@ async def dispute(code: str, request: Request, ctx: Ctx) -> Response:
         row = (await conn.execute(select(paper_status).where(paper_status.c.code == code))).mappings().first()
     if row is None or row["status"] != "disputed" or not who.can_act_in(row["province"]):
         return _page(request, "disputes.html", 404, disputes=[], message="Không có phiếu này để đối chiếu.", ok=False)
-    return _page(request, "disputes.html", dispute=row)
+    return _page(request, "disputes.html", dispute=row, csrf_token=_token(request, f"clerk-dispute:{code}"))
 
 
 @router.post("/clerk/disputes/{code}", response_class=HTMLResponse)
@@ -155,8 +168,11 @@ async def settle(code: str, request: Request, ctx: Ctx) -> Response:
     if row is None or not who.can_act_in(row.province):
         return _page(request, "disputes.html", 404, disputes=[], message="Không có phiếu này để đối chiếu.", ok=False)
     fields = parse_qs((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True)
+    _checked(request, fields, f"clerk-dispute:{code}")
     choices: dict[str, Any] = {}
     for name, values in fields.items():
+        if name == csrf.FIELD:
+            continue
         value = values[-1]
         if name.startswith("answers."):
             choices[name] = int(value) if value.isdigit() else None

@@ -23,6 +23,7 @@ from sipas_ballots.domain.codes import display, parse_code
 from sipas_ballots.domain.errors import InvalidCode
 from sipas_ballots.domain.validation import Accepted, Submission
 from sipas_events.store import Metadata
+from sipas_kit import csrf
 from sipas_kit.http import Ctx
 from sipas_kit.problems import Problem
 
@@ -42,6 +43,8 @@ REASONS_VI = {
     "too_few_answers": "Xin trả lời thêm: phiếu cần có câu trả lời cho phần lớn các câu hỏi, "
                        "và ít nhất một câu trong mỗi phần có áp dụng.",
 }
+RESEND_VI = ("Phiếu chưa được gửi: trang đã mở quá lâu hoặc phiếu không được gửi từ trang này. "
+             "Các câu trả lời vẫn còn; xin kiểm tra lại rồi bấm Gửi.")
 
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -90,7 +93,14 @@ async def ballot_page(code: str, request: Request, ctx: Ctx) -> Response:
         form = await _ballot_form(conn, canonical)
     if isinstance(form, str):
         return _page(request, "enter_code.html", 404 if form == "unknown_code" else 409, message=REASONS_VI[form])
-    return _page(request, "ballot.html", code=canonical, display_code=display(canonical), answers={}, **form)
+    return _ballot(request, canonical, form)
+
+
+def _ballot(request: Request, code: str, form: dict[str, Any], status: int = 200,
+            answers: dict[str, str] | None = None, message: str | None = None) -> HTMLResponse:
+    """The ballot form for ``code``, with a fresh CSRF token bound to that code."""
+    return _page(request, "ballot.html", status, code=code, display_code=display(code), answers=answers or {},
+                 message=message, csrf_token=csrf.issue(request, "ballot", code), **form)
 
 
 @router.post("/b/{code}", response_class=HTMLResponse)
@@ -110,6 +120,13 @@ async def submit_page(code: str, request: Request, ctx: Ctx) -> Response:
             answers[key[2:]] = None if value == "" else int(value) if value.isdigit() else value
     async with ctx.engine.connect() as conn:
         form = await _ballot_form(conn, canonical)
+    shown = {k: ("" if v is None else str(v)) for k, v in answers.items()}
+    try:  # a post not sent from this code's own page records nothing: the page comes back, answers kept
+        csrf.check(request, fields, "ballot", canonical)
+    except csrf.CsrfRefused:
+        if not isinstance(form, dict):
+            return _page(request, "enter_code.html", 403, message=RESEND_VI)
+        return _ballot(request, canonical, form, 403, shown, RESEND_VI)
     campaign_id = form["campaign_id"] if isinstance(form, dict) else ""
     sub = Submission(code=canonical, campaign_id=campaign_id, received_on=today_in_vietnam(), answers=answers,
                      channel="online", expectations=frozenset(fields.get("e", [])),
@@ -123,6 +140,4 @@ async def submit_page(code: str, request: Request, ctx: Ctx) -> Response:
     message = REASONS_VI[outcome.reason_code]
     if not isinstance(form, dict) or outcome.reason_code in ("used_code", "cancelled_code", "unknown_code"):
         return _page(request, "enter_code.html", 409, message=message)
-    shown = {k: ("" if v is None else str(v)) for k, v in answers.items()}
-    return _page(request, "ballot.html", 422, code=canonical, display_code=display(canonical), answers=shown,
-                 message=message, **form)
+    return _ballot(request, canonical, form, 422, shown, message)

@@ -4,7 +4,7 @@ and cacheable answers (strong ETags over the canonical body; 304 on ``If-None-Ma
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -12,7 +12,7 @@ from fastapi import Path, Query, Request
 from fastapi.responses import Response
 
 from sipas_events import canonical
-from sipas_kit.auth import Principal, Role, authenticate
+from sipas_kit.auth import Principal, Role, authenticate, ensure_role
 from sipas_kit.context import ServiceContext
 from sipas_publishing.application import access
 
@@ -41,11 +41,14 @@ class Reader:
             self.principal.province == province
 
 
-def reader(scope: str) -> Callable[[Request], Coroutine[Any, Any, Reader]]:
+def reader(scope: str, roles: Collection[Role] | None = None) -> Callable[[Request], Coroutine[Any, Any, Reader]]:
+    """An API key with ``scope``, or a bearer token (of one of ``roles`` when given)."""
     async def check(request: Request) -> Reader:
         presented = request.headers.get(API_KEY_HEADER)
         if presented is None:
             principal = authenticate(request)
+            if roles is not None:
+                ensure_role(principal, roles)
             return Reader(principal.subject, principal)
         ctx: ServiceContext = request.app.state.ctx
         async with ctx.engine.begin() as conn:

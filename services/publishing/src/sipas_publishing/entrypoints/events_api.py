@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from sipas_events.store import EventStore
+from sipas_kit.auth import Role
 from sipas_kit.http import Ctx
 from sipas_kit.problems import Problem
 from sipas_publishing.adapters.tables import deliveries, delivery_log, subscriptions
@@ -24,7 +25,11 @@ from sipas_publishing.entrypoints.edge import NO_NUL, PathId, Reader, reader
 
 router = APIRouter(prefix="/v1", tags=["score events"])
 MAX_POSITION = 2**63 - 1  # store positions are BIGINT
-Manager = Annotated[Reader, Depends(reader("webhooks:manage"))]
+WEBHOOK_MANAGERS = (Role.MINISTRY_ADMIN, Role.PARTNER)
+"""Who manages webhook subscriptions with a bearer token: the ministry (any subscription) and a partner
+(its own); with an API key, the key's ``webhooks:manage`` scope decides (its own subscriptions). Staff
+of a province, clerks, enumerators, auditors and services have no use for one (docs/security.md)."""
+Manager = Annotated[Reader, Depends(reader("webhooks:manage", WEBHOOK_MANAGERS))]
 FeedReader = Annotated[Reader, Depends(reader("feed:read"))]
 
 

@@ -8,7 +8,7 @@ lock is simpler and safer than per-unit ones).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select, text
@@ -46,6 +46,17 @@ async def find(conn: AsyncConnection, agency_id: str | None) -> Unit | None:
     return _unit(row) if row else None
 
 
+Visible = Callable[[Unit], bool]
+"""Whether the caller may see a unit; a parent they may not see is treated as one that does not exist."""
+
+
+async def find_parent(conn: AsyncConnection, parent_id: str | None, visible: Visible | None) -> Unit | None:
+    """The parent a command names, or None when there is none the caller may see: an error about a unit
+    of another province must say no more than one about an unknown id (not its name, level or dates)."""
+    parent = await find(conn, parent_id)
+    return parent if parent is None or visible is None or visible(parent) else None
+
+
 async def require(conn: AsyncConnection, agency_id: str, field: str) -> Unit:
     unit = await find(conn, agency_id)
     if unit is None:
@@ -65,9 +76,11 @@ async def ancestors(conn: AsyncConnection, agency_id: str | None) -> list[str]:
     return seen
 
 
-async def handle_register(conn: AsyncConnection, store: EventStore, cmd: RegisterUnit, meta: Metadata) -> Envelope:
+async def handle_register(conn: AsyncConnection, store: EventStore, cmd: RegisterUnit, meta: Metadata,
+                          visible: Visible | None = None) -> Envelope:
     await lock_units(conn)
-    event = domain.register(cmd, existing=await find(conn, cmd.agency_id), parent=await find(conn, cmd.parent_id),
+    event = domain.register(cmd, existing=await find(conn, cmd.agency_id),
+                            parent=await find_parent(conn, cmd.parent_id, visible),
                             clashes=await with_code(conn, cmd.code))
     [env] = await record(conn, store, meta, [(stream_id(cmd.agency_id), 0, [event])])
     return env
@@ -95,31 +108,36 @@ async def handle_rename(conn: AsyncConnection, store: EventStore, agency_id: str
 
 
 async def handle_reparent(conn: AsyncConnection, store: EventStore, agency_id: str, parent_id: str | None,
-                          effective: dt.date, legal_basis: str, meta: Metadata) -> Envelope:
+                          effective: dt.date, legal_basis: str, meta: Metadata, visible: Visible | None = None
+                          ) -> Envelope:
     await lock_units(conn)
     unit = await require(conn, agency_id, "agency_id")
-    event = domain.reparent(unit, await find(conn, parent_id), parent_id, effective, legal_basis,
-                            await ancestors(conn, parent_id))
+    parent = await find_parent(conn, parent_id, visible)
+    event = domain.reparent(unit, parent, parent_id, effective, legal_basis,
+                            await ancestors(conn, parent_id) if parent is not None else ())
     [env] = await record(conn, store, meta, [(stream_id(agency_id), unit.version, [event])])
     return env
 
 
 async def handle_merge(conn: AsyncConnection, store: EventStore, predecessor_ids: Sequence[str],
-                       successor: RegisterUnit, legal_basis: str, meta: Metadata) -> list[Envelope]:
+                       successor: RegisterUnit, legal_basis: str, meta: Metadata,
+                       visible: Visible | None = None) -> list[Envelope]:
     await lock_units(conn)
     preds = [await require(conn, p, "predecessor_ids") for p in predecessor_ids]
     events = domain.merge(preds, successor, existing=await find(conn, successor.agency_id),
-                          parent=await find(conn, successor.parent_id), clashes=await with_code(conn, successor.code),
+                          parent=await find_parent(conn, successor.parent_id, visible),
+                          clashes=await with_code(conn, successor.code),
                           legal_basis=legal_basis)
     return await record(conn, store, meta, [(stream_id(successor.agency_id), 0, events)])
 
 
 async def handle_split(conn: AsyncConnection, store: EventStore, predecessor_id: str,
                        successors: Sequence[RegisterUnit], effective: dt.date, legal_basis: str,
-                       meta: Metadata) -> list[Envelope]:
+                       meta: Metadata, visible: Visible | None = None) -> list[Envelope]:
     await lock_units(conn)
     pred = await require(conn, predecessor_id, "predecessor_id")
-    loaded = [(s, await find(conn, s.agency_id), await find(conn, s.parent_id), await with_code(conn, s.code))
+    loaded = [(s, await find(conn, s.agency_id), await find_parent(conn, s.parent_id, visible),
+               await with_code(conn, s.code))
               for s in successors]
     *registered, split_event = domain.split(pred, loaded, legal_basis, effective)
     batches: list[tuple[str, int | None, Sequence[object]]] = [

@@ -47,6 +47,11 @@ def _command(body: AgencyIn) -> RegisterUnit:
     )
 
 
+def _visible(who: Principal) -> app.Visible:
+    """What a caller may see of the registry: their province's units, and every ministry and province."""
+    return lambda unit: who.can_act_in(unit.province) or unit.level in NATIONAL_LEVELS
+
+
 def _may_shape(who: Principal, level: str, province: str | None, what: str) -> None:
     """Ministries and provinces themselves are the ministry's to change; the rest their province's."""
     if level in NATIONAL_LEVELS and who.role != Role.MINISTRY_ADMIN:
@@ -80,7 +85,7 @@ async def register_agency(body: AgencyIn, request: Request, ctx: Ctx, who: Manag
     cmd = _command(body)
 
     async def act(conn: AsyncConnection) -> str:
-        await app.handle_register(conn, ctx.store, cmd, metadata(request, who))
+        await app.handle_register(conn, ctx.store, cmd, metadata(request, who), _visible(who))
         return cmd.agency_id
 
     return await _run(request, ctx, who, 201, act)
@@ -111,7 +116,7 @@ async def reparent(agency_id: uuid.UUID, body: ReparentIn, request: Request, ctx
         await _load_for_edit(conn, who, agency_id)
         parent = str(body.parent_id) if body.parent_id else None
         await app.handle_reparent(conn, ctx.store, str(agency_id), parent, body.effective_date, body.legal_basis,
-                                  metadata(request, who))
+                                  metadata(request, who), _visible(who))
         return str(agency_id)
 
     return await _run(request, ctx, who, 200, act)
@@ -142,7 +147,7 @@ async def merge(body: MergeIn, request: Request, ctx: Ctx, who: Manager) -> JSON
         for predecessor in body.predecessor_ids:
             await _load_for_edit(conn, who, predecessor)
         await app.handle_merge(conn, ctx.store, [str(p) for p in body.predecessor_ids], cmd, body.legal_basis,
-                               metadata(request, who))
+                               metadata(request, who), _visible(who))
         return cmd.agency_id
 
     return await _run(request, ctx, who, 201, act)
@@ -158,7 +163,7 @@ async def split(body: SplitIn, request: Request, ctx: Ctx, who: Manager) -> JSON
     async def act(conn: AsyncConnection) -> str:
         await _load_for_edit(conn, who, body.predecessor_id)
         await app.handle_split(conn, ctx.store, str(body.predecessor_id), cmds, body.effective_date,
-                               body.legal_basis, metadata(request, who))
+                               body.legal_basis, metadata(request, who), _visible(who))
         return str(body.predecessor_id)
 
     return await _run(request, ctx, who, 201, act)
@@ -168,7 +173,7 @@ async def split(body: SplitIn, request: Request, ctx: Ctx, who: Manager) -> JSON
 async def get_agency(agency_id: uuid.UUID, ctx: Ctx, who: CurrentPrincipal) -> dict[str, Any]:
     async with ctx.engine.connect() as conn:
         unit = await app.find(conn, str(agency_id))
-        if unit is None or not (who.can_act_in(unit.province) or unit.level in NATIONAL_LEVELS):
+        if unit is None or not _visible(who)(unit):
             raise Problem(404, "Not found", f"no agency {agency_id}")
         return await _detail(conn, str(agency_id))
 
@@ -178,7 +183,7 @@ async def get_agency(agency_id: uuid.UUID, ctx: Ctx, who: CurrentPrincipal) -> d
 async def crosswalk(agency_id: uuid.UUID, ctx: Ctx, who: CurrentPrincipal) -> CrosswalkOut:
     async with ctx.engine.connect() as conn:
         unit = await app.find(conn, str(agency_id))
-        if unit is None or not (who.can_act_in(unit.province) or unit.level in NATIONAL_LEVELS):
+        if unit is None or not _visible(who)(unit):
             raise Problem(404, "Not found", f"no agency {agency_id}")
         row = (await conn.execute(select(units).where(units.c.agency_id == str(agency_id)))).mappings().one()
         links = {d: [LinkOut.model_validate(x, from_attributes=True)
