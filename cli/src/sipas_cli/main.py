@@ -343,6 +343,11 @@ def publishing_verify_release(
     verdict = verify_file(file, public_key)
     if verdict.ok:
         console.print(f"[green]the release verifies[/green]: {verdict.figures} figures, key {verdict.key_id}")
+        if verdict.audit_heads:
+            console.print("audit-chain heads when drafted (signed; GET /v1/audit/verify?upto=<position> on each "
+                          "service must give the same head):")
+            for service, head in verdict.audit_heads.items():
+                console.print(f"  {service:<11} position {head['position']:>8}  head {head['head']}")
         return
     for problem in verdict.problems:
         console.print(f"[red]{problem}[/red]")

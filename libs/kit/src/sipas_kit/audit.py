@@ -9,8 +9,10 @@ requests); the sealer gives them consecutive positions and chains them,
     hash_n = SHA-256(hash_{n-1} || position as 8 bytes big-endian || body as UTF-8),
 
 exactly like the event store. ``GET /v1/audit`` exports the sealed rows to auditors and
-``GET /v1/audit/verify`` recomputes the chain and names the first broken link. The chain head can be
-recorded wherever evidence is needed (releases record the producers' event-chain heads).
+``GET /v1/audit/verify`` recomputes the chain and names the first broken link (``?upto=N``: the head
+the chain gives at position N). ``GET /v1/audit/head`` is the last sealed position and its hash: each
+release records every service's (publishing signs them into the manifest), so a later rewrite of the
+trail up to that position shows as ``verify?upto=N`` giving another head than the release says.
 
 Known limit: the row is written after the response is produced, in its own transaction; a process
 killed between a command's commit and this write loses that row (the command itself is an event in
@@ -125,9 +127,7 @@ async def seal(conn: AsyncConnection, limit: int = 1000) -> int:
     """Give unsealed rows the next positions and chain them; returns how many were sealed."""
     if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK})).scalar():
         return 0
-    last = (await conn.execute(select(audit_log.c.position, audit_log.c.hash).where(audit_log.c.position.is_not(None))
-                               .order_by(audit_log.c.position.desc()).limit(1))).first()
-    position, previous = (int(last[0]), bytes(last[1])) if last else (0, GENESIS_HASH)
+    position, previous = await head(conn)
     rows = (await conn.execute(select(audit_log.c.id, audit_log.c.body).where(audit_log.c.position.is_(None))
                                .order_by(audit_log.c.recorded_at, audit_log.c.id).limit(limit)
                                .with_for_update(skip_locked=True))).all()
@@ -149,14 +149,26 @@ class AuditChainBroken(Exception):
         self.position = position
 
 
-async def verify(conn: AsyncConnection, batch: int = 5000) -> tuple[int, bytes]:
-    """Recompute the chain from the genesis; raise :class:`AuditChainBroken` at the first bad link."""
+async def head(conn: AsyncConnection) -> tuple[int, bytes]:
+    """The last sealed position and its stored hash (0 and the genesis hash before the first row)."""
+    last = (await conn.execute(select(audit_log.c.position, audit_log.c.hash).where(audit_log.c.position.is_not(None))
+                               .order_by(audit_log.c.position.desc()).limit(1))).first()
+    return (int(last[0]), bytes(last[1])) if last else (0, GENESIS_HASH)
+
+
+async def verify(conn: AsyncConnection, batch: int = 5000, upto: int | None = None) -> tuple[int, bytes]:
+    """Recompute the chain from the genesis (up to ``upto`` when given); raise :class:`AuditChainBroken`
+    at the first bad link, or at ``upto`` when the chain does not reach it."""
     previous, position = GENESIS_HASH, 0
     while True:
+        if upto is not None and position >= upto:
+            return position, previous
         rows = (await conn.execute(select(audit_log.c.position, audit_log.c.body, audit_log.c.hash)
                                    .where(audit_log.c.position > position).order_by(audit_log.c.position)
-                                   .limit(batch))).all()
+                                   .limit(batch if upto is None else min(batch, upto - position)))).all()
         if not rows:
+            if upto is not None:
+                raise AuditChainBroken(position + 1, f"the chain ends at {position}, before {upto}")
             return position, previous
         for pos, body, stored in rows:
             if pos != position + 1:

@@ -70,15 +70,26 @@ async def audit_trail(ctx: Ctx, _: Auditor, after: Annotated[int, Query(ge=0, le
             "next_after": rows[-1][0] if rows else after}
 
 
-@router.get("/audit/verify", summary="Recompute the audit chain; name the first broken link")
-async def audit_verify(ctx: Ctx, _: Auditor) -> dict[str, Any]:
+@router.get("/audit/verify", summary="Recompute the audit chain (to a position); name the first broken link")
+async def audit_verify(ctx: Ctx, _: Auditor, upto: Annotated[int | None, Query(
+        ge=0, le=MAX_POSITION, description="Stop at this position and give the head there (what a release "
+                                           "recorded); a chain that does not reach it is broken")] = None,
+) -> dict[str, Any]:
     await _audited(ctx)
     async with ctx.engine.connect() as conn:
         try:
-            position, head = await audit.verify(conn)
+            position, head = await audit.verify(conn, upto=upto)
         except audit.AuditChainBroken as exc:
             return {"ok": False, "broken_at": exc.position, "detail": str(exc)}
     return {"ok": True, "position": position, "head": head.hex()}
+
+
+@router.get("/audit/head", summary="The audit chain's last sealed position and its hash (what releases record)")
+async def audit_head(ctx: Ctx, _: Reader) -> dict[str, Any]:
+    await _audited(ctx)
+    async with ctx.engine.connect() as conn:
+        position, head = await audit.head(conn)
+    return {"service": ctx.service, "position": position, "head": head.hex()}
 
 
 class DeadLetter(BaseModel):

@@ -8,7 +8,8 @@ A published (or retracted) release row is immutable: a trigger refuses DELETE, a
 the one that retracts it (status ``published`` → ``retracted`` plus the retraction itself).
 
 The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these. Later
-columns are listed per migration in :data:`ADDED` (0004: a release's year-on-year comparison).
+columns are listed per migration in :data:`ADDED` (0004: a release's year-on-year comparison; 0006:
+the audit-chain heads it records), added and dropped by :func:`add_columns` and :func:`drop_columns`.
 """
 
 from __future__ import annotations
@@ -115,7 +116,25 @@ def _added_0004() -> dict[str, list[Any]]:
     return {"pb_releases": [Column("compare_with", Text), Column("comparison", JSONB)]}
 
 
-ADDED = {"0004": _added_0004}
+def _added_0006() -> dict[str, list[Any]]:
+    """Frozen: what migration 0006 adds — every service's audit-chain head when the release was drafted
+    (signed into the manifest)."""
+    return {"pb_releases": [Column("audit_heads", JSONB)]}
+
+
+ADDED = {"0004": _added_0004, "0006": _added_0006}
+
+
+def add_columns(op: Any, revision: str) -> None:
+    for table, columns in ADDED[revision]().items():
+        for column in columns:
+            op.add_column(table, column)
+
+
+def drop_columns(op: Any, revision: str) -> None:
+    for table, columns in ADDED[revision]().items():
+        for column in reversed(columns):
+            op.drop_column(table, column.name)
 
 
 def _columns() -> dict[str, list[Any]]:

@@ -1,7 +1,8 @@
-"""What publishing adds to the kit's service context: the signing key and the way to scoring.
+"""What publishing adds to the kit's service context: the signing key, the way to scoring and the
+way to the other services' audit-chain heads.
 
-Both are made on first use from settings; a test (or another wiring) may set
-``ctx.scoring_source`` beforehand, e.g. an httpx client bound to an in-process scoring app.
+Each is made on first use from settings; a test (or another wiring) may set ``ctx.scoring_source`` or
+``ctx.audit_heads`` beforehand, e.g. an httpx client bound to an in-process app.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import cast
 
 from sipas_kit.context import ServiceContext
+from sipas_publishing.adapters.audit_heads import PLATFORM, AuditHeadSource, HttpAuditHeads
 from sipas_publishing.adapters.keys import LocalSigningKey
 from sipas_publishing.adapters.scoring import HttpScoringSource, ScoringSource
 from sipas_publishing.settings import PublishingSettings
@@ -43,3 +45,15 @@ def scoring_source(ctx: ServiceContext) -> ScoringSource:
         source = HttpScoringSource(s.peers["scoring"], token)
         ctx.scoring_source = source  # type: ignore[attr-defined]
     return cast(ScoringSource, source)
+
+
+def audit_heads(ctx: ServiceContext) -> AuditHeadSource:
+    """The other platform services a release records the audit head of: every one in ``peers`` (all
+    four on a configured platform: ``sipas up`` and deploy/k8s name every peer)."""
+    source = getattr(ctx, "audit_heads", None)
+    if source is None:
+        s = ctx.settings
+        token = s.service_token.get_secret_value() if s.service_token else None
+        source = HttpAuditHeads({p: u for p, u in s.peers.items() if p in PLATFORM and p != ctx.service}, token)
+        ctx.audit_heads = source  # type: ignore[attr-defined]
+    return cast(AuditHeadSource, source)

@@ -4,10 +4,18 @@ one transaction (the relay publishes it; webhook deliveries are queued in the sa
 Publishing builds the manifest from the figures stored at drafting (already checked against the
 snapshot's digest), signs it and freezes the row: from then on the database itself refuses any
 change but a retraction.
+
+Drafting also records every service's audit-chain head (publishing's own from its database, the
+others' from ``GET /v1/audit/head``), signed into the manifest at publication. At drafting rather than
+publication: a person is there to see a 503 and draft again when a service does not answer (the
+embargo worker publishes unattended, often at night), the approver sees the heads they approve, and
+the trail's later rows (submit, approve, publish) are covered by the next release's heads — a chain
+only grows, so a head at N vouches for every row up to N.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -28,11 +36,12 @@ from sipas_events.catalogue.publishing import (
 )
 from sipas_events.ids import new_id
 from sipas_events.store import Metadata
+from sipas_kit import audit
 from sipas_kit.context import ServiceContext
 from sipas_kit.problems import Problem
 from sipas_publishing.adapters.scoring import verified_figures
 from sipas_publishing.adapters.tables import commitments, releases, snapshots
-from sipas_publishing.application.context import scoring_source, settings, signing_key
+from sipas_publishing.application.context import audit_heads, scoring_source, settings, signing_key
 from sipas_publishing.application.webhooks import enqueue
 from sipas_publishing.domain import comparison as yoy
 from sipas_publishing.domain import manifest as mf
@@ -82,6 +91,15 @@ async def _comparison(ctx: ServiceContext, campaign_id: str, province: str | Non
     return yoy.for_release(found, document, province)
 
 
+async def _audit_heads(ctx: ServiceContext, conn: AsyncConnection) -> dict[str, dict[str, Any]]:
+    """Every service's audit-chain head now: ``{service: {"position", "head"}}`` (503 if one cannot be read)."""
+    source = audit_heads(ctx)
+    position, head = await audit.head(conn)
+    peers = await asyncio.gather(*(source.head(s) for s in source.services))
+    heads = {ctx.service: {"position": position, "head": head.hex()}} | dict(zip(source.services, peers, strict=True))
+    return dict(sorted(heads.items()))
+
+
 async def draft(ctx: ServiceContext, conn: AsyncConnection, snapshot_id: str, title: str | None,
                 supersedes: str | None, meta: Metadata, compare_with: str | None = None) -> dict[str, Any]:
     snap = (await conn.execute(select(snapshots).where(snapshots.c.snapshot_id == snapshot_id))).mappings().first()
@@ -97,13 +115,14 @@ async def draft(ctx: ServiceContext, conn: AsyncConnection, snapshot_id: str, ti
     document = await verified_figures(scoring_source(ctx), snapshot_id, snap["figures_digest"])
     comparison = None if compare_with is None else await _comparison(
         ctx, snap["campaign_id"], snap["province"], document, compare_with)
+    heads = await _audit_heads(ctx, conn)
     release_id, now = str(new_id()), dt.datetime.now(dt.UTC)
     row = {"release_id": release_id, "campaign_id": snap["campaign_id"], "province": snap["province"],
            "snapshot_id": snapshot_id, "status": rel.DRAFT, "version": 1,
            "title": title or f"SIPAS {document.get('year', '')} — {snap['campaign_id']}".strip(),
            "supersedes": supersedes, "drafted_by": meta.actor, "drafted_at": now,
            "figures_digest": snap["figures_digest"], "document": document, "compare_with": compare_with,
-           "comparison": comparison}
+           "comparison": comparison, "audit_heads": heads}
     await conn.execute(releases.insert().values(**row))
     await _append(ctx, conn, row, ReleaseDrafted(
         release_id=release_id, snapshot_id=snapshot_id, campaign_id=snap["campaign_id"], province=snap["province"],
@@ -162,7 +181,7 @@ async def _freeze(ctx: ServiceContext, conn: AsyncConnection, row: dict[str, Any
                 "chain_heads": snap["chain_heads"], "figures_digest": snap["figures_digest"]}
     commitments_ = [{k: s[k] for k in ("draw_id", "frame_digest", "seed_commitment", "algorithm_version", "seed")}
                     for s in seeds]
-    manifest = mf.build(release, snapshot, commitments_, document, row.get("comparison"))
+    manifest = mf.build(release, snapshot, commitments_, document, row.get("comparison"), row.get("audit_heads"))
     body = mf.manifest_bytes(manifest)
     key = signing_key(ctx)
     sha, signature = hashlib.sha256(body).hexdigest(), key.sign(body)

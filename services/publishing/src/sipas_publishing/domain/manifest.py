@@ -35,12 +35,16 @@ def key_id(public_raw: bytes) -> str:
 
 
 def build(release: dict[str, Any], snapshot: dict[str, Any], commitments: list[dict[str, Any]],
-          document: dict[str, Any], comparison: dict[str, Any] | None = None) -> dict[str, Any]:
+          document: dict[str, Any], comparison: dict[str, Any] | None = None,
+          audit_heads: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The manifest; ``comparison`` (year on year, restated on today's provinces) only when the
-    release names an earlier campaign, so a release without one reads as it always did."""
+    release names an earlier campaign, and ``audit_heads`` (each service's audit-chain position and
+    head hash at drafting) when the release recorded them (releases drafted before they were, did not),
+    so an older release reads as it always did."""
     manifest = {"format": FORMAT, "release": release, "snapshot": snapshot, "seed_commitments": commitments,
                 "figures": document}
-    return manifest | ({"comparison": comparison} if comparison is not None else {})
+    return manifest | ({"comparison": comparison} if comparison is not None else {}) | (
+        {"audit_heads": audit_heads} if audit_heads is not None else {})
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     figures: int = 0
     key_id: str | None = None
+    audit_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each service's audit-chain head the release recorded (signed with the rest: trust it only if ok)."""
 
     @property
     def ok(self) -> bool:
@@ -87,4 +93,11 @@ def verify(release_file: Any, public_key: bytes | None = None) -> Verdict:
         verdict.problems.append("the figures do not hash to the snapshot's figures_digest")
     else:
         verdict.figures = count_figures(figures)
+    heads = manifest.get("audit_heads", {})
+    if not isinstance(heads, dict) or not all(
+            isinstance(h, dict) and isinstance(h.get("position"), int) and isinstance(h.get("head"), str)
+            for h in heads.values()):
+        verdict.problems.append("audit_heads is not a map of service to {position, head}")
+    else:
+        verdict.audit_heads = heads
     return verdict

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["release workflow"])
 Editor = Annotated[Principal, Depends(require_roles(Role.MINISTRY_ADMIN, Role.PROVINCE_OPERATOR))]
 SUMMARY = ("release_id", "campaign_id", "province", "snapshot_id", "status", "version", "title", "supersedes",
            "drafted_by", "drafted_at", "compare_with", "submitted_by", "approved_by", "published_by", "embargo_until",
-           "published_at", "figures_digest", "manifest_sha256", "signature", "key_id", "retraction")
+           "published_at", "figures_digest", "audit_heads", "manifest_sha256", "signature", "key_id", "retraction")
 
 
 class Draft(BaseModel):

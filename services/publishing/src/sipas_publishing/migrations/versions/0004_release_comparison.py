@@ -8,7 +8,7 @@ Create Date: 2026-11-29
 
 from alembic import op
 
-from sipas_publishing.adapters.tables import ADDED
+from sipas_publishing.adapters.tables import add_columns, drop_columns
 
 revision = "0004"
 down_revision = "0003"
@@ -17,12 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for table, columns in ADDED["0004"]().items():
-        for column in columns:
-            op.add_column(table, column)
+    add_columns(op, "0004")
 
 
 def downgrade() -> None:
-    for table, columns in ADDED["0004"]().items():
-        for column in reversed(columns):
-            op.drop_column(table, column.name)
+    drop_columns(op, "0004")
