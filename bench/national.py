@@ -268,6 +268,7 @@ class National:
     def timed(self, name: str, count: int, unit: str, seconds: float, meter: CpuMeter, ceiling: str = "",
               note: str = "", grows: str = "", serial: float | None = None) -> Stage:
         cores = {k: v / max(meter.wall, 1e-9) for k, v in meter.busy.items()}
+        cores["others"] = meter.others / max(meter.wall, 1e-9)  # everything else on the machine (shared)
         s = Stage(name, count, unit, seconds, ceiling, cores, note, grows, serial)
         self.report.stages.append(s)
         print(f"   {name}: {count:,} {unit} in {seconds:.1f} s ({fmt_rate(s.rate)} {unit}/s)", flush=True)
@@ -687,7 +688,8 @@ CEILING_NAMES = {"js_pub": "raw JetStream publish", "js_sub": "raw JetStream pul
 
 
 def _cores(cpu: dict[str, float]) -> str:
-    order = ("client", "registry", "sampling", "ballots", "scoring", "publishing", "postgres", "nats-server")
+    order = ("client", "registry", "sampling", "ballots", "scoring", "publishing", "postgres", "nats-server",
+             "others")
     return ", ".join(f"{k} {cpu[k]:.2f}" for k in order if cpu.get(k, 0.0) >= 0.05)
 
 
@@ -755,8 +757,8 @@ def section(r: Report) -> str:
            f"- Scale: {r.sizes['provinces']} provinces, {f.get('agencies', 0):,} agencies (the campaign's "
            f"`cap_per_unit` {f.get('cap_per_unit', 0):,}), {r.sizes['frame_rows']:,} frame rows, "
            f"{r.sizes['ballots']:,} ballots asked for ({r.sizes['online_share']:.0%} online with "
-           f"{r.sizes['online_clients']} clients, the rest imported {r.sizes['import_clients']} files at a time, "
-           f"one straight-lined ballot in {r.sizes['void_every']:,} imported planted)",
+           f"{r.sizes['online_clients']} clients, the rest imported {r.sizes['import_clients']} files at a time; "
+           f"one imported ballot in {r.sizes['void_every']:,} is a fabricator's, straight-lined)",
            f"- Wall time: whole run {r.wall / 60:,.1f} min (platform start {f.get('platform_start', 0):.0f} s, "
            f"frame generation {f.get('frame_generation', 0):.0f} s); the round itself, registry to published "
            f"release, {r.round_wall / 60:,.1f} min",
@@ -832,8 +834,9 @@ def meaning(r: Report) -> list[str]:
                                       "was voided, and the ballots service counts the same valid ballots."
                                       if rec.get("holds") else "DOES NOT hold: see the figures above."))
     lines.append("All processes (five services, PostgreSQL, NATS and this client) share one two-core machine with "
-                 "other engineers' work: the ceilings were measured before and after the round and each ratio "
-                 "uses the higher; read the ratios rather than the rates, and expect noise.")
+                 "other engineers' work (\"others\" in the cores busy: processes outside this run): the ceilings "
+                 "were measured before and after the round and each ratio uses the higher; read the ratios rather "
+                 "than the rates, and expect noise.")
     return lines
 
 
