@@ -146,6 +146,7 @@ class Report:
     machine: dict[str, str] = field(default_factory=dict)
     wall: float = 0.0
     round_wall: float = 0.0
+    previous: dict[str, Any] = field(default_factory=dict)  # an earlier run's date, commit and stage rates
 
 
 def head_commit() -> str:
@@ -699,14 +700,17 @@ def ceiling(r: Report, key: str) -> Result | None:
     return max(found, key=lambda x: x.rate) if found else None
 
 
+def rate_text(rate: float) -> str:
+    return fmt_rate(rate) if math.isnan(rate) or rate >= 10 else f"{rate:.2f}"
+
+
 def stage_rows(r: Report) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for s in r.stages:
         ceiling_ = ceiling(r, s.ceiling)
         ratio = (f"{s.rate / ceiling_.rate:.2%} of {CEILING_NAMES[s.ceiling]}" if ceiling_ is not None
                  else "n/a (no raw counterpart)")
-        rate = fmt_rate(s.rate) if s.rate >= 10 else f"{s.rate:.2f}"
-        rows.append((s.name, f"{s.count:,} {s.unit}", f"{s.seconds:,.1f} s", f"{rate} {s.unit}/s",
+        rows.append((s.name, f"{s.count:,} {s.unit}", f"{s.seconds:,.1f} s", f"{rate_text(s.rate)} {s.unit}/s",
                      ratio, s.note + ("; " if s.note and s.cpu else "") + (f"cores busy: {_cores(s.cpu)}"
                                                                           if s.cpu else "")))
     return rows
@@ -795,11 +799,44 @@ def section(r: Report) -> str:
             f"- Codes: read from the ballots service's database ({f.get('codes_check', '')}); frame rows "
             f"{f.get('frame_rows_kept', 0):,} kept, {f.get('frame_rows_refused', 0):,} refused of "
             f"{f.get('frame_rows_planted_bad', 0):,} planted bad",
-            "", "### What this means", ""]
+            ""]
+    out += comparison(r)
+    out += ["### What this means", ""]
     out += [f"- {line}" for line in meaning(r)]
     out += [f"- {line}" for line in extrapolation(r)]
     out.append("")
     return "\n".join(out)
+
+
+def earlier(path: Path) -> dict[str, Any]:
+    """What ``--previous`` keeps of an earlier run's saved figures."""
+    old = load(path)
+    return {"date": old.started.strftime("%Y-%m-%d %H:%M UTC"), "commit": old.commit.split(",")[0],
+            "command": old.command, "rates": {s.name: [s.rate, s.unit] for s in old.stages},
+            "ratios": {s.name: s.rate / top.rate for s in old.stages if (top := ceiling(old, s.ceiling)) is not None}}
+
+
+def comparison(r: Report) -> list[str]:
+    if not r.previous:
+        return []
+    p = r.previous
+    rows = []
+    for s in r.stages:
+        if s.name not in p["rates"]:
+            continue
+        then, unit = p["rates"][s.name]
+        if unit != s.unit:  # counted differently then: not comparable
+            continue
+        top = ceiling(r, s.ceiling)
+        ratios = (f"{p['ratios'][s.name]:.2%} → {s.rate / top.rate:.2%}" if top is not None and s.name in p["ratios"]
+                  else "")
+        rows.append((s.name, f"{rate_text(then)} {unit}/s", f"{rate_text(s.rate)} {s.unit}/s",
+                     f"{s.rate / then:.2f}x" if then else "", ratios))
+    out = [f"### Compared with the run of {p['date']} (commit {p['commit']})", "",
+           f"That run: `{p['command']}`. Both on this shared machine; the load differed, so read the ratios to the "
+           "ceilings of each run beside the rates.", ""]
+    out += md_table(["Stage", "Then", "Now", "Now / then", "Ratio to its ceiling, then → now"], rows, "lrrrr")
+    return [*out, ""]
 
 
 def meaning(r: Report) -> list[str]:
@@ -893,9 +930,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the run's figures here as JSON (default: in the temporary directory)")
     parser.add_argument("--render", type=Path, metavar="JSON",
                         help="run nothing: write the section again from figures a run saved")
+    parser.add_argument("--previous", type=Path, metavar="JSON",
+                        help="compare each stage with the figures an earlier run saved")
     args = parser.parse_args(argv)
+    previous = earlier(args.previous) if args.previous is not None else {}
     if args.render is not None:
         report = load(args.render)
+        report.previous = previous or report.previous
         text = section(report)
         print(text)
         if args.out is not None:
@@ -918,7 +959,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(command=command, started=dt.datetime.now(dt.UTC), commit=head_commit(), sizes={
         "frame_rows": args.frame_rows, "ballots": args.ballots, "provinces": args.provinces,
         "online_share": args.online_share, "online_clients": args.online_clients,
-        "import_clients": args.import_clients, "void_every": args.void_every})
+        "import_clients": args.import_clients, "void_every": args.void_every}, previous=previous)
     home = Path(tempfile.mkdtemp(prefix="sipas-bench-national-"))
     home.chmod(0o755)  # PostgreSQL's unprivileged user must reach its folder
     t0 = time.perf_counter()
