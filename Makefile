@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lock run test test-unit lint typecheck docs docs-check bench bench-national clean help
+.PHONY: lock run test test-unit lint typecheck docs docs-check bench bench-national soak clean help
 
 help:
 	@echo "make run    - start PostgreSQL, NATS and the five services (embedded), print the URLs"
@@ -13,6 +13,9 @@ help:
 	@echo "             then a 10-million-row frame upload and draw; write docs/performance-sampling.md"
 	@echo "             (SAMPLING_BENCH_ARGS=\"--rows 1000000\" for a smaller frame)"
 	@echo "             then ballots intake over HTTP, bulk import and online-766; write docs/performance-ballots.md"
+	@echo "make soak   - the fault-injection suite at full size: 10,000 ballots per seed over 3 seeds while services,"
+	@echo "             NATS and PostgreSQL are killed; reconciles lost/doubled; writes docs/performance.md"
+	@echo "             (SOAK_ARGS=\"--ballots 3000 --seeds 1\" for a shorter run)"
 	@echo "make bench-national - one national round (34 provinces, 10M frame rows, 1M ballots) through the whole"
 	@echo "             platform, stage by stage against raw ceilings; writes the National round section of"
 	@echo "             docs/performance.md (hours at full scale: NATIONAL_ARGS=\"--frame-rows 1000000 --ballots 20000\")"
@@ -51,6 +54,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sampling --out docs/performance-sampling.md $(SAMPLING_BENCH_ARGS)
 	$(BIN)/python -m bench.ballots --out docs/performance-ballots.md $(BALLOTS_BENCH_ARGS)
 	$(BIN)/python -m bench.scoring --out docs/performance-scoring.md $(SCORING_BENCH_ARGS)
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.chaos --out docs/performance.md $(SOAK_ARGS)
 
 bench-national: $(STAMP)
 	$(BIN)/python -m bench.national --out docs/performance.md $(NATIONAL_ARGS)

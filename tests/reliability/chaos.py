@@ -34,6 +34,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import random
 import signal
 import threading
@@ -52,7 +53,7 @@ from sipas_cli.demo import registry as demo_registry
 from sipas_cli.demo import release as demo_release
 from sipas_cli.demo import sampling as demo_sampling
 from sipas_cli.demo.answers import Ballot, Instrument, Respondents
-from sipas_cli.demo.client import ORGANISER, VNPOST, Api, wait_until
+from sipas_cli.demo.client import KIOSKS, ORGANISER, VNPOST, Api, wait_until
 from sipas_cli.demo.model import Round
 from sipas_cli.platform import SERVICES, Platform
 from sipas_cli.registry_client import RegistryClient
@@ -76,6 +77,8 @@ class ChaosConfig:
     online_share: float = 0.6    # the rest arrives in bulk-import batches
     import_batch: int = 40
     bad_share: float = 0.04      # codes submitted only with an answer off the scale: must stay unused
+    kiosk_ratings: int = 600     # online-766 ratings from the one-stop shops' kiosks, in batches
+    kiosk_batch: int = 50
     rounds: int = 1              # how many times the whole fault list is applied over the intake
     log: Callable[[str], None] = print
 
@@ -92,9 +95,19 @@ class Outcome:
 
 
 @dataclass
+class Rating:
+    dossier_id: str
+    row: dict[str, Any]
+    planted_bad: bool
+    status: str = "pending"
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Fault:
     kind: str
     at_progress: float
+    unit: int = 0                 # the first unit of work at or past that point
     in_flight: int = 0
     armed: bool = False
     started: float = 0.0
@@ -117,6 +130,7 @@ class Reconciliation:
     scoring_tally_n: int
     published_n: int
     retries: int
+    ratings: dict[str, int]           # the kiosk ratings' own reconciliation
     answers: dict[str, int]           # what every HTTP try got, by status or error class
     faults: list[Fault]
     intake_seconds: float
@@ -130,6 +144,7 @@ class Reconciliation:
     def table(self) -> str:
         lines = [f"seed {self.seed}: {self.submitted} submitted, {self.acknowledged} acknowledged (2xx), "
                  f"{self.rejected} refused, {self.unknown} unknown; {self.retries} retries",
+                 f"  kiosk ratings: {self.ratings}",
                  f"  answers to every try: {dict(sorted(self.answers.items()))}",
                  f"  lost={self.lost} doubled={self.doubled} phantom={self.phantom} "
                  f"rejected_but_stored={self.rejected_but_stored}",
@@ -155,7 +170,7 @@ class Intake:
         self.done = 0
         self.units = 0
         self.units_done = 0
-        self.started = 0.0           # the furthest unit (as a share of all) that has started
+        self.started = -1            # the furthest unit that has started
         self.in_flight = 0
         self.retries = 0
         self.http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=config.clients * 2))
@@ -226,6 +241,17 @@ class Intake:
                 item.status, item.ballot_id = "accepted", line.get("ballot_id")
             self._tick()
 
+    def kiosk(self, rows: list[Rating]) -> None:
+        """A kiosk system's batch of per-dossier ratings; a refused row is named by its index."""
+        headers = self.api.auth(KIOSKS) | {"Idempotency-Key": str(uuid.uuid4())}
+        r, history = self._send("POST", "ballots", f"/v1/campaigns/{self.rnd.campaign_id}/online-ratings",
+                                lambda r: r.status_code in (200, 207), json={"items": [x.row for x in rows]},
+                                headers=headers)
+        refused = set() if r is None else {e["index"] for e in r.json()["errors"]}
+        for index, rating in enumerate(rows):
+            rating.history = history
+            rating.status = "unknown" if r is None else "rejected" if index in refused else "accepted"
+
     def _tick(self) -> None:
         with self.lock:
             self.done += 1
@@ -235,16 +261,18 @@ class Intake:
         """The share of work units (an online ballot, or an import batch) finished."""
         return self.units_done / self.units if self.units else 0.0
 
-    def run(self, work: list[tuple[str, list[tuple[Outcome, Ballot]]]],
-            gate: Callable[[float], None] = lambda _: None) -> None:
-        """Submit every unit from ``clients`` threads; unit k waits at ``gate(k / units)`` first, so the
+    def run(self, work: list[tuple[str, Any]],
+            gate: Callable[[int], None] = lambda _: None) -> None:
+        """Submit every unit from ``clients`` threads; unit k waits at ``gate(k)`` first, so the
         saboteur can keep the faults inside the intake instead of after it."""
-        def unit(k: int, kind: str, items: list[tuple[Outcome, Ballot]]) -> None:
-            gate(k / len(work))
+        def unit(k: int, kind: str, items: Any) -> None:
+            gate(k)
             with self.lock:
-                self.started = max(self.started, k / len(work))
+                self.started = max(self.started, k)
             if kind == "online":
                 self.online(*items[0])
+            elif kind == "kiosk":
+                self.kiosk(items)
             else:
                 self.batch(items)
             with self.lock:
@@ -262,6 +290,9 @@ class Saboteur:
     def __init__(self, platform: Platform, intake: Intake, faults: list[Fault], log: Callable[[str], None]) -> None:
         self.platform, self.intake, self.faults, self.log = platform, intake, faults, log
         self.error: BaseException | None = None
+        self.window = max(1, round(WINDOW * intake.units))
+        for fault in faults:
+            fault.unit = math.ceil(fault.at_progress * intake.units)
         self.thread = threading.Thread(target=self._run, name="saboteur", daemon=True)
 
     def start(self) -> None:
@@ -272,25 +303,25 @@ class Saboteur:
         if self.error is not None:
             raise self.error
 
-    def gate(self, fraction: float) -> None:
-        """Hold a unit of work that lies past a fault the saboteur is not ready to inject yet (it is still
+    def gate(self, k: int) -> None:
+        """Hold unit ``k`` while it lies at or past a fault the saboteur is not ready to inject yet (it is still
         waiting for the platform to recover from the previous one), or more than ``WINDOW`` past one it is
         about to inject: so every fault lands while clients have requests in flight."""
         def held() -> bool:
-            return any(not f.started and (f.at_progress <= fraction - WINDOW or
-                                          (not f.armed and f.at_progress <= fraction)) for f in self.faults)
+            return any(not f.started and (k >= f.unit + self.window or (not f.armed and k >= f.unit))
+                       for f in self.faults)
         while self.error is None and held():
-            time.sleep(0.01)
+            time.sleep(0.005)
 
     def _run(self) -> None:
         try:
             for fault in self.faults:
                 fault.armed = True
-                # Units up to the fault's point (and a little past it) may start now; inject once clients are
-                # inside that stretch with requests on the wire (or after a few seconds, whatever they do).
+                # Units up to the fault's (and a little past it) may start now; inject once clients are inside
+                # that stretch with requests on the wire (or after a few seconds, whatever they do).
                 deadline = None
                 while True:
-                    if self.intake.started >= fault.at_progress:
+                    if self.intake.started >= fault.unit - 1:
                         deadline = deadline or time.monotonic() + 5
                         if self.intake.in_flight > 0 or time.monotonic() > deadline:
                             break
@@ -301,7 +332,7 @@ class Saboteur:
                 self._inject(fault.kind)
                 self.platform.wait_ready(timeout=180)
                 fault.recovered_after = time.monotonic() - fault.started
-        except BaseException as exc:  # noqa: BLE001 - reported by join() in the main thread
+        except BaseException as exc:
             self.error = exc
 
     def _inject(self, kind: str) -> None:
@@ -309,7 +340,7 @@ class Saboteur:
         p = self.platform
         if what == "kill":
             p.stop_service(target, signal.SIGKILL)
-            time.sleep(random.uniform(0.2, 1.5))  # noqa: S311 - the outage's length, not security
+            time.sleep(random.uniform(0.2, 1.5))
             p.start_service(target)
         elif what == "nats":
             assert p.nats is not None
@@ -416,7 +447,7 @@ def open_round(platform: Platform, config: ChaosConfig, rng: random.Random) -> t
 
 
 def plan_work(platform: Platform, rnd: Round, people: Respondents, config: ChaosConfig,
-              rng: random.Random) -> tuple[list[Outcome], list[tuple[str, list[tuple[Outcome, Ballot]]]]]:
+              rng: random.Random) -> tuple[list[Outcome], list[Rating], list[tuple[str, Any]]]:
     codes = _rows(platform, "ballots", (
         "SELECT b.code, s.agency_code, s.province FROM ballots b JOIN sampled_units s ON s.unit_id = b.unit_id "
         f"WHERE b.campaign_id = '{rnd.campaign_id}' AND b.status = 'issued' ORDER BY b.code"))
@@ -439,40 +470,58 @@ def plan_work(platform: Platform, rnd: Round, people: Respondents, config: Chaos
         item = Outcome(NEVER_ISSUED, channel, True)
         outcomes.append(item)
         bucket.append((item, people.answer(rng, rnd.provinces[0], rnd.targets[0].code)))
-    work: list[tuple[str, list[tuple[Outcome, Ballot]]]] = [("online", [x]) for x in online]
+    work: list[tuple[str, Any]] = [("online", [x]) for x in online]
     work += [("import", imported[i:i + config.import_batch]) for i in range(0, len(imported), config.import_batch)]
+    ratings = kiosk_ratings(rnd, config, rng)
+    work += [("kiosk", ratings[i:i + config.kiosk_batch]) for i in range(0, len(ratings), config.kiosk_batch)]
     rng.shuffle(work)
-    return outcomes, work
+    return outcomes, ratings, work
+
+
+def kiosk_ratings(rnd: Round, config: ChaosConfig, rng: random.Random) -> list[Rating]:
+    """Per-dossier ratings of the campaign's agencies; one in 25 is dated tomorrow and must be refused."""
+    out = []
+    for i in range(config.kiosk_ratings):
+        agency = rnd.targets[i % len(rnd.targets)]
+        bad = i % 25 == 7
+        day = rnd.today + dt.timedelta(days=1) if bad else rnd.today - dt.timedelta(days=rng.randrange(30))
+        dossier = f"{rnd.tag}-K{i:06d}"
+        unsatisfied = rng.random() < 0.15
+        out.append(Rating(dossier, {"source_system": f"kiosk-{agency.province}", "dossier_id": dossier,
+                                    "agency_code": agency.code, "completed_on": day.isoformat(),
+                                    "rated_unsatisfied": unsatisfied, "complained": unsatisfied and rng.random() < 0.2,
+                                    "overdue": rng.random() < 0.05}, bad))
+    return out
 
 
 def run_chaos(config: ChaosConfig) -> Reconciliation:
-    rng = random.Random(config.seed)  # noqa: S311 - a reproducible schedule, not security
+    rng = random.Random(config.seed)
     say = config.log
     platform = start_platform(config.home)
     try:
         say(f"seed {config.seed}: platform up in {config.home}; opening a round of ~{config.ballots} ballots")
         api, rnd, people = open_round(platform, config, rng)
-        outcomes, work = plan_work(platform, rnd, people, config, rng)
+        outcomes, ratings, work = plan_work(platform, rnd, people, config, rng)
         intake = Intake(api, rnd, config, people)
         faults = schedule(rng, config.rounds)
-        saboteur = Saboteur(platform, intake, faults, say)
-        say(f"  {len(outcomes)} submissions ({sum(o.channel == 'online' for o in outcomes)} online, the rest in "
-            f"{sum(k == 'import' for k, _ in work)} import batches) from {config.clients} clients; "
-            f"{len(faults)} faults")
-        started = time.monotonic()
         intake.units = len(work)
+        saboteur = Saboteur(platform, intake, faults, say)
+        say(f"  {len(outcomes)} ballots ({sum(o.channel == 'online' for o in outcomes)} online, the rest in "
+            f"{sum(k == 'import' for k, _ in work)} import batches) and {len(ratings)} kiosk ratings from "
+            f"{config.clients} clients; {len(faults)} faults")
+        started = time.monotonic()
         saboteur.start()
         intake.run(work, saboteur.gate)
         intake_seconds = time.monotonic() - started
         saboteur.join()
         platform.wait_ready(timeout=180)
-        return reconcile(platform, api, rnd, outcomes, intake, faults, config, intake_seconds)
+        return reconcile(platform, api, rnd, outcomes, ratings, intake, faults, config, intake_seconds)
     finally:
         platform.stop()
 
 
-def reconcile(platform: Platform, api: Api, rnd: Round, outcomes: list[Outcome], intake: Intake,
-              faults: list[Fault], config: ChaosConfig, intake_seconds: float) -> Reconciliation:
+def reconcile(platform: Platform, api: Api, rnd: Round, outcomes: list[Outcome], ratings: list[Rating],
+              intake: Intake, faults: list[Fault], config: ChaosConfig, intake_seconds: float) -> Reconciliation:
     cid = rnd.campaign_id
     acked = {o.code: o.ballot_id for o in outcomes if o.status == "accepted"}
     refused = {o.code for o in outcomes if o.status == "rejected"}
@@ -508,6 +557,7 @@ def reconcile(platform: Platform, api: Api, rnd: Round, outcomes: list[Outcome],
     if set(counted) != ids:
         mismatches.append(f"scoring counts {len(counted)} ballots, {len(ids)} acknowledged "
                           f"({len(ids - set(counted))} missing, {len(set(counted) - ids)} extra)")
+    ratings_check = reconcile_ratings(platform, cid, ratings, mismatches)
     tally_n = int(_rows(platform, "scoring", (
         f"SELECT coalesce(sum(count), 0) AS n FROM sc_tallies WHERE campaign_id = '{cid}' AND key = 'ballots'"))[0]["n"])
     # Publishing: a release drafted, approved by a second person, published; its national n.
@@ -540,8 +590,34 @@ def reconcile(platform: Platform, api: Api, rnd: Round, outcomes: list[Outcome],
         unknown=len(unknown), lost=len(lost), doubled=doubled, phantom=len(phantom),
         rejected_but_stored=len(rejected_but_stored), events_accepted=sum(events.values()),
         scoring_counted=sum(counted.values()), scoring_tally_n=tally_n, published_n=published_n,
-        retries=intake.retries, answers=dict(Counter(a for o in outcomes for a in o.history)), faults=faults, intake_seconds=intake_seconds, converge_seconds=converge,
+        retries=intake.retries, ratings=ratings_check,
+        answers=dict(Counter(a for o in [*outcomes, *ratings] for a in o.history)), faults=faults, intake_seconds=intake_seconds, converge_seconds=converge,
         mismatches=mismatches)
+
+
+def reconcile_ratings(platform: Platform, cid: str, ratings: list[Rating], mismatches: list[str]) -> dict[str, int]:
+    """Kiosk ratings: every dossier acknowledged is stored once in ballots, evented once, kept once by scoring."""
+    acked = {r.dossier_id for r in ratings if r.status == "accepted"}
+    refused = {r.dossier_id for r in ratings if r.status == "rejected"}
+    stored = Counter(r["d"] for r in _rows(platform, "ballots", f"SELECT dossier_id AS d FROM online_ratings "
+                                                                f"WHERE campaign_id = '{cid}'"))
+    evented = Counter(r["d"] for r in _rows(platform, "ballots", (
+        "SELECT jsonb_array_elements(body::jsonb->'data'->'ratings')->>'dossier_id' AS d FROM event_store "
+        f"WHERE type LIKE '%.OnlineRatingsRecorded.%' AND body::jsonb->'data'->>'campaign_id' = '{cid}'")))
+    kept = Counter(r["d"] for r in _rows(platform, "scoring", f"SELECT dossier_id AS d FROM sc_dossiers "
+                                                              f"WHERE campaign_id = '{cid}'"))
+    figures = {"acknowledged": len(acked), "refused": len(refused),
+               "unknown": sum(r.status not in ("accepted", "rejected") for r in ratings),
+               "lost": len(acked - set(stored)), "phantom": len(set(stored) - acked),
+               "refused_but_stored": len(refused & set(stored)),
+               "doubled": sum(n - 1 for c in (stored, evented, kept) for n in c.values() if n > 1),
+               "evented": sum(evented.values()), "scoring_kept": sum(kept.values())}
+    if set(evented) != acked or set(kept) != acked or any(figures[k] for k in (
+            "unknown", "lost", "phantom", "refused_but_stored", "doubled")):
+        mismatches.append(f"kiosk ratings: {figures}")
+    if any(r.planted_bad and r.status == "accepted" for r in ratings):
+        mismatches.append("a kiosk rating dated tomorrow was accepted")
+    return figures
 
 
 def by_code_of(stored: list[dict[str, Any]], code: str) -> str | None:

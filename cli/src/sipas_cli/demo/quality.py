@@ -46,7 +46,12 @@ def scan_and_backcheck(api: Api, rnd: Round, tick: Callable[[], None]) -> None:
 
 
 def head(api: Api, service: str) -> int:
-    return int(api.get(service, "/v1/events", ORGANISER, params={"limit": 0})["head"])
+    """The service's last event position once every event it has committed is numbered: a ballot acknowledged
+    a moment ago (or just before a database restart) is below it, never after it."""
+    def settled() -> int | None:
+        page = api.get(service, "/v1/events", ORGANISER, params={"limit": 0})
+        return int(page["head"]) + 1 if page.get("unsequenced", 0) == 0 else None
+    return wait_until(settled, f"{service}'s relay numbering every committed event", timeout=300) - 1
 
 
 def consumed(api: Api, service: str, producer: str) -> int:

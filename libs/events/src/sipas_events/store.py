@@ -342,6 +342,11 @@ class EventStore:
         row = (await conn.execute(stmt)).first()
         return (0, GENESIS_HASH) if row is None else (int(row[0]), bytes(row[1]))
 
+    async def unsequenced(self, conn: AsyncConnection) -> int:
+        """Events committed but not yet given a position by the relay: not in ``head`` (nor on the bus) yet."""
+        stmt = select(func.count()).select_from(event_store).where(event_store.c.position.is_(None))
+        return int((await conn.execute(stmt)).scalar_one())
+
     async def chain_at(self, conn: AsyncConnection, position: int) -> bytes | None:
         """The chain hash after ``position`` (the genesis hash at 0); None if not sequenced yet."""
         if position == 0:

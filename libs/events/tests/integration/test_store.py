@@ -292,3 +292,19 @@ async def test_append_many_racing_a_single_append_one_wins(engine):
     async with engine.connect() as conn:
         assert [e.data["agency_id"] for e in await store.load(conn, "agency-r")] == ["a1"]
         assert await store.load(conn, "agency-q") == []
+
+
+async def test_committed_events_count_as_unsequenced_until_the_relay_numbers_them(engine):
+    """What ``/v1/events`` reports as ``unsequenced``: whoever waits for consumers to reach ``head`` must wait
+    for it to be 0 first, or an event committed a moment ago is not yet below the head it waits for."""
+    store = EventStore("registry")
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-u1", [agency(1), agency(1)], expected_version=0, meta=META)
+        assert (await store.unsequenced(conn), (await store.head(conn))[0]) == (2, 0)
+    await sequence_all(engine)
+    async with engine.begin() as conn:
+        await store.append(conn, "agency-u1", [agency(1)], expected_version=2, meta=META)
+        assert (await store.unsequenced(conn), (await store.head(conn))[0]) == (1, 2)
+    await sequence_all(engine)
+    async with engine.connect() as conn:
+        assert (await store.unsequenced(conn), (await store.head(conn))[0]) == (0, 3)

@@ -35,7 +35,11 @@ async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0, le=MAX_P
     async with ctx.engine.connect() as conn:
         rows = await ctx.store.read_all(conn, after, limit) if limit else []
         head, chain = await ctx.store.head(conn)
-    return {"events": [json.loads(r.envelope_json()) for r in rows], "head": head, "chain_head": chain.hex()}
+        unsequenced = await ctx.store.unsequenced(conn)
+    # ``unsequenced``: committed events the relay has not numbered yet (briefly, or while PostgreSQL or the
+    # relay recovers). Whoever waits for consumers to reach ``head`` waits for this to be 0 first.
+    return {"events": [json.loads(r.envelope_json()) for r in rows], "head": head, "chain_head": chain.hex(),
+            "unsequenced": unsequenced}
 
 
 @router.get("/events/chain", summary="The hash chain at a store position (what a snapshot records)")

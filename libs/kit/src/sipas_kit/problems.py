@@ -135,9 +135,9 @@ def install(app: FastAPI, domain_errors: Mapping[type[Exception], tuple[int, str
         # would re-raise to the server after the 500 (and on some paths drop the connection unanswered).
         if unavailable(exc):
             log.warning("http.unavailable", path=request.url.path, error=repr(exc)[:300])
-            return problem_response(Problem(503, "Service unavailable", "The database is unavailable or restarting. Retry"
-                                            " shortly: with the same Idempotency-Key, a request that did commit is"
-                                            " answered as it was the first time.",
+            detail = ("The database is unavailable or restarting. Retry shortly: with the same Idempotency-Key,"
+                      " a request that did commit is answered as it was the first time.")
+            return problem_response(Problem(503, "Service unavailable", detail,
                                             headers={"Retry-After": RETRY_AFTER_SECONDS}), request)
         return await _unexpected(request, exc)
 
