@@ -361,6 +361,10 @@ async def test_online_ratings_are_batched_idempotent_and_reported_per_item(ballo
     changed = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings",
                                     json={"items": [item | {"complained": True}]}, headers=portal)
     assert changed.status_code == 207 and "other values" in changed.json()["errors"][0]["message"]
+    # Each error names the row it is about, also when a malformed row comes before it in the batch.
+    mixed = await api.client.post(f"/v1/campaigns/{CAMPAIGN}/online-ratings", headers=portal, json={"items": [
+        item | {"dossier_id": "HS-9", "completed_on": "x"}, item | {"complained": True}]})
+    assert [(e["index"], e["field"]) for e in mixed.json()["errors"]] == [(0, "completed_on"), (1, "dossier_id")]
     assert await rows(api, "SELECT count(*) FROM online_ratings") == [(2,)]
     events = await rows(api, "SELECT count(*) FROM event_store WHERE type LIKE '%OnlineRatingsRecorded%'")
     assert events == [(1,)]

@@ -34,7 +34,7 @@ async def record(conn: AsyncConnection, store: EventStore, campaign_id: str, pro
         for r in await conn.execute(select(online_ratings).where(key_columns.in_(keys)))}
     elsewhere = await _elsewhere(conn, province, {r.agency_code for r in batch.ratings})
     batch_id, fresh, repeats = str(new_id()), [], 0
-    for index, rating in enumerate(batch.ratings):
+    for index, rating in zip(batch.rows, batch.ratings, strict=True):  # the row's index in the batch sent
         if rating.agency_code in elsewhere:
             errors.append({"index": index, "field": "agency_code",
                            "message": f"agency {rating.agency_code} is not in province {province}"})

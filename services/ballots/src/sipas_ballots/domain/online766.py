@@ -52,6 +52,7 @@ class RatingBatch:
     ratings: tuple[DossierRating, ...]
     errors: tuple[ItemError, ...]
     duplicates: tuple[int, ...]  # indices of rows that repeat an earlier row exactly
+    rows: tuple[int, ...] = ()   # the index in the batch of each rating, so later errors name the right row
 
 
 def _text(value: object) -> str:
@@ -133,8 +134,9 @@ def validate_batch(rows: Sequence[Mapping[str, object]], not_after: dt.date | No
         rows_named = ", ".join(str(i) for i, _ in found)
         errors += [ItemError(i, "dossier_id", f"dossier {dossier} from {source} appears in rows {rows_named} "
                              "with different content") for i, _ in found]
+    kept = sorted(ratings, key=lambda pair: pair[0])
     return RatingBatch(
-        ratings=tuple(r for _, r in sorted(ratings, key=lambda pair: pair[0])),
+        ratings=tuple(r for _, r in kept), rows=tuple(i for i, _ in kept),
         errors=tuple(sorted(errors, key=lambda e: (e.index, FIELDS.index(e.field) if e.field in FIELDS else -1))),
         duplicates=tuple(sorted(duplicates)),
     )
