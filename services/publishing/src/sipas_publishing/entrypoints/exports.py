@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi.responses import Response
 
+from sipas_kit.downloads import table_download
+
 HEADER = ["level", "unit_id", "code", "name", "province", "figure", "figure_code", "value", "n", "ci_low",
           "ci_high", "ci_method", "suppressed", "rank", "rank_best", "rank_worst", "rank_of"]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def lines(units: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
@@ -28,24 +27,6 @@ def lines(units: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
 
 
 def render(head: dict[str, Any], units: list[dict[str, Any]], fmt: str, name: str) -> Response:
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(HEADER)
-        writer.writerows(lines(units))
-        return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    import openpyxl
-
-    book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet("figures")
-    sheet.append(HEADER)
-    for line in lines(units):
-        sheet.append(line)
-    about = book.create_sheet("release")
-    for key in ("release_id", "campaign_id", "year", "status", "figures_digest"):
-        about.append([key, str(head.get(key, ""))])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return Response(buffer.getvalue(), media_type=XLSX,
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    about = [(key, head.get(key, "")) for key in ("release_id", "campaign_id", "year", "status", "figures_digest")]
+    return table_download("csv" if fmt == "csv" else "xlsx", HEADER, lines(units), name, sheet="figures",
+                          about_sheet="release", about=about)

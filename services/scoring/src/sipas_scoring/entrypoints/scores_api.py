@@ -6,8 +6,6 @@ partners read published releases from publishing, never provisional figures.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -18,6 +16,7 @@ from sqlalchemy import select
 from sipas_events import canonical
 from sipas_kit.auth import Principal, Role, require_roles
 from sipas_kit.context import ServiceContext
+from sipas_kit.downloads import table_download
 from sipas_kit.http import Ctx
 from sipas_kit.problems import Problem
 from sipas_scoring.adapters.tables import reference, snapshots
@@ -88,29 +87,10 @@ def _flat(rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
 def _render(body: dict[str, Any], rows: list[dict[str, Any]], fmt: Format, name: str) -> Any:
     if fmt == "json":
         return body | {"units": rows}
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(COLUMNS)
-        writer.writerows(_flat(rows))
-        return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
-    import openpyxl
-
-    book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet("scores")
-    sheet.append(COLUMNS)
-    for line in _flat(rows):
-        sheet.append(line)
-    about = book.create_sheet("about")
-    for key in ("campaign_id", "snapshot_id", "digest", "computed_at", "taken_at"):
-        if key in body:
-            about.append([key, str(body[key])])
-    about.append(["positions", str(body.get("positions"))])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return Response(buffer.getvalue(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    about = [(key, body[key]) for key in ("campaign_id", "snapshot_id", "digest", "computed_at", "taken_at")
+             if key in body]
+    return table_download(fmt, COLUMNS, _flat(rows), name, sheet="scores", about_sheet="about",
+                          about=[*about, ("positions", body.get("positions"))])
 
 
 @router.get("/campaigns/{campaign_id}/scores", summary="Current (provisional) figures of a campaign")
