@@ -409,7 +409,9 @@ class CampaignFigures:
         return h.digest()
 
     def _digest_strata(self) -> None:
-        """Per stratum, a digest of its ballots (ids, measures, weights) and the weight groups it holds."""
+        """Per stratum, a digest of its ballots (ids, measures, weights), and the weight groups it holds.
+        Campaign-wide indices (of strata and groups, numbered as first met) move when unrelated ballots come
+        or go, so they never enter a digest; the order they give a unit's groups does (:meth:`_inputs_digest`)."""
         self._campaign_digest = hashlib.sha256(repr((
             self.basis.campaign_id, self.basis.instrument_ref, self.basis.scheme_ref, self.scheme.kind,
             self.items, None if self.population is None else sorted(self.population.items()),
@@ -423,7 +425,7 @@ class CampaignFigures:
             rows = np.array(stratum_rows, dtype=np.int64)
             h = hashlib.sha256("\n".join(f"{self.counted[r].ballot.ballot_id}|{self.counted[r].weight}"
                                          for r in stratum_rows).encode())
-            for part in (self._y[rows], self._x[rows], self._group[rows], self._weighted[rows]):
+            for part in (self._y[rows], self._x[rows], self._weighted[rows]):  # not indices: they shift
                 h.update(part.tobytes())
             self._strata_digests[s] = h.digest()
             self._strata_groups[s] = {int(g) for g in self._group[rows].tolist() if g >= 0}
