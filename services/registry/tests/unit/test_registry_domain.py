@@ -43,8 +43,12 @@ def test_register_checks_parent_level_validity_and_code_overlap():
     with pytest.raises(RegistryError, match="not valid on 2025-07-01"):
         register(cmd(province="02", parent="p02"), existing=None, parent=ended)
     clash = Unit("x", "C1", "Khác", "commune", "p01", "01", D(2020, 1, 1), None)
-    with pytest.raises(AlreadyExists, match="code C1"):
+    with pytest.raises(AlreadyExists, match="code C1 is already used by Khác"):
         register(cmd(), existing=None, parent=HN, clashes=[clash])
+    elsewhere = Unit("y", "C1", "Xã Bên Kia", "commune", "p79", "79", D(2020, 1, 1), None)
+    with pytest.raises(AlreadyExists, match=r"used by a unit of another province$") as refused:
+        register(cmd(), existing=None, parent=HN, clashes=[elsewhere])
+    assert "Bên Kia" not in str(refused.value) and "y" not in str(refused.value).split()
     earlier = Unit("x", "C1", "Khác", "commune", "p01", "01", D(2020, 1, 1), D(2025, 6, 30))
     assert register(cmd(), existing=None, parent=HN, clashes=[earlier]).code == "C1"  # periods do not overlap
 

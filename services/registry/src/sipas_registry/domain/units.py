@@ -104,6 +104,8 @@ def register(cmd: RegisterUnit, *, existing: Unit | None, parent: Unit | None,
         raise RegistryError(f"a province's code is its province code ({cmd.province}), not {cmd.code}", "code")
     for other in clashes:
         if other.overlaps(cmd.valid_from, valid_to):
+            if other.province != cmd.province:  # name nothing of another province's units
+                raise AlreadyExists(f"code {cmd.code} is already used by a unit of another province", "code")
             raise AlreadyExists(f"code {cmd.code} is already used by {other.name} ({other.agency_id}) "
                                 f"from {other.valid_from} to {other.valid_to or 'now'}", "code")
     _check_parent(cmd.level, cmd.province, cmd.parent_id, parent, cmd.valid_from)
