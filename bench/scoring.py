@@ -1272,12 +1272,13 @@ def figures_lines(report: Report) -> list[str]:
     if not report.figures:
         return []
     out = ["## Figures with intervals (`load()` + `document()`)", "",
-           "What the figures worker computes on every refresh of a changed campaign, for national campaigns of "
+           "What the figures worker computes on a campaign's first refresh (later ones reuse the units no change "
+           "reached), for national campaigns of "
            "growing size (the same agencies, weights from `sc_units`, tallies in place): `load()` reads tallies, "
            "every counted ballot and its weight, `document()` computes every unit's indices with Wilson and Taylor "
            "intervals (unweighted and weighted), suppression and rank intervals. Before them, each campaign's "
-           "tallies were stored by `verify(apply=True)` over empty tallies (the recount, then an INSERT of every "
-           "tally row through SQLAlchemy in batches of 5,000), timed too.", ""]
+           "tallies were stored by `verify(apply=True)` over empty tallies (the recount, then one INSERT of every "
+           "tally row from arrays), timed too.", ""]
     rows, previous = [], None
     for f in report.figures:
         growth = ""
