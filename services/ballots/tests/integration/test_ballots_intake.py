@@ -236,11 +236,18 @@ async def test_double_entry_catches_one_differing_answer_and_counts_the_adjudica
     token_a, token_b = await token_of(api, "/clerk", clerk_a), await token_of(api, "/clerk", clerk_b)
     first = await api.client.post("/clerk/key", content=keyed(code, full_answers(4), token_a), headers=form | clerk_a)
     assert first.status_code == 200 and "lần nhập thứ nhất" in first.text
-    twice = await api.client.post("/clerk/key", content=keyed(code, full_answers(4), token_a), headers=form | clerk_a)
+    # The same keying sent again (a retry after a lost answer) gets the first answer; another one by the
+    # same clerk is refused: the second keying must be someone else's.
+    retried = await api.client.post("/clerk/key", content=keyed(code, full_answers(4), token_a), headers=form | clerk_a)
+    assert retried.status_code == 200 and "lần nhập thứ nhất" in retried.text
+    twice = await api.client.post("/clerk/key", content=keyed(code, full_answers(5), token_a), headers=form | clerk_a)
     assert twice.status_code == 409 and "another clerk" in twice.text
     second_answers = full_answers(4) | {"3.2": 2}  # one answer keyed differently
     second = await api.client.post("/clerk/key", content=keyed(code, second_answers, token_b), headers=form | clerk_b)
     assert "chuyển sang đối chiếu" in second.text
+    resent = await api.client.post("/clerk/key", content=keyed(code, second_answers, token_b), headers=form | clerk_b)
+    assert resent.status_code == 200 and "chuyển sang đối chiếu" in resent.text
+    assert await rows(api, "SELECT count(*) FROM paper_keyings WHERE code = :c", c=code) == [(2,)]
     assert await rows(api, "SELECT count(*) FROM accepted_ballots") == [(0,)]  # nothing counted while in dispute
     [(disagreements,)] = await rows(api, "SELECT disagreements FROM paper_status WHERE code = :c", c=code)
     assert disagreements == [{"field": "answers.3.2", "first": 4, "second": 2}]
@@ -254,6 +261,8 @@ async def test_double_entry_catches_one_differing_answer_and_counts_the_adjudica
     assert "đã được chấp nhận" in settled.text, settled.text
     [(answers,)] = await rows(api, "SELECT answers FROM accepted_ballots")
     assert answers["3.2"] == 2 and answers["3.1"] == 4  # the adjudicated version is the one counted
+    late = await api.client.post("/clerk/key", content=keyed(code, second_answers, token_b), headers=form | clerk_b)
+    assert late.status_code == 200 and "đã được chấp nhận" in late.text  # a retry after settling: its outcome
     events = [b for (b,) in await rows(api, "SELECT body FROM event_store WHERE type LIKE '%BallotAccepted%'")]
     assert len(events) == 1 and '"channel":"paper"' in events[0]
 

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_ballots.adapters.tables import paper_keyings, paper_status, reference
+from sipas_ballots.adapters.tables import ballots, paper_keyings, paper_status, reference, submissions
 from sipas_ballots.application.intake import submit, today_in_vietnam
 from sipas_ballots.domain.double_entry import Agreed, Keying, PaperBallot, adjudicate, compare
 from sipas_ballots.domain.errors import BallotsError, NotAllowed
@@ -58,6 +58,11 @@ async def key(conn: AsyncConnection, store: EventStore, campaign_id: str, clerk:
                                                       status="keyed_once").on_conflict_do_nothing())
     state = (await conn.execute(select(paper_status).where(paper_status.c.code == ballot.code).with_for_update())).one()
     done = await _keyings(conn, ballot.code)
+    if any(k.clerk_id == clerk and k.ballot == ballot for k in done):
+        # The same clerk sending the same keying again: a retry after a lost answer (a dropped connection, a
+        # restart). Answer what the first one did, so the clerk is not told to find another clerk or that
+        # the ballot was keyed twice when it is their own keying that counted.
+        return await _as_recorded(conn, ballot.code, state) | {"replayed": True}
     if len(done) >= 2:
         raise AlreadyKeyedTwice(f"ballot {ballot.code} was keyed twice already ({state.status})", "code")
     if done and done[0].clerk_id == clerk:
@@ -78,6 +83,22 @@ async def key(conn: AsyncConnection, store: EventStore, campaign_id: str, clerk:
     await conn.execute(update(paper_status).where(paper_status.c.code == ballot.code)
                        .values(status="disputed", disagreements=disagreements))
     return {"code": ballot.code, "status": "disputed", "disagreements": disagreements}
+
+
+async def _as_recorded(conn: AsyncConnection, code: str, state: Any) -> dict[str, Any]:
+    """A keying's answer as recorded: waiting for the second keying, disputed, or settled with its outcome."""
+    if state.status != "settled":
+        extra = {"disagreements": state.disagreements} if state.status == "disputed" else {}
+        return {"code": code, "status": state.status} | extra
+    found = (await conn.execute(
+        select(submissions.c.outcome, submissions.c.reason, submissions.c.detail, submissions.c.ballot_id)
+        .join(ballots, ballots.c.ballot_id == submissions.c.ballot_id)
+        .where(ballots.c.code == code, submissions.c.channel == "paper")
+        .order_by(submissions.c.received_at.desc()).limit(1))).first()
+    if found is None or found.outcome == "accepted":
+        return {"code": code, "status": "settled", "outcome": "accepted",
+                "ballot_id": None if found is None else found.ballot_id}
+    return {"code": code, "status": "settled", "outcome": "rejected", "reason": found.reason, "detail": found.detail}
 
 
 def _plain(value: object) -> object:
