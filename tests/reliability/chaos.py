@@ -44,8 +44,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -53,11 +55,14 @@ from sipas_cli.demo import registry as demo_registry
 from sipas_cli.demo import release as demo_release
 from sipas_cli.demo import sampling as demo_sampling
 from sipas_cli.demo.answers import Ballot, Instrument, Respondents
-from sipas_cli.demo.client import KIOSKS, ORGANISER, VNPOST, Api, wait_until
+from sipas_cli.demo.client import KIOSKS, ORGANISER, VNPOST, Api, Person, wait_until
+from sipas_cli.demo.fieldwork import RESULT, paper_reason
 from sipas_cli.demo.model import Round
 from sipas_cli.platform import SERVICES, Platform
 from sipas_cli.registry_client import RegistryClient
 from sipas_cli.stack import free_port_block
+from sipas_kit import csrf
+from sipas_kit.auth import Role
 
 WINDOW = 0.05         # how far past a fault's point the intake may run before the fault is injected
 FAULTS = ("kill:registry", "kill:sampling", "kill:ballots", "kill:scoring", "kill:publishing",
@@ -74,7 +79,8 @@ class ChaosConfig:
     provinces: int = 2
     agencies: int = 2            # per province
     clients: int = 12            # submitting threads
-    online_share: float = 0.6    # the rest arrives in bulk-import batches
+    online_share: float = 0.6
+    paper_share: float = 0.15    # keyed twice on the clerk pages; the rest arrives in bulk-import batches
     import_batch: int = 40
     bad_share: float = 0.04      # codes submitted only with an answer off the scale: must stay unused
     kiosk_ratings: int = 600     # online-766 ratings from the one-stop shops' kiosks, in batches
@@ -174,11 +180,17 @@ class Intake:
         self.in_flight = 0
         self.retries = 0
         self.http = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=config.clients * 2))
+        staff = [Person(f"nhaplieu.chaos.{i}@moha.gov.vn", Role.MINISTRY_ADMIN) for i in range(4)]
+        self.clerks = [(a, b) for a in staff for b in staff if a != b]   # who keys first and second
 
     # ---- one request, retried until definitive -------------------------------------------------
     def _send(self, method: str, service: str, path: str, definitive: Callable[[httpx.Response], bool],
               **kw: Any) -> tuple[httpx.Response | None, list[str]]:
         """The first definitive answer (or None at the deadline), and what each try got."""
+        return self._send_with(lambda: self.http.request(method, self.api.urls[service] + path, **kw), definitive)
+
+    def _send_with(self, attempt_once: Callable[[], httpx.Response], definitive: Callable[[httpx.Response], bool]
+                   ) -> tuple[httpx.Response | None, list[str]]:
         deadline = time.monotonic() + 300
         attempt, history = 0, []
         while time.monotonic() < deadline:
@@ -186,7 +198,7 @@ class Intake:
             with self.lock:
                 self.in_flight += 1
             try:
-                r = self.http.request(method, self.api.urls[service] + path, **kw)
+                r = attempt_once()
                 history.append(str(r.status_code))
                 if definitive(r):
                     return r, history
@@ -241,6 +253,45 @@ class Intake:
                 item.status, item.ballot_id = "accepted", line.get("ballot_id")
             self._tick()
 
+    def paper(self, item: Outcome, ballot: Ballot, first: Person, second: Person) -> None:
+        """A paper ballot keyed blind by two clerks on the clerk pages, each keying retried until the page
+        answers it (re-reading the form for a fresh CSRF token when the service has restarted)."""
+        fields = [("campaign_id", self.rnd.campaign_id), ("code", item.code), ("entry_seconds", "45.0"),
+                  ("e", " ".join(ballot.expectations))]
+        fields += [(f"q_{c}", str(ballot.answers.get(c) or 0)) for c in self.criteria]
+        fields += [("na_factor", f) for f in ballot.not_applicable]
+        messages = []
+        for who in (first, second):
+            cookie = {"Cookie": f"sipas_session={self.api.token(who)}"}
+
+            def keyed(r: httpx.Response) -> bool:
+                return r.status_code in (200, 409, 422) and RESULT.search(r.text) is not None
+
+            def post(who_cookie: dict[str, str] = cookie) -> httpx.Response:
+                form = self.http.get(self.api.urls["ballots"] + "/clerk", params={"campaign_id": self.rnd.campaign_id},
+                                     headers=who_cookie)
+                token = csrf.token_in(form.text) if form.status_code == 200 else None
+                if token is None:
+                    return form
+                return self.http.post(self.api.urls["ballots"] + "/clerk/key", headers=who_cookie | {
+                    "Content-Type": "application/x-www-form-urlencoded"},
+                    content=urlencode([*fields, ("csrf_token", token)]).encode())
+
+            r, history = self._send_with(post, keyed)
+            item.history += history
+            if r is None:
+                item.status = "unknown"
+                return
+            messages.append(unescape(RESULT.search(r.text).group(1)).strip())  # type: ignore[union-attr]
+        reason = paper_reason(messages[-1])
+        if "lần nhập thứ nhất" not in messages[0]:
+            item.status, item.reason = "unknown", f"first keying answered: {messages[0]}"
+        elif reason is None:
+            item.status = "accepted"
+        else:
+            item.status, item.reason = "rejected", reason
+        self._tick()
+
     def kiosk(self, rows: list[Rating]) -> None:
         """A kiosk system's batch of per-dossier ratings; a refused row is named by its index."""
         headers = self.api.auth(KIOSKS) | {"Idempotency-Key": str(uuid.uuid4())}
@@ -273,6 +324,9 @@ class Intake:
                 self.online(*items[0])
             elif kind == "kiosk":
                 self.kiosk(items)
+            elif kind == "paper":
+                (item, ballot), = items
+                self.paper(item, ballot, *self.clerks[k % len(self.clerks)])
             else:
                 self.batch(items)
             with self.lock:
@@ -454,23 +508,26 @@ def plan_work(platform: Platform, rnd: Round, people: Respondents, config: Chaos
     rng.shuffle(codes)
     outcomes: list[Outcome] = []
     online: list[tuple[Outcome, Ballot]] = []
+    paper: list[tuple[Outcome, Ballot]] = []
     imported: list[tuple[Outcome, Ballot]] = []
     for row in codes:
-        bad = rng.random() < config.bad_share
-        channel = "online" if rng.random() < config.online_share else "import"
+        draw = rng.random()
+        channel = ("online" if draw < config.online_share else
+                   "paper" if draw < config.online_share + config.paper_share else "import")
+        bad = channel != "paper" and rng.random() < config.bad_share   # a paper form cannot hold a 9
         ballot = people.answer(rng, row["province"], row["agency_code"], overall=channel == "online")
         if bad:   # an answer off the scale: refused, and the code stays unused
             ballot = Ballot(ballot.answers | {next(iter(ballot.answers)): OFF_SCALE}, ballot.expectations,
                             ballot.not_applicable, ballot.seconds)
         item = Outcome(row["code"], channel, bad)
         outcomes.append(item)
-        (online if channel == "online" else imported).append((item, ballot))
+        {"online": online, "paper": paper, "import": imported}[channel].append((item, ballot))
     # A code never issued, on both channels: refused as unknown, stored nowhere.
     for channel, bucket in (("online", online), ("import", imported)):
         item = Outcome(NEVER_ISSUED, channel, True)
         outcomes.append(item)
         bucket.append((item, people.answer(rng, rnd.provinces[0], rnd.targets[0].code)))
-    work: list[tuple[str, Any]] = [("online", [x]) for x in online]
+    work: list[tuple[str, Any]] = [("online", [x]) for x in online] + [("paper", [x]) for x in paper]
     work += [("import", imported[i:i + config.import_batch]) for i in range(0, len(imported), config.import_batch)]
     ratings = kiosk_ratings(rnd, config, rng)
     work += [("kiosk", ratings[i:i + config.kiosk_batch]) for i in range(0, len(ratings), config.kiosk_batch)]
@@ -506,7 +563,8 @@ def run_chaos(config: ChaosConfig) -> Reconciliation:
         faults = schedule(rng, config.rounds)
         intake.units = len(work)
         saboteur = Saboteur(platform, intake, faults, say)
-        say(f"  {len(outcomes)} ballots ({sum(o.channel == 'online' for o in outcomes)} online, the rest in "
+        say(f"  {len(outcomes)} ballots ({sum(o.channel == 'online' for o in outcomes)} online, "
+            f"{sum(o.channel == 'paper' for o in outcomes)} on paper keyed twice, the rest in "
             f"{sum(k == 'import' for k, _ in work)} import batches) and {len(ratings)} kiosk ratings from "
             f"{config.clients} clients; {len(faults)} faults")
         started = time.monotonic()
@@ -638,21 +696,23 @@ def write_report(results: list[Reconciliation], command: str, out: Path) -> None
     lines = ["## Fault-injection soak", "",
              f"Measured by `tests/reliability/chaos.py` (`make soak`). Date: "
              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; command: `{command}`; commit {commit}.", "",
-             "Each seed runs the whole platform as processes, submits its ballots from concurrent clients (online "
-             "and bulk import, each retried with its Idempotency-Key until definitive) while the seeded schedule "
+             "Each seed runs the whole platform as processes, submits its ballots from concurrent clients (online, "
+             "paper keyed twice on the clerk pages and bulk import, plus kiosk ratings; each retried until "
+             "definitive) while the seeded schedule "
              "SIGKILLs each service, restarts nats-server (gracefully and by SIGKILL), restarts PostgreSQL in "
              "immediate mode and deletes the ballots stream's durable consumers (every consumer is sent the whole "
              "stream again). Then it reconciles the 2xx answers with the ballots store, its event store, scoring's "
              "projection and tallies, and the published release.", "",
              "| Seed | Submitted | 2xx | Refused | Unknown | Lost | Doubled | Phantom | Refused but stored | "
-             "Scoring counted | Published n | Retries | Intake under faults | Scoring caught up after | "
-             "Slowest recovery |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "Scoring counted | Published n | Kiosk ratings 2xx / lost / doubled | Retries | Intake under faults | "
+             "Scoring caught up after | Slowest recovery |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
     for r in results:
         slow = max(r.faults, key=lambda f: f.recovered_after or 0.0)
         lines.append(f"| {r.seed} | {r.submitted:,} | {r.acknowledged:,} | {r.rejected:,} | {r.unknown} | "
                      f"**{r.lost}** | **{r.doubled}** | {r.phantom} | {r.rejected_but_stored} | "
-                     f"{r.scoring_counted:,} | {r.published_n:,} | {r.retries:,} | {r.intake_seconds:.0f} s | "
+                     f"{r.scoring_counted:,} | {r.published_n:,} | {r.ratings['acknowledged']:,} / "
+                     f"{r.ratings['lost']} / {r.ratings['doubled']} | {r.retries:,} | {r.intake_seconds:.0f} s | "
                      f"{r.converge_seconds:.1f} s | {slow.kind} {slow.recovered_after or 0:.1f} s |")
     lines += ["", "Recovery time of each fault (from injecting it until every service answers `/readyz`), "
               "per seed:", ""]
@@ -663,6 +723,8 @@ def write_report(results: list[Reconciliation], command: str, out: Path) -> None
             by_kind.setdefault(f.kind, []).append(f.recovered_after or 0.0)
         lines.append(f"| {r.seed} | " + " | ".join(", ".join(f"{x:.1f} s" for x in by_kind.get(k, []))
                                                      for k in FAULTS) + " |")
+    lines += ["", "What every HTTP try got (a status, or the client's error when the connection failed):", ""]
+    lines += [f"- seed {r.seed}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r.answers.items())) for r in results]
     verdict = "all clean" if all(r.clean for r in results) else "MISMATCHES: " + "; ".join(
         m for r in results for m in r.mismatches)
     lines += ["", f"Result: {verdict}.", ""]

@@ -1,6 +1,7 @@
 """Nothing lost, nothing counted twice, while every part of the platform is killed under load.
 
-A reduced run of the soak (``make soak``): one seed, a round of ~1,200 ballots (online and bulk import) and
+A reduced run of the soak (``make soak``): one seed, a round of ~1,200 ballots (online, paper keyed twice on the
+clerk pages, and bulk import) and
 600 kiosk ratings submitted by concurrent clients while each service is SIGKILLed, nats-server restarted
 twice, PostgreSQL crash-restarted and the ballots stream's consumers made to receive everything again. See
 ``chaos.py`` for what is reconciled.
