@@ -799,7 +799,7 @@ def raw_records(path: Path, facts: FrameFacts, agencies: dict[str, AgencySpec], 
                 day = iso_day(when)
             agency = agencies.get(code)
             if line in duplicates:
-                dossier += "+"  # keep the keyed table's primary key satisfied
+                dossier += f"+{line}"  # keep the keyed table's key satisfied (a dossier may repeat more than twice)
             at = (line * 97) % ((1 << 20) - 512)
             sealed = 12 + 16 + 10 + len(name.encode()) + len(phone) + len(address.encode())
             out.append((frame_id, dossier, code, agency.agency_id if agency else None, "commune", PROVINCE,
