@@ -454,11 +454,15 @@ def start_platform(home: Path) -> Platform:
     names = ("postgres", "nats", "nats_monitor", *SERVICES)
     base = free_port_block(len(names))
     platform = Platform(home, ports={n: base + i for i, n in enumerate(names)}, log_format="json")
-    platform.start()
-    token = platform.identity.mint("seed@chaos", "ministry-admin", ttl=3600)
-    with RegistryClient(platform.url("registry"), token) as client:
-        client.load_builtins()
-        client.load_maps()
+    try:
+        platform.start()
+        token = platform.identity.mint("seed@chaos", "ministry-admin", ttl=3600)
+        with RegistryClient(platform.url("registry"), token) as client:
+            client.load_builtins()
+            client.load_maps()
+    except BaseException:
+        platform.stop()  # a service that failed to start must not leave the others (and the servers) running
+        raise
     return platform
 
 
