@@ -716,8 +716,9 @@ def stage_rows(r: Report) -> list[tuple[str, ...]]:
     return rows
 
 
-def extrapolation(r: Report) -> list[str]:
-    """Each stage's time scaled linearly with what its work grows with: a guess, labelled as one."""
+def extrapolated(r: Report) -> tuple[float, list[str]]:
+    """Seconds of the round at full scale, each stage's time scaled linearly with what its work grows with (a
+    guess), and the stages that grow, with their share."""
     k = {"frame": FULL["frame_rows"] / r.sizes["frame_rows"], "ballots": FULL["ballots"] / r.sizes["ballots"],
          "": 1.0}
     total, parts = 0.0, []
@@ -727,6 +728,11 @@ def extrapolation(r: Report) -> list[str]:
         if s.grows:
             parts.append(f"{s.name.split(':')[0].lower()} {s.name.split(': ', 1)[-1].split(',')[0].split(' (')[0]} "
                          f"{seconds / 3600:,.1f} h")
+    return total, parts
+
+
+def extrapolation(r: Report) -> list[str]:
+    total, parts = extrapolated(r)
     return [f"Extrapolated, not measured: at {FULL['frame_rows']:,} frame rows and {FULL['ballots']:,} ballots, "
             f"if every stage kept this run's rate (linear in frame rows or ballots: a small run's fixed costs "
             f"make it too high, work that grows faster than linearly too low), the round would take about "
@@ -771,7 +777,8 @@ def section(r: Report) -> str:
            f"{r.machine.get('nats-server', '?')}; load average when the run started "
            f"{r.machine.get('Load average when the run started (1 min)', '?')}",
            f"- Full scale (`make bench-national`, {FULL['frame_rows']:,} frame rows and {FULL['ballots']:,} "
-           "ballots) was not run for this report: at the rates below it takes many hours on this machine.",
+           f"ballots) was not run for this report (about {extrapolated(r)[0] / 3600:,.1f} h here by the "
+           "extrapolation under What this means, not measured).",
            "", "### Raw ceilings (same servers, same run)", ""]
     out += md_table(["Ceiling", "Rate", "Details"], ((x.name, f"{fmt_rate(x.rate)} {x.unit}", x.note)
                                                      for x in c.values()), "lrl")
