@@ -1206,9 +1206,11 @@ def aims(report: Report) -> list[tuple[str, str, str, str]]:
     x = report.rescore
     if x is not None:
         full = x.recount_seconds * FULL_SCALE / x.n
+        measured = x.n >= FULL_SCALE
         out.append((f"Rescoring {FULL_SCALE:,} ballots from the projection < {RESCORE_AIM:.0f} s",
-                    f"~{secs(full)} (extrapolated)",
-                    f"`recount()` of {x.n:,} ballots took {secs(x.recount_seconds)}; scaled linearly to {FULL_SCALE:,}",
+                    f"{secs(x.recount_seconds)} (measured)" if measured else f"~{secs(full)} (extrapolated)",
+                    f"`recount()` of {x.n:,} ballots took {secs(x.recount_seconds)}"
+                    + ("" if measured else f"; scaled linearly to {FULL_SCALE:,}"),
                     f"**{verdict(full < RESCORE_AIM)}**"))
     y = report.replay
     if y is not None and "js_sub" in r:
@@ -1260,8 +1262,9 @@ def rescore_lines(report: Report) -> list[str]:
     ]
     out += md_table(["#", "Measurement", "Rate", "Time", "Compared", "Details"], rows, "llrrll")
     full = x.recount_seconds * FULL_SCALE / x.n
-    out += ["", f"**Extrapolated** (linearly, not measured) to {FULL_SCALE:,} ballots: `recount()` ~{secs(full)}, "
-            "the unnest floor alone "
+    out += ["", (f"**Measured** at {x.n:,} ballots: `recount()` {secs(full)}, " if x.n >= FULL_SCALE else
+                 f"**Extrapolated** (linearly, not measured) to {FULL_SCALE:,} ballots: `recount()` ~{secs(full)}, ")
+            + "the unnest floor alone "
             f"~{secs(x.unnest_seconds * FULL_SCALE / x.n)}. "
             f"Aim < {RESCORE_AIM:.0f} s: **{verdict(full < RESCORE_AIM)}**.",
             ""]
@@ -1487,7 +1490,8 @@ def limits(report: Report) -> list[str]:
         full = x.recount_seconds * FULL_SCALE / x.n
         floor = x.unnest_seconds * FULL_SCALE / x.n
         out.append(
-            f"**Rescoring from the projection** (~{secs(full)} for {FULL_SCALE:,} ballots, extrapolated; aim "
+            f"**Rescoring from the projection** (~{secs(full)} for {FULL_SCALE:,} ballots, "
+            f"{'measured' if x.n >= FULL_SCALE else 'extrapolated'}; aim "
             f"{RESCORE_AIM:.0f} s: {verdict(full < RESCORE_AIM)}). The answers are JSONB, and merely unnesting them "
             f"(c) would take ~{secs(floor)} at {FULL_SCALE:,}; the recount does "
             f"{x.recount_seconds / x.unnest_seconds:.1f}x that, in one backend (two hash aggregations: answers by "
