@@ -21,7 +21,7 @@ from sipas_events.catalogue.sampling import SampleDrawn, SampledUnit, UnitReplac
 from sipas_events.envelope import Envelope
 from sipas_events.ids import new_id
 from sipas_events.projection import Projection
-from sipas_events.store import EventStore, Metadata
+from sipas_events.store import EventStore, Metadata, StreamAppend
 
 projection = Projection(name="sample", producer="sampling", tables=[sampled_units])
 store = EventStore("ballots")
@@ -31,40 +31,50 @@ def _meta(env: Envelope) -> Metadata:
     return Metadata(correlation_id=env.correlationid, actor="service:ballots", causation_id=str(env.id))
 
 
-async def _unit(conn: AsyncConnection, u: SampledUnit, campaign_id: str, draw_id: str, province: str | None,
-                env: Envelope) -> None:
-    values = {"campaign_id": campaign_id, "draw_id": draw_id, "agency_id": u.agency_id, "agency_code": u.agency_code,
-              "stratum": u.stratum, "weight": u.weight, "status": "active", "province": province,
-              "source_position": env.position}
-    await conn.execute(insert(sampled_units).values(unit_id=u.unit_id, **values)
-                       .on_conflict_do_update(index_elements=["unit_id"], set_=values))
+_UNIT_COLUMNS = ("campaign_id", "draw_id", "agency_id", "agency_code", "stratum", "weight", "status", "province",
+                 "source_position")
+
+
+async def _units(conn: AsyncConnection, units: list[SampledUnit], campaign_id: str, draw_id: str,
+                 province: str | None, env: Envelope) -> None:
+    """Upsert the units, all in one statement (a part of a draw carries up to a thousand)."""
+    if not units:
+        return
+    stmt = insert(sampled_units)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["unit_id"], set_={c: stmt.excluded[c] for c in _UNIT_COLUMNS}), [
+        {"unit_id": u.unit_id, "campaign_id": campaign_id, "draw_id": draw_id, "agency_id": u.agency_id,
+         "agency_code": u.agency_code, "stratum": u.stratum, "weight": u.weight, "status": "active",
+         "province": province, "source_position": env.position} for u in units])
 
 
 async def _issue(conn: AsyncConnection, units: list[SampledUnit], campaign_id: str, province: str | None,
                  env: Envelope) -> None:
+    """A ballot and its ``BallotIssued`` for each unit without one: the rows in one statement, the events in
+    one ``append_many`` (each ballot its own stream, at version 1)."""
     have = set((await conn.execute(select(ballots.c.unit_id).where(
         ballots.c.unit_id.in_([u.unit_id for u in units])))).scalars())
-    for u in units:
-        if u.unit_id in have:
-            continue
-        ballot_id = str(new_id())
-        await conn.execute(insert(ballots).values(ballot_id=ballot_id, campaign_id=campaign_id, unit_id=u.unit_id,
-                                                  code=new_code(), status="issued", issued_at=dt.datetime.now(dt.UTC)))
-        await store.append(conn, f"ballot-{ballot_id}", [BallotIssued(
-            ballot_id=ballot_id, campaign_id=campaign_id, unit_id=u.unit_id, agency_id=u.agency_id,
-            province=province)], expected_version=0, meta=_meta(env))
+    fresh = [(str(new_id()), u) for u in units if u.unit_id not in have]
+    if not fresh:
+        return
+    now = dt.datetime.now(dt.UTC)
+    await conn.execute(insert(ballots), [
+        {"ballot_id": ballot_id, "campaign_id": campaign_id, "unit_id": u.unit_id, "code": new_code(),
+         "status": "issued", "issued_at": now} for ballot_id, u in fresh])
+    await store.append_many(conn, [StreamAppend(f"ballot-{ballot_id}", [BallotIssued(
+        ballot_id=ballot_id, campaign_id=campaign_id, unit_id=u.unit_id, agency_id=u.agency_id,
+        province=province)], 0) for ballot_id, u in fresh], meta=_meta(env))
 
 
 @projection.on("SampleDrawn")
 async def on_sample_drawn(conn: AsyncConnection, e: SampleDrawn, env: Envelope) -> None:
-    for u in e.units:
-        await _unit(conn, u, e.campaign_id, e.draw_id, e.province, env)
+    await _units(conn, list(e.units), e.campaign_id, e.draw_id, e.province, env)
     await _issue(conn, list(e.units), e.campaign_id, e.province, env)
 
 
 @projection.on("UnitReplaced")
 async def on_unit_replaced(conn: AsyncConnection, e: UnitReplaced, env: Envelope) -> None:
-    await _unit(conn, e.replacement, e.campaign_id, e.draw_id, e.province, env)
+    await _units(conn, [e.replacement], e.campaign_id, e.draw_id, e.province, env)
     await _issue(conn, [e.replacement], e.campaign_id, e.province, env)
 
 
