@@ -5,7 +5,8 @@ sampled units and their weights (from sampling), the counted ballots, their tall
 ratings (from ballots). Working tables (not rebuilt): which campaigns changed since their figures were
 last computed, the latest provisional figures, and the frozen snapshots.
 
-The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these.
+The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these, and later
+migrations add what follows them (0005: ``sc_ballots.answer_codes``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -99,6 +101,8 @@ def _indexes(tables: dict[str, Table]) -> list[Index]:
 
 _tables = {name: Table(name, metadata, *cols) for name, cols in _columns_v1().items()}
 _indexes(_tables)
+_tables["sc_ballots"].append_column(Column(
+    "answer_codes", LargeBinary, comment="domain.codes: the answers as one byte an item; NULL before 0005"))
 units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
                                                                      "sc_tallies", "sc_dossiers"))
 dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]

@@ -1,14 +1,21 @@
-"""Recount: a campaign's tallies computed from scratch from its counted ballots, in one SQL statement.
+"""Recount: a campaign's tallies computed from scratch from its counted ballots.
 
 The incremental tallies (added and taken away event by event) must always equal this recount; the
 ``/tallies/verify`` endpoint compares the two and names every difference, and ``apply`` replaces the
 tallies with the recount (an operator's repair, itself recorded in the log). The keys are exactly
 those of :func:`domain.tallies.ballot_tallies` (tested against it).
 
-The statement counts before it names: answers per (agency, item, value) — a key's text is built once
-per group, not once per answer — and ballots per *shape* (the factors, criteria and factor overall
-items it answered, and its expectations), since every other key of a ballot follows from its shape.
-Half the server's CPU of building and hashing a key per answer and per ballot (``bench/scoring.py``).
+Two paths, summed:
+
+- **Codes** (every ballot the projection counted since migration 0005): one statement asks the server
+  for each agency's ballots' answer codes (``domain.codes``) concatenated — a scan and one aggregate,
+  which the server may run in parallel workers — and numpy counts each agency's block at once
+  (:meth:`Codebook.tallies`). No JSON is parsed: ``width`` bytes a ballot cross the wire.
+- **JSONB** (ballots without codes of this instrument version: counted before 0005, or carrying
+  something the codebook cannot say): the statement below, which counts answers per (agency, item,
+  value) — a key's text is built once per group, not once per answer — and ballots per *shape* (the
+  factors, criteria and factor overall items it answered, and its expectations), since every other key
+  of a ballot follows from its shape. It runs only when the first statement found such ballots.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_scoring.adapters.tables import tallies
 from sipas_scoring.application.definitions import CampaignBasis
+from sipas_scoring.domain.codes import Codebook
 
 _RECOUNT = text("""
 WITH f AS (
@@ -29,6 +37,7 @@ WITH f AS (
     SELECT agency_id, answers, jsonb_strip_nulls(answers) AS answered,
            COALESCE(expectations, '[]'::jsonb) AS expectations
     FROM sc_ballots WHERE campaign_id = :campaign_id AND status = 'accepted'
+      AND (answer_codes IS NULL OR substring(answer_codes FROM 1 FOR 4) <> :tag)
 ), items AS (
     SELECT b.agency_id, kv.key AS item, kv.value, count(*) AS n
     FROM b, jsonb_each_text(b.answers) AS kv GROUP BY b.agency_id, kv.key, kv.value
@@ -51,29 +60,49 @@ SELECT agency_id, key, CAST(sum(n) AS bigint) AS count FROM shapes, LATERAL (
 """)
 
 
+_CODES = text("""
+SELECT agency_id,
+       string_agg(answer_codes, ''::bytea) FILTER (WHERE substring(answer_codes FROM 1 FOR 4) = :tag) AS codes,
+       count(*) FILTER (WHERE answer_codes IS NULL OR substring(answer_codes FROM 1 FOR 4) <> :tag) AS other
+FROM sc_ballots WHERE campaign_id = :campaign_id AND status = 'accepted' GROUP BY agency_id
+""")
+
+
 _STORE = text(
     "INSERT INTO sc_tallies (campaign_id, agency_id, key, count) SELECT CAST(:campaign_id AS text), a, k, n"
     " FROM unnest(CAST(:agency_ids AS text[]), CAST(:keys AS text[]), CAST(:counts AS bigint[])) AS t(a, k, n)"
 )
 
 
-# The answers' hash aggregation holds ~170 groups an agency (28 items x 6 values): past a few hundred
-# agencies it outgrows the default 4 MB and spills to disk (1.7 GiB of temporary files at 1,000,000
-# ballots). Enough memory for the recount's transaction only (SET LOCAL): about a fifth less server CPU
-# at 200,000 ballots (bench notes in docs/performance-scoring.md).
-_RECOUNT_WORK_MEM = text("SELECT set_config('work_mem', '64MB', true)")
+# Both statements aggregate in memory: the codes per agency (``width`` bytes a ballot: ~330 MB for
+# 10,000,000 ballots) and, on the JSONB path, ~170 groups an agency (28 items x 6 values), which past a
+# few hundred agencies outgrow the default 4 MB and spill to disk (1.7 GiB of temporary files at
+# 1,000,000 ballots). Enough memory for the recount's transaction only (SET LOCAL; bench notes in
+# docs/performance-scoring.md).
+_RECOUNT_WORK_MEM = text("SELECT set_config('work_mem', '256MB', true)")
 
 
 async def recount(conn: AsyncConnection, basis: CampaignBasis) -> dict[tuple[str, str], int]:
     instrument = basis.instrument
+    book = Codebook.of(instrument)
     await conn.execute(_RECOUNT_WORK_MEM)
-    rows = await conn.execute(_RECOUNT, {
-        "campaign_id": basis.campaign_id,
-        "factors": json.dumps([{"code": f.code, "items": list(f.items)} for f in instrument.factors]),
-        "criteria": list(instrument.criteria),
-        "factor_overall": [f.overall_item for f in instrument.factors if f.overall_item],
-    })
-    return {(agency_id, key): int(count) for agency_id, key, count in rows}
+    counted: dict[tuple[str, str], int] = {}
+    without_codes = 0
+    for agency_id, codes, other in await conn.execute(_CODES, {"campaign_id": basis.campaign_id, "tag": book.tag}):
+        without_codes += int(other)
+        if codes:
+            for key, count in book.tallies(book.matrix(codes)).items():
+                counted[(agency_id, key)] = count
+    if without_codes:
+        rows = await conn.execute(_RECOUNT, {
+            "campaign_id": basis.campaign_id, "tag": book.tag,
+            "factors": json.dumps([{"code": f.code, "items": list(f.items)} for f in instrument.factors]),
+            "criteria": list(instrument.criteria),
+            "factor_overall": [f.overall_item for f in instrument.factors if f.overall_item],
+        })
+        for agency_id, key, count in rows:
+            counted[(agency_id, key)] = counted.get((agency_id, key), 0) + int(count)
+    return counted
 
 
 async def kept(conn: AsyncConnection, campaign_id: str) -> dict[tuple[str, str], int]:

@@ -32,6 +32,7 @@ from sipas_events.envelope import Envelope
 from sipas_events.projection import Projection
 from sipas_scoring.adapters.tables import ballots, dossiers, tallies
 from sipas_scoring.application.definitions import definitions
+from sipas_scoring.domain.codes import Codebook
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.tallies import ballot_tallies
 from sipas_scoring.projections.marks import mark_dirty, mark_dirty_since
@@ -67,6 +68,7 @@ async def on_ballot_accepted(conn: AsyncConnection, e: BallotAccepted, env: Enve
         ballot_id=e.ballot_id, campaign_id=e.campaign_id, unit_id=e.unit_id, agency_id=agency_id,
         province=e.province, stratum=e.stratum, draw_id=e.weight_ref, channel=e.channel, answers=e.answers,
         expectations=sorted(e.expectations), status="accepted", accepted_position=env.position, accepted_at=env.time,
+        answer_codes=Codebook.of(basis.instrument).encode(e.answers, e.expectations),
     ).on_conflict_do_nothing().returning(ballots.c.ballot_id))).first()
     if inserted is None:
         return  # counted already, or voided before (a tombstone): never twice
@@ -115,15 +117,17 @@ async def _record_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env: 
 _KNOWN = text("SELECT ballot_id, status, agency_id, answers, expectations FROM sc_ballots"
               " WHERE ballot_id = ANY(CAST(:ids AS text[]))")
 _INSERTED = ("ballot_id", "campaign_id", "unit_id", "agency_id", "province", "stratum", "draw_id", "channel",
-             "answers", "expectations", "status", "accepted_position", "voided_position", "accepted_at")
+             "answers", "expectations", "status", "accepted_position", "voided_position", "accepted_at",
+             "answer_codes")
 _INSERT_BALLOTS = text(  # each column's values as one array, bound under the column's name (JSONB sent as text)
     f"INSERT INTO sc_ballots ({', '.join(_INSERTED)})"
-    " SELECT b, c, u, a, p, s, d, ch, CAST(an AS jsonb), CAST(ex AS jsonb), st, ap, vp, at"
+    " SELECT b, c, u, a, p, s, d, ch, CAST(an AS jsonb), CAST(ex AS jsonb), st, ap, vp, at, co"
     " FROM unnest(CAST(:ballot_id AS text[]), CAST(:campaign_id AS text[]), CAST(:unit_id AS text[]),"
     " CAST(:agency_id AS text[]), CAST(:province AS text[]), CAST(:stratum AS text[]), CAST(:draw_id AS text[]),"
     " CAST(:channel AS text[]), CAST(:answers AS text[]), CAST(:expectations AS text[]), CAST(:status AS text[]),"
     " CAST(:accepted_position AS bigint[]), CAST(:voided_position AS bigint[]),"
-    " CAST(:accepted_at AS timestamptz[])) AS t(b, c, u, a, p, s, d, ch, an, ex, st, ap, vp, at)"
+    " CAST(:accepted_at AS timestamptz[]), CAST(:answer_codes AS bytea[]))"
+    " AS t(b, c, u, a, p, s, d, ch, an, ex, st, ap, vp, at, co)"
     " ON CONFLICT DO NOTHING RETURNING ballot_id"
 )
 _VOID_BALLOTS = text(
@@ -178,7 +182,8 @@ async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]
                                    "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
                                    "expectations": sorted(e.expectations), "status": "accepted",
                                    "accepted_position": env.position, "voided_position": None,
-                                   "accepted_at": env.time}
+                                   "accepted_at": env.time,
+                                   "answer_codes": Codebook.of(basis.instrument).encode(e.answers, e.expectations)}
             state[e.ballot_id] = new[e.ballot_id] = row
             deltas[(e.campaign_id, agency_id)].update(bag)
             mark(e.campaign_id, env, [agency_id])
@@ -189,7 +194,7 @@ async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]
                     "ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": None, "agency_id": UNASSIGNED,
                     "province": e.province, "stratum": None, "draw_id": None, "channel": None, "answers": None,
                     "expectations": None, "status": "voided", "accepted_position": None,
-                    "voided_position": env.position, "accepted_at": None}
+                    "voided_position": env.position, "accepted_at": None, "answer_codes": None}
                 continue
             if known["status"] != "accepted":
                 continue

@@ -1,0 +1,144 @@
+"""Answer codes: a counted ballot's answers and expectations as a few fixed-width bytes.
+
+The tallies projection stores each counted ballot's answers as JSONB (the record) and, beside them,
+as one byte per item of the instrument (the *codes*), so that a recount reads ``width`` bytes a
+ballot instead of parsing JSON, and counts a whole agency's ballots at once with numpy. The codes
+are lossless for what the tallies count, and :meth:`Codebook.tallies` gives exactly the bag
+:func:`tallies.ballot_tallies` sums to (a property test keeps the two equal).
+
+Layout of one ballot (``Codebook.width`` bytes):
+
+- 4 bytes: the codebook's tag (the first bytes of a SHA-256 of its items, values and options), so
+  codes written under another instrument version are never read with this one;
+- one byte per item, in instrument order (criteria, the factors' overall items, the overall item):
+  0 the ballot does not carry the item, 1 it carries it unanswered, ``2 + i`` the ``i``-th scale value;
+- the expectation options chosen, one bit each (option ``k`` is bit ``k % 8`` of byte ``k // 8``).
+
+A ballot the codebook cannot represent (an item or option the instrument lacks, a value off the
+scale, more than 253 scale values) gets no codes (:meth:`Codebook.encode` returns ``None``): the
+recount counts such a ballot from its JSONB answers instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache, cached_property
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sipas_scoring.domain.scheme import Instrument
+
+TAG_BYTES = 4
+ABSENT, UNANSWERED, FIRST_VALUE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Codebook:
+    items: tuple[str, ...]
+    values: tuple[int, ...]
+    options: tuple[str, ...]
+    factors: tuple[tuple[str, tuple[int, ...]], ...]
+    """Each factor's code and the columns of its criteria."""
+    criteria: tuple[int, ...]
+    factor_overall: tuple[int, ...]
+
+    @staticmethod
+    @cache
+    def of(instrument: Instrument) -> Codebook:
+        overall = [f.overall_item for f in instrument.factors if f.overall_item]
+        items = (*instrument.criteria, *overall, *([instrument.overall_item] if instrument.overall_item else []))
+        column = {code: i for i, code in enumerate(items)}
+        return Codebook(
+            items=items, values=tuple(sorted(level.value for level in instrument.scale)),
+            options=tuple(instrument.expectation_options),
+            factors=tuple((f.code, tuple(column[c] for c in f.items)) for f in instrument.factors),
+            criteria=tuple(column[c] for c in instrument.criteria),
+            factor_overall=tuple(column[c] for c in overall))
+
+    @cached_property
+    def tag(self) -> bytes:
+        return hashlib.sha256(repr((self.items, self.values, self.options)).encode()).digest()[:TAG_BYTES]
+
+    @property
+    def width(self) -> int:
+        return TAG_BYTES + len(self.items) + (len(self.options) + 7) // 8
+
+    @cached_property
+    def _column(self) -> dict[str, int]:
+        return {code: i for i, code in enumerate(self.items)}
+
+    @cached_property
+    def _value_code(self) -> dict[int, int]:
+        return {value: FIRST_VALUE + i for i, value in enumerate(self.values)}
+
+    @cached_property
+    def _option_index(self) -> dict[str, int]:
+        return {option: i for i, option in enumerate(self.options)}
+
+    def encode(self, answers: Mapping[str, int | None] | None, expectations: Iterable[str] | None) -> bytes | None:
+        """The ballot's codes, or ``None`` when it carries something the codebook cannot say."""
+        if answers is None or len(self.values) > 255 - FIRST_VALUE:
+            return None
+        body = bytearray(self.width)
+        body[:TAG_BYTES] = self.tag
+        column, value_code = self._column, self._value_code
+        for item, value in answers.items():
+            i = column.get(item)
+            if i is None:
+                return None
+            if value is None:
+                body[TAG_BYTES + i] = UNANSWERED
+            elif type(value) is int and value in value_code:
+                body[TAG_BYTES + i] = value_code[value]
+            else:
+                return None
+        base = TAG_BYTES + len(self.items)
+        for option in expectations or ():
+            k = self._option_index.get(option)
+            if k is None:
+                return None
+            body[base + k // 8] |= 1 << (k % 8)
+        return bytes(body)
+
+    def matrix(self, blob: bytes) -> NDArray[np.uint8]:
+        """Concatenated codes as rows; refuses bytes that are not whole rows of this codebook."""
+        if len(blob) % self.width:
+            raise ValueError(f"{len(blob)} bytes are not whole rows of {self.width}")
+        rows = np.frombuffer(blob, dtype=np.uint8).reshape(-1, self.width)
+        if rows.size and not (rows[:, :TAG_BYTES] == np.frombuffer(self.tag, dtype=np.uint8)).all():
+            raise ValueError("codes written under another codebook")
+        return rows
+
+    def tallies(self, rows: NDArray[np.uint8]) -> Counter[str]:
+        """The sum of :func:`tallies.ballot_tallies` over the ballots whose codes are ``rows``."""
+        n = len(rows)
+        bag: Counter[str] = Counter()
+        if not n:
+            return bag
+        bag["ballots"] = n
+        k = len(self.items)
+        body = rows[:, TAG_BYTES:TAG_BYTES + k]
+        counts = np.bincount((body.astype(np.int32) + np.arange(k, dtype=np.int32) * 256).ravel(),
+                             minlength=256 * k).reshape(k, 256)
+        for i, code in enumerate(self.items):
+            if counts[i, UNANSWERED]:
+                bag[f"item:{code}:na"] = int(counts[i, UNANSWERED])
+            for j, value in enumerate(self.values):
+                if counts[i, FIRST_VALUE + j]:
+                    bag[f"item:{code}:{value}"] = int(counts[i, FIRST_VALUE + j])
+        valid = body >= FIRST_VALUE
+        for factor, columns in self.factors:
+            bag[f"factor:{factor}"] = int(valid[:, list(columns)].any(axis=1).sum())
+        bag["criteria"] = int(valid[:, list(self.criteria)].any(axis=1).sum())
+        if self.factor_overall:
+            bag["factor-overall"] = int(valid[:, list(self.factor_overall)].any(axis=1).sum())
+        if self.options:
+            chosen = np.unpackbits(rows[:, TAG_BYTES + k:], axis=1, bitorder="little")[:, :len(self.options)]
+            bag["expect"] = int(chosen.any(axis=1).sum())
+            for option, count in zip(self.options, chosen.sum(axis=0, dtype=np.int64).tolist(), strict=True):
+                bag[f"expect:{option}"] = count
+        return +bag
