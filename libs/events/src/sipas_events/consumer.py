@@ -128,6 +128,7 @@ class Consumer:
         self._gap_since: float | None = None
         self._last_idle_check = 0.0
         self._rebuild_requests: list[asyncio.Future[None]] = []
+        self._rebuilding = False
         self.ready = asyncio.Event()
         self._acks: set[asyncio.Future[None]] = set()  # acks in flight (fire and forget, but kept referenced)
 
@@ -308,6 +309,8 @@ class Consumer:
         caller applies the run event by event, which finds the event at fault; an infrastructure
         error is raised as it is."""
         run_handler = self.projection.run_handler
+        if self._rebuilding and self.projection.rebuild_handler is not None:
+            run_handler = self.projection.rebuild_handler
         if run_handler is None:
             return False
         try:
@@ -448,6 +451,7 @@ class Consumer:
             await conn.execute(delete(consumer_checkpoints).where(consumer_checkpoints.c.consumer == self.name))
         self.position, self._buffer, self._gap_since = 0, {}, None
         grace, self._gap_grace = self._gap_grace, 0.0
+        self._rebuilding = True
         try:
             async for msg in self._bus.read_stream(stream_name(self.producer)):
                 self._accept(Envelope.model_validate_json(msg.data), None)
@@ -461,7 +465,10 @@ class Consumer:
                 await asyncio.sleep(self._next_timeout())
                 await self._drain()
         finally:
-            self._gap_grace = grace
+            self._gap_grace, self._rebuilding = grace, False
+        if self.projection.rebuilt is not None:
+            async with self._engine.begin() as conn:
+                await self.projection.rebuilt(conn)
         log.info("consumer.rebuilt", consumer=self.name, position=self.position)
 
 

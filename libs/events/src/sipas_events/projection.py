@@ -13,6 +13,7 @@ from sipas_events.envelope import Envelope
 
 Handler = Callable[[AsyncConnection, Any, Envelope], Awaitable[None]]
 RunHandler = Callable[[AsyncConnection, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
+Hook = Callable[[AsyncConnection], Awaitable[None]]
 
 
 @dataclass
@@ -29,6 +30,13 @@ class Projection:
     which stay required: when the run handler raises (a bad event, or ``NotReady``), the consumer
     undoes what it wrote and applies the run through the handlers, which find the event at fault;
     dead letters are replayed through them too.
+
+    ``rebuild_handler`` (optional, :meth:`on_rebuild_run`) applies runs instead of ``run_handler``
+    while the projection is rebuilt from its stream: it may leave out state derived from the rows it
+    writes (counts, sums) provided it records, in the same transaction, that the state is owed — the
+    projection's own business — and ``rebuilt`` (:meth:`after_rebuild`), called once in a transaction
+    after the replay, derives it. A rebuild interrupted before ``rebuilt`` leaves the owed state to
+    the projection's handlers (which must settle what is owed before they add to it).
     """
 
     name: str
@@ -36,6 +44,8 @@ class Projection:
     tables: Sequence[Table]
     handlers: dict[str, Handler] = field(default_factory=dict)
     run_handler: RunHandler | None = None
+    rebuild_handler: RunHandler | None = None
+    rebuilt: Hook | None = None
 
     def on(self, event_name: str) -> Callable[[Handler], Handler]:
         def wrap(fn: Handler) -> Handler:
@@ -46,4 +56,12 @@ class Projection:
 
     def on_run(self, fn: RunHandler) -> RunHandler:
         self.run_handler = fn
+        return fn
+
+    def on_rebuild_run(self, fn: RunHandler) -> RunHandler:
+        self.rebuild_handler = fn
+        return fn
+
+    def after_rebuild(self, fn: Hook) -> Hook:
+        self.rebuilt = fn
         return fn

@@ -219,6 +219,49 @@ async def test_a_rebuild_applying_more_than_4681_events_in_one_run(engine, jetst
     assert set((await projected(engine)).values()) == {1}
 
 
+async def test_a_rebuild_applies_runs_through_the_rebuild_handler_then_calls_rebuilt_once(engine, jetstream):
+    """Live runs go through ``run_handler``; a rebuild's runs through ``rebuild_handler`` (here it leaves
+    ``applied`` at 0, as a projection leaves derived state owed), then ``rebuilt`` once (here it derives it)."""
+    from sipas_events.testing import seen
+
+    await create_test_tables(engine)
+    projection = counting_projection()
+    calls: list[tuple[str, int]] = []
+
+    @projection.on_run
+    async def live(conn, events):
+        calls.append(("run", len(events)))
+        for event, env in events:
+            await projection.handlers["AgencyRegistered"](conn, event, env)
+
+    @projection.on_rebuild_run
+    async def rebuilding(conn, events):
+        calls.append(("rebuild", len(events)))
+        await conn.execute(seen.insert(), [{"agency_id": e.agency_id, "name": e.name, "applied": 0,
+                                            "position": env.position} for e, env in events])
+
+    @projection.after_rebuild
+    async def derive(conn):
+        calls.append(("rebuilt", 0))
+        await conn.execute(seen.update().where(seen.c.applied == 0).values(applied=1))
+
+    store = EventStore("registry")
+    run = Running(engine, jetstream, projection).start()
+    await append_agencies(engine, store, 1, 120)
+    await eventually(lambda: _all_applied(engine, 120))
+    live_runs = list(calls)
+    await run.consumer.rebuild()
+    rebuild_calls = calls[len(live_runs):]
+    await append_agencies(engine, store, 121, 5)  # after the rebuild, live runs again
+    await eventually(lambda: _all_applied(engine, 125))
+    await run.close()
+    assert live_runs and {kind for kind, _ in live_runs} == {"run"}
+    assert [kind for kind, _ in rebuild_calls] == ["rebuild"] * (len(rebuild_calls) - 1) + ["rebuilt"]
+    assert sum(n for _, n in rebuild_calls) == 120  # every event once, in runs of at most the batch (50)
+    assert calls[-1][0] == "run"
+    assert set((await projected(engine)).values()) == {1}
+
+
 async def test_handlers_run_with_the_event_correlation_id_bound(engine, jetstream):
     """The first event of a run is logged at INFO, the others at DEBUG, each with its correlation id;
     whatever a handler logs carries the event's ids too."""

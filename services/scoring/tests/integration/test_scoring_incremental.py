@@ -30,6 +30,7 @@ from sipas_scoring.application.recount import recount
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.tallies import ballot_tallies, sum_tallies
 from sipas_scoring.projections.tallies import projection as counted
+from sipas_scoring.projections.tallies import settle
 
 REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
 SIPAS = json.loads((REFERENCE / "instruments" / "sipas-2017.json").read_text(encoding="utf-8"))["definition"]
@@ -142,12 +143,12 @@ def applied_both_ways(database: str, actions, cuts: list[int]):
     to another by runs through the run handler (a transaction a run, as the consumer applies them):
     each campaign's (tallies, counted-ballot rows) and its recount; the second recount after every other
     ballot lost its answer codes (counted before migration 0005), so both recount paths add up."""
-    one_by_one, by_runs = f"c{next(_campaigns)}", f"c{next(_campaigns)}"
+    one_by_one, by_runs, rebuilt = f"c{next(_campaigns)}", f"c{next(_campaigns)}", f"c{next(_campaigns)}"
 
     async def run():
         engine = create_async_engine(database)
         try:
-            for campaign_id in (one_by_one, by_runs):
+            for campaign_id in (one_by_one, by_runs, rebuilt):
                 await open_campaign(engine, campaign_id)
             for event, env in events_of(one_by_one, actions):
                 async with engine.begin() as conn:
@@ -156,12 +157,22 @@ def applied_both_ways(database: str, actions, cuts: list[int]):
             for run_events in runs_of(events_of(by_runs, actions), cuts):
                 async with engine.begin() as conn:
                     await counted.run_handler(conn, run_events)
+            assert counted.rebuild_handler is not None  # as a rebuild applies runs: tallies owed, then settled
+            for run_events in runs_of(events_of(rebuilt, actions), cuts):
+                async with engine.begin() as conn:
+                    await counted.rebuild_handler(conn, run_events)
+            async with engine.begin() as conn:
+                await settle(conn, [rebuilt])
             async with engine.connect() as conn:
+                rebuilt_state = await state_of(conn, rebuilt)
+                owed = (await conn.execute(text("SELECT count(*) FROM sc_recounts_owed WHERE campaign_id = :c"),
+                                           {"c": rebuilt})).scalar()
+                assert owed == 0
                 found = (await state_of(conn, one_by_one), await state_of(conn, by_runs),
                          await recount(conn, await definitions.basis(conn, one_by_one)))
                 await conn.execute(text("UPDATE sc_ballots SET answer_codes = NULL WHERE campaign_id = :c"
                                         " AND right(ballot_id, 1) IN ('0', '2', '4', '6', '8')"), {"c": by_runs})
-                return (*found, await recount(conn, await definitions.basis(conn, by_runs)))
+                return (*found, await recount(conn, await definitions.basis(conn, by_runs)), rebuilt_state)
         finally:
             await engine.dispose()
 
@@ -171,10 +182,12 @@ def applied_both_ways(database: str, actions, cuts: list[int]):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(action, max_size=30), st.lists(st.integers(0, 30), max_size=6))
 def test_incremental_tallies_equal_a_recompute_from_the_events(database, actions, cuts):
-    (incremental, rows), (run_tallies, run_rows), recounted, run_recounted = applied_both_ways(database, actions, cuts)
+    (incremental, rows), (run_tallies, run_rows), recounted, run_recounted, (rebuilt_tallies, rebuilt_rows) = (
+        applied_both_ways(database, actions, cuts))
     truth = recompute(actions)
     assert incremental == truth   # kept event by event
     assert run_tallies == truth   # kept a run at a time
+    assert rebuilt_tallies == truth and rebuilt_rows == rows  # rebuilt: rows run by run, tallies recounted once
     assert recounted == truth == run_recounted  # the operators' recount from the counted ballots agrees too
     assert run_rows == rows       # the same counted-ballot rows and tombstones, column for column
     for row in rows:              # answer codes for what the instrument can say, JSONB only for the rest
@@ -191,11 +204,41 @@ def test_one_run_accepting_voiding_and_repeating_a_ballot(database):
                ("accept", 3, answered, "a1", []), ("void", 4, {}, "", []), ("accept", 4, answered, "a3", []),
                ("void", 1, {}, "", []), ("void", 1, {}, "", []), ("accept", 2, answered, "a3", ["KN2"]),
                ("accept", 5, answered, "a3", ["KN1", "KN3"]), ("void", 6, {}, "", [])]
-    (tallies_each, rows_each), (tallies_run, rows_run), _, recounted = applied_both_ways(
-        database, actions, [len(earlier)])
+    (tallies_each, rows_each), (tallies_run, rows_run), _, recounted, (tallies_rebuilt, rows_rebuilt) = (
+        applied_both_ways(database, actions, [len(earlier)]))
     truth = recompute(actions)
-    assert tallies_run == tallies_each == truth == recounted
-    assert rows_run == rows_each
+    assert tallies_run == tallies_each == truth == recounted == tallies_rebuilt
+    assert rows_run == rows_each == rows_rebuilt
     assert {(r[0], r[9]) for r in rows_run} == {("-b1", "voided"), ("-b2", "accepted"), ("-b3", "voided"),
                                                ("-b4", "voided"), ("-b5", "accepted"), ("-b6", "voided")}
     assert truth[("a3", "ballots")] == 1 and ("a2", "ballots") in truth and ("a1", "ballots") not in truth
+
+
+def test_a_rebuild_stopped_half_way_leaves_tallies_owed_and_the_next_run_settles_them(database):
+    """The process dies during a rebuild: runs so far wrote ballots and owed their tallies. The consumer
+    then resumes with live runs, which settle the campaign (one recount) before they add to it."""
+    actions = [("accept", k, {ITEMS[k % 8]: 1 + k % 5, ITEMS[(k + 3) % 8]: None}, AGENCIES[k % 3], ["E1"][: k % 2])
+               for k in range(12)] + [("void", 2, {}, "", []), ("accept", 2, {ITEMS[0]: 5}, "a1", [])]
+    campaign_id = f"c{next(_campaigns)}"
+    events = events_of(campaign_id, actions)
+
+    async def run():
+        engine = create_async_engine(database)
+        try:
+            await open_campaign(engine, campaign_id)
+            async with engine.begin() as conn:
+                await counted.rebuild_handler(conn, events[:7])
+            async with engine.connect() as conn:
+                owed = (await conn.execute(text("SELECT campaign_id FROM sc_recounts_owed"))).scalars().all()
+                partial, _ = await state_of(conn, campaign_id)
+            async with engine.begin() as conn:
+                await counted.run_handler(conn, events[7:])
+            async with engine.connect() as conn:
+                left = (await conn.execute(text("SELECT count(*) FROM sc_recounts_owed"))).scalar()
+                return owed, partial, (await state_of(conn, campaign_id))[0], left
+        finally:
+            await engine.dispose()
+
+    owed, partial, tallies, left = asyncio.run(run())
+    assert campaign_id in owed and partial == {}  # owed, not counted by halves
+    assert tallies == recompute(actions) and left == 0

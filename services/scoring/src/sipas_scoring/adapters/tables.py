@@ -6,7 +6,7 @@ ratings (from ballots). Working tables (not rebuilt): which campaigns changed si
 last computed, the latest provisional figures, and the frozen snapshots.
 
 The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these, and later
-migrations add what follows them (0005: ``sc_ballots.answer_codes``).
+migrations add what follows them (0005: ``sc_ballots.answer_codes`` and ``sc_recounts_owed``).
 """
 
 from __future__ import annotations
@@ -106,6 +106,12 @@ _tables["sc_ballots"].append_column(Column(
 units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
                                                                      "sc_tallies", "sc_dossiers"))
 dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]
+
+recounts_owed = Table(
+    "sc_recounts_owed", metadata, Column("campaign_id", Text, primary_key=True), Column("since", TZ, nullable=False),
+    comment="Campaigns whose tallies a rebuild left to a recount (projections.tallies.settle); since 0005")
+""":mod:`projections.tallies` writes no tallies while the projection is rebuilt: it marks the campaign here
+in the run's transaction, and the recount that settles it deletes the mark in its own."""
 
 
 def v1_upgrade(op: Any) -> None:

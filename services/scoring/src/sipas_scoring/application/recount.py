@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_scoring.adapters.tables import tallies
+from sipas_scoring.adapters.tables import recounts_owed, tallies
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.domain.codes import Codebook
 
@@ -117,10 +117,17 @@ async def verify(conn: AsyncConnection, basis: CampaignBasis, apply: bool = Fals
     differences = [{"agency_id": a, "key": k, "kept": current.get((a, k), 0), "recount": fresh.get((a, k), 0)}
                    for a, k in sorted(set(fresh) | set(current)) if fresh.get((a, k), 0) != current.get((a, k), 0)]
     if apply and differences:
-        await conn.execute(delete(tallies).where(tallies.c.campaign_id == basis.campaign_id))
-        keyed = sorted(fresh.items())  # one statement from arrays, whatever the number of rows
-        await conn.execute(_STORE, {"campaign_id": basis.campaign_id, "agency_ids": [a for (a, _), _ in keyed],
-                                    "keys": [k for (_, k), _ in keyed], "counts": [c for _, c in keyed]})
+        await replace(conn, basis.campaign_id, fresh)
     return {"campaign_id": basis.campaign_id, "keys": len(fresh), "ballots": sum(
         c for (_, k), c in fresh.items() if k == "ballots"), "differences": differences[:1000],
         "difference_count": len(differences), "applied": bool(apply and differences)}
+
+
+async def replace(conn: AsyncConnection, campaign_id: str, counted: dict[tuple[str, str], int]) -> None:
+    """The campaign's tallies replaced by ``counted`` (a recount): nothing is owed any more."""
+    await conn.execute(delete(tallies).where(tallies.c.campaign_id == campaign_id))
+    keyed = sorted(counted.items())  # one statement from arrays, whatever the number of rows
+    if keyed:
+        await conn.execute(_STORE, {"campaign_id": campaign_id, "agency_ids": [a for (a, _), _ in keyed],
+                                    "keys": [k for (_, k), _ in keyed], "counts": [c for _, c in keyed]})
+    await conn.execute(delete(recounts_owed).where(recounts_owed.c.campaign_id == campaign_id))

@@ -13,6 +13,12 @@ dirty mark per campaign. The state it leaves is the one the per-event handlers b
 property test in ``tests/integration`` checks both against a recompute); they stay the reference, and
 the consumer falls back to them when a run cannot be applied at once (a campaign not known yet, an
 answer off the scale), so such an event is retried or dead-lettered on its own.
+
+While the projection is rebuilt from the stream, runs go through :func:`rebuild_run`, which writes the
+ballots but no tallies: it marks their campaigns owed (``sc_recounts_owed``, in the run's transaction)
+and the rebuild ends with :func:`settle`, one recount a campaign from the answer codes. Whatever touches
+an owed campaign's tallies settles it first (the handlers, :func:`apply_run`, and the service at start),
+so a rebuild interrupted half-way leaves tallies that are owed, never wrong.
 """
 
 from __future__ import annotations
@@ -30,14 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sipas_events.catalogue.ballots import BallotAccepted, BallotVoided, OnlineRatingsRecorded
 from sipas_events.envelope import Envelope
 from sipas_events.projection import Projection
-from sipas_scoring.adapters.tables import ballots, dossiers, tallies
+from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, tallies
 from sipas_scoring.application.definitions import definitions
+from sipas_scoring.application.recount import recount, replace
 from sipas_scoring.domain.codes import Codebook
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.tallies import ballot_tallies
 from sipas_scoring.projections.marks import mark_dirty, mark_dirty_since
 
-projection = Projection(name="tallies", producer="ballots", tables=[ballots, tallies, dossiers])
+projection = Projection(name="tallies", producer="ballots", tables=[ballots, tallies, dossiers, recounts_owed])
 UNASSIGNED = "unassigned"
 
 _ADD = text(
@@ -60,8 +67,38 @@ def _ballot(ballot_id: str, answers: dict[str, int | None], expectations: list[s
     return Ballot(ballot_id, answers, frozenset(expectations))
 
 
+# ---- tallies owed by a rebuild --------------------------------------------------------------------
+_SETTLE = text("DELETE FROM sc_recounts_owed WHERE campaign_id = ANY(CAST(:ids AS text[])) RETURNING campaign_id")
+_SETTLE_ALL = text("DELETE FROM sc_recounts_owed RETURNING campaign_id")
+_OWE = text("INSERT INTO sc_recounts_owed (campaign_id, since) SELECT unnest(CAST(:ids AS text[])), now()"
+            " ON CONFLICT DO NOTHING")
+
+
+async def settle(conn: AsyncConnection, campaign_ids: Sequence[str] | None = None) -> list[str]:
+    """Recount the campaigns (of ``campaign_ids``, or all) whose tallies a rebuild left owed, and store them.
+
+    The mark is deleted first, so a concurrent settler of the same campaign waits on its row and then
+    finds nothing to do; the recount then reads the ballots as committed, which are all the ballots the
+    tallies must count (the consumer applies one run at a time and settles before it adds)."""
+    if campaign_ids is not None and not campaign_ids:
+        return []
+    owed = sorted((await conn.execute(_SETTLE_ALL if campaign_ids is None else _SETTLE,
+                                      {} if campaign_ids is None else {"ids": sorted(set(campaign_ids))})).scalars())
+    for campaign_id in owed:
+        await replace(conn, campaign_id, await recount(conn, await definitions.basis(conn, campaign_id)))
+        await mark_dirty_since(conn, campaign_id, dt.datetime.now(dt.UTC), [])
+    return owed
+
+
+@projection.after_rebuild
+async def settle_all(conn: AsyncConnection) -> None:
+    await settle(conn)
+
+
+# ---- one event at a time ----------------------------------------------------------------------------
 @projection.on("BallotAccepted")
 async def on_ballot_accepted(conn: AsyncConnection, e: BallotAccepted, env: Envelope) -> None:
+    await settle(conn, [e.campaign_id])
     basis = await definitions.basis(conn, e.campaign_id)
     agency_id = e.agency_id or UNASSIGNED
     inserted = (await conn.execute(insert(ballots).values(
@@ -79,6 +116,7 @@ async def on_ballot_accepted(conn: AsyncConnection, e: BallotAccepted, env: Enve
 
 @projection.on("BallotVoided")
 async def on_ballot_voided(conn: AsyncConnection, e: BallotVoided, env: Envelope) -> None:
+    await settle(conn, [e.campaign_id])
     row = (await conn.execute(update(ballots).where(ballots.c.ballot_id == e.ballot_id, ballots.c.status == "accepted")
                               .values(status="voided", voided_position=env.position)
                               .returning(ballots.c.agency_id, ballots.c.answers, ballots.c.expectations))).first()
@@ -154,6 +192,20 @@ class RunConflict(Exception):
 @projection.on_run
 async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]]) -> None:
     """Apply a run of events set-based, leaving the state the handlers above leave one by one."""
+    await settle(conn, sorted({e.campaign_id for e, _ in events if isinstance(e, (BallotAccepted, BallotVoided))}))
+    await _apply(conn, events, owe=False)
+
+
+@projection.on_rebuild_run
+async def rebuild_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]]) -> None:
+    """A run while the projection is rebuilt: the ballots as :func:`apply_run` writes them, but no tallies —
+    their campaigns are marked owed instead, and :func:`settle` recounts each once at the end (the recount
+    counts a million ballots in a few seconds; adding ~30 tally rows a ballot run by run was most of a
+    rebuild's time)."""
+    await _apply(conn, events, owe=True)
+
+
+async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], owe: bool) -> None:
     ids = sorted({e.ballot_id for e, _ in events if isinstance(e, (BallotAccepted, BallotVoided))})
     state: dict[str, dict[str, Any]] = {}  # each ballot of the run as stored, then as the run leaves it
     if ids:
@@ -176,16 +228,18 @@ async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]
             if e.ballot_id in state:
                 continue  # counted already, or voided before (a tombstone): never twice
             agency_id = e.agency_id or UNASSIGNED
-            bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, e.answers, e.expectations))
+            codes = Codebook.of(basis.instrument).encode(e.answers, e.expectations)
+            if not owe or codes is None:  # counting a ballot also checks its answers are on the scale
+                deltas[(e.campaign_id, agency_id)].update(ballot_tallies(basis.instrument, _ballot(
+                    e.ballot_id, e.answers, e.expectations)))
             row: dict[str, Any] = {"ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": e.unit_id,
                                    "agency_id": agency_id, "province": e.province, "stratum": e.stratum,
                                    "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
                                    "expectations": sorted(e.expectations), "status": "accepted",
                                    "accepted_position": env.position, "voided_position": None,
                                    "accepted_at": env.time,
-                                   "answer_codes": Codebook.of(basis.instrument).encode(e.answers, e.expectations)}
+                                   "answer_codes": codes}
             state[e.ballot_id] = new[e.ballot_id] = row
-            deltas[(e.campaign_id, agency_id)].update(bag)
             mark(e.campaign_id, env, [agency_id])
         elif isinstance(e, BallotVoided):
             known = state.get(e.ballot_id)
@@ -203,10 +257,12 @@ async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]
                 known["voided_position"] = env.position
             else:
                 voided[e.ballot_id] = env.position
-            basis = await definitions.basis(conn, e.campaign_id)
-            bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, known["answers"], known["expectations"] or []))
-            deltas[(e.campaign_id, known["agency_id"])].subtract(bag)
-            subtracted.add((e.campaign_id, known["agency_id"]))
+            if not owe:
+                basis = await definitions.basis(conn, e.campaign_id)
+                bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, known["answers"],
+                                                               known["expectations"] or []))
+                deltas[(e.campaign_id, known["agency_id"])].subtract(bag)
+                subtracted.add((e.campaign_id, known["agency_id"]))
             mark(e.campaign_id, env, [known["agency_id"]])
         elif isinstance(e, OnlineRatingsRecorded):  # dossiers do not meet ballots: written in order as they come
             await _record_ratings(conn, e, env)
@@ -214,6 +270,11 @@ async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]
         else:
             raise TypeError(f"tallies cannot apply {type(e).__name__} in a run")
 
+    if owe:
+        deltas.clear()  # counted by the recount that settles the campaign, as every other ballot
+        owed = sorted({e.campaign_id for e, _ in events if isinstance(e, (BallotAccepted, BallotVoided))})
+        if owed:
+            await conn.execute(_OWE, {"ids": owed})
     await _write_run(conn, new, voided, deltas, subtracted)
     for campaign_id, (since, agency_ids) in sorted(marks.items()):
         await mark_dirty_since(conn, campaign_id, since, agency_ids)
