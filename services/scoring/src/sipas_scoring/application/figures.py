@@ -14,7 +14,6 @@ that subtraction from its parent would reveal; suppressed cells show n but no fi
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import math
@@ -27,12 +26,22 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events import canonical
 from sipas_scoring.adapters.tables import ballots, dossiers, reference, tallies, units, weights
 from sipas_scoring.application.definitions import CampaignBasis
+from sipas_scoring.application.figures_engine import (
+    Context,
+    Held,
+    LocalRunner,
+    Request,
+    Runner,
+    fingerprint_of,
+    held_after,
+)
+from sipas_scoring.application.measured import Counted, Measured, items_of
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
@@ -45,23 +54,10 @@ from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey import SurveyEstimate
 from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, estimate_arrays
 from sipas_scoring.domain.tallies import Tallies, expectation_shares, points_scores, share_scores, sum_tallies
-from sipas_scoring.domain.weighted_shares import Terms, answered_items, factor_terms, overall_terms
+from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
 
 NATIONAL = "national"
-
-
-@dataclass
-class Counted:
-    """One counted ballot with its design: what intervals are computed from."""
-
-    ballot: Ballot
-    agency_id: str
-    province: str | None
-    stratum: str | None
-    weight: Fraction | None
-    row: int = -1
-    """Its row in the campaign's per-item arrays (see :meth:`CampaignFigures._measure`)."""
 
 
 @dataclass
@@ -90,37 +86,16 @@ def _ci(interval: Interval | None, scale: float = HUNDRED) -> list[str] | None:
     return [str(present(interval.lower * scale)), str(present(interval.upper * scale))]
 
 
-async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], list[Counted],
-                                                                  dict[str, dict[str, Any]], dict[str, int] | None,
-                                                                  list[dict[str, Any]], dict[str, str]]:
-    """Tallies by agency, counted ballots with weights, agencies' names, strata populations, dossiers,
-    province names."""
+async def load_context(conn: AsyncConnection, campaign_id: str) -> Context:
+    """Everything a document is computed from but the counted ballots: tallies by agency, the adjusted
+    weights and strata populations, the agencies' names, dossiers, province names."""
     by_agency: dict[str, Counter[str]] = defaultdict(Counter)
     for agency_id, key, count in await conn.execute(select(tallies.c.agency_id, tallies.c.key, tallies.c.count)
                                                     .where(tallies.c.campaign_id == campaign_id)):
         by_agency[agency_id][key] = int(count)
-    design = {r.unit_id: (r.draw_id, r.stratum, Fraction(r.design_weight)) for r in await conn.execute(
-        select(units.c.unit_id, units.c.draw_id, units.c.stratum, units.c.design_weight)
-        .where(units.c.campaign_id == campaign_id))}
     adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] = {
         (r.draw_id, r.stratum): (None if r.final_weight is None else Fraction(r.final_weight), int(r.population))
         for r in await conn.execute(select(weights).where(weights.c.campaign_id == campaign_id))}
-    counted = []
-    strata_seen: set[str] = set()
-    for r in await conn.execute(select(ballots).where(ballots.c.campaign_id == campaign_id,
-                                                      ballots.c.status == "accepted").order_by(ballots.c.ballot_id)):
-        draw_id, stratum, weight = design.get(r.unit_id, (r.draw_id, r.stratum, None))
-        draw_id, stratum = draw_id or r.draw_id, stratum or r.stratum
-        final = adjusted.get((draw_id, stratum))
-        if final is not None and final[0] is not None:
-            weight = final[0]
-        key = f"{draw_id}|{stratum}"
-        strata_seen.add(key)
-        counted.append(Counted(Ballot(r.ballot_id, dict(r.answers), frozenset(r.expectations or [])), r.agency_id,
-                               r.province, key, weight))
-    population: dict[str, int] | None = {f"{d}|{s}": pop for (d, s), (_, pop) in adjusted.items()}
-    if population is not None and not strata_seen <= set(population):
-        population = None  # finite population correction only once every stratum's frame size is known
     agency_ids = sorted(by_agency)
     agencies = {r.agency_id: dict(r._mapping) for r in await conn.execute(
         select(reference.agencies.c.agency_id, reference.agencies.c.code, reference.agencies.c.name,
@@ -130,7 +105,47 @@ async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Count
     a = reference.agencies.c
     provinces = {code: name for code, name in await conn.execute(
         select(a.code, a.name).where(a.level == "province").order_by(a.valid_from))}  # the latest name wins
-    return by_agency, counted, agencies, population, rated, provinces
+    return Context(dict(by_agency), agencies, adjusted, rated, provinces)
+
+
+async def load_counted(conn: AsyncConnection, campaign_id: str,
+                       adjusted: Mapping[tuple[str, str], tuple[Fraction | None, int]],
+                       only: Sequence[str] | None = None) -> list[Counted]:
+    """The campaign's counted ballots (or those of ``only``) with their design, in ballot-id order: the
+    unit's draw and stratum (else the ballot's own) and its design weight, or the adjusted weight of its
+    stratum once published."""
+    b, u = ballots.c, units.c
+    query = (select(b.ballot_id, b.agency_id, b.province, b.draw_id, b.stratum, b.answers, b.expectations,
+                    u.draw_id.label("unit_draw_id"), u.stratum.label("unit_stratum"), u.design_weight)
+             .select_from(ballots.outerjoin(units, (u.unit_id == b.unit_id) & (u.campaign_id == campaign_id)))
+             .where(b.campaign_id == campaign_id, b.status == "accepted"))
+    if only is not None:
+        query = query.where(b.ballot_id.in_(list(only)))
+    counted = []
+    for r in await conn.execute(query.order_by(b.ballot_id)):
+        if r.unit_draw_id is None:
+            draw_id, stratum, weight = r.draw_id, r.stratum, None
+        else:
+            draw_id, stratum = r.unit_draw_id or r.draw_id, r.unit_stratum or r.stratum
+            weight = Fraction(r.design_weight)
+        final = adjusted.get((draw_id, stratum))
+        if final is not None and final[0] is not None:
+            weight = final[0]
+        counted.append(Counted(Ballot(r.ballot_id, dict(r.answers), frozenset(r.expectations or [])), r.agency_id,
+                               r.province, f"{draw_id}|{stratum}", weight))
+    counted.sort(key=lambda c: c.ballot.ballot_id)  # whatever the database's collation: the order a state keeps
+    return counted
+
+
+async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], list[Counted],
+                                                                  dict[str, dict[str, Any]], dict[str, int] | None,
+                                                                  list[dict[str, Any]], dict[str, str]]:
+    """Tallies by agency, counted ballots with weights, agencies' names, strata populations, dossiers,
+    province names: the arguments of :class:`CampaignFigures` after the basis."""
+    context = await load_context(conn, campaign_id)
+    counted = await load_counted(conn, campaign_id, context.adjusted)
+    population = context.population({c.stratum for c in counted if c.stratum is not None})
+    return context.by_agency, counted, context.agencies, population, context.rated, context.provinces
 
 
 def _estimate(arrays: tuple[Any, Groups, Any, Any] | None, coefficients: Sequence[Fraction],
@@ -166,8 +181,13 @@ class CampaignFigures:
     def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: list[Counted],
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
                  rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
-                 memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None) -> None:
-        self.basis, self.counted, self.population = basis, counted, population
+                 memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None,
+                 measured: Measured | None = None) -> None:
+        """``measured``: the state of exactly ``counted`` kept from an earlier computation (see
+        :mod:`~sipas_scoring.application.measured`); measured here when not given."""
+        if measured is None:
+            measured = Measured.build(basis, counted)
+        self.basis, self.counted, self.population = basis, measured.counted, population
         self._previous = memo or {}
         self.memo: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
@@ -176,12 +196,11 @@ class CampaignFigures:
         self.province_names = province_names or {}
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
-        overall_items = [f.overall_item for f in self.instrument.factors if f.overall_item]
-        self.items = [*self.instrument.criteria, *overall_items,
-                      *([self.instrument.overall_item] if self.instrument.overall_item else [])]
+        self.items = items_of(basis)
         self._position = {code: i for i, code in enumerate(self.items)}
-        self._measure()
-        self._digest_strata()
+        self._take(measured)
+        self._digest_campaign()
+        self._domains: dict[tuple[str, bool], tuple[Any, Groups, Any, Any, Any] | None] = {}
         self.units = self._hierarchy(by_agency)
 
     def present(self, value: Fraction | None) -> str | None:
@@ -221,61 +240,51 @@ class CampaignFigures:
                 ) -> tuple[Any, Groups, Any, Any] | None:
         """Per-ballot (y, x) of each term as arrays; weighted: the unit as a domain of its strata (its
         strata's other ballots count with zeros), with each (stratum, weight) group's exact weight."""
+        domain = self._domain(unit, weighted)
+        if domain is None:
+            return None  # a ballot whose weight has not arrived: no weighted figure yet
+        group, groups, ys, xs, mine = domain
+        cols = [[self._position[item] for item in items] for items in terms]
+        y = np.stack([ys[:, c].sum(axis=1) for c in cols], axis=1)
+        x = np.stack([xs[:, c].sum(axis=1) for c in cols], axis=1)
+        if mine is not None:
+            y, x = y * mine[:, None], x * mine[:, None]
+        return group, groups, y, x
+
+    def _domain(self, unit: Unit, weighted: bool) -> tuple[Any, Groups, Any, Any, Any] | None:
+        """The rows an estimate of the unit runs over, once per unit and kind (every term reuses them):
+        (group per row, groups, their y and x per item, which rows are the unit's or None for all)."""
+        key = (unit.key, weighted)
+        if key in self._domains:
+            return self._domains[key]
         rows = unit.rows
+        found: tuple[Any, Groups, Any, Any, Any] | None
         if weighted:
             if not self._weighted[rows].all():
-                return None  # a ballot whose weight has not arrived: no weighted figure yet
-            pool = np.flatnonzero(np.isin(self._stratum, np.unique(self._stratum[rows])) & self._weighted)
-            mine = np.isin(pool, rows)
-            local, group = np.unique(self._group[pool], return_inverse=True)
-            groups = Groups([self._group_weight[g] for g in local], [self._group_stratum[g] for g in local])
+                found = None
+            else:
+                strata = np.unique(self._stratum[rows]).tolist()
+                pool = np.sort(np.concatenate([self._strata_rows[s] for s in strata])) if strata else rows[:0]
+                pool = pool[self._weighted[pool]]
+                mine = np.isin(pool, rows)
+                local, group = np.unique(self._group[pool], return_inverse=True)
+                groups = Groups([self._group_weight[g] for g in local], [self._group_stratum[g] for g in local])
+                found = (group.astype(np.int64), groups, self._y[pool], self._x[pool], mine)
         else:
-            pool, mine = rows, np.ones(len(rows), dtype=bool)
-            group, groups = np.zeros(len(rows), dtype=np.int64), UNWEIGHTED
-        ys, xs = self._y[pool], self._x[pool]
-        cols = [[self._position[item] for item in items] for items in terms]
-        y = np.stack([ys[:, c].sum(axis=1) for c in cols], axis=1) * mine[:, None]
-        x = np.stack([xs[:, c].sum(axis=1) for c in cols], axis=1) * mine[:, None]
-        return group.astype(np.int64), groups, y, x
+            found = (np.zeros(len(rows), dtype=np.int64), UNWEIGHTED, self._y[rows], self._x[rows], None)
+        self._domains[key] = found
+        return found
 
-    def _measure(self) -> None:
-        """Each ballot's (y, x) per item, once, as two integer arrays: terms are sums of item columns,
-        so every interval of every unit reuses them. Also each ballot's stratum and weight group."""
-        if self.scheme.kind == "points":
-            top = max(self.scheme.points_for(level) for level in self.instrument.scale)
-            zero = self.scheme.unanswered == "zero"
-
-            def item(value: int | None, carried: bool) -> tuple[int, int]:
-                if value is None:
-                    return 0, top if carried and zero else 0
-                return self.scheme.points_for(self.instrument.level(value)), top
-        else:
-            satisfied = self.instrument.satisfied_levels
-
-            def item(value: int | None, carried: bool) -> tuple[int, int]:
-                return (0, 0) if value is None else (int(value in satisfied), 1)
-        width = len(self.items)
-        none = (0, 0)
-        strata: dict[str, int] = {}
-        groups: dict[tuple[str, Fraction], int] = {}
-        stratum_of, group_of, weighted, ys, xs = [], [], [], [], []
-        for row, c in enumerate(self.counted):
-            c.row = row
-            answers = c.ballot.answers
-            pairs = [item(answers[code], True) if code in answers else none for code in self.items]
-            ys.append([p[0] for p in pairs])
-            xs.append([p[1] for p in pairs])
-            label = c.stratum or "all"
-            stratum_of.append(strata.setdefault(label, len(strata)))
-            weighted.append(c.weight is not None)
-            group_of.append(groups.setdefault((label, c.weight), len(groups)) if c.weight is not None else -1)
-        self._y = np.array(ys, dtype=np.int64).reshape(len(self.counted), width)
-        self._x = np.array(xs, dtype=np.int64).reshape(len(self.counted), width)
-        self._stratum = np.array(stratum_of, dtype=np.int64)
-        self._group = np.array(group_of, dtype=np.int64)
-        self._weighted = np.array(weighted, dtype=bool)
-        self._group_weight = [w for _, w in groups]
-        self._group_stratum = [label for label, _ in groups]
+    def _take(self, measured: Measured) -> None:
+        """Each ballot's (y, x) per item, as two integer arrays (terms are sums of item columns, so every
+        interval of every unit reuses them), which items it answered, its stratum and weight group."""
+        self.measured = measured
+        self._y, self._x, self._answered = measured.y, measured.x, measured.answered
+        self._stratum, self._group, self._weighted = measured.stratum, measured.group, measured.weighted
+        self._group_weight, self._group_stratum = measured.group_weight, measured.group_stratum
+        self._strata_rows = measured.strata_rows
+        self._strata_digests = measured.strata_digests
+        self._strata_groups = measured.strata_groups
 
     def _interval_pair(self, unit: Unit, terms: Terms) -> dict[str, Any]:
         if not terms.items or not unit.ballots:
@@ -297,10 +306,17 @@ class CampaignFigures:
             out["weighted"] = _survey(pair["weighted"], with_design=True, places_rule=lambda v: str(self.present(v)))
         return out
 
+    def _answered_items(self, unit: Unit) -> frozenset[str]:
+        """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
+        the terms ask about — they only ever ask about the items measured."""
+        if not unit.ballots:
+            return frozenset()
+        return frozenset(self.items[k] for k in np.flatnonzero(self._answered[unit.rows].any(axis=0)).tolist())
+
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
         t = Tallies(unit.tallies)
         scores = share_scores(self.instrument, self.scheme, t)
-        answered = answered_items([c.ballot for c in unit.ballots])
+        answered = self._answered_items(unit)
         satisfied = self.instrument.satisfied_levels
         items = {code: self._index(ix.value, ix.n, simple=(t.share((code,), satisfied).satisfied, ix.n))
                  for code, ix in scores.items.items()}
@@ -398,7 +414,8 @@ class CampaignFigures:
                        sorted((k, v) for k, v in unit.info.items() if k != "rated"),
                        sorted(unit.tallies.items()))).encode())
         rows = unit.rows
-        h.update("\n".join(f"{c.ballot.ballot_id}|{c.stratum}|{c.weight}" for c in unit.ballots).encode())
+        lines = self.measured.unit_lines
+        h.update(b"\n".join([lines[r] for r in rows.tolist()]))
         h.update(self._y[rows].tobytes())
         h.update(self._x[rows].tobytes())
         strata = np.unique(self._stratum[rows]).tolist()
@@ -408,27 +425,15 @@ class CampaignFigures:
         h.update(repr([(self._group_stratum[g], self._group_weight[g]) for g in groups]).encode())
         return h.digest()
 
-    def _digest_strata(self) -> None:
-        """Per stratum, a digest of its ballots (ids, measures, weights), and the weight groups it holds.
-        Campaign-wide indices (of strata and groups, numbered as first met) move when unrelated ballots come
-        or go, so they never enter a digest; the order they give a unit's groups does (:meth:`_inputs_digest`)."""
+    def _digest_campaign(self) -> None:
+        """Everything every unit's row depends on: the definitions and the strata populations. (Per stratum,
+        the digest of its ballots and the weight groups it holds come with the measured state: campaign-wide
+        indices of strata and groups, numbered as first met, move when unrelated ballots come or go, so they
+        never enter a digest; the order they give a unit's groups does, see :meth:`_inputs_digest`.)"""
         self._campaign_digest = hashlib.sha256(repr((
             self.basis.campaign_id, self.basis.instrument_ref, self.basis.scheme_ref, self.scheme.kind,
             self.items, None if self.population is None else sorted(self.population.items()),
         )).encode()).digest()
-        members: dict[int, list[int]] = defaultdict(list)
-        for row, s in enumerate(self._stratum.tolist()):
-            members[s].append(row)
-        self._strata_digests: dict[int, bytes] = {}
-        self._strata_groups: dict[int, set[int]] = {}
-        for s, stratum_rows in members.items():
-            rows = np.array(stratum_rows, dtype=np.int64)
-            h = hashlib.sha256("\n".join(f"{self.counted[r].ballot.ballot_id}|{self.counted[r].weight}"
-                                         for r in stratum_rows).encode())
-            for part in (self._y[rows], self._x[rows], self._weighted[rows]):  # not indices: they shift
-                h.update(part.tobytes())
-            self._strata_digests[s] = h.digest()
-            self._strata_groups[s] = {int(g) for g in self._group[rows].tolist() if g >= 0}
 
     def _online_units(self) -> None:
         """online-766 counts dossiers, not ballots: place them under their agency (by code)."""
@@ -531,26 +536,64 @@ def digest(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.dumpb(dict(document))).hexdigest()
 
 
-_MEMOS: dict[tuple[str, str], dict[str, tuple[bytes, dict[str, Any]]]] = {}
-"""(database, campaign) → the units' rows of its last computation, by the digest of their inputs."""
-_MEMOS_KEPT = 32
+_LOCAL = LocalRunner()
+_runner: Runner = _LOCAL
+"""Where documents are computed: in this process unless the figures worker installed its process."""
+
+
+def use_runner(runner: Runner | None) -> None:
+    """Compute documents with ``runner`` from now on (None: in this process again)."""
+    global _runner
+    _runner = runner or _LOCAL
 
 
 async def compute(conn: AsyncConnection, basis: CampaignBasis) -> dict[str, Any]:
-    loaded = await load(conn, basis.campaign_id)
-    key = (conn.engine.url.render_as_string(hide_password=True), basis.campaign_id)
+    return (await figures_of(conn, basis))[0]
 
-    def document() -> dict[str, Any]:
-        figures = CampaignFigures(basis, *loaded, memo=_MEMOS.get(key))
-        out = figures.document()
-        _MEMOS.pop(key, None)
-        _MEMOS[key] = figures.memo  # the most recently computed last
-        while len(_MEMOS) > _MEMOS_KEPT:
-            _MEMOS.pop(next(iter(_MEMOS)))
-        return out
 
-    # CPU-bound: off the event loop, so the service's consumers and HTTP keep going while it computes.
-    return await asyncio.to_thread(document)
+async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Mapping[str, int] | None = None
+                     ) -> tuple[dict[str, Any], str]:
+    """The campaign's document and its digest, as of ``conn``'s snapshot.
+
+    With ``positions`` (the consumers' positions read in the same snapshot) the engine keeps the campaign's
+    measured ballots as of the ballots stream's position, and the next call reads and sends only the ballots
+    accepted or voided after it (``sc_ballots.accepted_position``/``voided_position``); a change of the
+    definitions, of another producer's position (units, weights) or of the weights, a position that went
+    back (a rebuild), a state the engine no longer holds, or a count that disagrees makes it read
+    everything again. The document is the same either way."""
+    runner, campaign_id = _runner, basis.campaign_id
+    key = (conn.engine.url.render_as_string(hide_password=True), campaign_id)
+    context = await load_context(conn, campaign_id)
+    at = None if positions is None else positions.get("ballots")
+    if at is None:
+        counted = await load_counted(conn, campaign_id, context.adjusted)
+        reply = await runner.run(Request(key, basis, context, added=counted))
+        assert reply.document is not None
+        return reply.document, reply.digest
+    fingerprint = fingerprint_of(basis, positions or {}, context)
+    async with runner.lock(key):
+        held = held_after(runner.held.get(key), fingerprint, at)
+        if held is not None:
+            b = ballots.c
+            changed = (await conn.execute(select(b.ballot_id, b.status).where(
+                b.campaign_id == campaign_id, (b.accepted_position > held.at) | (b.voided_position > held.at)))).all()
+            removed = [i for i, status in changed if status != "accepted" and i in held.ids]
+            new = sorted({i for i, status in changed if status == "accepted" and i not in held.ids})
+            added = await load_counted(conn, campaign_id, context.adjusted, new) if new else []
+            count = (await conn.execute(select(func.count()).select_from(ballots).where(
+                b.campaign_id == campaign_id, b.status == "accepted"))).scalar_one()
+            reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count))
+            if reply.document is not None:
+                held.ids.difference_update(removed)
+                held.ids.update(c.ballot.ballot_id for c in added)
+                held.at = at
+                runner.keep(key, held)
+                return reply.document, reply.digest
+        counted = await load_counted(conn, campaign_id, context.adjusted)
+        reply = await runner.run(Request(key, basis, context, fingerprint, at, None, counted))
+        assert reply.document is not None
+        runner.keep(key, Held(fingerprint, at, {c.ballot.ballot_id for c in counted}))
+        return reply.document, reply.digest
 
 
 def units_of(document: Mapping[str, Any], level: str | None = None, unit: str | None = None,

@@ -32,7 +32,8 @@ from sipas_events.store import Metadata
 from sipas_kit.context import ServiceContext
 from sipas_scoring.adapters.tables import dirty, figures, snapshots
 from sipas_scoring.application.definitions import definitions
-from sipas_scoring.application.figures import compute, digest
+from sipas_scoring.application.figures import figures_of, use_runner
+from sipas_scoring.application.figures_engine import ProcessRunner
 
 log = structlog.get_logger(__name__)
 SERVICE_ACTOR = "service:scoring"
@@ -57,15 +58,15 @@ async def positions(conn: AsyncConnection, ctx: ServiceContext) -> dict[str, int
     return {producer: found.get(producer, 0) for producer in sorted(set(names.values()))}
 
 
-async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """The campaign's figures now, and the positions they reflect: one consistent snapshot."""
+async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[dict[str, Any], dict[str, int], str]:
+    """The campaign's figures now, the positions they reflect (one consistent snapshot), and their digest."""
     async with ctx.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             basis = await definitions.basis(conn, campaign_id)
             at = await positions(conn, ctx)
-            document = await compute(conn, basis)
-    return document, at
+            document, figures_digest = await figures_of(conn, basis, at)
+    return document, at, figures_digest
 
 
 async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
@@ -73,8 +74,7 @@ async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     async with ctx.engine.connect() as conn:
         mark = (await conn.execute(select(dirty).where(dirty.c.campaign_id == campaign_id))).mappings().first()
-    document, at = await computed(ctx, campaign_id)
-    figures_digest = digest(document)
+    document, at, figures_digest = await computed(ctx, campaign_id)
     now = dt.datetime.now(dt.UTC)
     async with ctx.engine.begin() as conn:
         previous = (await conn.execute(select(figures.c.digest).where(figures.c.campaign_id == campaign_id))).scalar()
@@ -117,8 +117,24 @@ async def latest(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
 
 async def figures_worker(ctx: ServiceContext) -> None:
     """Every ``scores_interval`` seconds, refresh the campaigns marked dirty (one worker per database:
-    a transaction-level advisory lock keeps a second replica from computing the same campaign)."""
+    a transaction-level advisory lock keeps a second replica from computing the same campaign).
+
+    While it runs, documents are computed in one spawned process that keeps each campaign's measured
+    ballots between refreshes (:class:`ProcessRunner`): the CPU-bound computation never holds the
+    interpreter the consumers apply events with. It stops with the worker."""
     interval = float(getattr(ctx.settings, "scores_interval", 2.0))
+    process = ProcessRunner() if getattr(ctx.settings, "figures_process", True) else None
+    if process is not None:
+        use_runner(process)
+    try:
+        await _work(ctx, interval)
+    finally:
+        if process is not None:
+            use_runner(None)
+            process.close()
+
+
+async def _work(ctx: ServiceContext, interval: float) -> None:
     while not ctx.stop.is_set():
         started = time.monotonic()
         try:
@@ -140,7 +156,7 @@ async def figures_worker(ctx: ServiceContext) -> None:
 
 async def snapshot(ctx: ServiceContext, campaign_id: str, actor: str, correlation_id: str) -> dict[str, Any]:
     """Freeze the campaign's figures with the positions and chain heads they cover."""
-    document, at = await computed(ctx, campaign_id)
+    document, at, figures_digest = await computed(ctx, campaign_id)
     heads: dict[str, str] = {}
     if ctx.replay is not None:
         for producer, position in at.items():
@@ -148,7 +164,7 @@ async def snapshot(ctx: ServiceContext, campaign_id: str, actor: str, correlatio
                 heads[producer] = await ctx.replay.chain(producer, position)
             except Exception as exc:  # a peer not configured or down: the snapshot says so
                 log.warning("scores.chain_head_unavailable", producer=producer, error=repr(exc)[:200])
-    snapshot_id, now, figures_digest = str(new_id()), dt.datetime.now(dt.UTC), digest(document)
+    snapshot_id, now = str(new_id()), dt.datetime.now(dt.UTC)
     async with ctx.engine.begin() as conn:
         await conn.execute(insert(snapshots).values(
             snapshot_id=snapshot_id, campaign_id=campaign_id, taken_at=now, taken_by=actor, positions=at,
