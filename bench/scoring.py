@@ -384,6 +384,9 @@ class Replay:
     profile_events: int = 0
     profile_total: float = 0.0
     profile_top: list[dict[str, Any]] = field(default_factory=list)
+    rebuild_profile_seconds: float = 0.0  # a second rebuild, under cProfile (not the timed one)
+    rebuild_profile_total: float = 0.0
+    rebuild_profile_top: list[dict[str, Any]] = field(default_factory=list)
     statements: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -750,7 +753,7 @@ async def replay_streams(stack: Stack, url: str, dsn: str, maker: Ballots, n: in
 
     from sipas_events.naming import stream_name
     from sipas_scoring.application.definitions import definitions
-    from sipas_scoring.application.recount import verify
+    from sipas_scoring.application.recount import kept, verify
 
     out = Replay(n)
     stream = stream_name("ballots")
@@ -785,6 +788,12 @@ async def replay_streams(stack: Stack, url: str, dsn: str, maker: Ballots, n: in
         out.catchup_seconds = time.perf_counter() - t0
         meter.stop()
         out.cpu_catchup = meter.cores()
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                live = await kept(conn, "c-replay")  # the tallies the live consumer kept, run by run
+        finally:
+            await engine.dispose()
         await statements(dsn, reset=True)
         meter = CpuMeter(stack.pids)
         meter.start()
@@ -794,18 +803,28 @@ async def replay_streams(stack: Stack, url: str, dsn: str, maker: Ballots, n: in
         meter.stop()
         out.cpu_rebuild = meter.cores()
         out.statements = await statements(dsn, limit=6)
+        profiler = cProfile.Profile()
+        t0 = time.perf_counter()
+        profiler.enable()
+        await consumer.rebuild()
+        profiler.disable()
+        out.rebuild_profile_seconds = time.perf_counter() - t0
+        out.rebuild_profile_total, out.rebuild_profile_top = pstats_top(profiler, 16)
         engine = create_async_engine(url)
         try:
             async with engine.connect() as conn:
                 counted = (await conn.execute(text(
                     "SELECT count(*) FROM sc_ballots WHERE campaign_id = 'c-replay' AND status = 'accepted'"))).scalar()
                 checked = await verify(conn, await definitions.basis(conn, "c-replay"))
+                same = await kept(conn, "c-replay") == live
                 dead = (await conn.execute(text("SELECT count(*) FROM dead_letters"))).scalar()
         finally:
             await engine.dispose()
         out.checks = {"position": consumer.position, "counted": counted, "ballots_in_tallies": checked["ballots"],
-                      "differences_from_recount": checked["difference_count"], "dead_letters": dead}
-    if out.checks["counted"] != n or out.checks["differences_from_recount"] or out.checks["position"] != n:
+                      "differences_from_recount": checked["difference_count"], "tallies_as_kept_live": same,
+                      "dead_letters": dead}
+    if (out.checks["counted"] != n or out.checks["differences_from_recount"] or out.checks["position"] != n
+            or not same):
         raise RuntimeError(f"the rebuild did not reproduce the ballots: {out.checks}")
     return out
 
@@ -1377,7 +1396,8 @@ def replay_lines(report: Report) -> list[str]:
          f"fetch, apply in runs, ack; {cores_text(y.cpu_catchup)} cores busy"),
         ("j", "**`consumer.rebuild()`** of the tallies projection", f"**{fmt_rate(rebuild)} events/s**",
          f"**{secs(y.rebuild_seconds)}**", f"**{rebuild / raw_sub:.1%} of raw pull-consume (2)**<br>"
-         f"{rebuild / same:.1%} of (g)", f"truncate, read, apply in runs of 1,000 (one transaction each); "
+         f"{rebuild / same:.1%} of (g)", "truncate, read, write the ballots in runs of 1,000 (one transaction "
+         "each, tallies owed), then one recount of the campaign from the answer codes; "
          f"{cores_text(y.cpu_rebuild)} cores busy"),
     ]
     out += md_table(["#", "Measurement", "Rate", "Time", "Compared", "Details"], rows, "llrrll")
@@ -1387,7 +1407,9 @@ def replay_lines(report: Report) -> list[str]:
             f"~{secs(FULL_SCALE / rebuild)} (~{FULL_SCALE / rebuild / 3600:.1f} h).", "",
             f"Checks after the rebuild: consumer position {c['position']:,}, counted ballots {c['counted']:,}, ballots "
             f"in the tallies {c['ballots_in_tallies']:,}, differences from a recount {c['differences_from_recount']}, "
-            f"dead letters {c['dead_letters']}. Before the rebuild the service caught up on the stream through its "
+            + ("tallies identical to those the live consumer kept run by run before the rebuild"
+               if c.get("tallies_as_kept_live") else "**tallies DIFFERENT from those kept live before the rebuild**")
+            + f", dead letters {c['dead_letters']}. Before the rebuild the service caught up on the stream through its "
             f"durable consumer from position 0; its first {y.profile_events:,} events ran under cProfile (the profile "
             "below) and are left out of the catch-up row.", ""]
     return out
@@ -1454,6 +1476,12 @@ def time_goes_lines(report: Report) -> list[str]:
                 f"process under cProfile, {y.profile_total:.1f} s of profiled time; the rebuild runs the same `_drain` "
                 "-> `_apply_run` -> handlers path):", ""]
         out += profile_table(y.profile_top, y.profile_total)
+        out.append("")
+    if y is not None and y.rebuild_profile_top:
+        out += [f"**Rebuilding** (`consumer.rebuild()` of the {y.n:,} events once more after the timed one, whole "
+                f"process under cProfile: {y.rebuild_profile_seconds:.1f} s, {y.rebuild_profile_total:.1f} s of "
+                "profiled time):", ""]
+        out += profile_table(y.rebuild_profile_top, y.rebuild_profile_total)
         out.append("")
     if y is not None and y.statements:
         out += ["Statements of the rebuild, by server time (`pg_stat_statements`):", ""]

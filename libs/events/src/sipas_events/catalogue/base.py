@@ -73,6 +73,7 @@ class Catalogue:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str, int], type[Event]] = {}
         self._upcasters: dict[tuple[str, str, int], Upcaster] = {}
+        self._latest: dict[tuple[str, str], int] = {}  # (service, name) → its latest version, as registered
 
     def register(self, service: str, version: int = 1, summary: str = "") -> Callable[[E], E]:
         def wrap(model: E) -> E:
@@ -82,6 +83,7 @@ class Catalogue:
             model.event_service, model.event_name, model.event_version = service, model.__name__, version
             model.event_summary = summary or (model.__doc__ or "").strip().split("\n")[0]
             self._models[key] = model
+            self._latest[(service, model.__name__)] = max(version, self._latest.get((service, model.__name__), 0))
             return model
 
         return wrap
@@ -94,10 +96,10 @@ class Catalogue:
         return wrap
 
     def latest_version(self, service: str, name: str) -> int:
-        versions = [v for (s, n, v) in self._models if s == service and n == name]
-        if not versions:
-            raise UnknownEventType(f"no event {service}.{name}")
-        return max(versions)
+        try:
+            return self._latest[(service, name)]
+        except KeyError:
+            raise UnknownEventType(f"no event {service}.{name}") from None
 
     def model(self, type_: str) -> type[Event]:
         key = parse_type(type_)

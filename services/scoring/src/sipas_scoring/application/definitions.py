@@ -69,10 +69,10 @@ class Definitions:
     """Per-process cache of campaign bases (definitions are immutable once published)."""
 
     def __init__(self) -> None:
-        self._bases: dict[tuple[str, str], CampaignBasis] = {}
+        self._bases: dict[tuple[Any, str], CampaignBasis] = {}
 
     async def basis(self, conn: AsyncConnection, campaign_id: str) -> CampaignBasis:
-        key = (conn.engine.url.render_as_string(hide_password=True), campaign_id)  # per database
+        key = (conn.engine.url, campaign_id)  # per database (a URL is an immutable tuple; rendering it cost more)
         cached = self._bases.get(key)
         if cached is not None:
             return cached

@@ -68,12 +68,12 @@ class Codebook:
         return TAG_BYTES + len(self.items) + (len(self.options) + 7) // 8
 
     @cached_property
-    def _column(self) -> dict[str, int]:
-        return {code: i for i, code in enumerate(self.items)}
+    def _slot(self) -> dict[str, int]:
+        return {code: TAG_BYTES + i for i, code in enumerate(self.items)}
 
     @cached_property
-    def _value_code(self) -> dict[int, int]:
-        return {value: FIRST_VALUE + i for i, value in enumerate(self.values)}
+    def _value_code(self) -> dict[int | None, int]:
+        return {None: UNANSWERED, **{value: FIRST_VALUE + i for i, value in enumerate(self.values)}}
 
     @cached_property
     def _option_index(self) -> dict[str, int]:
@@ -85,17 +85,12 @@ class Codebook:
             return None
         body = bytearray(self.width)
         body[:TAG_BYTES] = self.tag
-        column, value_code = self._column, self._value_code
+        slots, value_code = self._slot, self._value_code
         for item, value in answers.items():
-            i = column.get(item)
-            if i is None:
-                return None
-            if value is None:
-                body[TAG_BYTES + i] = UNANSWERED
-            elif type(value) is int and value in value_code:
-                body[TAG_BYTES + i] = value_code[value]
-            else:
-                return None
+            slot, code = slots.get(item), value_code.get(value)
+            if slot is None or code is None or (value is not None and type(value) is not int):
+                return None  # (True and 4.0 would find the codes of 1 and 4: only integers are answers)
+            body[slot] = code
         base = TAG_BYTES + len(self.items)
         for option in expectations or ():
             k = self._option_index.get(option)

@@ -37,7 +37,7 @@ from sipas_events.catalogue.ballots import BallotAccepted, BallotVoided, OnlineR
 from sipas_events.envelope import Envelope
 from sipas_events.projection import Projection
 from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, tallies
-from sipas_scoring.application.definitions import definitions
+from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.recount import recount, replace
 from sipas_scoring.domain.codes import Codebook
 from sipas_scoring.domain.scheme import Ballot
@@ -152,8 +152,9 @@ async def _record_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env: 
 
 
 # ---- a run at a time ------------------------------------------------------------------------------
-_KNOWN = text("SELECT ballot_id, status, agency_id, answers, expectations FROM sc_ballots"
-              " WHERE ballot_id = ANY(CAST(:ids AS text[]))")
+_KNOWN = text(  # a join, not ``= ANY``: on a table just truncated (a rebuild) the planner would scan it per id
+    "SELECT b.ballot_id, b.status, b.agency_id, b.answers, b.expectations"
+    " FROM unnest(CAST(:ids AS text[])) AS i(id) JOIN sc_ballots AS b ON b.ballot_id = i.id")
 _INSERTED = ("ballot_id", "campaign_id", "unit_id", "agency_id", "province", "stratum", "draw_id", "channel",
              "answers", "expectations", "status", "accepted_position", "voided_position", "accepted_at",
              "answer_codes")
@@ -222,9 +223,17 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
         since, agencies = marks.get(campaign_id, (env.time, set()))
         marks[campaign_id] = (min(since, env.time), agencies | set(agency_ids))
 
+    bases: dict[str, CampaignBasis] = {}
+
+    async def basis_of(campaign_id: str) -> CampaignBasis:
+        found = bases.get(campaign_id)
+        if found is None:
+            found = bases[campaign_id] = await definitions.basis(conn, campaign_id)
+        return found
+
     for e, env in events:
         if isinstance(e, BallotAccepted):
-            basis = await definitions.basis(conn, e.campaign_id)
+            basis = await basis_of(e.campaign_id)
             if e.ballot_id in state:
                 continue  # counted already, or voided before (a tombstone): never twice
             agency_id = e.agency_id or UNASSIGNED
@@ -258,7 +267,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
             else:
                 voided[e.ballot_id] = env.position
             if not owe:
-                basis = await definitions.basis(conn, e.campaign_id)
+                basis = await basis_of(e.campaign_id)
                 bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, known["answers"],
                                                                known["expectations"] or []))
                 deltas[(e.campaign_id, known["agency_id"])].subtract(bag)
