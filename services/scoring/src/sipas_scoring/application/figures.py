@@ -14,7 +14,6 @@ that subtraction from its parent would reveal; suppressed cells show n but no fi
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events import canonical
@@ -43,11 +43,11 @@ from sipas_scoring.application.figures_engine import (
 )
 from sipas_scoring.application.measured import Counted, Measured, items_of
 from sipas_scoring.domain.errors import DesignError
+from sipas_scoring.domain.fast_rounding import present
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
 from sipas_scoring.domain.points import presented_factor_points, presented_total
 from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
-from sipas_scoring.domain.rounding import present
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
@@ -89,10 +89,13 @@ def _ci(interval: Interval | None, scale: float = HUNDRED) -> list[str] | None:
 async def load_context(conn: AsyncConnection, campaign_id: str) -> Context:
     """Everything a document is computed from but the counted ballots: tallies by agency, the adjusted
     weights and strata populations, the agencies' names, dossiers, province names."""
-    by_agency: dict[str, Counter[str]] = defaultdict(Counter)
-    for agency_id, key, count in await conn.execute(select(tallies.c.agency_id, tallies.c.key, tallies.c.count)
-                                                    .where(tallies.c.campaign_id == campaign_id)):
-        by_agency[agency_id][key] = int(count)
+    t = tallies.c
+    by_agency: dict[str, Counter[str]] = {}
+    for agency_id, keys, counts in await conn.execute(  # an agency's keys as one row: fewer rows to fetch
+            select(t.agency_id, func.array_agg(aggregate_order_by(t.key, t.key)),
+                   func.array_agg(aggregate_order_by(t.count, t.key)))
+            .where(t.campaign_id == campaign_id).group_by(t.agency_id)):
+        by_agency[agency_id] = Counter(dict(zip(keys, map(int, counts), strict=True)))
     adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] = {
         (r.draw_id, r.stratum): (None if r.final_weight is None else Fraction(r.final_weight), int(r.population))
         for r in await conn.execute(select(weights).where(weights.c.campaign_id == campaign_id))}
@@ -105,7 +108,7 @@ async def load_context(conn: AsyncConnection, campaign_id: str) -> Context:
     a = reference.agencies.c
     provinces = {code: name for code, name in await conn.execute(
         select(a.code, a.name).where(a.level == "province").order_by(a.valid_from))}  # the latest name wins
-    return Context(dict(by_agency), agencies, adjusted, rated, provinces)
+    return Context(by_agency, agencies, adjusted, rated, provinces)
 
 
 async def load_counted(conn: AsyncConnection, campaign_id: str,
@@ -204,7 +207,8 @@ class CampaignFigures:
         self.units = self._hierarchy(by_agency)
 
     def present(self, value: Fraction | None) -> str | None:
-        return None if value is None else str(self.scheme.rounding.present(value))
+        rounding = self.scheme.rounding  # as ``rounding.present(value)``, in integer arithmetic
+        return None if value is None else str(present(value, rounding.rule, rounding.places))
 
     def _province_of(self, agency_id: str) -> str:
         known = self.agencies.get(agency_id, {}).get("province")
@@ -244,9 +248,11 @@ class CampaignFigures:
         if domain is None:
             return None  # a ballot whose weight has not arrived: no weighted figure yet
         group, groups, ys, xs, mine = domain
-        cols = [[self._position[item] for item in items] for items in terms]
-        y = np.stack([ys[:, c].sum(axis=1) for c in cols], axis=1)
-        x = np.stack([xs[:, c].sum(axis=1) for c in cols], axis=1)
+        select = np.zeros((len(self.items), len(terms)), dtype=np.int64)  # term k sums its items' columns
+        for k, items in enumerate(terms):
+            for item in items:
+                select[self._position[item], k] += 1
+        y, x = ys @ select, xs @ select
         if mine is not None:
             y, x = y * mine[:, None], x * mine[:, None]
         return group, groups, y, x
@@ -401,7 +407,7 @@ class CampaignFigures:
                    **body}
         if digest_of is not None:
             self.memo[unit.key] = (digest_of, row)
-        return copy.deepcopy(row)  # suppression and ranks write into the document's rows, never the memo's
+        return _copied(row)  # suppression and ranks write into the document's rows, never the memo's
 
     def _inputs_digest(self, unit: Unit) -> bytes:
         """A digest of everything a unit's row is computed from: the campaign's definitions and strata
@@ -517,6 +523,18 @@ class CampaignFigures:
                 found = ranked.get(r["key"])
                 r["rank"] = None if found is None else {"rank": found.rank, "best": found.best,
                                                         "worst": found.worst, "of": found.of}
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of a row (dicts, lists and tuples of immutable scalars), without ``copy.deepcopy``'s
+    bookkeeping."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_copied(v) for v in value)
+    return value
 
 
 def _blank_figure(figure: dict[str, Any]) -> None:
