@@ -4,24 +4,27 @@ and back-checks (phúc tra) with their consequences. Every review action is logg
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_ballots.adapters.tables import accepted, backchecks, ballot_flags, reference, review_log, sampled_units
 from sipas_ballots.domain.backcheck import AcceptedBallot, BackcheckResult, decide_backcheck, select_backchecks
 from sipas_ballots.domain.errors import BallotsError, NotAllowed, UnknownBallot
-from sipas_ballots.domain.quality import KeyedAnswers, median_seconds, near_identical, speeder, straight_lining
+from sipas_ballots.domain.quality import Flag, KeyedAnswers, alone_flags, median_seconds, near_identical
 from sipas_events.catalogue.ballots import BackcheckRecorded, BallotVoided
 from sipas_events.store import EventStore, Metadata
 
 
-async def _open_ballots(conn: AsyncConnection, campaign_id: str) -> list[Any]:
-    return list((await conn.execute(select(accepted).where(accepted.c.campaign_id == campaign_id,
-                                                           accepted.c.voided.is_(False)))).all())
+async def _open_ballots(conn: AsyncConnection, campaign_id: str, enumerator: str | None = None) -> list[Any]:
+    """The campaign's open ballots (or one enumerator's): their ids and who entered them, nothing more."""
+    where = [accepted.c.campaign_id == campaign_id, accepted.c.voided.is_(False)]
+    if enumerator is not None:
+        where.append(accepted.c.entered_by == enumerator)
+    return list((await conn.execute(select(accepted.c.ballot_id, accepted.c.entered_by).where(*where))).all())
 
 
 async def _flag(conn: AsyncConnection, campaign_id: str, ballot_id: str, kind: str, reason: str) -> int:
@@ -31,21 +34,56 @@ async def _flag(conn: AsyncConnection, campaign_id: str, ballot_id: str, kind: s
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+_RAISE = text(
+    "INSERT INTO ballot_flags (ballot_id, campaign_id, kind, reason, status, level)"
+    " SELECT b, CAST(:campaign_id AS text), k, r, 'open', 'province'"
+    " FROM unnest(CAST(:ballot_ids AS text[]), CAST(:kinds AS text[]), CAST(:reasons AS text[])) AS t(b, k, r)"
+    " ON CONFLICT DO NOTHING RETURNING kind"
+)
+_FLAGS_A_STATEMENT = 5000
+_ROWS_A_FETCH = 2000
+
+
 async def scan(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:
     """Flag straight-lining, speeders (under half the channel's median entry time) and near-identical
-    ballots from one enumerator. Idempotent: a flag is raised once per ballot and kind."""
-    rows = await _open_ballots(conn, campaign_id)
-    counts: dict[str, int] = defaultdict(int)
-    medians = {ch: median_seconds(r.entry_seconds for r in rows if r.channel == ch) for ch in {r.channel for r in rows}}
-    for r in rows:
-        for flag in (straight_lining(r.answers), speeder(r.entry_seconds, medians[r.channel])):
-            if flag is not None:
-                counts[flag.kind] += await _flag(conn, campaign_id, r.ballot_id, flag.kind, flag.reason)
-    keyed = [KeyedAnswers(r.ballot_id, r.entered_by, r.answers) for r in rows if r.entered_by]
-    items = sorted({k for r in rows for k in r.answers})
-    for ballot_id, flag in near_identical(keyed, items).items():
-        counts[flag.kind] += await _flag(conn, campaign_id, ballot_id, flag.kind, flag.reason)
-    return {kind: n for kind, n in counts.items() if n}
+    ballots from one enumerator. Idempotent: a flag is raised once per ballot and kind.
+
+    Holds no more than one enumerator's ballots at a time, whatever the campaign's size: the entry
+    times (for the medians) and the items answered are read first, then the open ballots stream in
+    enumerator order, each checked alone and each enumerator's together; the flags are raised with
+    a statement per few thousand. The same flags as checking every ballot at once
+    (:func:`domain.quality.scan_flags`, tested)."""
+    open_ = (accepted.c.campaign_id == campaign_id) & accepted.c.voided.is_(False)
+    times: dict[str, list[float]] = defaultdict(list)
+    for channel, seconds in await conn.execute(select(accepted.c.channel, accepted.c.entry_seconds).where(
+            open_, accepted.c.entry_seconds.is_not(None))):
+        times[channel].append(seconds)
+    medians = {channel: median_seconds(values) for channel, values in times.items()}
+    del times
+    items = sorted((await conn.execute(select(func.jsonb_object_keys(accepted.c.answers)).where(open_)
+                                       .distinct())).scalars())
+    raised: list[tuple[str, Flag]] = []
+    group: list[KeyedAnswers] = []
+    stream = await conn.stream(select(accepted.c.ballot_id, accepted.c.channel, accepted.c.entry_seconds,
+                                      accepted.c.entered_by, accepted.c.answers)
+                               .where(open_).order_by(accepted.c.entered_by, accepted.c.ballot_id)
+                               .execution_options(yield_per=_ROWS_A_FETCH))
+    async for r in stream:
+        raised += [(r.ballot_id, f) for f in alone_flags(r.answers, r.entry_seconds, medians.get(r.channel))]
+        if group and group[0].enumerator_id != r.entered_by:
+            raised += near_identical(group, items).items()
+            group = []
+        if r.entered_by:
+            group.append(KeyedAnswers(r.ballot_id, r.entered_by, r.answers))
+    if group:
+        raised += near_identical(group, items).items()
+    counts: Counter[str] = Counter()
+    for start in range(0, len(raised), _FLAGS_A_STATEMENT):
+        part = raised[start:start + _FLAGS_A_STATEMENT]
+        counts.update((await conn.execute(_RAISE, {
+            "campaign_id": campaign_id, "ballot_ids": [b for b, _ in part], "kinds": [f.kind for _, f in part],
+            "reasons": [f.reason for _, f in part]})).scalars())
+    return dict(counts)
 
 
 async def queue(conn: AsyncConnection, campaign_id: str, level: str) -> list[dict[str, Any]]:
@@ -128,7 +166,7 @@ async def record_backcheck(conn: AsyncConnection, store: EventStore, ballot_id: 
                                 .with_for_update())).first()
     if check is None:
         raise UnknownBallot(f"ballot {ballot_id} was not drawn for a back-check", "ballot_id")
-    theirs = [r.ballot_id for r in await _open_ballots(conn, check.campaign_id) if r.entered_by == check.enumerator]
+    theirs = [r.ballot_id for r in await _open_ballots(conn, check.campaign_id, check.enumerator)]
     decision = decide_backcheck(BackcheckResult(ballot_id, check.enumerator, outcome), theirs)  # type: ignore[arg-type]
     await conn.execute(update(backchecks).where(backchecks.c.ballot_id == ballot_id)
                        .values(outcome=outcome, recorded_by=meta.actor))

@@ -71,6 +71,35 @@ def speeder(entry_seconds: float | None, median: float | None) -> Flag | None:
     return None
 
 
+def alone_flags(answers: Mapping[str, int | None], entry_seconds: float | None, median: float | None) -> list[Flag]:
+    """The flags one ballot earns on its own: straight-lining, and speeding against its channel's median."""
+    return [f for f in (straight_lining(answers), speeder(entry_seconds, median)) if f is not None]
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """An open ballot as the quality scan reads it."""
+
+    ballot_id: str
+    channel: str
+    entry_seconds: float | None
+    entered_by: str | None
+    answers: Mapping[str, int | None]
+
+
+def scan_flags(ballots: Sequence[Scanned]) -> dict[tuple[str, str], str]:
+    """Every flag the campaign's open ``ballots`` earn, all checked at once: (ballot id, kind) → reason.
+    The reference for the scan, which streams the ballots enumerator by enumerator."""
+    medians = {ch: median_seconds(b.entry_seconds for b in ballots if b.channel == ch)
+               for ch in {b.channel for b in ballots}}
+    out = {(b.ballot_id, f.kind): f.reason for b in ballots
+           for f in alone_flags(b.answers, b.entry_seconds, medians[b.channel])}
+    items = sorted({k for b in ballots for k in b.answers})
+    keyed = [KeyedAnswers(b.ballot_id, b.entered_by, b.answers) for b in ballots if b.entered_by]
+    out |= {(ballot_id, f.kind): f.reason for ballot_id, f in near_identical(keyed, items).items()}
+    return out
+
+
 @dataclass(frozen=True)
 class KeyedAnswers:
     ballot_id: str
