@@ -872,6 +872,18 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
             "count": len(samples)}
 
 
+def figures_process_pids() -> list[int]:
+    """The service's figures process: the spawned child of this process that computes the documents."""
+    import psutil
+
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any("spawn_main" in part for part in child.cmdline()):
+                out.append(child.pid)
+    return out
+
+
 async def freshness_run(stack: Stack, agencies: Sequence[AgencySpec], scenario: Scenario, interval: float,
                         rate: float, seconds: float, index: int) -> Freshness:
     """Counted ballots in place, the service running with its figures worker, and a child process that
@@ -897,7 +909,7 @@ async def freshness_run(stack: Stack, agencies: Sequence[AgencySpec], scenario: 
             "province": campaign.province, "rate": rate, "seconds": seconds, "expected": expected}))
         with timer.installed():
             async with running_service(url, stack.nats.url, interval=interval) as ctx:
-                meter = CpuMeter(stack.pids)
+                meter = CpuMeter(lambda: {**stack.pids(), "figures process": figures_process_pids()})
                 meter.start()
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bench.scoring", "--child", "drive", "--spec", str(spec),

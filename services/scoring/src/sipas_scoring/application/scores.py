@@ -125,7 +125,13 @@ async def figures_worker(ctx: ServiceContext) -> None:
     interval = float(getattr(ctx.settings, "scores_interval", 2.0))
     process = ProcessRunner() if getattr(ctx.settings, "figures_process", True) else None
     if process is not None:
-        use_runner(process)
+        try:
+            await process.start()
+            use_runner(process)
+        except Exception as exc:  # no process to be had: compute in this one, as before
+            log.warning("scores.figures_process_unavailable", error=repr(exc)[:300])
+            process.close()
+            process = None
     try:
         await _work(ctx, interval)
     finally:
