@@ -1196,7 +1196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=lambda s: sorted({int(x) for x in s.split(",")}),
                         default=[5000, 35_000],
                         help="campaign sizes whose figures are computed (default 5000,35000)")
-    parser.add_argument("--replay", type=int, default=5000, help="events replayed (default 5000)")
+    parser.add_argument("--replay", type=int, default=50_000, help="events replayed (default 50,000)")
     parser.add_argument("--rate", type=float, default=INTAKE_RATE, help="freshness intake, ballots/s (default 1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each freshness drive (default 60)")
     parser.add_argument("--intervals", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 2.0],
@@ -1408,7 +1408,7 @@ def replay_lines(report: Report) -> list[str]:
          f"fetch, apply in runs, ack; {cores_text(y.cpu_catchup)} cores busy"),
         ("j", "**`consumer.rebuild()`** of the tallies projection", f"**{fmt_rate(rebuild)} events/s**",
          f"**{secs(y.rebuild_seconds)}**", f"**{rebuild / raw_sub:.1%} of raw pull-consume (2)**<br>"
-         f"{rebuild / same:.1%} of (g)", "truncate, read, write the ballots in runs of 1,000 (one transaction "
+         f"{rebuild / same:.1%} of (g)", "truncate, read ahead, write the ballots in runs of 4,000 (one transaction "
          "each, tallies owed), then one recount of the campaign from the answer codes; "
          f"{cores_text(y.cpu_rebuild)} cores busy"),
     ]
