@@ -1115,6 +1115,8 @@ async def measure(report: Report, stack: Stack, args: argparse.Namespace, agenci
     if "rescore" not in args.skip:
         report.rescore = await phases.arun(f"rescoring {args.ballots:,} ballots from the projection",
                                            lambda: rescore_projection(url, dsn, maker, args.ballots, pids))
+        report.rescore.plan = await phases.arun("recount plan", lambda: recount_plan(url, "c-rescore"))
+        report.rescore.plan_n = args.ballots
     if "figures" not in args.skip:
         for n in args.figures:
             stored = await phases.arun(f"{n:,} ballots and their tallies", lambda n=n: counted_campaign(
@@ -1128,10 +1130,6 @@ async def measure(report: Report, stack: Stack, args: argparse.Namespace, agenci
             url, f"c-fig-{profiled}", profiled, pids, profiler))
         total, top = pstats_top(profiler, 16)
         report.figures_profile = {"n": profiled, "seconds": run.document_seconds, "total": total, "top": top}
-        if report.rescore is not None:
-            planned = max(args.figures)
-            report.rescore.plan = await phases.arun("recount plan", lambda: recount_plan(url, f"c-fig-{planned}"))
-            report.rescore.plan_n = planned
     if "replay" not in args.skip:
         name = "bench_scoring_replay"
         replay_url = new_database(pg, name)
@@ -1579,8 +1577,8 @@ def limits(report: Report) -> list[str]:
             f"**Rescoring from the projection** (~{secs(full)} for {FULL_SCALE:,} ballots, "
             f"{'measured' if x.n >= FULL_SCALE else 'extrapolated'}; aim "
             f"{RESCORE_AIM:.0f} s: {verdict(full < RESCORE_AIM)}). The recount reads each ballot's answer codes "
-            "(33 bytes), which the server scans and concatenates per agency (in parallel workers when it chooses "
-            "to: see the plan above), and numpy counts each agency's block at once; merely unnesting the JSONB "
+            "(33 bytes), which the server scans and concatenates per agency (in parallel workers when its planner "
+            "chooses to: see the plan above), and numpy counts each agency's block at once; merely unnesting the JSONB "
             f"answers (c) would take ~{secs(floor)} at {FULL_SCALE:,}, "
             f"{floor / max(full, 1e-9):.1f}x the whole recount. What is left is the scan of the table "
             f"({x.table_mb:,.0f} MiB with indexes; the scan (b) alone is {x.scan_seconds / x.recount_seconds:.0%} "
@@ -1615,15 +1613,17 @@ def limits(report: Report) -> list[str]:
             f"**Replay** ({rebuild / r['js_sub'].rate:.1%} of raw pull-consume; aim {REPLAY_AIM:.0%}: "
             f"{verdict(rebuild / r['js_sub'].rate >= REPLAY_AIM)}). The transport is not the limit: the rebuild's own "
             f"reader with envelope validation ran at {rate(y.n, y.decode_seconds) / r['js_sub'].rate:.0%} of raw "
-            f"pull-consume (i). Applying is: the tallies projection applies a run of up to 1,000 events set-based "
-            f"(one statement per table and run: {sum(s['calls'] for s in y.statements):,} statements for "
-            f"{y.n:,} events in `pg_stat_statements`), {y.rebuild_seconds / y.n * 1000:.2f} ms an event in all, "
-            "of which "
-            f"{total / y.n * 1000:.2f} ms in the server.{top_text} {REPLAY_AIM:.0%} of raw pull-consume "
+            f"pull-consume (i), but it takes most of what the aim allows. During a rebuild the tallies projection "
+            "writes each run of up to 4,000 events set-based and owes the tallies (one recount at the end; "
+            f"{sum(s['calls'] for s in y.statements):,} statements for {y.n:,} events in `pg_stat_statements`): "
+            f"{y.rebuild_seconds / y.n * 1000:.2f} ms an event in all, of which {total / y.n * 1000:.2f} ms in the "
+            f"server.{top_text} {REPLAY_AIM:.0%} of raw pull-consume "
             f"({fmt_rate(REPLAY_AIM * r['js_sub'].rate)} events/s here) leaves "
-            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.2f} ms an event for everything: the envelope's validation and "
-            "the event's decoding, the ballot's bag of counts in Python, and about 30 tally rows upserted an event "
-            "when a run's ballots go to as many agencies (as here: 1,000 agencies); see the profile above.")
+            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.2f} ms an event for everything, of which reading and "
+            f"validating the envelope (i) takes {y.decode_seconds / y.n * 1000:.2f} ms; the rest is the service's "
+            "Python: decoding the event (pydantic), encoding its answer codes, and building its row and inbox "
+            "entry (see the rebuild's profile above). More would need the decoding spread over processes, on a "
+            "machine with the cores for it, or a compiled decoder.")
     fresh = [f for f in report.freshness if f.latency]
     if fresh:
         parts = []
