@@ -243,6 +243,8 @@ def test_the_figures_process_keeps_the_state_and_stops(database):
                                      + [("void", 1, {}, "")])
                 (document, digest), scratch = await campaign.figures()
                 assert document == scratch and digest == fig.digest(scratch)
+            a1 = next(u for u in document["units"] if u["id"] == "a1")
+            assert a1["overall"]["weighted"]["n"] == 9 and a1["overall"]["ci"]  # weighted and unweighted intervals
             assert runner.held[next(iter(runner.held))].at == campaign.positions["ballots"]
         finally:
             fig.use_runner(None)

@@ -10,6 +10,12 @@ gives the same bytes, so its SHA-256 (``figures_digest``) identifies it.
 Hierarchy: agency → province (its agencies' tallies pooled) → national (the mean of province indices,
 as the Ministry reports it). Suppression hides a cell under the scheme's ``small_cell_n`` and any cell
 that subtraction from its parent would reveal; suppressed cells show n but no figure and take no rank.
+
+Refreshing: :func:`figures_of` hands the computation to an engine
+(:mod:`~sipas_scoring.application.figures_engine`, in the figures worker's own process) that keeps each
+campaign's measured ballots (:mod:`~sipas_scoring.application.measured`) and units' rows between
+refreshes, so a refresh reads and measures only the ballots accepted or voided since the last one and
+recomputes only the units they reach. The document is the one a computation from scratch gives.
 """
 
 from __future__ import annotations
@@ -69,10 +75,13 @@ class Unit:
     tallies: Counter[str]
     ballots: list[Counted] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    row_index: Any = None
 
     @cached_property
     def rows(self) -> Any:
         """Its ballots' rows in the campaign's arrays."""
+        if self.row_index is not None:
+            return self.row_index
         return np.array([c.row for c in self.ballots], dtype=np.int64)
 
 
@@ -203,7 +212,7 @@ class CampaignFigures:
         self._position = {code: i for i, code in enumerate(self.items)}
         self._take(measured)
         self._digest_campaign()
-        self._domains: dict[tuple[str, bool], tuple[Any, Groups, Any, Any, Any] | None] = {}
+        self._domains: dict[tuple[str, bool], tuple[Any, Groups, Any, Any] | None] = {}
         self.units = self._hierarchy(by_agency)
 
     def present(self, value: Fraction | None) -> str | None:
@@ -219,23 +228,25 @@ class CampaignFigures:
 
     def _hierarchy(self, by_agency: dict[str, Counter[str]]) -> list[Unit]:
         provinces: dict[str, list[Unit]] = defaultdict(list)
-        ballots_of: dict[str, list[Counted]] = defaultdict(list)
-        for c in self.counted:
-            ballots_of[c.agency_id].append(c)
+        counted, none = self.counted, np.zeros(0, dtype=np.int64)
+        rows_of = self.measured.agency_rows
         for agency_id in sorted(by_agency):
             province = self._province_of(agency_id)
             info = self.agencies.get(agency_id, {})
+            rows = rows_of.get(agency_id, none)
             provinces[province].append(Unit(
                 f"A:{agency_id}", "agency", agency_id, f"P:{province}", by_agency[agency_id],
-                ballots_of.get(agency_id, []),
+                [counted[r] for r in rows.tolist()],
                 {"code": info.get("code"), "name": info.get("name") or ("—" if agency_id == UNASSIGNED else None),
-                 "province": province}))
-        out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(), list(self.counted))]
+                 "province": province}, rows))
+        out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(), list(counted),
+                                row_index=np.arange(len(counted), dtype=np.int64))]
         for province in sorted(provinces):
             members = provinces[province]
             out.append(Unit(f"P:{province}", "province", province, NATIONAL,
                             sum_tallies(u.tallies for u in members), [b for u in members for b in u.ballots],
-                            {"province": province, "name": self.province_names.get(province)}))
+                            {"province": province, "name": self.province_names.get(province)},
+                            np.concatenate([u.rows for u in members]) if members else none))
             out.extend(members)
         return out
 
@@ -247,24 +258,22 @@ class CampaignFigures:
         domain = self._domain(unit, weighted)
         if domain is None:
             return None  # a ballot whose weight has not arrived: no weighted figure yet
-        group, groups, ys, xs, mine = domain
-        select = np.zeros((len(self.items), len(terms)), dtype=np.int64)  # term k sums its items' columns
+        group, groups, ys, xs = domain
+        # Term k sums its items' columns: one matrix product, in floats (BLAS), exact for these small integers.
+        select = np.zeros((len(self.items), len(terms)), dtype=np.float64)
         for k, items in enumerate(terms):
             for item in items:
                 select[self._position[item], k] += 1
-        y, x = ys @ select, xs @ select
-        if mine is not None:
-            y, x = y * mine[:, None], x * mine[:, None]
-        return group, groups, y, x
+        return group, groups, (ys @ select).astype(np.int64), (xs @ select).astype(np.int64)
 
-    def _domain(self, unit: Unit, weighted: bool) -> tuple[Any, Groups, Any, Any, Any] | None:
+    def _domain(self, unit: Unit, weighted: bool) -> tuple[Any, Groups, Any, Any] | None:
         """The rows an estimate of the unit runs over, once per unit and kind (every term reuses them):
-        (group per row, groups, their y and x per item, which rows are the unit's or None for all)."""
+        (group per row, groups, their y and x per item — zero on the rows of its strata not the unit's)."""
         key = (unit.key, weighted)
         if key in self._domains:
             return self._domains[key]
         rows = unit.rows
-        found: tuple[Any, Groups, Any, Any, Any] | None
+        found: tuple[Any, Groups, Any, Any] | None
         if weighted:
             if not self._weighted[rows].all():
                 found = None
@@ -275,9 +284,13 @@ class CampaignFigures:
                 mine = np.isin(pool, rows)
                 local, group = np.unique(self._group[pool], return_inverse=True)
                 groups = Groups([self._group_weight[g] for g in local], [self._group_stratum[g] for g in local])
-                found = (group.astype(np.int64), groups, self._y[pool], self._x[pool], mine)
+                outside = ~mine
+                ys, xs = self._yf[pool], self._xf[pool]
+                if outside.any():
+                    ys[outside], xs[outside] = 0.0, 0.0
+                found = (group.astype(np.int64), groups, ys, xs)
         else:
-            found = (np.zeros(len(rows), dtype=np.int64), UNWEIGHTED, self._y[rows], self._x[rows], None)
+            found = (np.zeros(len(rows), dtype=np.int64), UNWEIGHTED, self._yf[rows], self._xf[rows])
         self._domains[key] = found
         return found
 
@@ -286,6 +299,7 @@ class CampaignFigures:
         interval of every unit reuses them), which items it answered, its stratum and weight group."""
         self.measured = measured
         self._y, self._x, self._answered = measured.y, measured.x, measured.answered
+        self._yf, self._xf = measured.y.astype(np.float64), measured.x.astype(np.float64)
         self._stratum, self._group, self._weighted = measured.stratum, measured.group, measured.weighted
         self._group_weight, self._group_stratum = measured.group_weight, measured.group_stratum
         self._strata_rows = measured.strata_rows
@@ -420,10 +434,7 @@ class CampaignFigures:
                        sorted((k, v) for k, v in unit.info.items() if k != "rated"),
                        sorted(unit.tallies.items()))).encode())
         rows = unit.rows
-        lines = self.measured.unit_lines
-        h.update(b"\n".join([lines[r] for r in rows.tolist()]))
-        h.update(self._y[rows].tobytes())
-        h.update(self._x[rows].tobytes())
+        h.update(self.measured.row_digests[rows].tobytes())  # each ballot's id, stratum, weight and measures
         strata = np.unique(self._stratum[rows]).tolist()
         for s in strata:
             h.update(self._strata_digests[s])

@@ -22,6 +22,7 @@ import contextlib
 import multiprocessing
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -157,15 +158,18 @@ class Runner:
 
     def __init__(self) -> None:
         self.held: OrderedDict[Key, Held] = OrderedDict()
-        self.locks: dict[Key, asyncio.Lock] = {}
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Key, asyncio.Lock]] = \
+            weakref.WeakKeyDictionary()
 
     async def run(self, request: Request) -> Reply:
         raise NotImplementedError
 
     def lock(self, key: Key) -> asyncio.Lock:
-        found = self.locks.get(key)
+        """One computation of a campaign at a time (per event loop: a lock belongs to one)."""
+        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        found = locks.get(key)
         if found is None:
-            found = self.locks[key] = asyncio.Lock()
+            found = locks[key] = asyncio.Lock()
         return found
 
     def keep(self, key: Key, held: Held) -> None:

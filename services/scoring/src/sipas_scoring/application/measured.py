@@ -12,7 +12,6 @@ same bytes whichever way the state was made.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -82,132 +81,128 @@ def _first_met(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return remap[codes], order
 
 
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 class Measured:
-    """The measured counted ballots of one campaign (see the module's docstring)."""
+    """The measured counted ballots of one campaign (see the module's docstring).
+
+    Per row (ballot, in ballot-id order): ``y``/``x``/``answered`` per item, stable codes of its stratum
+    label, weight group and agency, and a digest of the row (id, stratum, weight, measures) that the
+    memo keys of strata and units are made of, so no refresh hashes every ballot's text again."""
 
     def __init__(self, basis: CampaignBasis) -> None:
         self.items = items_of(basis)
         self.width = len(self.items)
         self._item = _scorer(basis)
-        self.counted: list[Counted] = []
-        self.ids: list[str] = []
+        self._counted = _objects([])
+        self.ids = _objects([])
         self.y = np.zeros((0, self.width), dtype=np.int64)
         self.x = np.zeros((0, self.width), dtype=np.int64)
         self.answered = np.zeros((0, self.width), dtype=bool)
-        # Stable codes (never renumbered while the state lives) of strata labels and (label, weight) groups;
-        # the per-row numbering the arrays expose is "as first met" in ballot-id order, as a full build gives.
+        # Stable codes (never renumbered while the state lives) of strata labels, (label, weight) groups and
+        # agencies; the numbering the arrays expose is "as first met" in ballot-id order, as a full build gives.
         self._label_code: dict[str, int] = {}
         self._group_code: dict[tuple[str, Fraction], int] = {}
+        self._agency_code: dict[str, int] = {}
         self._labels: list[str] = []
         self._groups: list[tuple[str, Fraction]] = []
+        self._agencies: list[str] = []
         self.label_codes = np.zeros(0, dtype=np.int64)
         self.group_codes = np.zeros(0, dtype=np.int64)  # -1: no weight yet
-        self._lines: list[bytes] = []        # per row: b"{id}|{weight}" (stratum digests)
-        self.unit_lines: list[bytes] = []    # per row: b"{id}|{stratum}|{weight}" (units' digests)
-        self._label_digests: dict[int, bytes] = {}  # by stable label code; dropped when its rows change
+        self.agency_codes = np.zeros(0, dtype=np.int64)
+        self.row_digests = np.zeros((0, 32), dtype=np.uint8)
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
     def build(cls, basis: CampaignBasis, counted: Sequence[Counted]) -> Measured:
         """From every counted ballot (in any order: rows go in ballot-id order)."""
         out = cls(basis)
-        out._rows(sorted(counted, key=lambda c: c.ballot.ballot_id))
+        ordered = sorted(counted, key=lambda c: c.ballot.ballot_id)
+        (out.y, out.x, out.answered, out.label_codes, out.group_codes, out.agency_codes,
+         out.row_digests) = out._measure(ordered)
+        out._counted = _objects([_light(c) for c in ordered])
+        out.ids = _objects([c.ballot.ballot_id for c in ordered])
         out._index()
         return out
 
-    def _measure(self, counted: Sequence[Counted]) -> tuple[Any, Any, Any, Any, Any, list[bytes], list[bytes]]:
-        item, none = self._item, (0, 0)
-        ys, xs, answered, labels, groups, lines, unit_lines = [], [], [], [], [], [], []
+    def _code(self, codes: dict[Any, int], listed: list[Any], value: Any) -> int:
+        found = codes.get(value)
+        if found is None:
+            found = codes[value] = len(listed)
+            listed.append(value)
+        return found
+
+    def _measure(self, counted: Sequence[Counted]) -> tuple[Any, ...]:
+        item, none, items = self._item, (0, 0), self.items
+        ys, xs, answered, labels, groups, agencies, lines = [], [], [], [], [], [], []
         for c in counted:
             answers = c.ballot.answers
-            pairs = [item(answers[code], True) if code in answers else none for code in self.items]
+            pairs = [item(answers[code], True) if code in answers else none for code in items]
             ys.append([p[0] for p in pairs])
             xs.append([p[1] for p in pairs])
-            answered.append([answers.get(code) is not None for code in self.items])
+            answered.append([answers.get(code) is not None for code in items])
             label = c.stratum or "all"
-            code = self._label_code.get(label)
-            if code is None:
-                code = self._label_code[label] = len(self._labels)
-                self._labels.append(label)
-            labels.append(code)
-            if c.weight is None:
-                groups.append(-1)
-            else:
-                key = (label, c.weight)
-                g = self._group_code.get(key)
-                if g is None:
-                    g = self._group_code[key] = len(self._groups)
-                    self._groups.append(key)
-                groups.append(g)
-            lines.append(f"{c.ballot.ballot_id}|{c.weight}".encode())
-            unit_lines.append(f"{c.ballot.ballot_id}|{c.stratum}|{c.weight}".encode())
-        n = len(counted)
-        width = self.width
-        return (np.array(ys, dtype=np.int64).reshape(n, width), np.array(xs, dtype=np.int64).reshape(n, width),
-                np.array(answered, dtype=bool).reshape(n, self.width), np.array(labels, dtype=np.int64),
-                np.array(groups, dtype=np.int64), lines, unit_lines)
-
-    def _rows(self, counted: list[Counted]) -> None:
-        self.counted = [_light(c) for c in counted]
-        self.ids = [c.ballot.ballot_id for c in counted]
-        (self.y, self.x, self.answered, self.label_codes, self.group_codes, self._lines,
-         self.unit_lines) = self._measure(counted)
+            labels.append(self._code(self._label_code, self._labels, label))
+            groups.append(-1 if c.weight is None else self._code(self._group_code, self._groups, (label, c.weight)))
+            agencies.append(self._code(self._agency_code, self._agencies, c.agency_id))
+            line = f"{c.ballot.ballot_id}|{c.stratum}|{c.weight}".encode()
+            lines.append(b"%d:%s" % (len(line), line))
+        n, width = len(counted), self.width
+        y = np.array(ys, dtype=np.int64).reshape(n, width)
+        x = np.array(xs, dtype=np.int64).reshape(n, width)
+        given = np.array(answered, dtype=bool).reshape(n, width)
+        # A row's digest: its id, stratum and weight, then its measures (y, x as int64, answered as bytes).
+        measures = np.hstack([y.view(np.uint8).reshape(n, -1), x.view(np.uint8).reshape(n, -1),
+                              given.view(np.uint8)]) if n else np.zeros((0, 0), dtype=np.uint8)
+        digests = b"".join([hashlib.sha256(line + row).digest() for line, row in zip(lines, map(bytes, measures),
+                                                                                      strict=True)])
+        return (y, x, given, np.array(labels, dtype=np.int64), np.array(groups, dtype=np.int64),
+                np.array(agencies, dtype=np.int64), np.frombuffer(digests, dtype=np.uint8).reshape(n, 32).copy())
 
     def apply(self, added: Iterable[Counted], removed: Iterable[str]) -> None:
         """Ballots newly counted (``added``; those already here are left as they are: a counted ballot's
         answers and design never change while the state lives) and ballots no longer counted (``removed``;
         unknown ids are ignored). Afterwards the state is the one :meth:`build` makes of the ballots now
         counted."""
-        position = {ballot_id: row for row, ballot_id in enumerate(self.ids)}
-        gone = sorted({position[b] for b in removed if b in position})
+        n = len(self.ids)
+        gone = self._found(_objects(sorted(set(removed))))
         fresh: dict[str, Counted] = {}
         for c in added:
-            if c.ballot.ballot_id not in position:
-                fresh.setdefault(c.ballot.ballot_id, c)
-        if not gone and not fresh:
+            fresh.setdefault(c.ballot.ballot_id, c)
+        candidates = _objects(sorted(fresh))
+        new_ids = candidates[self._found(candidates, missing=True)] if n else candidates
+        if not len(gone) and not len(new_ids):
             return
-        touched = {int(self.label_codes[r]) for r in gone}
-        keep = np.ones(len(self.ids), dtype=bool)
-        keep[gone] = False
-        kept = np.flatnonzero(keep)
-        measuring = sorted(fresh.values(), key=lambda c: c.ballot.ballot_id)
-        y, x, answered, labels, groups, lines, unit_lines = self._measure(measuring)
-        new = [_light(c) for c in measuring]
-        touched |= set(labels.tolist())
-        kept_ids = [self.ids[r] for r in kept.tolist()]
-        # Where each new ballot goes among the kept ones (ids are unique and both lists sorted).
-        at = np.array([bisect.bisect_left(kept_ids, c.ballot.ballot_id) for c in new], dtype=np.int64)
-        self.y = np.insert(self.y[kept], at, y, axis=0)
-        self.x = np.insert(self.x[kept], at, x, axis=0)
-        self.answered = np.insert(self.answered[kept], at, answered, axis=0)
-        self.label_codes = np.insert(self.label_codes[kept], at, labels)
-        self.group_codes = np.insert(self.group_codes[kept], at, groups)
-        total = len(kept) + len(new)
-        slot = at + np.arange(len(new), dtype=np.int64)     # the new ballots' rows
-        is_new = np.zeros(total, dtype=bool)
-        is_new[slot] = True
-        old_rows = iter(kept.tolist())
-        new_rows = iter(range(len(new)))
-        counted, ids, all_lines, all_unit_lines = [], [], [], []
-        for fresh_row in is_new.tolist():
-            if fresh_row:
-                k = next(new_rows)
-                counted.append(new[k])
-                all_lines.append(lines[k])
-                all_unit_lines.append(unit_lines[k])
-            else:
-                r = next(old_rows)
-                counted.append(self.counted[r])
-                all_lines.append(self._lines[r])
-                all_unit_lines.append(self.unit_lines[r])
-        ids = [c.ballot.ballot_id for c in counted]
-        self.counted, self.ids, self._lines, self.unit_lines = counted, ids, all_lines, all_unit_lines
-        for code in touched:
-            self._label_digests.pop(code, None)
+        measuring = [fresh[i] for i in new_ids.tolist()]
+        y, x, answered, labels, groups, agencies, digests = self._measure(measuring)
+        columns = ["ids", "_counted", "y", "x", "answered", "label_codes", "group_codes", "agency_codes",
+                   "row_digests"]
+        values = [new_ids, _objects([_light(c) for c in measuring]), y, x, answered, labels, groups, agencies,
+                  digests]
+        kept_ids = np.delete(self.ids, gone)
+        at = np.searchsorted(kept_ids, new_ids) if len(kept_ids) else np.zeros(len(new_ids), dtype=np.int64)
+        for name, value in zip(columns, values, strict=True):
+            setattr(self, name, np.insert(np.delete(getattr(self, name), gone, axis=0), at, value, axis=0))
         self._index()
 
+    def _found(self, ids: np.ndarray, missing: bool = False) -> np.ndarray:
+        """Rows of ``ids`` (sorted) that are here; with ``missing``, the positions in ``ids`` of those not."""
+        n = len(self.ids)
+        if not len(ids) or not n:
+            return np.arange(len(ids), dtype=np.int64) if missing else np.zeros(0, dtype=np.int64)
+        at = np.searchsorted(self.ids, ids)
+        here = at < n
+        here[here] = self.ids[at[here]] == ids[here]
+        return np.flatnonzero(~here) if missing else at[here]
+
     def _index(self) -> None:
-        """The per-row numbering of strata and groups as first met, each row's ``Counted.row``."""
+        """The per-row numbering of strata and groups as first met, each row's ``Counted.row``, the rows of
+        each stratum and agency, and the strata digests."""
+        self.counted: list[Counted] = self._counted.tolist()
         for row, c in enumerate(self.counted):
             c.row = row
         self.stratum, label_order = _first_met(self.label_codes)
@@ -219,32 +214,25 @@ class Measured:
         self.group = group
         self.group_weight = [self._groups[g][1] for g in group_order.tolist()]
         self.group_stratum = [self._groups[g][0] for g in group_order.tolist()]
-        self._label_order = label_order.tolist()
-        members = np.argsort(self.stratum, kind="stable")
-        bounds = np.searchsorted(self.stratum[members], np.arange(len(self._label_order) + 1))
-        self.strata_rows = [members[bounds[s]:bounds[s + 1]] for s in range(len(self._label_order))]
+        self.strata_rows = _split(self.stratum, len(label_order))
         """Per stratum (index as first met), its rows in order."""
         self.strata_groups = [{int(g) for g in np.unique(group[rows]).tolist() if g >= 0} for rows in self.strata_rows]
-        self.strata_digests = [self._label_digest(code, rows) for code, rows in zip(self._label_order,
-                                                                                     self.strata_rows, strict=True)]
-
-    def _label_digest(self, code: int, rows: np.ndarray) -> bytes:
-        """A digest of the stratum's ballots (ids, measures, weights): campaign-wide indices move when
-        unrelated ballots come or go, so they never enter it."""
-        found = self._label_digests.get(code)
-        if found is None:
-            listed = rows.tolist()
-            h = hashlib.sha256(b"\n".join([self._lines[r] for r in listed]))
-            for part in (self.y[rows], self.x[rows], self.weighted[rows]):
-                h.update(part.tobytes())
-            found = self._label_digests[code] = h.digest()
-        return found
-
-    @property
-    def strata_seen(self) -> set[str]:
+        # A stratum's ballots (ids, measures, weights) — never campaign-wide indices: they move when
+        # unrelated ballots come or go.
+        self.strata_digests = [hashlib.sha256(self.row_digests[rows].tobytes()).digest() for rows in self.strata_rows]
+        self.agency_rows = {self._agencies[code]: rows
+                            for code, rows in enumerate(_split(self.agency_codes, len(self._agencies))) if len(rows)}
+        """Per agency id, its rows in order."""
+        seen = {int(rows[0]) for rows in self.strata_rows if len(rows)}
+        self.strata_seen = {self.counted[r].stratum for r in seen} - {None}
         """The strata keys of the ballots counted."""
-        return {c.stratum for c in (self.counted[int(rows[0])] for rows in self.strata_rows if len(rows))
-                if c.stratum is not None}
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _split(codes: np.ndarray, count: int) -> list[np.ndarray]:
+    """Per code 0..count-1, the rows holding it, in order."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(count + 1))
+    return [order[bounds[k]:bounds[k + 1]] for k in range(count)]
