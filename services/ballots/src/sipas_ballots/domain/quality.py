@@ -92,8 +92,8 @@ def scan_flags(ballots: Sequence[Scanned]) -> dict[tuple[str, str], str]:
     The reference for the scan, which streams the ballots enumerator by enumerator."""
     medians = {ch: median_seconds(b.entry_seconds for b in ballots if b.channel == ch)
                for ch in {b.channel for b in ballots}}
-    out = {(b.ballot_id, f.kind): f.reason for b in ballots
-           for f in alone_flags(b.answers, b.entry_seconds, medians[b.channel])}
+    out: dict[tuple[str, str], str] = {(b.ballot_id, f.kind): f.reason for b in ballots
+                                       for f in alone_flags(b.answers, b.entry_seconds, medians[b.channel])}
     items = sorted({k for b in ballots for k in b.answers})
     keyed = [KeyedAnswers(b.ballot_id, b.entered_by, b.answers) for b in ballots if b.entered_by]
     out |= {(ballot_id, f.kind): f.reason for ballot_id, f in near_identical(keyed, items).items()}
