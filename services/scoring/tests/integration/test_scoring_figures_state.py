@@ -9,6 +9,8 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,7 +236,7 @@ def test_the_figures_process_keeps_the_state_and_stops(database):
         fig.use_runner(runner)
         try:
             await runner.start()
-            processes = list(runner._executor._processes.values())  # type: ignore[union-attr]
+            pid = runner.pid
             campaign = Campaign(engine)
             await campaign.open()
             await campaign.apply("draw", [(k, STRATA[k % 3], "10") for k in range(10)])
@@ -248,8 +250,37 @@ def test_the_figures_process_keeps_the_state_and_stops(database):
             assert runner.held[next(iter(runner.held))].at == campaign.positions["ballots"]
         finally:
             fig.use_runner(None)
-            runner.close()
+            await runner.close()
             await engine.dispose()
-        assert processes and not any(p.is_alive() for p in processes)
+        assert pid is not None and runner.pid is None
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # gone, and reaped
+
+    asyncio.run(run())
+
+
+def test_the_figures_process_leaves_when_the_service_dies():
+    """Killed with the service (nothing shut down): its stdin closes, so it leaves by itself."""
+    script = ("import asyncio, os\n"
+              "from sipas_scoring.application.figures_engine import ProcessRunner\n"
+              "async def main():\n"
+              "    runner = ProcessRunner()\n"
+              "    await runner.start()\n"
+              "    print(runner.pid, flush=True)\n"
+              "    os._exit(0)\n"
+              "asyncio.run(main())\n")
+
+    async def run() -> None:
+        service = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+        out, _ = await service.communicate()
+        child = int(out.decode().split()[-1])
+        for _ in range(100):
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return
+            await asyncio.sleep(0.1)
+        os.kill(child, 9)
+        raise AssertionError("the figures process outlived its service")
 
     asyncio.run(run())

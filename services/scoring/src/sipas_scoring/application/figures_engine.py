@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
+import os
+import pickle
+import sys
 import threading
 import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -197,67 +197,105 @@ class LocalRunner(Runner):
         return await asyncio.to_thread(self.engine.run, request)
 
 
-_ENGINE: Engine | None = None  # the spawned process's engine
-
-
-def _remote(request: Request) -> Reply:
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = Engine()
-    return _ENGINE.run(request)
-
-
-def _ready() -> int:
-    from sipas_scoring.application import figures  # noqa: F401  (imported once, before the first request)
-    return 0
-
-
 class ProcessRunner(Runner):
-    """The engine in one spawned process that keeps the states. If that process dies, the next request
-    starts another (which holds nothing, so the caller sends everything)."""
+    """The engine in a child process (``python -m sipas_scoring.application.figures_engine``) that keeps the
+    states; requests and replies cross its stdin and stdout as length-prefixed pickles, one at a time. The
+    child leaves when its stdin closes — when :meth:`close` closes it, or when the service dies however it
+    dies — so it never outlives the service. If it is lost, the next request starts another (which holds
+    nothing, so the caller sends everything)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._executor: ProcessPoolExecutor | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._turn = asyncio.Lock()
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-            self.held.clear()
-        return self._executor
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     async def start(self) -> None:
         """Start the process and import the figures there, before the first refresh needs them."""
-        await asyncio.wrap_future(self._pool().submit(_ready))
+        await self._exchange(None)
 
     async def run(self, request: Request) -> Reply:
-        try:
-            return await asyncio.wrap_future(self._pool().submit(_remote, request))
-        except BrokenProcessPool:
-            log.warning("figures.process_lost")
-            self._drop()
-            raise
+        reply = await self._exchange(request)
+        assert isinstance(reply, Reply)
+        return reply
 
-    def _drop(self) -> None:
-        executor, self._executor = self._executor, None
+    async def _exchange(self, request: Request | None) -> Any:
+        async with self._turn:
+            if self._process is None or self._process.returncode is not None:
+                self.held.clear()
+                self._process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "sipas_scoring.application.figures_engine",
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            process = self._process
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                body = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+                process.stdin.write(len(body).to_bytes(8, "big") + body)
+                await process.stdin.drain()
+                size = int.from_bytes(await process.stdout.readexactly(8), "big")
+                # Our own child over a private pipe: trusted.
+                status, value = pickle.loads(await process.stdout.readexactly(size))  # noqa: S301
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                log.warning("figures.process_lost", error=repr(exc)[:200])
+                await self._stop()
+                raise RuntimeError("the figures process was lost") from exc
+            except BaseException:
+                await self._stop()  # cancelled half-way: the stream is out of step, start afresh next time
+                raise
+        if status == "error":
+            raise RuntimeError(f"the figures process failed: {value}")
+        return value
+
+    async def _stop(self) -> None:
+        process, self._process = self._process, None
         self.held.clear()
-        if executor is None:
+        if process is None or process.returncode is not None:
             return
-        processes = list(getattr(executor, "_processes", {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
+        with contextlib.suppress(Exception):
+            assert process.stdin is not None
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), 2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             with contextlib.suppress(Exception):
-                process.join(timeout=0.5)
-                if process.is_alive():
-                    process.terminate()
-                    process.join(timeout=2)
-                if process.is_alive():
-                    process.kill()
-                    process.join(timeout=2)
+                await asyncio.wait_for(process.wait(), 2.0)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the process (at once if it is computing: its states are a cache)."""
-        self._drop()
+        process = self._process
+        if process is not None and process.returncode is None and self._turn.locked():
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        await self._stop()
+
+
+def serve() -> None:
+    """The child's loop: a request in, a reply out, until stdin closes. Logs go to stderr; stdout carries
+    only replies."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    requests = sys.stdin.buffer
+    engine = Engine()
+    from sipas_scoring.application import figures  # noqa: F401  (imported once, before the first request)
+
+    while True:
+        head = requests.read(8)
+        if len(head) < 8:
+            return
+        request = pickle.loads(requests.read(int.from_bytes(head, "big")))  # noqa: S301  (our parent, a private pipe)
+        try:
+            out: tuple[str, Any] = ("ok", None if request is None else engine.run(request))
+        except Exception as exc:
+            out = ("error", repr(exc)[:2000])
+        body = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.write(len(body).to_bytes(8, "big") + body)
+        replies.flush()
 
 
 def held_after(held: Held | None, fingerprint: Any, at: int | None) -> Held | None:
@@ -272,3 +310,9 @@ def fingerprint_of(basis: CampaignBasis, positions: Mapping[str, int], context: 
     but the ballots (units and weights come from sampling), and the weights themselves."""
     return (basis, tuple(sorted((p, v) for p, v in positions.items() if p != "ballots")),
             tuple(sorted(context.adjusted.items())))
+
+
+if __name__ == "__main__":
+    from sipas_scoring.application.figures_engine import serve as _serve  # the module's own classes, not __main__'s
+
+    _serve()

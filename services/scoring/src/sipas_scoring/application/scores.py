@@ -130,14 +130,14 @@ async def figures_worker(ctx: ServiceContext) -> None:
             use_runner(process)
         except Exception as exc:  # no process to be had: compute in this one, as before
             log.warning("scores.figures_process_unavailable", error=repr(exc)[:300])
-            process.close()
+            await process.close()
             process = None
     try:
         await _work(ctx, interval)
     finally:
         if process is not None:
             use_runner(None)
-            process.close()
+            await process.close()
 
 
 async def _work(ctx: ServiceContext, interval: float) -> None:
