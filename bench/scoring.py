@@ -879,7 +879,7 @@ def figures_process_pids() -> list[int]:
     out = []
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if any("spawn_main" in part for part in child.cmdline()):
+            if "sipas_scoring.application.figures_engine" in child.cmdline():
                 out.append(child.pid)
     return out
 
