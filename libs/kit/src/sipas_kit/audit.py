@@ -119,8 +119,13 @@ def entry(request: Request, service: str, status: int) -> dict[str, Any] | None:
 async def record(engine: AsyncEngine, body: dict[str, Any]) -> None:
     async with engine.connect() as conn:  # one INSERT in autocommit: one round trip, no BEGIN/COMMIT
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(audit_log.insert().values(
-            id=new_id(), recorded_at=dt.datetime.now(dt.UTC), body=canonical.dumps(body)))
+        await write(conn, body)
+
+
+async def write(conn: AsyncConnection, body: dict[str, Any]) -> None:
+    """The audit row of ``body``, in ``conn``'s transaction: a command's row commits with its effects."""
+    await conn.execute(audit_log.insert().values(
+        id=new_id(), recorded_at=dt.datetime.now(dt.UTC), body=canonical.dumps(body)))
 
 
 async def seal(conn: AsyncConnection, limit: int = 1000) -> int:

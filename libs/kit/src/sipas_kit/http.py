@@ -54,6 +54,8 @@ def install_middleware(app: FastAPI) -> None:
 
 
 async def _audit(ctx: ServiceContext, request: Request, status: int) -> None:
+    if getattr(request.state, "audited", False):
+        return  # written with the command's own transaction (run_command)
     body = audit.entry(request, ctx.service, status)
     if body is None:
         return
@@ -64,6 +66,18 @@ async def _audit(ctx: ServiceContext, request: Request, status: int) -> None:
             await audit.record(ctx.engine, body)
     except Exception as exc:  # the answer is already given; say loudly that its audit row is missing
         log.error("audit.record_failed", error=repr(exc)[:300], method=request.method, path=audit.shown_path(request))
+
+
+async def _audit_within(conn: AsyncConnection, ctx: ServiceContext, request: Request, status: int) -> bool:
+    body = audit.entry(request, ctx.service, status)
+    if body is None:
+        return False
+    if ctx.audit_enabled is None:
+        ctx.audit_enabled = await audit.enabled(ctx.engine)
+    if not ctx.audit_enabled:
+        return False
+    await audit.write(conn, body)
+    return True
 
 
 async def get_ctx(request: Request) -> ServiceContext:
@@ -82,7 +96,11 @@ Decide = Callable[[AsyncConnection], Awaitable[tuple[int, Any]]]
 
 async def run_command(ctx: ServiceContext, request: Request, principal: Principal, decide: Decide,
                       attempts: int = 3) -> JSONResponse:
-    """Load, decide, append and commit once, honouring ``Idempotency-Key``; retry on a concurrent write."""
+    """Load, decide, append and commit once, honouring ``Idempotency-Key``; retry on a concurrent write.
+
+    The request's audit row is written in the same transaction, so a command's effects never commit
+    without it (a process killed between the commit and a separate audit insert would lose the row);
+    a request refused before or outside this transaction is audited by the middleware as before."""
     key = idempotency.key_of(request)
     digest = idempotency.request_hash(request.method, request.url.path, (await request.body()).hex()) if key else ""
     for attempt in range(attempts):
@@ -97,6 +115,8 @@ async def run_command(ctx: ServiceContext, request: Request, principal: Principa
                 status, body = await decide(conn)
                 if key:
                     await idempotency.store(conn, principal.subject, key, status, body)
+                audited = await _audit_within(conn, ctx, request, status)
+            request.state.audited = audited  # only once committed: a rolled-back row is written again
             media = "application/problem+json" if status >= 400 else None
             return JSONResponse(body, status, media_type=media)
         except ConcurrencyError as exc:

@@ -90,3 +90,31 @@ async def test_requests_are_audited_sealed_and_any_edit_is_detected(open_api):
         await engine.dispose()
     assert caught == 100
     assert (await api.client.get("/v1/audit/verify", headers=auditor)).json()["ok"] is True  # all restored
+
+
+async def test_a_commands_audit_row_commits_with_the_command(open_api, monkeypatch):
+    """A command's audit row is written in the command's own transaction: with the middleware's separate
+    audit insert failing (as when the process dies after the commit), the accepted command's row is
+    there all the same, once; the refused request, which only the middleware audits, has none."""
+    from sipas_kit import audit
+
+    async def dies(engine, body):
+        raise RuntimeError("the process died after answering")
+
+    monkeypatch.setattr(audit, "record", dies)
+    api = await open_api("registry")
+    admin = api.auth("ministry-admin")
+    created = await api.client.post("/v1/agencies", json=unit("46", "Thừa Thiên Huế"),
+                                    headers=admin | {"X-Correlation-Id": "audit-tx-1"})
+    assert created.status_code == 201, created.text
+    refused = await api.client.post("/v1/agencies", json={"code": ""}, headers=admin | {
+        "X-Correlation-Id": "audit-tx-2"})
+    assert refused.status_code == 422
+    engine = create_async_engine(api.database_url)
+    try:
+        async with engine.connect() as conn:
+            bodies = [json.loads(b) for b in (await conn.execute(text("SELECT body FROM audit_log"))).scalars()]
+    finally:
+        await engine.dispose()
+    mine = [b for b in bodies if str(b["correlation_id"]).startswith("audit-tx-")]
+    assert [(b["correlation_id"], b["status"], b["route"]) for b in mine] == [("audit-tx-1", 201, "/v1/agencies")]
