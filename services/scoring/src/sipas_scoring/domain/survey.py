@@ -177,6 +177,9 @@ def _srs_variance(answering: Sequence[tuple[Observation, float]], sampled: int, 
     n = len(answering)
     if n < 2:
         return None
+    z = [zi for _, zi in answering]
+    if max(z) - min(z) <= 1e-12 * max(1.0, max(abs(v) for v in z)):
+        return 0.0  # every ballot alike: no spread (rounding noise must not make a design effect of it)
     weights = [float(o.weight) for o, _ in answering]
     total_w = sum(weights)
     mean_z = sum(w * zi for w, (_, zi) in zip(weights, answering, strict=True)) / total_w
