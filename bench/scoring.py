@@ -1597,9 +1597,9 @@ def limits(report: Report) -> list[str]:
             text += (f"In `document()` of {p['n']:,} ballots (profile above) the time is spread over `Fraction` "
                      "arithmetic and presentation (`present`), one `estimate_arrays` per figure and unit, and "
                      "`np.isin` over the campaign's strata for each unit's weighted domain. ")
-        text += ("These are full computations, as on a service's first refresh of a campaign; later refreshes reuse "
-                 "the rows of the units no change reached (`docs/scoring.md`), but still read and measure every "
-                 "counted ballot (`load()` and the per-item arrays) to tell which.")
+        text += ("These are full computations, as on a service's first refresh of a campaign; later refreshes keep "
+                 "the measured ballots and read only those accepted or voided since, and reuse the rows of the units "
+                 "no change reached (`docs/scoring.md`).")
         out.append(text)
     y = report.replay
     if y is not None and "js_sub" in r:
@@ -1635,26 +1635,19 @@ def limits(report: Report) -> list[str]:
                          f"{secs(p99)} ({'sustained' if f.sustained else 'not sustained'}; the consumer applied "
                          f"~{applied:,.0f} events/s during the drive; a refresh alone {secs(f.quiet_refresh)})")
         text = "**Freshness**: " + "; ".join(parts) + ". "
-        if y is not None:
-            text += ("The first limit is the tallies consumer: it applies about "
-                     f"{fmt_rate(rate(y.n, y.rebuild_seconds))} events/s on its own (the replay above), so at "
-                     "1,000/s the backlog grows every second and an event waits behind it. ")
-        national = [f for f in fresh if f.scope == "national" and f.timeline]
-        starved = ""
-        if national and y is not None:
-            during = [row for row in national[-1].timeline if row[0] <= national[-1].seconds]
-            if during:
-                applied = during[-1][2] / max(1.0, during[-1][0])
-                starved = (f" (during the national drive the consumer applied ~{applied:,.0f} events/s, against "
-                           f"{fmt_rate(rate(y.n, y.rebuild_seconds))} on its own)")
-        text += ("The second is the figures worker: a refresh reads and measures every counted ballot of the "
-                 "campaign and recomputes the units a change reached — under steady intake spread over the "
-                 "campaign's agencies, nearly all of them every interval — so staleness cannot fall below a refresh "
-                 "plus up to one interval; and it computes in the service's own process, CPU-bound Python that "
-                 "competes with the consumers for the one interpreter (in the event loop, or in a thread that still "
-                 f"needs the GIL), so while it computes the consumers apply little{starved}. Next in order of yield: "
-                 "compute figures outside the consuming process (a process pool, or a replica that only computes "
-                 "figures); keep the per-item arrays between refreshes instead of reading every ballot again.")
+        kept_up = all(f.sustained for f in fresh)
+        applied_p99 = max((f.applied.get("p99", float("nan")) for f in fresh if f.applied), default=float("nan"))
+        text += ("The tallies consumer keeps up (" + ("every drive sustained" if kept_up else "not every drive "
+                 "sustained") + f"; publish to applied p99 at most {secs(applied_p99)}): the figures are what trail. "
+                 "They are computed in a process of their own that keeps each campaign's measured ballots and reads "
+                 "only the new ones (`docs/scoring.md`), so the consumer is no longer starved; but a refresh still "
+                 "recomputes each changed unit's intervals from all of that unit's ballots (a province's every "
+                 "ballot), and with intake spread over a campaign's agencies nearly every unit changes every "
+                 "interval, so a refresh costs more as the campaign grows, and on two shared cores some take several "
+                 "seconds (the max column): staleness is a refresh plus up to one interval plus the wait behind the "
+                 "slowest refresh. Next in order of yield: keep per-unit estimator sums incrementally so that a "
+                 "refresh follows the change rather than the campaign; compute every agency's estimates in one array "
+                 "pass for national campaigns.")
         out.append(text)
     others = [f.cpu.get("others", 0.0) for f in report.freshness if f.cpu]
     out.append(
