@@ -15,3 +15,5 @@ class ScoringSettings(ServiceSettings):
     service: ClassVar[str] = "scoring"
     scores_interval: float = Field(default=2.0, gt=0, le=60,
                                    description="Seconds between provisional figure refreshes of a changed campaign")
+    figures_process: bool = Field(default=True, description="Compute figures in a child process that keeps each "
+                                  "campaign's measured ballots (false: in the service's own process)")
