@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -70,11 +71,7 @@ async def _audit(ctx: ServiceContext, request: Request, status: int) -> None:
 
 async def _audit_within(conn: AsyncConnection, ctx: ServiceContext, request: Request, status: int) -> bool:
     body = audit.entry(request, ctx.service, status)
-    if body is None:
-        return False
-    if ctx.audit_enabled is None:
-        ctx.audit_enabled = await audit.enabled(ctx.engine)
-    if not ctx.audit_enabled:
+    if body is None or not ctx.audit_enabled:  # known before the transaction began (run_command)
         return False
     await audit.write(conn, body)
     return True
@@ -101,6 +98,9 @@ async def run_command(ctx: ServiceContext, request: Request, principal: Principa
     The request's audit row is written in the same transaction, so a command's effects never commit
     without it (a process killed between the commit and a separate audit insert would lose the row);
     a request refused before or outside this transaction is audited by the middleware as before."""
+    if ctx.audit_enabled is None:  # asked before the transaction: a second checkout inside it could deadlock
+        with contextlib.suppress(Exception):  # the pool under concurrent commands (each holding one already)
+            ctx.audit_enabled = await audit.enabled(ctx.engine)
     key = idempotency.key_of(request)
     digest = idempotency.request_hash(request.method, request.url.path, (await request.body()).hex()) if key else ""
     for attempt in range(attempts):
