@@ -1481,18 +1481,17 @@ def freshness_lines(report: Report) -> list[str]:
 def time_goes_lines(report: Report) -> list[str]:
     out = ["## Where the time goes", ""]
     y = report.replay
-    if y is not None and y.profile_top:
-        out += [f"**Applying events** (the service catching up on its first {y.profile_events:,} events, whole "
-                f"process under cProfile, {y.profile_total:.1f} s of profiled time; the rebuild runs the same `_drain` "
-                "-> `_apply_run` -> handlers path):", ""]
-        out += profile_table(y.profile_top, y.profile_total)
-        out.append("")
-    if y is not None and y.rebuild_profile_top:
-        out += [f"**Rebuilding** (`consumer.rebuild()` of the {y.n:,} events once more after the timed one, whole "
-                f"process under cProfile: {y.rebuild_profile_seconds:.1f} s, {y.rebuild_profile_total:.1f} s of "
-                "profiled time):", ""]
-        out += profile_table(y.rebuild_profile_top, y.rebuild_profile_total)
-        out.append("")
+    if y is not None:
+        profiles = [
+            (f"**Applying events** (the service's live consumer catching up on its first {y.profile_events:,} "
+             f"events, whole process under cProfile, {y.profile_total:.1f} s of profiled time; a rebuild applies "
+             "its runs through the projection's rebuild handler instead, below)", y.profile_top, y.profile_total),
+            (f"**Rebuilding** (`consumer.rebuild()` of the {y.n:,} events once more after the timed one, whole "
+             f"process under cProfile: {y.rebuild_profile_seconds:.1f} s, {y.rebuild_profile_total:.1f} s of "
+             "profiled time)", y.rebuild_profile_top, y.rebuild_profile_total)]
+        for title, top, total in profiles:
+            if top:
+                out += [f"{title}:", "", *profile_table(top, total), ""]
     if y is not None and y.statements:
         out += ["Statements of the rebuild, by server time (`pg_stat_statements`):", ""]
         out += statements_table(y.statements)

@@ -123,7 +123,7 @@ async def figures_worker(ctx: ServiceContext) -> None:
     ballots between refreshes (:class:`ProcessRunner`): the CPU-bound computation never holds the
     interpreter the consumers apply events with. It stops with the worker."""
     interval = float(getattr(ctx.settings, "scores_interval", 2.0))
-    process = ProcessRunner() if getattr(ctx.settings, "figures_process", True) else None  # ScoringSettings
+    process = ProcessRunner() if getattr(ctx.settings, "figures_process", True) else None
     if process is not None:
         try:
             await process.start()
