@@ -1086,8 +1086,9 @@ def head_commit() -> str:
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
-    return [Scenario("province", CampaignSpec("c-prov", args.province), args.province_ballots),
-            Scenario("national", CampaignSpec("c-nat", None), args.national_ballots)]
+    every = [Scenario("province", CampaignSpec("c-prov", args.province), args.province_ballots),
+             Scenario("national", CampaignSpec("c-nat", None), args.national_ballots)]
+    return [s for s in every if s.label in args.campaigns]
 
 
 def campaigns(args: argparse.Namespace) -> list[CampaignSpec]:
@@ -1204,6 +1205,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ballots already counted in the province campaign (default 5000)")
     parser.add_argument("--national-ballots", type=int, default=35_000,
                         help="ballots already counted in the national campaign (default 35,000)")
+    parser.add_argument("--campaigns", type=lambda s: set(s.split(",")), default={"province", "national"},
+                        help="freshness campaigns: province,national (default both)")
     parser.add_argument("--no-fallback", dest="fallback", action="store_false",
                         help="no second drive at a lower rate when the intake was not sustained")
     parser.add_argument("--raw", type=int, default=20_000, help="messages/rows per raw ceiling (default 20,000)")

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -58,7 +57,7 @@ from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey import SurveyEstimate
-from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, estimate_arrays
+from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_moments
 from sipas_scoring.domain.tallies import Tallies, expectation_shares, points_scores, share_scores, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
@@ -73,16 +72,9 @@ class Unit:
     unit_id: str
     parent: str | None
     tallies: Counter[str]
-    ballots: list[Counted] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-    row_index: Any = None
-
-    @cached_property
-    def rows(self) -> Any:
-        """Its ballots' rows in the campaign's arrays."""
-        if self.row_index is not None:
-            return self.row_index
-        return np.array([c.row for c in self.ballots], dtype=np.int64)
+    rows: Any = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Its counted ballots' rows in the campaign's measured state."""
 
 
 def exact(value: Fraction | None) -> str | None:
@@ -160,15 +152,27 @@ async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Count
     return context.by_agency, counted, context.agencies, population, context.rated, context.provinces
 
 
-def _estimate(arrays: tuple[Any, Groups, Any, Any] | None, coefficients: Sequence[Fraction],
+@dataclass
+class Domain:
+    """What a unit's estimates of one kind (weighted or not) run over: its weight groups' moments, and per
+    ballot of the unit its group and valid answers (to count who answered an estimate's items)."""
+
+    moments: Moments
+    row_group: Any
+    answers: Any
+
+
+def _estimate(domain: Domain | None, select: Any, coefficients: Sequence[Fraction],
               population: Mapping[str, int] | None) -> SurveyEstimate | None:
-    if arrays is None:
+    if domain is None:
         return None
-    group, groups, y, x = arrays
-    if not len(y) or not x.any():
+    asked = select.any(axis=1)
+    answering = np.bincount(domain.row_group, weights=domain.answers[:, asked].any(axis=1),
+                            minlength=len(domain.moments.rows)).astype(np.int64)
+    if not answering.any():
         return None
     try:
-        return estimate_arrays(group, groups, y, x, coefficients, population, lonely="certainty")
+        return estimate_moments(domain.moments, select, answering, coefficients, population, lonely="certainty")
     except (DesignError, ZeroDivisionError):
         return None
 
@@ -212,7 +216,8 @@ class CampaignFigures:
         self._position = {code: i for i, code in enumerate(self.items)}
         self._take(measured)
         self._digest_campaign()
-        self._domains: dict[tuple[str, bool], tuple[Any, Groups, Any, Any] | None] = {}
+        self._domains: dict[tuple[str, bool], Domain | None] = {}
+        self._members: dict[str, list[Unit]] = {}
         self.units = self._hierarchy(by_agency)
 
     def present(self, value: Fraction | None) -> str | None:
@@ -228,7 +233,7 @@ class CampaignFigures:
 
     def _hierarchy(self, by_agency: dict[str, Counter[str]]) -> list[Unit]:
         provinces: dict[str, list[Unit]] = defaultdict(list)
-        counted, none = self.counted, np.zeros(0, dtype=np.int64)
+        none = np.zeros(0, dtype=np.int64)
         rows_of = self.measured.agency_rows
         for agency_id in sorted(by_agency):
             province = self._province_of(agency_id)
@@ -236,82 +241,92 @@ class CampaignFigures:
             rows = rows_of.get(agency_id, none)
             provinces[province].append(Unit(
                 f"A:{agency_id}", "agency", agency_id, f"P:{province}", by_agency[agency_id],
-                [counted[r] for r in rows.tolist()],
                 {"code": info.get("code"), "name": info.get("name") or ("—" if agency_id == UNASSIGNED else None),
                  "province": province}, rows))
-        out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(), list(counted),
-                                row_index=np.arange(len(counted), dtype=np.int64))]
+        out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(),
+                                rows=np.arange(len(self.counted), dtype=np.int64))]
         for province in sorted(provinces):
             members = provinces[province]
+            self._members[f"P:{province}"] = members
             out.append(Unit(f"P:{province}", "province", province, NATIONAL,
-                            sum_tallies(u.tallies for u in members), [b for u in members for b in u.ballots],
+                            sum_tallies(u.tallies for u in members),
                             {"province": province, "name": self.province_names.get(province)},
                             np.concatenate([u.rows for u in members]) if members else none))
             out.extend(members)
         return out
 
     # ---- observations ---------------------------------------------------------------------------
-    def _arrays(self, unit: Unit, terms: list[tuple[str, ...]], weighted: bool
-                ) -> tuple[Any, Groups, Any, Any] | None:
-        """Per-ballot (y, x) of each term as arrays; weighted: the unit as a domain of its strata (its
-        strata's other ballots count with zeros), with each (stratum, weight) group's exact weight."""
-        domain = self._domain(unit, weighted)
-        if domain is None:
-            return None  # a ballot whose weight has not arrived: no weighted figure yet
-        group, groups, ys, xs = domain
-        # Term k sums its items' columns: one matrix product, in floats (BLAS), exact for these small integers.
-        select = np.zeros((len(self.items), len(terms)), dtype=np.float64)
-        for k, items in enumerate(terms):
-            for item in items:
-                select[self._position[item], k] += 1
-        return group, groups, (ys @ select).astype(np.int64), (xs @ select).astype(np.int64)
+    def _select(self, terms: Sequence[tuple[str, ...]]) -> Any:
+        """Items by terms: term k sums the columns of its items."""
+        key = tuple(terms)
+        found = self._selects.get(key)
+        if found is None:
+            found = np.zeros((len(self.items), len(terms)), dtype=np.int64)
+            for k, items in enumerate(terms):
+                for item in items:
+                    found[self._position[item], k] += 1
+            self._selects[key] = found
+        return found
 
-    def _domain(self, unit: Unit, weighted: bool) -> tuple[Any, Groups, Any, Any] | None:
-        """The rows an estimate of the unit runs over, once per unit and kind (every term reuses them):
-        (group per row, groups, their y and x per item — zero on the rows of its strata not the unit's)."""
+    def _cells(self, unit: Unit) -> Any:
+        cells_of = self.measured.agency_cells
+        none = np.zeros(0, dtype=np.int64)
+        if unit.level == "agency":
+            return cells_of.get(unit.unit_id, none)
+        if unit.level == "province":
+            members = [cells_of.get(u.unit_id, none) for u in self._members.get(unit.key, [])]
+            return np.concatenate(members) if members else none
+        return np.concatenate(list(cells_of.values())) if cells_of else none
+
+    def _domain(self, unit: Unit, weighted: bool) -> Domain | None:
+        """The moments an estimate of the unit runs over, once per unit and kind (every term set reuses them).
+        Weighted: the unit as a domain of its strata — each of its weight groups with its exact weight, and
+        each stratum's ballots in the whole campaign as the pool (the others count as zeros); None while a
+        ballot's weight has not arrived."""
         key = (unit.key, weighted)
         if key in self._domains:
             return self._domains[key]
-        rows = unit.rows
-        found: tuple[Any, Groups, Any, Any] | None
+        m, rows, cells = self.measured, unit.rows, self._cells(unit)
+        found: Domain | None = None
         if weighted:
-            if not self._weighted[rows].all():
-                found = None
-            else:
-                strata = np.unique(self._stratum[rows]).tolist()
-                pool = np.sort(np.concatenate([self._strata_rows[s] for s in strata])) if strata else rows[:0]
-                pool = pool[self._weighted[pool]]
-                mine = np.isin(pool, rows)
-                local, group = np.unique(self._group[pool], return_inverse=True)
-                groups = Groups([self._group_weight[g] for g in local], [self._group_stratum[g] for g in local])
-                outside = ~mine
-                ys, xs = self._yf[pool], self._xf[pool]
-                if outside.any():
-                    ys[outside], xs[outside] = 0.0, 0.0
-                found = (group.astype(np.int64), groups, ys, xs)
-        else:
-            found = (np.zeros(len(rows), dtype=np.int64), UNWEIGHTED, self._yf[rows], self._xf[rows])
+            at = m.cell_group_at[cells]
+            if len(cells) and (at >= 0).all():
+                local, inverse = np.unique(at, return_inverse=True)
+                order = np.argsort(inverse, kind="stable")
+                starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
+                picked = cells[order]
+                groups = Groups([self._group_weight[g] for g in local.tolist()],
+                                [self._group_stratum[g] for g in local.tolist()])
+                moments = Moments(groups, np.add.reduceat(m.cell_rows[picked], starts),
+                                  np.add.reduceat(m.cell_sums[picked], starts, axis=0),
+                                  np.add.reduceat(m.cell_cross[picked], starts, axis=0),
+                                  {s: m.pool[s] for s in set(groups.stratum)})
+                found = Domain(moments, np.searchsorted(local, self._group[rows]), m.answers_x[rows])
+        elif len(cells):
+            moments = Moments(UNWEIGHTED, np.array([len(rows)], dtype=np.int64),
+                              m.cell_sums[cells].sum(axis=0, keepdims=True),
+                              m.cell_cross[cells].sum(axis=0, keepdims=True), {"all": len(rows)})
+            found = Domain(moments, np.zeros(len(rows), dtype=np.int64), m.answers_x[rows])
         self._domains[key] = found
         return found
 
     def _take(self, measured: Measured) -> None:
-        """Each ballot's (y, x) per item, as two integer arrays (terms are sums of item columns, so every
-        interval of every unit reuses them), which items it answered, its stratum and weight group."""
+        """The measured state: per ballot which items it answered, its stratum and weight group; per cell
+        (agency, weight group) the moments every interval is computed from."""
         self.measured = measured
-        self._y, self._x, self._answered = measured.y, measured.x, measured.answered
-        self._yf, self._xf = measured.y.astype(np.float64), measured.x.astype(np.float64)
-        self._stratum, self._group, self._weighted = measured.stratum, measured.group, measured.weighted
+        self._answered = measured.answered
+        self._stratum, self._group = measured.stratum, measured.group
         self._group_weight, self._group_stratum = measured.group_weight, measured.group_stratum
-        self._strata_rows = measured.strata_rows
         self._strata_digests = measured.strata_digests
         self._strata_groups = measured.strata_groups
+        self._selects: dict[tuple[tuple[str, ...], ...], Any] = {}
 
     def _interval_pair(self, unit: Unit, terms: Terms) -> dict[str, Any]:
-        if not terms.items or not unit.ballots:
+        if not terms.items or not len(unit.rows):
             return {"unweighted": None, "weighted": None}
-        items = list(terms.items)
-        plain = _estimate(self._arrays(unit, items, False), terms.coefficients, None)
-        design = _estimate(self._arrays(unit, items, True), terms.coefficients, self.population)
+        select = self._select(terms.items)
+        plain = _estimate(self._domain(unit, False), select, terms.coefficients, None)
+        design = _estimate(self._domain(unit, True), select, terms.coefficients, self.population)
         return {"unweighted": plain, "weighted": design}
 
     # ---- one unit -----------------------------------------------------------------------------
@@ -329,7 +344,7 @@ class CampaignFigures:
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
         the terms ask about — they only ever ask about the items measured."""
-        if not unit.ballots:
+        if not len(unit.rows):
             return frozenset()
         return frozenset(self.items[k] for k in np.flatnonzero(self._answered[unit.rows].any(axis=0)).tolist())
 
@@ -421,7 +436,9 @@ class CampaignFigures:
                    **body}
         if digest_of is not None:
             self.memo[unit.key] = (digest_of, row)
-        return _copied(row)  # suppression and ranks write into the document's rows, never the memo's
+        # Suppression and ranks write into the document's rows, never the memo's: they set keys of the row and
+        # of its overall figure, and copy a part before blanking a figure in it (see :meth:`_suppress`).
+        return {**row, "overall": dict(row["overall"])}
 
     def _inputs_digest(self, unit: Unit) -> bytes:
         """A digest of everything a unit's row is computed from: the campaign's definitions and strata
@@ -462,14 +479,14 @@ class CampaignFigures:
         for agency_id in sorted(grouped):
             info = self.agencies.get(agency_id, {})
             province = info.get("province") or grouped[agency_id][0]["province"] or self.basis.province or "--"
-            provinces[province].append(Unit(f"A:{agency_id}", "agency", agency_id, f"P:{province}", Counter(), [],
+            provinces[province].append(Unit(f"A:{agency_id}", "agency", agency_id, f"P:{province}", Counter(),
                                             {"code": info.get("code") or grouped[agency_id][0]["agency_code"],
                                              "name": info.get("name"), "province": province,
                                              "rated": grouped[agency_id]}))
         self.units = [Unit(NATIONAL, "national", NATIONAL, None, Counter())]
         for province in sorted(provinces):
             members = provinces[province]
-            self.units.append(Unit(f"P:{province}", "province", province, NATIONAL, Counter(), [],
+            self.units.append(Unit(f"P:{province}", "province", province, NATIONAL, Counter(),
                                    {"province": province, "name": self.province_names.get(province),
                                     "rated": [r for u in members for r in u.info["rated"]]}))
             self.units.extend(members)
@@ -509,10 +526,9 @@ class CampaignFigures:
                 continue
             small = self.scheme.small_cell_n
             for part in ("factors", "items", "expectations"):  # a small sub-cell never shows either
-                for figure in r[part].values():
-                    if isinstance(figure, dict) and figure.get("n", small) < small:
-                        _blank_figure(figure)
-                        figure["suppressed"] = "insufficient_sample"
+                if any(isinstance(f, dict) and f.get("n", small) < small for f in r[part].values()):
+                    r[part] = {code: _blanked(f) if isinstance(f, dict) and f.get("n", small) < small else f
+                               for code, f in r[part].items()}
 
     def _rank(self, rows: dict[str, dict[str, Any]]) -> None:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -536,16 +552,12 @@ class CampaignFigures:
                                                         "worst": found.worst, "of": found.of}
 
 
-def _copied(value: Any) -> Any:
-    """A deep copy of a row (dicts, lists and tuples of immutable scalars), without ``copy.deepcopy``'s
-    bookkeeping."""
-    if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copied(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_copied(v) for v in value)
-    return value
+def _blanked(figure: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a sub-cell's figure, blanked as too small to show."""
+    out = dict(figure)
+    _blank_figure(out)
+    out["suppressed"] = "insufficient_sample"
+    return out
 
 
 def _blank_figure(figure: dict[str, Any]) -> None:

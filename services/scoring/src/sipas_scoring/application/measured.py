@@ -8,6 +8,11 @@ applies only the ballots accepted or voided since (:meth:`Measured.apply`). An a
 for array, the one :meth:`Measured.build` makes from the same ballots: rows in ballot-id order, strata and
 weight groups numbered as first met in that order, the same per-stratum digests — so the document is the
 same bytes whichever way the state was made.
+
+Beside the rows it keeps each *cell*'s moments — the ballots of one agency in one weight group: how many,
+Σ (y, x) and Σ (y, x)(y, x)ᵀ over the items (:mod:`~sipas_scoring.domain.survey_arrays`) — added to and
+taken from as ballots come and go. They are integers, so a kept cell equals one summed from scratch, and a
+unit's intervals are computed from its cells' moments rather than from its ballots.
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ class Counted:
     province: str | None
     stratum: str | None
     weight: Fraction | None
-    row: int = -1
-    """Its row in the campaign's per-item arrays (see :class:`Measured`)."""
 
 
 def items_of(basis: CampaignBasis) -> list[str]:
@@ -115,6 +118,13 @@ class Measured:
         self.group_codes = np.zeros(0, dtype=np.int64)  # -1: no weight yet
         self.agency_codes = np.zeros(0, dtype=np.int64)
         self.row_digests = np.zeros((0, 32), dtype=np.uint8)
+        # Cells (agency, weight group; group -1: no weight yet) by stable code, with their moments.
+        self._cell_code: dict[tuple[int, int], int] = {}
+        self.cell_agency = np.zeros(0, dtype=np.int64)  # stable agency code
+        self.cell_group = np.zeros(0, dtype=np.int64)   # stable group code, -1: no weight yet
+        self.cell_rows = np.zeros(0, dtype=np.int64)
+        self.cell_sums = np.zeros((0, 2 * self.width), dtype=np.int64)
+        self.cell_cross = np.zeros((0, 2 * self.width, 2 * self.width), dtype=np.float64)
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
@@ -126,8 +136,43 @@ class Measured:
          out.row_digests) = out._measure(ordered)
         out._counted = _objects([_light(c) for c in ordered])
         out.ids = _objects([c.ballot.ballot_id for c in ordered])
+        out._add_moments(np.arange(len(ordered), dtype=np.int64), 1)
         out._index()
         return out
+
+    def _add_moments(self, rows: np.ndarray, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) the moments of ``rows`` to their cells."""
+        if not len(rows):
+            return
+        pairs = list(zip(self.agency_codes[rows].tolist(), self.group_codes[rows].tolist(), strict=True))
+        self._open_cells(set(pairs))
+        cells = np.array([self._cell_code[p] for p in pairs], dtype=np.int64)
+        v = np.hstack([self.y[rows], self.x[rows]])
+        order = np.argsort(cells, kind="stable")
+        cells, v = cells[order], v[order]
+        starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+        touched = cells[starts]
+        bounds = np.r_[starts, len(cells)]
+        vf = v.astype(np.float64)
+        for k, cell in enumerate(touched.tolist()):
+            part = vf[bounds[k]:bounds[k + 1]]
+            self.cell_cross[cell] += sign * (part.T @ part)  # integers: exact in float64 below 2**53
+        self.cell_sums[touched] += sign * np.add.reduceat(v, starts, axis=0)
+        self.cell_rows[touched] += sign * np.diff(bounds)
+
+    def _open_cells(self, pairs: set[tuple[int, int]]) -> None:
+        """Cells for the (agency, group) pairs not met before, with empty moments."""
+        new = sorted(pairs - self._cell_code.keys())
+        if not new:
+            return
+        for pair in new:
+            self._cell_code[pair] = len(self._cell_code)
+        width, count = 2 * self.width, len(new)
+        self.cell_agency = np.concatenate([self.cell_agency, np.array([a for a, _ in new], dtype=np.int64)])
+        self.cell_group = np.concatenate([self.cell_group, np.array([g for _, g in new], dtype=np.int64)])
+        self.cell_rows = np.concatenate([self.cell_rows, np.zeros(count, dtype=np.int64)])
+        self.cell_sums = np.concatenate([self.cell_sums, np.zeros((count, width), dtype=np.int64)])
+        self.cell_cross = np.concatenate([self.cell_cross, np.zeros((count, width, width))])
 
     def _code(self, codes: dict[Any, int], listed: list[Any], value: Any) -> int:
         found = codes.get(value)
@@ -178,6 +223,7 @@ class Measured:
         if not len(gone) and not len(new_ids):
             return
         measuring = [fresh[i] for i in new_ids.tolist()]
+        self._add_moments(gone, -1)
         y, x, answered, labels, groups, agencies, digests = self._measure(measuring)
         columns = ["ids", "_counted", "y", "x", "answered", "label_codes", "group_codes", "agency_codes",
                    "row_digests"]
@@ -187,6 +233,7 @@ class Measured:
         at = np.searchsorted(kept_ids, new_ids) if len(kept_ids) else np.zeros(len(new_ids), dtype=np.int64)
         for name, value in zip(columns, values, strict=True):
             setattr(self, name, np.insert(np.delete(getattr(self, name), gone, axis=0), at, value, axis=0))
+        self._add_moments(at + np.arange(len(at), dtype=np.int64), 1)  # the new rows' places after insertion
         self._index()
 
     def _found(self, ids: np.ndarray, missing: bool = False) -> np.ndarray:
@@ -200,11 +247,9 @@ class Measured:
         return np.flatnonzero(~here) if missing else at[here]
 
     def _index(self) -> None:
-        """The per-row numbering of strata and groups as first met, each row's ``Counted.row``, the rows of
-        each stratum and agency, and the strata digests."""
+        """The per-row numbering of strata and groups as first met, the rows of each stratum and agency, the
+        strata digests, and where each cell's weight group is in that numbering."""
         self.counted: list[Counted] = self._counted.tolist()
-        for row, c in enumerate(self.counted):
-            c.row = row
         self.stratum, label_order = _first_met(self.label_codes)
         weighted = self.group_codes >= 0
         self.weighted = weighted
@@ -226,6 +271,22 @@ class Measured:
         seen = {int(rows[0]) for rows in self.strata_rows if len(rows)}
         self.strata_seen = {self.counted[r].stratum for r in seen} - {None}
         """The strata keys of the ballots counted."""
+        self.answers_x = self.x > 0
+        """Per row and item: a valid answer (it counts in the item's x)."""
+        labels = [self._labels[code] for code in label_order.tolist()]
+        pool = np.bincount(self.stratum[weighted], minlength=len(labels)).tolist()
+        self.pool = {label: int(count) for label, count in zip(labels, pool, strict=True) if count}
+        """Per stratum label, its weighted ballots: the pool a unit's weighted estimate is a domain of."""
+        group_at = np.full(len(self._groups) + 1, -1, dtype=np.int64)  # stable code -> as first met; -1 -> -1
+        group_at[group_order] = np.arange(len(group_order), dtype=np.int64)
+        self.cell_group_at = np.where(self.cell_group >= 0, group_at[self.cell_group], -1)
+        """Each cell's weight group as first met (-1: no weight yet)."""
+        live = np.flatnonzero(self.cell_rows > 0)
+        self.agency_cells = {self._agencies[code]: cells
+                             for code, cells in enumerate(_split(self.cell_agency[live], len(self._agencies)))
+                             if len(cells)}
+        self.agency_cells = {agency: live[cells] for agency, cells in self.agency_cells.items()}
+        """Per agency id, its cells holding ballots."""
 
     def __len__(self) -> int:
         return len(self.ids)

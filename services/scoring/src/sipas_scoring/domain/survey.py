@@ -134,17 +134,21 @@ def estimate_ratios(
     return SurveyEstimate(estimate, variance, interval, len(answering), deff)
 
 
-def _coefficients(given: Sequence[Fraction] | None, totals_x: Sequence[Fraction], terms: int) -> list[Fraction]:
+def _coefficients(given: Sequence[Fraction] | None, totals_x: Sequence[Fraction] | Sequence[int],
+                  terms: int) -> list[Fraction]:
+    """The terms' coefficients: as given (each term with one must have an answer), else the plain mean of the
+    terms answered. ``totals_x`` only says which terms have answers (fractions or integer totals alike)."""
     if given is not None:
         if len(given) != terms:
             raise DesignError("one coefficient per term")
         if any(c and not x for c, x in zip(given, totals_x, strict=True)):
             raise DesignError("a term with a coefficient has no answer")
-        return [Fraction(c) for c in given]
+        return [c if isinstance(c, Fraction) else Fraction(c) for c in given]
     answered = [k for k in range(terms) if totals_x[k]]
     if not answered:
         raise DesignError("no term has an answer")
-    return [Fraction(1, len(answered)) if totals_x[k] else Fraction(0) for k in range(terms)]
+    share = Fraction(1, len(answered))
+    return [share if totals_x[k] else Fraction(0) for k in range(terms)]
 
 
 def _stratified_variance(

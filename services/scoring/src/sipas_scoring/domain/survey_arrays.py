@@ -1,12 +1,24 @@
-"""The estimator of :mod:`survey`, over arrays: the same numbers, fast enough for every unit of a
-national round on every refresh.
+"""The estimator of :mod:`survey`, from sums kept per weight group: the same numbers, at a cost that
+follows the number of groups and items, not of ballots — so a refresh of every unit of a national round
+costs what its changes cost.
 
 :func:`survey.estimate_ratios` is the reference (pure Python, checked against R's ``survey``); this is
-its columnar twin, and a property test keeps the two equal. Ballots come as rows of integer ``y`` and
-``x`` per term and a *group* per row: ballots of one stratum sharing one weight. Point estimates stay
-exact: totals are integer sums per group (exact in numpy's int64), multiplied by each group's exact
-weight and added as fractions; only the variance is in floats, as in the reference, computed per
-stratum in two passes (centre, then squared deviations) for accuracy.
+its twin over *moments*, and a property test keeps the two equal. A weight group is the ballots of one
+stratum sharing one weight. Per group it takes, over the ballots' per-item values v = (y₁…y_I, x₁…x_I):
+
+- ``rows``: how many ballots; ``answering``: how many answered any item of the estimate's terms;
+- ``sums``: Σ v (integers, so exact); ``cross``: Σ v vᵀ (integers held in float64, exact below 2**53).
+
+A term sums its items' columns (``select``, items by terms). Point estimates stay exact: term totals are
+integer sums per group, multiplied by each group's exact weight and added as fractions. The variance is
+in floats, as in the reference. With the linearised value z = a·v (a from the coefficients, ratios and
+totals), each group's Σ z = a·Σv and Σ z² = aᵀ(Σ v vᵀ)a, so a stratum's
+
+    Σ_i (u_i - ū_h)² = Σ_g w_g² Σ z² - (Σ_g w_g Σ z)² / n_h        (u = w z)
+
+where n_h counts every ballot of the stratum in the domain's pool, those outside the unit (u = 0) too.
+The inputs are exact integers, so the same counted ballots give the same floats however the sums were
+reached (from scratch, or ballot by ballot as they come and go).
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +35,11 @@ from numpy.typing import NDArray
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.intervals import normal_interval
 from sipas_scoring.domain.survey import LonelyStratum, SurveyEstimate, _coefficients
+
+NO_SPREAD = 1e-12
+"""A spread this small relative to the scale of the sums it is the difference of (Σ (|a|·v)², see
+:func:`estimate_moments`) is rounding noise: every ballot alike."""
+_SAFE_INT = 2**62
 
 
 @dataclass(frozen=True)
@@ -37,87 +55,143 @@ class Groups:
         if any(w <= 0 for w in self.weight):
             raise DesignError("a weight must be positive")
 
+    @cached_property
+    def floats(self) -> NDArray[np.float64]:
+        return np.array([float(w) for w in self.weight], dtype=np.float64)
+
+    @cached_property
+    def strata(self) -> tuple[list[str], NDArray[np.int64]]:
+        """(the strata's names sorted, each group's index among them)."""
+        names = sorted(set(self.stratum))
+        code = {name: i for i, name in enumerate(names)}
+        return names, np.array([code[s] for s in self.stratum], dtype=np.int64)
+
 
 UNWEIGHTED = Groups((Fraction(1),), ("all",))
 
 
-def estimate_arrays(
-    group: NDArray[np.int64],
-    groups: Groups,
-    y: NDArray[np.int64],
-    x: NDArray[np.int64],
+@dataclass(frozen=True)
+class Moments:
+    """A domain's ballots as sums per weight group (see the module's docstring)."""
+
+    groups: Groups
+    rows: NDArray[np.int64]
+    """(G,) ballots per group in the domain."""
+    sums: NDArray[np.int64]
+    """(G, 2I) Σ (y, x) per item."""
+    cross: NDArray[np.float64]
+    """(G, 2I, 2I) Σ (y, x)(y, x)ᵀ, integers."""
+    pool: Mapping[str, int]
+    """Per stratum, its ballots in the pool the domain is drawn from (the domain's own and the others)."""
+
+    @classmethod
+    def of_rows(cls, group: NDArray[np.int64], groups: Groups, y: NDArray[np.int64], x: NDArray[np.int64],
+                pool: Mapping[str, int] | None = None) -> Moments:
+        """From per-ballot rows (``group`` per row; ``y``/``x`` rows by items), e.g. for a test; ``pool``
+        defaults to the rows of each stratum here."""
+        count = len(groups.weight)
+        v = np.hstack([y, x]).astype(np.int64)
+        sums = np.zeros((count, v.shape[1]), dtype=np.int64)
+        np.add.at(sums, group, v)
+        vf = v.astype(np.float64)
+        cross = np.stack([vf[group == g].T @ vf[group == g] for g in range(count)]) if count else \
+            np.zeros((0, v.shape[1], v.shape[1]))
+        rows = np.bincount(group, minlength=count).astype(np.int64)
+        if pool is None:
+            found: dict[str, int] = {}
+            for g, s in enumerate(groups.stratum):
+                found[s] = found.get(s, 0) + int(rows[g])
+            pool = found
+        return cls(groups, rows, sums, cross, pool)
+
+
+def estimate_moments(
+    moments: Moments,
+    select: NDArray[np.int64],
+    answering: NDArray[np.int64],
     coefficients: Sequence[Fraction] | None = None,
     population: Mapping[str, int] | None = None,
     *,
     confidence: float = 0.95,
     lonely: LonelyStratum = "fail",
 ) -> SurveyEstimate:
-    """θ = Σ c_k R_k with its Taylor variance, as :func:`survey.estimate_ratios` (``weighted=True``).
-
-    ``group``: per row, its group index; ``y``/``x``: rows by terms. For the unweighted estimate pass
-    every row in group 0 of :data:`UNWEIGHTED` and no population.
-    """
-    n, terms = y.shape
-    if n == 0:
+    """θ = Σ c_k R_k with its Taylor variance, as :func:`survey.estimate_ratios` (``weighted=True``) over
+    the ballots the moments sum. ``select``: items by terms (term k sums the items it selects);
+    ``answering``: per group, its ballots that answered any item the terms select. For the unweighted
+    estimate give one group of weight 1 (:data:`UNWEIGHTED`) and no population."""
+    groups, items = moments.groups, select.shape[0]
+    terms = select.shape[1]
+    if not int(moments.rows.sum()):
         raise DesignError("no observations")
-    if x.shape != (n, terms) or group.shape != (n,) or terms == 0:
+    if terms == 0 or moments.sums.shape[1] != 2 * items:
         raise DesignError("observations disagree on the number of terms")
-    g_count = len(groups.weight)
-    sum_y, sum_x = _group_sums(group, y, g_count), _group_sums(group, x, g_count)
-    present = np.flatnonzero(sum_x.any(axis=1) | sum_y.any(axis=1)).tolist()
-    # Exact: each group's weight times the weights' common denominator is an integer.
-    common = math.lcm(*(groups.weight[g].denominator for g in present)) if present else 1
-    scaled = [(groups.weight[g].numerator * (common // groups.weight[g].denominator), g) for g in present]
-    columns_x, columns_y = sum_x.tolist(), sum_y.tolist()
-    totals_x = [Fraction(sum(w * columns_x[g][k] for w, g in scaled), common) for k in range(terms)]
-    totals_y = [Fraction(sum(w * columns_y[g][k] for w, g in scaled), common) for k in range(terms)]
+    term_y = moments.sums[:, :items] @ select
+    term_x = moments.sums[:, items:] @ select
+    # Exact: each group's weight times the weights' common denominator is an integer, so term totals are
+    # integers over that denominator, which cancels in each ratio.
+    common = math.lcm(*(w.denominator for w in groups.weight)) if groups.weight else 1
+    scaled = [w.numerator * (common // w.denominator) for w in groups.weight]
+    totals_x, totals_y = _weighted_totals(scaled, term_x), _weighted_totals(scaled, term_y)
     coeffs = _coefficients(coefficients, totals_x, terms)
-    ratios = [totals_y[k] / totals_x[k] if totals_x[k] else Fraction(0) for k in range(terms)]
-    estimate = sum((c * r for c, r in zip(coeffs, ratios, strict=True)), Fraction(0))
+    estimate = _sum_of_ratios(coeffs, totals_y, totals_x)
 
+    # As float(Fraction) would give them: int / int is correctly rounded whatever the common factors.
     scale = np.zeros(terms)
     rate = np.zeros(terms)
     for k in range(terms):
         if coeffs[k]:
-            scale[k] = float(coeffs[k]) / float(totals_x[k])
-            rate[k] = float(ratios[k])
-    z = (y - x * rate) @ scale
-    weights = np.array([float(w) for w in groups.weight])[group]
-    names = sorted(set(groups.stratum))
-    code = {name: i for i, name in enumerate(names)}
-    stratum = np.array([code[s] for s in groups.stratum], dtype=np.int64)[group]
-    variance = _stratified_variance(stratum, names, weights * z, population, lonely)
+            scale[k] = float(coeffs[k]) / (totals_x[k] / common)
+            rate[k] = totals_y[k] / totals_x[k]
+    chosen = select.astype(np.float64)
+    a = np.concatenate([chosen @ scale, -(chosen @ (scale * rate))])  # z = a · (y, x) per ballot
+    linear = moments.sums.astype(np.float64) @ a                       # Σ z per group
+    square = (moments.cross @ a) @ a                                   # Σ z² per group
+    magnitude = np.abs(a)
+    bound = (moments.cross @ magnitude) @ magnitude                    # Σ (|a|·v)² ≥ Σ z²: the scale of its noise
+    weight = groups.floats
+    names, stratum = groups.strata
+    variance = _stratified_variance(names, stratum, weight, linear, square, bound, moments.pool, population,
+                                    lonely)
 
-    answering = x.any(axis=1)
-    frame = None if population is None else sum(population[names[s]] for s in np.unique(stratum))
-    srs = _srs_variance(weights[answering], z[answering], n, frame)
+    n = int(answering.sum())
+    frame = None if population is None else sum(population[s] for s in names)
+    sampled = sum(moments.pool.get(s, 0) for s in names)
+    srs = _srs_variance(weight, answering, linear, square, bound, sampled, frame)
     deff = variance / srs if srs else None
-    return SurveyEstimate(estimate, variance, normal_interval(float(estimate), variance, confidence),
-                          int(answering.sum()), deff)
+    return SurveyEstimate(estimate, variance, normal_interval(float(estimate), variance, confidence), n, deff)
 
 
-_EXACT_IN_FLOAT = 2**53
+def _sum_of_ratios(coeffs: Sequence[Fraction], numerators: Sequence[int], denominators: Sequence[int]) -> Fraction:
+    """Σ_k c_k · numerators[k] / denominators[k], exactly, reduced once (not once a term)."""
+    parts = [(c.numerator * n, c.denominator * d)
+             for c, n, d in zip(coeffs, numerators, denominators, strict=True) if c and n]
+    if not parts:
+        return Fraction(0)
+    common = math.lcm(*(d for _, d in parts))
+    return Fraction(sum(n * (common // d) for n, d in parts), common)
 
 
-def _group_sums(group: NDArray[np.int64], values: NDArray[np.int64], g_count: int) -> NDArray[np.int64]:
-    """Each group's column sums, exactly: ``bincount`` adds in float64, exact while every sum stays under
-    2**53 (ballots' counts are far below it; ``np.add.at``, always exact, is the fallback and half as fast)."""
-    if int(np.abs(values).sum()) >= _EXACT_IN_FLOAT:
-        out = np.zeros((g_count, values.shape[1]), dtype=np.int64)
-        np.add.at(out, group, values)
-        return out
-    return np.stack([np.bincount(group, weights=values[:, k], minlength=g_count)
-                     for k in range(values.shape[1])], axis=1).astype(np.int64)
+def _weighted_totals(scaled: Sequence[int], values: NDArray[np.int64]) -> list[int]:
+    """Σ_g scaled[g] · values[g, k] per k, exactly: in int64 when it cannot overflow, else in Python."""
+    if not len(scaled):
+        return [0] * values.shape[1]
+    bound = max(abs(s) for s in scaled) * int(np.abs(values).max(initial=0)) * len(scaled)
+    if bound < _SAFE_INT:
+        return [int(t) for t in np.array(scaled, dtype=np.int64) @ values]
+    columns = values.tolist()
+    return [sum(s * columns[g][k] for g, s in enumerate(scaled)) for k in range(values.shape[1])]
 
 
-def _stratified_variance(stratum: NDArray[np.int64], names: Sequence[str], u: NDArray[np.float64],
-                         population: Mapping[str, int] | None, lonely: LonelyStratum) -> float:
-    counts = np.bincount(stratum, minlength=len(names))
-    centre = np.bincount(stratum, weights=u, minlength=len(names)) / np.maximum(counts, 1)
-    spread = np.bincount(stratum, weights=(u - centre[stratum]) ** 2, minlength=len(names))
+def _stratified_variance(names: Sequence[str], stratum: NDArray[np.int64], weight: NDArray[np.float64],
+                         linear: NDArray[np.float64], square: NDArray[np.float64], bound: NDArray[np.float64],
+                         pool: Mapping[str, int], population: Mapping[str, int] | None,
+                         lonely: LonelyStratum) -> float:
+    totals = np.bincount(stratum, weights=weight * linear, minlength=len(names))
+    squares = np.bincount(stratum, weights=weight * weight * square, minlength=len(names))
+    scales = np.bincount(stratum, weights=weight * weight * bound, minlength=len(names))
     variance = 0.0
     for s, name in enumerate(names):
-        n_h = int(counts[s])
+        n_h = int(pool.get(name, 0))
         if n_h == 0:
             continue
         if n_h < 2:
@@ -129,20 +203,25 @@ def _stratified_variance(stratum: NDArray[np.int64], names: Sequence[str], u: ND
             if name not in population or population[name] < n_h:
                 raise DesignError(f"stratum {name!r} needs a frame size of at least {n_h}")
             fpc = 1 - n_h / population[name]
-        variance += fpc * n_h / (n_h - 1) * float(spread[s])
+        total = float(totals[s])
+        spread = float(squares[s]) - total * total / n_h
+        if spread > NO_SPREAD * float(scales[s]):  # else every ballot of the stratum alike: no spread
+            variance += fpc * n_h / (n_h - 1) * spread
     return variance
 
 
-def _srs_variance(weights: NDArray[np.float64], z: NDArray[np.float64], sampled: int,
+def _srs_variance(weight: NDArray[np.float64], answering: NDArray[np.int64], linear: NDArray[np.float64],
+                  square: NDArray[np.float64], bound: NDArray[np.float64], sampled: int,
                   frame: int | None) -> float | None:
-    n = len(weights)
+    n = int(answering.sum())
     if n < 2:
         return None
-    if float(np.ptp(z)) <= 1e-12 * max(1.0, float(np.abs(z).max())):
+    total_w = float(weight @ answering.astype(np.float64))
+    mean_square = float(weight @ square) / total_w  # ballots answering nothing have z = 0: they add nothing
+    mean_z = float(weight @ linear) / total_w
+    spread = mean_square - mean_z * mean_z
+    if spread <= NO_SPREAD * float(weight @ bound) / total_w:
         return 0.0  # every ballot alike: no spread (rounding noise must not make a design effect of it)
-    total_w = float(weights.sum())
-    mean_z = float((weights * z).sum()) / total_w
-    spread = float((weights * (z - mean_z) ** 2).sum()) / total_w
     variance = total_w**2 / n * spread * n / (n - 1)
     if frame is not None:
         variance *= 1 - sampled / frame

@@ -90,14 +90,17 @@ class Tallies:
         return dict(self._by_item.get(item, {}))  # type: ignore[attr-defined]
 
     def share(self, items: Iterable[str], satisfied: frozenset[int]) -> Tally:
-        total = Tally()
+        by_item: dict[str, dict[int, int]] = self._by_item  # type: ignore[attr-defined]
+        hits = valid = 0
         for item in items:
-            answers = self.answers(item)
-            total += Tally(sum(c for v, c in answers.items() if v in satisfied), sum(answers.values()))
-        return total
+            for value, count in by_item.get(item, {}).items():
+                valid += count
+                if value in satisfied:
+                    hits += count
+        return Tally(hits, valid)
 
     def valid(self, item: str) -> int:
-        return sum(self.answers(item).values())
+        return sum(self._by_item.get(item, {}).values())  # type: ignore[attr-defined]
 
     def unanswered(self, item: str) -> int:
         return self[item_key(item, None)]
