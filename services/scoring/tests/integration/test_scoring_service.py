@@ -467,3 +467,52 @@ async def test_a_refresh_recomputes_only_the_units_a_change_reached_and_equals_a
                            adjustment="1", final_weight="20") for s in sorted({s for _, _, s in plan})]))
     reweighted, document = await next_from(a3_gone)
     assert len(reweighted.recomputed) == len(AGENCIES) + 1 and document["weights"] == "adjusted"
+
+
+async def test_figures_refresh_faster_than_they_are_announced_and_the_last_change_is_announced(open_api, stack):
+    """The stored figures follow every ballot at the refresh interval; ``ScoresUpdated`` waits for the campaign's
+    event interval, and a change left unannounced is announced once it passes, with every unit it changed."""
+    api = await open_api("scoring", scores_interval=0.2, scores_event_interval=3600)
+    feed = await Feed.connect(stack.nats.url)
+    try:
+        await feed.send("registry", *reference_events())
+        await caught_up(api, "registry", feed.positions["registry"])
+        rng = random.Random(11)
+
+        async def stored() -> tuple:
+            rows = await sql(api, "SELECT (positions->>'ballots')::int, digest, announced_digest, pending_units "
+                                  "FROM sc_figures WHERE campaign_id = 'c-share'")
+            return rows[0] if rows else (0, None, None, [])
+
+        async def announced() -> list[dict]:
+            rows = await sql(api, "SELECT body FROM event_store WHERE type LIKE '%ScoresUpdated%' ORDER BY insert_order")
+            return [json.loads(body)["data"] for (body,) in rows]
+
+        async def reflects(position: int) -> bool:
+            return (await stored())[0] >= position
+
+        await feed.send("ballots", *[accepted(f"p{i:02d}", "c-share", "a1", random_answers(rng)) for i in range(10)])
+        await wait_for_async(lambda: reflects(feed.positions["ballots"]))
+        first = await announced()
+        assert len(first) == 1 and first[0]["changed_unit_ids"] == ["a1"]  # a campaign's first figures: at once
+
+        await feed.send("ballots", *[accepted(f"q{i:02d}", "c-share", "b1", random_answers(rng)) for i in range(10)])
+        await wait_for_async(lambda: reflects(feed.positions["ballots"]))
+        position, digest, announced_digest, pending = await stored()
+        assert digest != first[0]["figures_digest"] and announced_digest == first[0]["figures_digest"]
+        assert pending == ["b1"] and len(await announced()) == 1  # refreshed, not announced: the interval holds it
+        current = await scores(api, "c-share")
+        assert current["digest"] == digest and current["positions"]["ballots"] == position
+
+        # The interval passes (the last announcement made an hour old) with nothing else arriving.
+        await sql_exec(api, "UPDATE sc_figures SET announced_at = announced_at - interval '2 hours'")
+
+        async def owed_announced() -> bool:
+            return len(await announced()) == 2
+        await wait_for_async(owed_announced)
+        last = (await announced())[-1]
+        assert last["figures_digest"] == digest and last["positions"]["ballots"] == position
+        assert last["changed_unit_ids"] == ["b1"]
+        assert (await stored())[2:] == (digest, [])
+    finally:
+        await feed.close()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.survey import Observation, estimate_ratios
-from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_moments
+from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_many, estimate_moments
 
 TERMS = 3
 WEIGHTS = [Fraction(5, 2), Fraction(20), Fraction(7, 3), Fraction(1)]
@@ -46,6 +46,10 @@ def fast_estimate(rows, weighted=True, coefficients=None, population=None, lonel
     group, groups, y, x = as_arrays(rows, weighted)
     select = np.eye(y.shape[1], dtype=np.int64) if select is None else select
     answering = np.bincount(group, weights=(x @ select).any(axis=1), minlength=len(groups.weight)).astype(np.int64)
+    # One more item that no term selects (answered by every other ballot): it must change nothing.
+    noise = (np.arange(len(y)) % 2)[:, None].astype(np.int64)
+    y, x = np.hstack([y, noise]), np.hstack([x, noise * 2])
+    select = np.vstack([select, np.zeros((1, select.shape[1]), dtype=np.int64)])
     return estimate_moments(Moments.of_rows(group, groups, y, x, pool), select, answering, coefficients, population,
                             lonely=lonely)
 
@@ -121,3 +125,24 @@ def test_moments_kept_ballot_by_ballot_equal_moments_from_scratch(rows, moves):
         cross[group[k]] += sign * np.outer(v[k], v[k])
     scratch = Moments.of_rows(group, groups, y, x)
     assert sums.tolist() == scratch.sums.tolist() and cross.tolist() == scratch.cross.tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(samples(), st.booleans()), min_size=1, max_size=6), st.booleans())
+def test_estimates_made_together_are_the_ones_made_alone(batch, with_population):
+    """The figures estimate many units at once: each unit's numbers must be exactly those it gets alone (the
+    document of a refresh that recomputes some units equals the one that computes them all)."""
+    population = {s: 50 + 10 * i for i, s in enumerate("ABCD")} if with_population else None
+    select = np.eye(TERMS, dtype=np.int64)
+    domains = []
+    for rows, weighted in batch:
+        group, groups, y, x = as_arrays(rows, weighted)
+        answering = np.bincount(group, weights=x.any(axis=1), minlength=len(groups.weight)).astype(np.int64)
+        domains.append((Moments.of_rows(group, groups, y, x), answering))
+    together = estimate_many(domains, select, population=population, lonely="certainty")
+    for domain, found in zip(domains, together, strict=True):
+        alone = estimate_many([domain], select, population=population, lonely="certainty")[0]
+        if isinstance(alone, Exception):
+            assert type(found) is type(alone) and str(found) == str(alone)
+        else:
+            assert found == alone  # every float bit for bit

@@ -6,7 +6,8 @@ ratings (from ballots). Working tables (not rebuilt): which campaigns changed si
 last computed, the latest provisional figures, and the frozen snapshots.
 
 The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these, and later
-migrations add what follows them (0005: ``sc_ballots.answer_codes`` and ``sc_recounts_owed``).
+migrations add what follows them (0005: ``sc_ballots.answer_codes`` and ``sc_recounts_owed``; 0006: what
+each campaign's figures last announced, ``sc_figures.announced_digest``/``announced_at``/``pending_units``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ _tables = {name: Table(name, metadata, *cols) for name, cols in _columns_v1().it
 _indexes(_tables)
 _tables["sc_ballots"].append_column(Column(
     "answer_codes", LargeBinary, comment="domain.codes: the answers as one byte an item; NULL before 0005"))
+for _column in (Column("announced_digest", Text, comment="digest of the figures the last ScoresUpdated announced"),
+                Column("announced_at", TZ),
+                Column("pending_units", JSONB, nullable=False, server_default="[]",
+                       comment="units changed since the last announcement")):
+    _tables["sc_figures"].append_column(_column)  # since 0006: ScoresUpdated at most every scores_event_interval
 units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
                                                                      "sc_tallies", "sc_dossiers"))
 dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,6 @@ from sipas_scoring.application.figures_engine import (
     held_after,
 )
 from sipas_scoring.application.measured import Counted, Measured, items_of
-from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.fast_rounding import present
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
@@ -57,7 +57,7 @@ from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey import SurveyEstimate
-from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_moments
+from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_many
 from sipas_scoring.domain.tallies import Tallies, expectation_shares, points_scores, share_scores, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
@@ -75,6 +75,10 @@ class Unit:
     info: dict[str, Any] = field(default_factory=dict)
     rows: Any = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Its counted ballots' rows in the campaign's measured state."""
+
+    @cached_property
+    def counts(self) -> Tallies:
+        return Tallies(self.tallies)
 
 
 def exact(value: Fraction | None) -> str | None:
@@ -162,19 +166,11 @@ class Domain:
     answers: Any
 
 
-def _estimate(domain: Domain | None, select: Any, coefficients: Sequence[Fraction],
-              population: Mapping[str, int] | None) -> SurveyEstimate | None:
-    if domain is None:
-        return None
+def _answering(domain: Domain, select: Any) -> Any:
+    """Per weight group of the domain, its ballots that answered any item the terms select."""
     asked = select.any(axis=1)
-    answering = np.bincount(domain.row_group, weights=domain.answers[:, asked].any(axis=1),
-                            minlength=len(domain.moments.rows)).astype(np.int64)
-    if not answering.any():
-        return None
-    try:
-        return estimate_moments(domain.moments, select, answering, coefficients, population, lonely="certainty")
-    except (DesignError, ZeroDivisionError):
-        return None
+    return np.bincount(domain.row_group, weights=domain.answers[:, asked].any(axis=1),
+                       minlength=len(domain.moments.rows)).astype(np.int64)
 
 
 def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: Callable[[Fraction], str]
@@ -320,14 +316,60 @@ class CampaignFigures:
         self._strata_digests = measured.strata_digests
         self._strata_groups = measured.strata_groups
         self._selects: dict[tuple[tuple[str, ...], ...], Any] = {}
+        self._estimates: dict[tuple[str, int], dict[bool, SurveyEstimate | None]] = {}
+        self._terms: dict[str, list[Terms]] = {}
+        self._terms_of_answered: dict[frozenset[str], list[Terms]] = {}
 
-    def _interval_pair(self, unit: Unit, terms: Terms) -> dict[str, Any]:
-        if not terms.items or not len(unit.rows):
-            return {"unweighted": None, "weighted": None}
-        select = self._select(terms.items)
-        plain = _estimate(self._domain(unit, False), select, terms.coefficients, None)
-        design = _estimate(self._domain(unit, True), select, terms.coefficients, self.population)
-        return {"unweighted": plain, "weighted": design}
+    def _interval_pair(self, unit: Unit, which: int) -> dict[str, Any]:
+        """The unweighted and weighted estimates of the unit's ``which``-th terms (:meth:`_terms_asked`)."""
+        if (unit.key, which) not in self._estimates:
+            self._estimate_all([unit])
+        found = self._estimates[(unit.key, which)]
+        return {"unweighted": found[False], "weighted": found[True]}
+
+    def _terms_asked(self, unit: Unit) -> list[Terms]:
+        """The terms whose intervals the unit's row shows: for ``share-satisfied`` each factor's then the
+        overall index's; for ``points`` the criteria's (what :meth:`_share_unit` and :meth:`_points_unit`
+        show, in that order)."""
+        found = self._terms.get(unit.key)
+        if found is None:
+            if self.scheme.kind == "share-satisfied":
+                answered = self._answered_items(unit)
+                found = self._terms_of_answered.get(answered)
+                if found is None:  # most units answered every item: their terms are made once
+                    found = self._terms_of_answered[answered] = [
+                        *(factor_terms(f, self.scheme, answered) for f in self.instrument.factors),
+                        overall_terms(self.instrument, self.scheme, answered)]
+            elif self.scheme.kind == "points":
+                found = [Terms((self.instrument.criteria,), (Fraction(1),))]
+            else:
+                found = []
+            self._terms[unit.key] = found
+        return found
+
+    def _estimate_all(self, units: Iterable[Unit]) -> None:
+        """The unweighted and weighted estimates of every terms each unit asks for, those with the same terms
+        and kind in one :func:`estimate_many` (each unit's numbers are the ones it would get alone)."""
+        batches: dict[tuple[Any, bool], tuple[Terms, list[tuple[tuple[str, int], Domain]]]] = {}
+        for unit in units:
+            for which, terms in enumerate(self._terms_asked(unit)):
+                self._estimates[(unit.key, which)] = {False: None, True: None}
+                if not terms.items or not len(unit.rows):
+                    continue
+                same = (terms.items, tuple((c.numerator, c.denominator) for c in terms.coefficients))
+                for weighted in (False, True):
+                    domain = self._domain(unit, weighted)
+                    if domain is not None:
+                        batches.setdefault((same, weighted), (terms, []))[1].append(((unit.key, which), domain))
+        for (_, weighted), (terms, members) in batches.items():
+            select = self._select(terms.items)
+            answering = [_answering(domain, select) for _, domain in members]
+            wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
+                      if count.any()]
+            results = estimate_many([(domain.moments, count) for _, domain, count in wanted], select,
+                                    terms.coefficients, self.population if weighted else None, lonely="certainty")
+            for (key, _, _), result in zip(wanted, results, strict=True):
+                self._estimates[key][weighted] = None if isinstance(result, Exception) else result
 
     # ---- one unit -----------------------------------------------------------------------------
     def _index(self, value: Fraction | None, n: int, pair: dict[str, Any] | None = None,
@@ -349,28 +391,25 @@ class CampaignFigures:
         return frozenset(self.items[k] for k in np.flatnonzero(self._answered[unit.rows].any(axis=0)).tolist())
 
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
-        t = Tallies(unit.tallies)
+        t = unit.counts
         scores = share_scores(self.instrument, self.scheme, t)
-        answered = self._answered_items(unit)
         satisfied = self.instrument.satisfied_levels
         items = {code: self._index(ix.value, ix.n, simple=(t.share((code,), satisfied).satisfied, ix.n))
                  for code, ix in scores.items.items()}
         factors = {}
-        for factor in self.instrument.factors:
+        for which, factor in enumerate(self.instrument.factors):
             ix = scores.factors[factor.code]
-            factors[factor.code] = self._index(ix.value, ix.n, self._interval_pair(
-                unit, factor_terms(factor, self.scheme, answered)))
-        overall = self._index(scores.overall.value, scores.overall.n, self._interval_pair(
-            unit, overall_terms(self.instrument, self.scheme, answered)))
+            factors[factor.code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
+        overall = self._index(scores.overall.value, scores.overall.n,
+                              self._interval_pair(unit, len(self.instrument.factors)))
         expectations = {code: {"value": self.present(ix.value), "exact": exact(ix.value), "n": ix.n}
                         for code, ix in expectation_shares(t, self.instrument.expectation_options).items()}
         return {"overall": overall, "factors": factors, "items": items, "expectations": expectations}
 
     def _points_unit(self, unit: Unit) -> dict[str, Any]:
-        scores = points_scores(self.instrument, self.scheme, Tallies(unit.tallies))
-        criteria = self.instrument.criteria
-        pair = self._interval_pair(unit, Terms((criteria,), (Fraction(1),)))
-        overall = self._index(scores.tally.percent, Tallies(unit.tallies)["criteria"], pair)
+        scores = points_scores(self.instrument, self.scheme, unit.counts)
+        pair = self._interval_pair(unit, 0)
+        overall = self._index(scores.tally.percent, unit.counts["criteria"], pair)
         rounding = self.scheme.rounding
         factor_points = presented_factor_points(scores, rounding)
         factors = {f.factor: {"points": None if factor_points[f.factor] is None else str(factor_points[f.factor]),
@@ -398,9 +437,13 @@ class CampaignFigures:
         rows: dict[str, dict[str, Any]] = {}
         if kind == "online-766":
             self._online_units()
+        digests = {unit.key: self._inputs_digest(unit) for unit in self.units
+                   if unit.level != "national" and kind != "online-766"}
+        self._estimate_all(unit for unit in self.units if unit.level != "national"
+                           and not self._reusable(unit, digests.get(unit.key)))
         for unit in self.units:
             if unit.level != "national":
-                rows[unit.key] = self._unit_row(unit)
+                rows[unit.key] = self._unit_row(unit, digests.get(unit.key))
         rows[NATIONAL] = self._national(rows)
         self._suppress(rows)
         self._rank(rows)
@@ -412,16 +455,18 @@ class CampaignFigures:
                 "small_cell_n": self.scheme.small_cell_n, "national_rule": self.scheme.national_index,
                 "weights": "adjusted" if self.population is not None else "design", "units": ordered}
 
-    def _unit_row(self, unit: Unit) -> dict[str, Any]:
+    def _reusable(self, unit: Unit, digest_of: bytes | None) -> bool:
+        previous = self._previous.get(unit.key)
+        return digest_of is not None and previous is not None and previous[0] == digest_of
+
+    def _unit_row(self, unit: Unit, digest_of: bytes | None) -> dict[str, Any]:
         """The unit's row before suppression and ranks: computed, or the previous computation's copy when
         everything it is computed from is the same (:meth:`_inputs_digest`), so a refresh after a change
         recomputes only the units the change reached — the agencies whose ballots or weights changed, their
         provinces, and units sharing a stratum with them — and the nation from its provinces as always."""
         kind = self.scheme.kind
-        digest_of = self._inputs_digest(unit) if kind != "online-766" else None
-        previous = self._previous.get(unit.key)
-        if digest_of is not None and previous is not None and previous[0] == digest_of:
-            row = previous[1]
+        if self._reusable(unit, digest_of):
+            row = self._previous[unit.key][1]
         else:
             self.recomputed.append(unit.key)
             if kind == "share-satisfied":
@@ -432,7 +477,7 @@ class CampaignFigures:
                 body = self._online_unit(unit, unit.info.get("rated", []))
             row = {"key": unit.key, "level": unit.level, "id": unit.unit_id, "parent": unit.parent,
                    **{k: v for k, v in unit.info.items() if k != "rated"},
-                   "ballots": Tallies(unit.tallies).ballots if kind != "online-766" else body["online766"]["dossiers"],
+                   "ballots": unit.tallies["ballots"] if kind != "online-766" else body["online766"]["dossiers"],
                    **body}
         if digest_of is not None:
             self.memo[unit.key] = (digest_of, row)

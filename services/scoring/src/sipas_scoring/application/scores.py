@@ -1,11 +1,18 @@
 """Keeping figures current, and freezing them.
 
-The figures worker wakes every ``scores_interval`` seconds, takes the campaigns whose tallies or
-weights changed (``sc_dirty``), computes each one's document in a REPEATABLE READ snapshot together
-with the consumers' checkpoints it reflects, and in one transaction stores it and appends
-``ScoresUpdated`` (provisional) — so a campaign's event is emitted at most once per interval, and
-only when its figures' digest actually changed. The dirty mark is cleared only if no event touched
-the campaign meanwhile (``marks`` unchanged); otherwise the next tick computes again.
+The figures worker wakes every ``scores_interval`` seconds (default 0.5), takes the campaigns whose
+tallies or weights changed (``sc_dirty``), computes each one's document in a REPEATABLE READ snapshot
+together with the consumers' checkpoints it reflects, and stores it: the figures the API serves are that
+fresh. The dirty mark is cleared only if no event touched the campaign meanwhile (``marks`` unchanged);
+otherwise the next tick computes again.
+
+Announcing is paced separately: ``ScoresUpdated`` (provisional) is appended in the same transaction as
+the figures when their digest differs from the last one announced and the campaign's last announcement is
+at least ``scores_event_interval`` seconds old (default 2) — so partners get at most one event per
+campaign per interval, whatever the refresh rate. A change not announced yet stays owed
+(``sc_figures.announced_digest`` differs from ``digest``; the units it changed wait in ``pending_units``)
+and the worker announces it once the interval has passed, even if nothing else changes: the last state is
+always announced.
 
 A snapshot freezes the figures at the positions they cover, with each producer's hash-chain head
 at that position (asked from the producer when peers are configured), and appends
@@ -69,24 +76,35 @@ async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[dict[str, Any
     return document, at, figures_digest
 
 
+def _event_interval(ctx: ServiceContext) -> dt.timedelta:
+    return dt.timedelta(seconds=float(getattr(ctx.settings, "scores_event_interval", 2.0)))
+
+
 async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
-    """Recompute one campaign's figures; store them and emit ``ScoresUpdated`` if they changed."""
+    """Recompute one campaign's figures and store them; announce them (``ScoresUpdated``) if they changed and
+    the campaign's last announcement is old enough (see the module's docstring)."""
     started = dt.datetime.now(dt.UTC)
     async with ctx.engine.connect() as conn:
         mark = (await conn.execute(select(dirty).where(dirty.c.campaign_id == campaign_id))).mappings().first()
     document, at, figures_digest = await computed(ctx, campaign_id)
     now = dt.datetime.now(dt.UTC)
     async with ctx.engine.begin() as conn:
-        previous = (await conn.execute(select(figures.c.digest).where(figures.c.campaign_id == campaign_id))).scalar()
+        f = figures.c
+        before = (await conn.execute(select(f.positions, f.announced_digest, f.announced_at, f.pending_units)
+                                     .where(f.campaign_id == campaign_id).with_for_update())).mappings().first()
+        if before is not None and any(int(v) > at.get(p, 0) for p, v in before["positions"].items()):
+            # Another replica stored figures reflecting more meanwhile: they stand (and cover the mark).
+            return {"positions": at, "digest": figures_digest, "computed_at": now.isoformat(), "document": document}
+        pending = sorted({*(before["pending_units"] if before else []), *(mark["agency_ids"] if mark else [])})
         stmt = insert(figures).values(campaign_id=campaign_id, computed_at=now, positions=at, digest=figures_digest,
-                                      document=document)
+                                      document=document, pending_units=pending)
         await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"], set_={
-            c: stmt.excluded[c] for c in ("computed_at", "positions", "digest", "document")}))
-        if previous != figures_digest:
-            await ctx.store.append(conn, f"scores-{campaign_id}", [ScoresUpdated(
-                campaign_id=campaign_id, province=_province(document), positions=at, figures_digest=figures_digest,
-                changed_unit_ids=sorted(mark["agency_ids"]) if mark else [],
-            )], expected_version=None, meta=Metadata(correlation_id=f"scores-{campaign_id}", actor=SERVICE_ACTOR))
+            c: stmt.excluded[c] for c in ("computed_at", "positions", "digest", "document", "pending_units")}))
+        announced = before["announced_digest"] if before else None
+        if announced == figures_digest:
+            await conn.execute(update(figures).where(f.campaign_id == campaign_id).values(pending_units=[]))
+        elif before is None or before["announced_at"] is None or now - before["announced_at"] >= _event_interval(ctx):
+            await _announce(ctx, conn, campaign_id, at, figures_digest, _province(document), pending, now)
         if mark is not None:
             await conn.execute(delete(dirty).where(dirty.c.campaign_id == campaign_id, dirty.c.marks == mark["marks"]))
             # Marked again meanwhile: everything marked before ``started`` is reflected now, so staleness of
@@ -97,6 +115,43 @@ async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
     if mark is not None:
         _freshness(ctx).observe(max(0.0, (dt.datetime.now(dt.UTC) - mark["since"]).total_seconds()))
     return {"positions": at, "digest": figures_digest, "computed_at": now.isoformat(), "document": document}
+
+
+async def _announce(ctx: ServiceContext, conn: AsyncConnection, campaign_id: str, at: dict[str, int],
+                    figures_digest: str, province: str | None, units: list[str], now: dt.datetime) -> None:
+    await ctx.store.append(conn, f"scores-{campaign_id}", [ScoresUpdated(
+        campaign_id=campaign_id, province=province, positions=at, figures_digest=figures_digest,
+        changed_unit_ids=units,
+    )], expected_version=None, meta=Metadata(correlation_id=f"scores-{campaign_id}", actor=SERVICE_ACTOR))
+    await conn.execute(update(figures).where(figures.c.campaign_id == campaign_id).values(
+        announced_digest=figures_digest, announced_at=now, pending_units=[]))
+
+
+async def announce_owed(ctx: ServiceContext, campaign_id: str) -> bool:
+    """Announce the stored figures of a campaign whose last change is not announced yet, once its interval
+    has passed (the worker calls this for campaigns with nothing left to compute). True if it announced."""
+    now = dt.datetime.now(dt.UTC)
+    async with ctx.engine.begin() as conn:
+        f = figures.c
+        row = (await conn.execute(select(f.positions, f.digest, f.announced_digest, f.announced_at, f.pending_units,
+                                         f.document["units"].label("units"))
+                                  .where(f.campaign_id == campaign_id).with_for_update())).mappings().first()
+        if row is None or row["digest"] == row["announced_digest"]:
+            return False
+        if row["announced_at"] is not None and now - row["announced_at"] < _event_interval(ctx):
+            return False
+        await _announce(ctx, conn, campaign_id, dict(row["positions"]), row["digest"],
+                        _province({"units": row["units"]}), list(row["pending_units"]), now)
+    return True
+
+
+async def owed(conn: AsyncConnection, ctx: ServiceContext) -> list[str]:
+    """Campaigns whose stored figures are not announced yet and whose interval has passed."""
+    f = figures.c
+    due = dt.datetime.now(dt.UTC) - _event_interval(ctx)
+    return list((await conn.execute(select(f.campaign_id).where(
+        f.announced_digest.is_distinct_from(f.digest),
+        (f.announced_at.is_(None)) | (f.announced_at <= due)).order_by(f.campaign_id))).scalars())
 
 
 def _province(document: dict[str, Any]) -> str | None:
@@ -116,13 +171,14 @@ async def latest(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
 
 
 async def figures_worker(ctx: ServiceContext) -> None:
-    """Every ``scores_interval`` seconds, refresh the campaigns marked dirty (one worker per database:
-    a transaction-level advisory lock keeps a second replica from computing the same campaign).
+    """Every ``scores_interval`` seconds, refresh the campaigns marked dirty and announce the changes owed.
+    Replicas may compute the same campaign at once: each stores and announces under a lock of the campaign's
+    figures row, and never replaces figures with ones that reflect less.
 
     While it runs, documents are computed in one spawned process that keeps each campaign's measured
     ballots between refreshes (:class:`ProcessRunner`): the CPU-bound computation never holds the
     interpreter the consumers apply events with. It stops with the worker."""
-    interval = float(getattr(ctx.settings, "scores_interval", 2.0))
+    interval = float(getattr(ctx.settings, "scores_interval", 0.5))
     process = ProcessRunner() if getattr(ctx.settings, "figures_process", True) else None
     if process is not None:
         try:
@@ -146,11 +202,17 @@ async def _work(ctx: ServiceContext, interval: float) -> None:
         try:
             async with ctx.engine.connect() as conn:
                 campaigns = list((await conn.execute(select(dirty.c.campaign_id).order_by(dirty.c.since))).scalars())
+                announcing = [c for c in await owed(conn, ctx) if c not in campaigns]
             for campaign_id in campaigns:
                 try:
                     await refresh(ctx, campaign_id)
                 except Exception as exc:  # one campaign's trouble never stops the others
                     log.warning("scores.refresh_failed", campaign_id=campaign_id, error=repr(exc)[:300])
+            for campaign_id in announcing:
+                try:
+                    await announce_owed(ctx, campaign_id)
+                except Exception as exc:
+                    log.warning("scores.announce_failed", campaign_id=campaign_id, error=repr(exc)[:300])
         except Exception as exc:
             log.warning("scores.worker_error", error=repr(exc)[:300])
         wait = max(0.05, interval - (time.monotonic() - started))

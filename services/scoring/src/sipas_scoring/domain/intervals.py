@@ -7,6 +7,7 @@ error. Point estimates stay exact elsewhere; only their interval is computed her
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -29,6 +30,7 @@ class Interval:
         return Interval(self.lower * factor, self.upper * factor)
 
 
+@functools.lru_cache(maxsize=16)
 def z_value(confidence: float = 0.95) -> float:
     """Two-sided normal quantile: 1.959963984540054 for 95%."""
     if not 0 < confidence < 1:

@@ -119,46 +119,110 @@ def estimate_moments(
     the ballots the moments sum. ``select``: items by terms (term k sums the items it selects);
     ``answering``: per group, its ballots that answered any item the terms select. For the unweighted
     estimate give one group of weight 1 (:data:`UNWEIGHTED`) and no population."""
-    groups, items = moments.groups, select.shape[0]
-    terms = select.shape[1]
-    if not int(moments.rows.sum()):
-        raise DesignError("no observations")
-    if terms == 0 or moments.sums.shape[1] != 2 * items:
-        raise DesignError("observations disagree on the number of terms")
-    term_y = moments.sums[:, :items] @ select
-    term_x = moments.sums[:, items:] @ select
-    # Exact: each group's weight times the weights' common denominator is an integer, so term totals are
-    # integers over that denominator, which cancels in each ratio.
-    common = math.lcm(*(w.denominator for w in groups.weight)) if groups.weight else 1
-    scaled = [w.numerator * (common // w.denominator) for w in groups.weight]
-    totals_x, totals_y = _weighted_totals(scaled, term_x), _weighted_totals(scaled, term_y)
-    coeffs = _coefficients(coefficients, totals_x, terms)
-    estimate = _sum_of_ratios(coeffs, totals_y, totals_x)
+    found = estimate_many([(moments, answering)], select, coefficients, population, confidence=confidence,
+                          lonely=lonely)[0]
+    if isinstance(found, DesignError):
+        raise found
+    return found
 
-    # As float(Fraction) would give them: int / int is correctly rounded whatever the common factors.
-    scale = np.zeros(terms)
-    rate = np.zeros(terms)
-    for k in range(terms):
-        if coeffs[k]:
-            scale[k] = float(coeffs[k]) / (totals_x[k] / common)
-            rate[k] = totals_y[k] / totals_x[k]
+
+def estimate_many(
+    domains: Sequence[tuple[Moments, NDArray[np.int64]]],
+    select: NDArray[np.int64],
+    coefficients: Sequence[Fraction] | None = None,
+    population: Mapping[str, int] | None = None,
+    *,
+    confidence: float = 0.95,
+    lonely: LonelyStratum = "fail",
+) -> list[SurveyEstimate | DesignError]:
+    """:func:`estimate_moments` of many domains (each its moments and answering counts) with the same terms,
+    their float work done together: each domain's numbers are the ones it gets alone (element by element,
+    never summed across domains), and a domain that cannot be estimated gets its :class:`DesignError`."""
+    items, terms = select.shape
+    out: list[SurveyEstimate | DesignError | None] = [None] * len(domains)
     chosen = select.astype(np.float64)
-    a = np.concatenate([chosen @ scale, -(chosen @ (scale * rate))])  # z = a · (y, x) per ballot
-    linear = moments.sums.astype(np.float64) @ a                       # Σ z per group
-    square = (moments.cross @ a) @ a                                   # Σ z² per group
-    magnitude = np.abs(a)
-    bound = (moments.cross @ magnitude) @ magnitude                    # Σ (|a|·v)² ≥ Σ z²: the scale of its noise
-    weight = groups.floats
-    names, stratum = groups.strata
-    variance = _stratified_variance(names, stratum, weight, linear, square, bound, moments.pool, population,
-                                    lonely)
+    exact: list[Fraction] = []
+    vectors: list[NDArray[np.float64]] = []
+    kept: list[int] = []
+    for d, (moments, _) in enumerate(domains):
+        groups = moments.groups
+        if not int(moments.rows.sum()):
+            out[d] = DesignError("no observations")
+            continue
+        if terms == 0 or moments.sums.shape[1] != 2 * items:
+            out[d] = DesignError("observations disagree on the number of terms")
+            continue
+        # Exact: each group's weight times the weights' common denominator is an integer, so term totals are
+        # integers over that denominator, which cancels in each ratio.
+        common = math.lcm(*(w.denominator for w in groups.weight)) if groups.weight else 1
+        scaled = [w.numerator * (common // w.denominator) for w in groups.weight]
+        totals_x = _weighted_totals(scaled, moments.sums[:, items:] @ select)
+        totals_y = _weighted_totals(scaled, moments.sums[:, :items] @ select)
+        try:
+            coeffs = _coefficients(coefficients, totals_x, terms)
+        except DesignError as exc:
+            out[d] = exc
+            continue
+        exact.append(_sum_of_ratios(coeffs, totals_y, totals_x))
+        # As float(Fraction) would give them: int / int is correctly rounded whatever the common factors.
+        scale = np.zeros(terms)
+        rate = np.zeros(terms)
+        for k in range(terms):
+            if coeffs[k]:
+                scale[k] = float(coeffs[k]) / (totals_x[k] / common)
+                rate[k] = totals_y[k] / totals_x[k]
+        vectors.append(np.concatenate([chosen @ scale, -(chosen @ (scale * rate))]))  # z = a · (y, x)
+        kept.append(d)
+    if not kept:
+        return [x if x is not None else DesignError("no estimate") for x in out]
 
-    n = int(answering.sum())
-    frame = None if population is None else sum(population[s] for s in names)
-    sampled = sum(moments.pool.get(s, 0) for s in names)
-    srs = _srs_variance(weight, answering, linear, square, bound, sampled, frame)
-    deff = variance / srs if srs else None
-    return SurveyEstimate(estimate, variance, normal_interval(float(estimate), variance, confidence), n, deff)
+    parts = [domains[d][0] for d in kept]
+    owner = np.concatenate([np.full(len(m.rows), i, dtype=np.int64) for i, m in enumerate(parts)])
+    # Only the items the terms select enter z: the float work runs over their columns of the moments.
+    asked = np.flatnonzero(select.any(axis=1))
+    columns = np.concatenate([asked, items + asked])
+    a = np.stack(vectors)[:, columns][owner]                                   # each group's domain's a
+    sums = np.concatenate([m.sums[:, columns] for m in parts]).astype(np.float64)
+    cross = np.concatenate([m.cross[:, columns][:, :, columns] for m in parts])
+    linear = np.einsum("gi,gi->g", sums, a)                                    # Σ z per group
+    square = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, a), a)       # Σ z² per group
+    magnitude = np.abs(a)                                                      # Σ (|a|·v)² ≥ Σ z²: the scale
+    bound = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, magnitude), magnitude)  # of its noise
+    weight = np.concatenate([m.groups.floats for m in parts])
+    answering = np.concatenate([domains[d][1] for d in kept]).astype(np.float64)
+
+    # Per (domain, stratum): Σ u, Σ u², and the scale of Σ u² (u = w z).
+    offsets = np.cumsum([0, *(len(m.groups.strata[0]) for m in parts)])
+    pair = np.concatenate([m.groups.strata[1] + offsets[i] for i, m in enumerate(parts)])
+    width = int(offsets[-1])
+    totals = np.bincount(pair, weights=weight * linear, minlength=width).tolist()
+    squares = np.bincount(pair, weights=weight * weight * square, minlength=width).tolist()
+    scales = np.bincount(pair, weights=weight * weight * bound, minlength=width).tolist()
+    # Per domain, over its answering ballots (those answering nothing have z = 0: they add nothing).
+    count = len(parts)
+    srs_w = np.bincount(owner, weights=weight * answering, minlength=count).tolist()
+    srs_z = np.bincount(owner, weights=weight * linear, minlength=count).tolist()
+    srs_zz = np.bincount(owner, weights=weight * square, minlength=count).tolist()
+    srs_scale = np.bincount(owner, weights=weight * bound, minlength=count).tolist()
+    srs_n = np.bincount(owner, weights=answering, minlength=count).tolist()
+
+    for i, d in enumerate(kept):
+        moments = parts[i]
+        names = moments.groups.strata[0]
+        try:
+            variance = _stratified_variance(names, totals[offsets[i]:offsets[i + 1]],
+                                            squares[offsets[i]:offsets[i + 1]], scales[offsets[i]:offsets[i + 1]],
+                                            moments.pool, population, lonely)
+        except DesignError as exc:
+            out[d] = exc
+            continue
+        n = int(srs_n[i])
+        frame = None if population is None else sum(population[s] for s in names)
+        sampled = sum(moments.pool.get(s, 0) for s in names)
+        srs = _srs_variance(n, srs_w[i], srs_z[i], srs_zz[i], srs_scale[i], sampled, frame)
+        deff = variance / srs if srs else None
+        out[d] = SurveyEstimate(exact[i], variance, normal_interval(float(exact[i]), variance, confidence), n, deff)
+    return [x if x is not None else DesignError("no estimate") for x in out]
 
 
 def _sum_of_ratios(coeffs: Sequence[Fraction], numerators: Sequence[int], denominators: Sequence[int]) -> Fraction:
@@ -182,13 +246,10 @@ def _weighted_totals(scaled: Sequence[int], values: NDArray[np.int64]) -> list[i
     return [sum(s * columns[g][k] for g, s in enumerate(scaled)) for k in range(values.shape[1])]
 
 
-def _stratified_variance(names: Sequence[str], stratum: NDArray[np.int64], weight: NDArray[np.float64],
-                         linear: NDArray[np.float64], square: NDArray[np.float64], bound: NDArray[np.float64],
-                         pool: Mapping[str, int], population: Mapping[str, int] | None,
+def _stratified_variance(names: Sequence[str], totals: Sequence[float], squares: Sequence[float],
+                         scales: Sequence[float], pool: Mapping[str, int], population: Mapping[str, int] | None,
                          lonely: LonelyStratum) -> float:
-    totals = np.bincount(stratum, weights=weight * linear, minlength=len(names))
-    squares = np.bincount(stratum, weights=weight * weight * square, minlength=len(names))
-    scales = np.bincount(stratum, weights=weight * weight * bound, minlength=len(names))
+    """Σ_h (1 - f_h) n_h/(n_h - 1) Σ_i (u_i - ū_h)² from each stratum's Σ u, Σ u² (and their noise scale)."""
     variance = 0.0
     for s, name in enumerate(names):
         n_h = int(pool.get(name, 0))
@@ -203,24 +264,22 @@ def _stratified_variance(names: Sequence[str], stratum: NDArray[np.int64], weigh
             if name not in population or population[name] < n_h:
                 raise DesignError(f"stratum {name!r} needs a frame size of at least {n_h}")
             fpc = 1 - n_h / population[name]
-        total = float(totals[s])
-        spread = float(squares[s]) - total * total / n_h
-        if spread > NO_SPREAD * float(scales[s]):  # else every ballot of the stratum alike: no spread
+        spread = squares[s] - totals[s] * totals[s] / n_h
+        if spread > NO_SPREAD * scales[s]:  # else every ballot of the stratum alike: no spread
             variance += fpc * n_h / (n_h - 1) * spread
     return variance
 
 
-def _srs_variance(weight: NDArray[np.float64], answering: NDArray[np.int64], linear: NDArray[np.float64],
-                  square: NDArray[np.float64], bound: NDArray[np.float64], sampled: int,
+def _srs_variance(n: int, total_w: float, sum_z: float, sum_zz: float, scale: float, sampled: int,
                   frame: int | None) -> float | None:
-    n = int(answering.sum())
+    """The variance of the same estimator under simple random sampling of the n answering ballots, from
+    their Σ w, Σ w z, Σ w z² (and the noise scale of the last)."""
     if n < 2:
         return None
-    total_w = float(weight @ answering.astype(np.float64))
-    mean_square = float(weight @ square) / total_w  # ballots answering nothing have z = 0: they add nothing
-    mean_z = float(weight @ linear) / total_w
+    mean_square = sum_zz / total_w
+    mean_z = sum_z / total_w
     spread = mean_square - mean_z * mean_z
-    if spread <= NO_SPREAD * float(weight @ bound) / total_w:
+    if spread <= NO_SPREAD * scale / total_w:
         return 0.0  # every ballot alike: no spread (rounding noise must not make a design effect of it)
     variance = total_w**2 / n * spread * n / (n - 1)
     if frame is not None:
