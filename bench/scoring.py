@@ -1199,7 +1199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=INTAKE_RATE, help="freshness intake, ballots/s (default 1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each freshness drive (default 60)")
     parser.add_argument("--intervals", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 2.0],
-                        help="figures worker intervals; the last is the default one (default 0.5,2)")
+                        help="figures worker intervals (default 0.5,2; the service's default is 0.5)")
     parser.add_argument("--province", default="01", help="the province campaign's province (default 01)")
     parser.add_argument("--province-ballots", type=int, default=5000,
                         help="ballots already counted in the province campaign (default 5000)")
@@ -1435,8 +1435,9 @@ def freshness_lines(report: Report) -> list[str]:
            "The service ran in this process with its figures worker; a child process published `BallotAccepted` "
            f"at a steady rate (every {TICK * 1000:.0f} ms, as one `publish_batch`) and polled `sc_figures` every "
            f"{POLL * 1000:.0f} ms. Latency is from an event's publish time (its envelope's `time`) to the first poll "
-           "that found `sc_figures.positions->>'ballots'` at or past its position, i.e. to figures — stored and "
-           "announced by `ScoresUpdated` in the same transaction — that reflect it. \"Applied\" is the same up to "
+           "that found `sc_figures.positions->>'ballots'` at or past its position, i.e. to stored figures — what "
+           "the API serves — that reflect it (`ScoresUpdated` is paced apart, at most one per campaign every "
+           "`SIPAS_SCORING_SCORES_EVENT_INTERVAL` s, 2 here). \"Applied\" is the same up to "
            "the tallies consumer's checkpoint. Each campaign already held its counted ballots (with tallies) and the "
            f"sampled units of the ballots to come; {WARMUP_BALLOTS} warm-up ballots were published and reflected "
            "before the clock started; the refresh that reflected them (with no backlog) is the \"refresh alone\". "
@@ -1642,14 +1643,15 @@ def limits(report: Report) -> list[str]:
         text += ("The tallies consumer keeps up (" + ("every drive sustained" if kept_up else "not every drive "
                  "sustained") + f"; publish to applied p99 at most {secs(applied_p99)}): the figures are what trail. "
                  "They are computed in a process of their own that keeps each campaign's measured ballots and reads "
-                 "only the new ones (`docs/scoring.md`), so the consumer is no longer starved; but a refresh still "
-                 "recomputes each changed unit's intervals from all of that unit's ballots (a province's every "
-                 "ballot), and with intake spread over a campaign's agencies nearly every unit changes every "
-                 "interval, so a refresh costs more as the campaign grows, and on two shared cores some take several "
-                 "seconds (the max column): staleness is a refresh plus up to one interval plus the wait behind the "
-                 "slowest refresh. Next in order of yield: keep per-unit estimator sums incrementally so that a "
-                 "refresh follows the change rather than the campaign; compute every agency's estimates in one array "
-                 "pass for national campaigns.")
+                 "only the new ones, and each unit's intervals come from moments kept per agency and weight group, so "
+                 "a refresh costs what its changed units cost rather than what the campaign holds "
+                 "(`docs/scoring.md`). Staleness is then about a refresh plus up to one interval plus the tallies "
+                 "consumer's lag. What is left is per unit: with intake spread over a national campaign's agencies "
+                 "nearly half of them change every refresh, and each changed unit's row (its Wilson intervals, "
+                 "presented figures, tallies and digest, in Python) costs about a millisecond; the estimates "
+                 "themselves are made for all changed units at once (`estimate_many`). Next in order of yield: "
+                 "present and build the rows of many units in array passes too, and read only the tallies that "
+                 "changed.")
         out.append(text)
     others = [f.cpu.get("others", 0.0) for f in report.freshness if f.cpu]
     out.append(

@@ -1,10 +1,13 @@
 """A campaign's figures: every unit's indices with n, intervals, suppression and ranks, as one document.
 
 Point figures come from the tallies (exact fractions, presented once by the scheme's rounding rule).
-Intervals need the ballots themselves: Wilson for an item's simple share; Taylor linearisation for
-factor, overall and points figures — unweighted over the unit's ballots, and weighted (design weight,
-or the non-response adjusted weight once sampling published it) over the unit's strata as a domain,
-with the design effect and effective sample size. The document is canonical JSON: the same state
+Intervals: Wilson for an item's simple share (from the tallies); Taylor linearisation for factor,
+overall and points figures — unweighted over the unit's ballots, and weighted (design weight, or the
+non-response adjusted weight once sampling published it) over the unit's strata as a domain, with the
+design effect and effective sample size — computed from the moments of the unit's cells (agency × weight
+group, :mod:`~sipas_scoring.application.measured`), never from its ballots one by one; the estimates of
+all the units a computation recomputes are made together (:func:`~sipas_scoring.domain.survey_arrays.
+estimate_many`), each unit's numbers those it gets alone. The document is canonical JSON: the same state
 gives the same bytes, so its SHA-256 (``figures_digest``) identifies it.
 
 Hierarchy: agency → province (its agencies' tallies pooled) → national (the mean of province indices,
