@@ -60,3 +60,17 @@ def test_truncate_never_exceeds_half_up(value, places):
     assert rounded - truncated in (Decimal(0), Decimal(1).scaleb(-places))
     assert Fraction(truncated) <= value < Fraction(truncated) + Fraction(1, 10**places)
     assert abs(Fraction(rounded) - value) <= Fraction(1, 2 * 10**places)
+
+
+@given(st.one_of(st.fractions(), st.floats(allow_nan=False, allow_infinity=False, width=64),
+                 st.integers(-10**40, 10**40)),  # past 28 digits the Decimal context rounds: the text follows it
+       st.sampled_from(["half_up", "truncate"]), st.integers(0, 6))
+def test_the_integer_presentation_equals_the_reference(value, rule, places):
+    """The figures present with ``fast_rounding`` (a hundred thousand numbers a national refresh): the same
+    Decimal as the reference, and the same text as ``str`` of it."""
+    from sipas_scoring.domain.fast_rounding import present as fast
+    from sipas_scoring.domain.fast_rounding import present_text
+
+    reference = present(value, rule, places)
+    assert fast(value, rule, places) == reference and fast(value, rule, places).as_tuple() == reference.as_tuple()
+    assert present_text(value, rule, places) == str(reference)

@@ -4,7 +4,7 @@ Point figures come from the tallies (exact fractions, presented once by the sche
 Intervals: Wilson for an item's simple share (from the tallies); Taylor linearisation for factor,
 overall and points figures — unweighted over the unit's ballots, and weighted (design weight, or the
 non-response adjusted weight once sampling published it) over the unit's strata as a domain, with the
-design effect and effective sample size — computed from the moments of the unit's cells (agency × weight
+design effect and effective sample size — computed from the moments of the unit's cells (agency by weight
 group, :mod:`~sipas_scoring.application.measured`), never from its ballots one by one; the estimates of
 all the units a computation recomputes are made together (:func:`~sipas_scoring.domain.survey_arrays.
 estimate_many`), each unit's numbers those it gets alone. The document is canonical JSON: the same state
@@ -51,7 +51,7 @@ from sipas_scoring.application.figures_engine import (
     held_after,
 )
 from sipas_scoring.application.measured import Counted, Measured, items_of
-from sipas_scoring.domain.fast_rounding import present
+from sipas_scoring.domain.fast_rounding import present_text
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
 from sipas_scoring.domain.points import presented_factor_points, presented_total
@@ -91,7 +91,7 @@ def exact(value: Fraction | None) -> str | None:
 def _ci(interval: Interval | None, scale: float = HUNDRED) -> list[str] | None:
     if interval is None:
         return None
-    return [str(present(interval.lower * scale)), str(present(interval.upper * scale))]
+    return [present_text(interval.lower * scale), present_text(interval.upper * scale)]
 
 
 async def load_context(conn: AsyncConnection, campaign_id: str) -> Context:
@@ -182,11 +182,11 @@ def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: 
         return None
     value = estimate.estimate * HUNDRED
     out: dict[str, Any] = {"value": places_rule(value), "exact": exact(value), "n": estimate.n,
-                           "se": str(present(estimate.standard_error * HUNDRED, places=4)),
+                           "se": present_text(estimate.standard_error * HUNDRED, places=4),
                            "ci": _ci(estimate.interval)}
     if with_design:
-        out["deff"] = None if estimate.design_effect is None else str(present(estimate.design_effect, places=4))
-        out["effective_n"] = None if estimate.effective_n is None else str(present(estimate.effective_n, places=1))
+        out["deff"] = None if estimate.design_effect is None else present_text(estimate.design_effect, places=4)
+        out["effective_n"] = None if estimate.effective_n is None else present_text(estimate.effective_n, places=1)
     return out
 
 
@@ -221,7 +221,7 @@ class CampaignFigures:
 
     def present(self, value: Fraction | None) -> str | None:
         rounding = self.scheme.rounding  # as ``rounding.present(value)``, in integer arithmetic
-        return None if value is None else str(present(value, rounding.rule, rounding.places))
+        return None if value is None else present_text(value, rounding.rule, rounding.places)
 
     def _province_of(self, agency_id: str) -> str:
         known = self.agencies.get(agency_id, {}).get("province")
@@ -555,7 +555,7 @@ class CampaignFigures:
         ci = None
         if value is not None and len(variances) == len(values):
             half = z_value() * math.sqrt(sum(variances)) / len(values)
-            ci = [str(present(max(0.0, float(value) - half))), str(present(min(100.0, float(value) + half)))]
+            ci = [present_text(max(0.0, float(value) - half)), present_text(min(100.0, float(value) + half))]
         n = sum(r["overall"]["n"] for r in provinces)
         return {"key": NATIONAL, "level": "national", "id": NATIONAL, "parent": None,
                 "ballots": sum(r["ballots"] for r in provinces), "provinces": len(values),

@@ -4,7 +4,8 @@ A figures document presents some hundred thousand numbers on a national refresh;
 through ``Fraction`` arithmetic for each. Here the exact value's integer ratio n/d is rounded directly:
 ``half_up`` is ⌊|n|·10^p/d + 1/2⌋ = ⌊(2|n|·10^p + d) / 2d⌋ and ``truncate`` ⌊|n|·10^p / d⌋ — the
 reference's formulas on the same exact rational (floats at their exact binary value), so the result is
-the same Decimal, exponent included. A property test keeps the two equal.
+the same Decimal, exponent included; :func:`present_text` gives its text (what a document shows) without
+making the Decimal. A property test keeps all three equal (``test_scoring_rounding.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,30 @@ from fractions import Fraction
 from sipas_scoring.domain.rounding import RoundingRule
 
 _POWERS = [10**k for k in range(13)]
+_PLAIN = 10**27
 
 
 def present(value: Fraction | Decimal | int | float, rule: RoundingRule = "half_up", places: int = 2) -> Decimal:
     """As :func:`sipas_scoring.domain.rounding.present`."""
+    n, magnitude = _rounded(value, rule, places)
+    return Decimal(-magnitude if n < 0 else magnitude).scaleb(-places)
+
+
+def present_text(value: Fraction | Decimal | int | float, rule: RoundingRule = "half_up", places: int = 2) -> str:
+    """``str(present(value, rule, places))``, written directly: ``-`` only for a non-zero negative, then the
+    magnitude with ``places`` decimals."""
+    n, magnitude = _rounded(value, rule, places)
+    if magnitude >= _PLAIN:  # past the Decimal context's 28 digits its text rounds: let it say so
+        return str(Decimal(-magnitude if n < 0 else magnitude).scaleb(-places))
+    sign = "-" if n < 0 and magnitude else ""
+    if places <= 0:
+        return f"{sign}{magnitude * 10**-places}" if places else f"{sign}{magnitude}"
+    whole, part = divmod(magnitude, _POWERS[places] if places < len(_POWERS) else 10**places)
+    return f"{sign}{whole}.{part:0{places}d}"
+
+
+def _rounded(value: Fraction | Decimal | int | float, rule: RoundingRule, places: int) -> tuple[int, int]:
+    """(the value's numerator, for its sign; the magnitude rounded at ``places`` decimals, as an integer)."""
     n, d = value.as_integer_ratio()
     scaled = abs(n) * (_POWERS[places] if 0 <= places < len(_POWERS) else 10**places)
     if rule == "half_up":
@@ -27,4 +48,4 @@ def present(value: Fraction | Decimal | int | float, rule: RoundingRule = "half_
         magnitude = scaled // d
     else:
         raise ValueError(f"unknown rounding rule {rule!r}")
-    return Decimal(-magnitude if n < 0 else magnitude).scaleb(-places)
+    return n, magnitude

@@ -63,6 +63,18 @@ def sum_tallies(bags: Iterable[Mapping[str, int]]) -> Counter[str]:
     return +total  # drop keys that went to zero, so equal states compare equal
 
 
+_ANSWER_KEYS: dict[str, tuple[str, int] | tuple[()]] = {}
+"""Each key met, parsed once per process: (item, value) of a valid answer's key, () for any other key."""
+_KEYS_KEPT = 100_000
+
+
+def _answer_of(key: str) -> tuple[str, int] | tuple[()]:
+    if not key.startswith("item:"):
+        return ()
+    item, _, value = key[5:].rpartition(":")
+    return () if value == NA else (item, int(value))
+
+
 @dataclass(frozen=True)
 class Tallies:
     """Read access to a bag of counts in the instrument's terms."""
@@ -78,11 +90,17 @@ class Tallies:
 
     def __post_init__(self) -> None:
         by_item: dict[str, dict[int, int]] = {}
+        parsed = _ANSWER_KEYS
         for key, count in self.counts.items():
-            if key.startswith("item:") and count:
-                item, _, value = key[5:].rpartition(":")
-                if value != NA:
-                    by_item.setdefault(item, {})[int(value)] = count
+            if not count:
+                continue
+            found = parsed.get(key)
+            if found is None:
+                found = _answer_of(key)
+                if len(parsed) < _KEYS_KEPT:  # bounded: keys are few (items x values), but never trusted to be
+                    parsed[key] = found
+            if found:
+                by_item.setdefault(found[0], {})[found[1]] = count
         object.__setattr__(self, "_by_item", by_item)
 
     def answers(self, item: str) -> dict[int, int]:
