@@ -63,6 +63,7 @@ def test_truncate_never_exceeds_half_up(value, places):
 
 
 @given(st.one_of(st.fractions(), st.floats(allow_nan=False, allow_infinity=False, width=64),
+                 st.integers(-10**9, 10**9).map(lambda i: i / 2000),  # floats at and near the rounding edge
                  st.integers(-10**40, 10**40)),  # past 28 digits the Decimal context rounds: the text follows it
        st.sampled_from(["half_up", "truncate"]), st.integers(0, 6))
 def test_the_integer_presentation_equals_the_reference(value, rule, places):

@@ -10,6 +10,7 @@ making the Decimal. A property test keeps all three equal (``test_scoring_roundi
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -17,6 +18,8 @@ from sipas_scoring.domain.rounding import RoundingRule
 
 _POWERS = [10**k for k in range(13)]
 _PLAIN = 10**27
+_FLOAT_EXACT = 2.0**31  # below it the product is within 2**-22 of the exact one: well inside the edge below
+_EDGE = 1e-6
 
 
 def present(value: Fraction | Decimal | int | float, rule: RoundingRule = "half_up", places: int = 2) -> Decimal:
@@ -40,6 +43,17 @@ def present_text(value: Fraction | Decimal | int | float, rule: RoundingRule = "
 
 def _rounded(value: Fraction | Decimal | int | float, rule: RoundingRule, places: int) -> tuple[int, int]:
     """(the value's numerator, for its sign; the magnitude rounded at ``places`` decimals, as an integer)."""
+    if type(value) is float and 0 <= places < len(_POWERS):
+        # Interval bounds, standard errors: the float product is within 2**-22 of the exact one, so where it
+        # is not near the rounding edge its rounding is the exact value's. Near the edge, exact arithmetic.
+        scaled_f = abs(value) * _POWERS[places]
+        if scaled_f < _FLOAT_EXACT:
+            whole = math.floor(scaled_f)
+            part = scaled_f - whole
+            if rule == "half_up" and abs(part - 0.5) > _EDGE:
+                return (-1 if value < 0 else 1), whole + (part > 0.5)
+            if rule == "truncate" and _EDGE < part < 1 - _EDGE:
+                return (-1 if value < 0 else 1), whole
     n, d = value.as_integer_ratio()
     scaled = abs(n) * (_POWERS[places] if 0 <= places < len(_POWERS) else 10**places)
     if rule == "half_up":

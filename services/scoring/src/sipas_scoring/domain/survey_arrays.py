@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.intervals import normal_interval
-from sipas_scoring.domain.survey import LonelyStratum, SurveyEstimate, _coefficients
+from sipas_scoring.domain.survey import LonelyStratum, SurveyEstimate
 
 NO_SPREAD = 1e-12
 """A spread this small relative to the scale of the sums it is the difference of (Σ (|a|·v)², see
@@ -58,6 +58,12 @@ class Groups:
     @cached_property
     def floats(self) -> NDArray[np.float64]:
         return np.array([float(w) for w in self.weight], dtype=np.float64)
+
+    @cached_property
+    def scaled(self) -> tuple[int, list[int]]:
+        """(the weights' common denominator, each weight times it: integers)."""
+        common = math.lcm(*(w.denominator for w in self.weight)) if self.weight else 1
+        return common, [w.numerator * (common // w.denominator) for w in self.weight]
 
     @cached_property
     def strata(self) -> tuple[list[str], NDArray[np.int64]]:
@@ -140,48 +146,78 @@ def estimate_many(
     never summed across domains), and a domain that cannot be estimated gets its :class:`DesignError`."""
     items, terms = select.shape
     out: list[SurveyEstimate | DesignError | None] = [None] * len(domains)
-    chosen = select.astype(np.float64)
-    exact: list[Fraction] = []
-    vectors: list[NDArray[np.float64]] = []
-    kept: list[int] = []
+    usable = []
     for d, (moments, _) in enumerate(domains):
-        groups = moments.groups
         if not int(moments.rows.sum()):
             out[d] = DesignError("no observations")
-            continue
-        if terms == 0 or moments.sums.shape[1] != 2 * items:
+        elif terms == 0 or moments.sums.shape[1] != 2 * items:
             out[d] = DesignError("observations disagree on the number of terms")
-            continue
-        # Exact: each group's weight times the weights' common denominator is an integer, so term totals are
-        # integers over that denominator, which cancels in each ratio.
-        common = math.lcm(*(w.denominator for w in groups.weight)) if groups.weight else 1
-        scaled = [w.numerator * (common // w.denominator) for w in groups.weight]
-        totals_x = _weighted_totals(scaled, moments.sums[:, items:] @ select)
-        totals_y = _weighted_totals(scaled, moments.sums[:, :items] @ select)
-        try:
-            coeffs = _coefficients(coefficients, totals_x, terms)
-        except DesignError as exc:
-            out[d] = exc
-            continue
-        exact.append(_sum_of_ratios(coeffs, totals_y, totals_x))
-        # As float(Fraction) would give them: int / int is correctly rounded whatever the common factors.
-        scale = np.zeros(terms)
-        rate = np.zeros(terms)
-        for k in range(terms):
-            if coeffs[k]:
-                scale[k] = float(coeffs[k]) / (totals_x[k] / common)
-                rate[k] = totals_y[k] / totals_x[k]
-        vectors.append(np.concatenate([chosen @ scale, -(chosen @ (scale * rate))]))  # z = a · (y, x)
+        else:
+            usable.append(d)
+    if not usable:
+        return [x if x is not None else DesignError("no estimate") for x in out]
+
+    # Exact: each group's weight times its domain's common denominator is an integer, so a domain's term
+    # totals are integers over that denominator, which cancels in each ratio.
+    candidates = [domains[d][0] for d in usable]
+    sizes = [len(m.rows) for m in candidates]
+    starts = np.cumsum([0, *sizes[:-1]])
+    sums_all = np.concatenate([m.sums for m in candidates])
+    term_x, term_y = sums_all[:, items:] @ select, sums_all[:, :items] @ select
+    scaled = [w for m in candidates for w in m.groups.scaled[1]]
+    commons = [m.groups.scaled[0] for m in candidates]
+    totals_x, totals_y = _domain_totals(scaled, term_x, starts, sizes), _domain_totals(scaled, term_y, starts, sizes)
+    if coefficients is None:
+        answered = [sum(1 for t in row if t) for row in totals_x]
+        shares = [Fraction(1, m) if m else Fraction(0) for m in answered]
+        given = None
+    else:
+        if len(coefficients) != terms:
+            raise DesignError("one coefficient per term")
+        given = [c if isinstance(c, Fraction) else Fraction(c) for c in coefficients]
+    exact: list[Fraction] = []
+    kept: list[int] = []
+    rows_kept: list[int] = []
+    coefficient_rows: list[list[float]] = []
+    floats_given = None if given is None else [float(c) for c in given]
+    for i, d in enumerate(usable):
+        tx, ty = totals_x[i], totals_y[i]
+        if given is None:
+            if not answered[i]:
+                out[d] = DesignError("no term has an answer")
+                continue
+            coeffs = [shares[i] if t else Fraction(0) for t in tx]
+            coefficient_rows.append([1 / answered[i] if t else 0.0 for t in tx])
+        else:
+            if any(c and not t for c, t in zip(given, tx, strict=True)):
+                out[d] = DesignError("a term with a coefficient has no answer")
+                continue
+            coeffs = given
+            assert floats_given is not None
+            coefficient_rows.append(floats_given)
+        exact.append(_sum_of_ratios(coeffs, ty, tx))
         kept.append(d)
+        rows_kept.append(i)
     if not kept:
         return [x if x is not None else DesignError("no estimate") for x in out]
+    # The linearisation's a per domain: z = a · (y, x), a = (S s, -S (s r)) with s_k = c_k / X_k, r_k = Y_k / X_k
+    # (float(c)/(X/common) and Y/X: numpy's division of the same exactly held values as Python's int / int).
+    tx_f = np.array([totals_x[i] for i in rows_kept], dtype=np.float64)
+    ty_f = np.array([totals_y[i] for i in rows_kept], dtype=np.float64)
+    common_f = np.array([commons[i] for i in rows_kept], dtype=np.float64)[:, None]
+    c_f = np.array(coefficient_rows, dtype=np.float64)
+    on = c_f != 0
+    scale = np.divide(c_f, tx_f / common_f, out=np.zeros_like(c_f), where=on)
+    rate = np.divide(ty_f, tx_f, out=np.zeros_like(c_f), where=on)
+    chosen = select.astype(np.float64)
+    vectors = np.hstack([np.einsum("dk,ik->di", scale, chosen), -np.einsum("dk,ik->di", scale * rate, chosen)])
 
     parts = [domains[d][0] for d in kept]
     owner = np.concatenate([np.full(len(m.rows), i, dtype=np.int64) for i, m in enumerate(parts)])
     # Only the items the terms select enter z: the float work runs over their columns of the moments.
     asked = np.flatnonzero(select.any(axis=1))
     columns = np.concatenate([asked, items + asked])
-    a = np.stack(vectors)[:, columns][owner]                                   # each group's domain's a
+    a = vectors[:, columns][owner]                                             # each group's domain's a
     sums = np.concatenate([m.sums[:, columns] for m in parts]).astype(np.float64)
     cross = np.concatenate([m.cross[:, columns][:, :, columns] for m in parts])
     linear = np.einsum("gi,gi->g", sums, a)                                    # Σ z per group
@@ -235,15 +271,19 @@ def _sum_of_ratios(coeffs: Sequence[Fraction], numerators: Sequence[int], denomi
     return Fraction(sum(n * (common // d) for n, d in parts), common)
 
 
-def _weighted_totals(scaled: Sequence[int], values: NDArray[np.int64]) -> list[int]:
-    """Σ_g scaled[g] · values[g, k] per k, exactly: in int64 when it cannot overflow, else in Python."""
+def _domain_totals(scaled: Sequence[int], values: NDArray[np.int64], starts: NDArray[np.int64],
+                   sizes: Sequence[int]) -> list[list[int]]:
+    """Per domain (its groups from ``starts``, ``sizes`` of them), Σ_g scaled[g] · values[g, k] per k, exactly:
+    in int64 when it cannot overflow, else in Python's integers."""
     if not len(scaled):
-        return [0] * values.shape[1]
-    bound = max(abs(s) for s in scaled) * int(np.abs(values).max(initial=0)) * len(scaled)
+        return [[0] * values.shape[1] for _ in sizes]
+    bound = max(abs(s) for s in scaled) * int(np.abs(values).max(initial=0)) * max(sizes)
     if bound < _SAFE_INT:
-        return [int(t) for t in np.array(scaled, dtype=np.int64) @ values]
+        weighted = np.array(scaled, dtype=np.int64)[:, None] * values
+        return np.add.reduceat(weighted, starts, axis=0).tolist()
     columns = values.tolist()
-    return [sum(s * columns[g][k] for g, s in enumerate(scaled)) for k in range(values.shape[1])]
+    return [[sum(scaled[g] * columns[g][k] for g in range(start, start + size)) for k in range(values.shape[1])]
+            for start, size in zip(starts.tolist(), sizes, strict=True)]
 
 
 def _stratified_variance(names: Sequence[str], totals: Sequence[float], squares: Sequence[float],
