@@ -1597,12 +1597,13 @@ def limits(report: Report) -> list[str]:
                 f"({f.units:,} units, each with a Wilson interval per item and a pair of Taylor estimates per factor "
                 "and overall, unweighted and weighted, with exact fractions), not per ballot. ")
         if p:
-            text += (f"In `document()` of {p['n']:,} ballots (profile above) the time is spread over `Fraction` "
-                     "arithmetic and presentation (`present`), one `estimate_arrays` per figure and unit, and "
-                     "`np.isin` over the campaign's strata for each unit's weighted domain. ")
+            text += (f"In `document()` of {p['n']:,} ballots (profile above) a first computation spends most of its "
+                     "time measuring every ballot (`measured.py`: each answer scored, each row digested, each cell's "
+                     "moments summed); the rest is per unit: presenting some 130 numbers a unit (`present_text`), "
+                     "the estimates of all units made together (`estimate_many`), tallies and Wilson intervals. ")
         text += ("These are full computations, as on a service's first refresh of a campaign; later refreshes keep "
-                 "the measured ballots and read only those accepted or voided since, and reuse the rows of the units "
-                 "no change reached (`docs/scoring.md`).")
+                 "the measured ballots and their moments and read only those accepted or voided since, and reuse the "
+                 "rows of the units no change reached (`docs/scoring.md`).")
         out.append(text)
     y = report.replay
     if y is not None and "js_sub" in r:
@@ -1646,12 +1647,14 @@ def limits(report: Report) -> list[str]:
                  "only the new ones, and each unit's intervals come from moments kept per agency and weight group, so "
                  "a refresh costs what its changed units cost rather than what the campaign holds "
                  "(`docs/scoring.md`). Staleness is then about a refresh plus up to one interval plus the tallies "
-                 "consumer's lag. What is left is per unit: with intake spread over a national campaign's agencies "
-                 "nearly half of them change every refresh, and each changed unit's row (its Wilson intervals, "
-                 "presented figures, tallies and digest, in Python) costs about a millisecond; the estimates "
-                 "themselves are made for all changed units at once (`estimate_many`). Next in order of yield: "
-                 "present and build the rows of many units in array passes too, and read only the tallies that "
-                 "changed.")
+                 "consumer's lag. What is left is the national campaign's: a refresh that takes seconds finds new "
+                 "ballots in nearly every one of its agencies, so it recomputes nearly every unit (each row, with "
+                 "its Wilson intervals, presented figures, tallies and digest, costs over a millisecond in Python; "
+                 "the estimates themselves are made for all changed units at once, `estimate_many`), and the "
+                 "service's side of a refresh — reading every tally, reading the new ballots, moving the document "
+                 "between the processes and storing it — takes about as long again (see Notes). Next in order of "
+                 "yield: the figures process reading and storing for itself, reading only the tallies that changed, "
+                 "and building many units' rows in array passes.")
         out.append(text)
     others = [f.cpu.get("others", 0.0) for f in report.freshness if f.cpu]
     out.append(
