@@ -17,6 +17,7 @@ import pytest
 from conftest import service_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sipas_events import canonical
@@ -225,6 +226,29 @@ def test_a_position_that_went_back_or_a_lost_state_reads_everything_again(databa
 
     run_steps(database, [("ballots", accepted[:6]), ("ballots", accepted[6:]),
                          ("ballots", [("void", 2, {}, ""), ("accept", 2, {ITEMS[0]: 1}, "a1")])], check)
+
+
+def test_ballots_without_answer_codes_are_measured_from_their_answers(database):
+    """The figures read each ballot's answer codes; a ballot counted before migration 0005 has none, and is
+    measured from its JSONB answers instead: the same document either way, byte for byte."""
+    accepted = [("accept", k, {ITEMS[k % len(ITEMS)]: 1 + k % 5, ITEMS[0]: None if k % 4 else 4},
+                 sorted(AGENCIES)[k % 3]) for k in range(12)]
+
+    async def check(campaign: Campaign, runner: CountingRunner) -> None:
+        (_, digest), _ = await campaign.figures()
+        async with campaign.engine.begin() as conn:
+            coded = (await conn.execute(text("SELECT count(answer_codes) FROM sc_ballots WHERE campaign_id = :c"),
+                                        {"c": campaign.campaign_id})).scalar_one()
+            assert coded == 12  # every ballot counted with its codes
+            cleared = (await conn.execute(text(
+                "UPDATE sc_ballots SET answer_codes = NULL WHERE campaign_id = :c AND ballot_id LIKE '%0_'"),
+                {"c": campaign.campaign_id})).rowcount
+        assert cleared == 10  # b00..b09: most ballots from their answers, b10 and b11 from their codes
+        fig.use_runner(LocalRunner())  # nothing kept: every ballot read again
+        (_, again), scratch = await campaign.figures()
+        assert again == digest == fig.digest(scratch)
+
+    run_steps(database, [("draw", [(k, STRATA[k % 3], "12.5") for k in range(12)]), ("ballots", accepted)], check)
 
 
 def test_the_figures_process_keeps_the_state_and_stops(database):

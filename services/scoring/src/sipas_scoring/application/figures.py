@@ -34,13 +34,13 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events import canonical
 from sipas_scoring.adapters.tables import ballots, dossiers, reference, tallies, units, weights
-from sipas_scoring.application.definitions import CampaignBasis
+from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.figures_engine import (
     Context,
     Held,
@@ -50,13 +50,13 @@ from sipas_scoring.application.figures_engine import (
     fingerprint_of,
     held_after,
 )
-from sipas_scoring.application.measured import Counted, Measured, items_of
+from sipas_scoring.application.measured import Batch, Counted, Measured, items_of, measurable_codes
+from sipas_scoring.domain.codes import TAG_BYTES, Codebook
 from sipas_scoring.domain.fast_rounding import present_text
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
 from sipas_scoring.domain.points import presented_factor_points, presented_total
 from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
-from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey import SurveyEstimate
@@ -119,21 +119,26 @@ async def load_context(conn: AsyncConnection, campaign_id: str) -> Context:
     return Context(by_agency, agencies, adjusted, rated, provinces)
 
 
-async def load_counted(conn: AsyncConnection, campaign_id: str,
+async def load_counted(conn: AsyncConnection, basis: CampaignBasis,
                        adjusted: Mapping[tuple[str, str], tuple[Fraction | None, int]],
-                       only: Sequence[str] | None = None) -> list[Counted]:
+                       only: Sequence[str] | None = None) -> Batch:
     """The campaign's counted ballots (or those of ``only``) with their design, in ballot-id order: the
     unit's draw and stratum (else the ballot's own) and its design weight, or the adjusted weight of its
-    stratum once published."""
+    stratum once published. Answers come as the answer codes the tallies projection stored; a ballot
+    without codes of this instrument (counted before migration 0005) is read from its JSONB answers and
+    encoded here."""
     b, u = ballots.c, units.c
-    query = (select(b.ballot_id, b.agency_id, b.province, b.draw_id, b.stratum, b.answers, b.expectations,
+    book = Codebook.of(basis.instrument)
+    coded = (func.length(b.answer_codes) == book.width) & (func.substring(b.answer_codes, 1, TAG_BYTES) == book.tag)
+    query = (select(b.ballot_id, b.agency_id, b.province, b.draw_id, b.stratum, b.answer_codes,
+                    case((coded, None), else_=b.answers).label("answers"),
                     u.draw_id.label("unit_draw_id"), u.stratum.label("unit_stratum"), u.design_weight)
-             .select_from(ballots.outerjoin(units, (u.unit_id == b.unit_id) & (u.campaign_id == campaign_id)))
-             .where(b.campaign_id == campaign_id, b.status == "accepted"))
+             .select_from(ballots.outerjoin(units, (u.unit_id == b.unit_id) & (u.campaign_id == basis.campaign_id)))
+             .where(b.campaign_id == basis.campaign_id, b.status == "accepted"))
     if only is not None:
         query = query.where(b.ballot_id.in_(list(only)))
-    counted = []
-    for r in await conn.execute(query.order_by(b.ballot_id)):
+    rows = []
+    for r in await conn.execute(query):
         if r.unit_draw_id is None:
             draw_id, stratum, weight = r.draw_id, r.stratum, None
         else:
@@ -142,20 +147,21 @@ async def load_counted(conn: AsyncConnection, campaign_id: str,
         final = adjusted.get((draw_id, stratum))
         if final is not None and final[0] is not None:
             weight = final[0]
-        counted.append(Counted(Ballot(r.ballot_id, dict(r.answers), frozenset(r.expectations or [])), r.agency_id,
-                               r.province, f"{draw_id}|{stratum}", weight))
-    counted.sort(key=lambda c: c.ballot.ballot_id)  # whatever the database's collation: the order a state keeps
-    return counted
+        codes = bytes(r.answer_codes) if r.answers is None else measurable_codes(book, r.answers)
+        rows.append((r.ballot_id, codes, r.agency_id, r.province, f"{draw_id}|{stratum}", weight))
+    rows.sort(key=lambda row: row[0])  # whatever the database's collation: the order a state keeps
+    return Batch([r[0] for r in rows], b"".join(r[1] for r in rows), [r[2] for r in rows], [r[3] for r in rows],
+                 [r[4] for r in rows], [r[5] for r in rows])
 
 
-async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], list[Counted],
+async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], Batch,
                                                                   dict[str, dict[str, Any]], dict[str, int] | None,
                                                                   list[dict[str, Any]], dict[str, str]]:
     """Tallies by agency, counted ballots with weights, agencies' names, strata populations, dossiers,
     province names: the arguments of :class:`CampaignFigures` after the basis."""
     context = await load_context(conn, campaign_id)
-    counted = await load_counted(conn, campaign_id, context.adjusted)
-    population = context.population({c.stratum for c in counted if c.stratum is not None})
+    counted = await load_counted(conn, await definitions.basis(conn, campaign_id), context.adjusted)
+    population = context.population({s for s in counted.strata if s is not None})
     return context.by_agency, counted, context.agencies, population, context.rated, context.provinces
 
 
@@ -193,7 +199,7 @@ def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: 
 class CampaignFigures:
     """Builds the figures document of one campaign from what :func:`load` read."""
 
-    def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: list[Counted],
+    def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: Batch | Sequence[Counted],
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
                  rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
                  memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None,
@@ -202,7 +208,7 @@ class CampaignFigures:
         :mod:`~sipas_scoring.application.measured`); measured here when not given."""
         if measured is None:
             measured = Measured.build(basis, counted)
-        self.basis, self.counted, self.population = basis, measured.counted, population
+        self.basis, self.population = basis, population
         self._previous = memo or {}
         self.memo: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
@@ -227,7 +233,8 @@ class CampaignFigures:
         known = self.agencies.get(agency_id, {}).get("province")
         if known:
             return str(known)
-        seen = {c.province for c in self.counted if c.agency_id == agency_id and c.province}
+        rows = self.measured.agency_rows.get(agency_id)
+        seen = set() if rows is None else {p for p in self.measured.provinces[rows].tolist() if p}
         return min(seen) if seen else (self.basis.province or "--")
 
     def _hierarchy(self, by_agency: dict[str, Counter[str]]) -> list[Unit]:
@@ -243,7 +250,7 @@ class CampaignFigures:
                 {"code": info.get("code"), "name": info.get("name") or ("—" if agency_id == UNASSIGNED else None),
                  "province": province}, rows))
         out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(),
-                                rows=np.arange(len(self.counted), dtype=np.int64))]
+                                rows=np.arange(len(self.measured), dtype=np.int64))]
         for province in sorted(provinces):
             members = provinces[province]
             self._members[f"P:{province}"] = members
@@ -655,7 +662,7 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
     context = await load_context(conn, campaign_id)
     at = None if positions is None else positions.get("ballots")
     if at is None:
-        counted = await load_counted(conn, campaign_id, context.adjusted)
+        counted = await load_counted(conn, basis, context.adjusted)
         reply = await runner.run(Request(key, basis, context, added=counted))
         assert reply.document is not None
         return reply.document, reply.digest
@@ -668,20 +675,20 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
                 b.campaign_id == campaign_id, (b.accepted_position > held.at) | (b.voided_position > held.at)))).all()
             removed = [i for i, status in changed if status != "accepted" and i in held.ids]
             new = sorted({i for i, status in changed if status == "accepted" and i not in held.ids})
-            added = await load_counted(conn, campaign_id, context.adjusted, new) if new else []
+            added = await load_counted(conn, basis, context.adjusted, new) if new else Batch()
             count = (await conn.execute(select(func.count()).select_from(ballots).where(
                 b.campaign_id == campaign_id, b.status == "accepted"))).scalar_one()
             reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count))
             if reply.document is not None:
                 held.ids.difference_update(removed)
-                held.ids.update(c.ballot.ballot_id for c in added)
+                held.ids.update(added.ids)
                 held.at = at
                 runner.keep(key, held)
                 return reply.document, reply.digest
-        counted = await load_counted(conn, campaign_id, context.adjusted)
+        counted = await load_counted(conn, basis, context.adjusted)
         reply = await runner.run(Request(key, basis, context, fingerprint, at, None, counted))
         assert reply.document is not None
-        runner.keep(key, Held(fingerprint, at, {c.ballot.ballot_id for c in counted}))
+        runner.keep(key, Held(fingerprint, at, set(counted.ids)))
         return reply.document, reply.digest
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import structlog
 
 from sipas_scoring.application.definitions import CampaignBasis
-from sipas_scoring.application.measured import Counted, Measured
+from sipas_scoring.application.measured import Batch, Counted, Measured
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +71,7 @@ class Request:
     """The ballots-stream position the request reflects; None: compute once, keep no state."""
     since: int | None = None
     """None: ``added`` is every counted ballot; else the position of the state the delta applies to."""
-    added: list[Counted] = field(default_factory=list)
+    added: Batch | list[Counted] = field(default_factory=Batch)
     removed: list[str] = field(default_factory=list)
     count: int | None = None
     """How many ballots the database counts (checked after a delta)."""
@@ -133,7 +133,7 @@ class Engine:
             self._states.move_to_end(key)
             measured = state.measured
         c = request.context
-        figures = CampaignFigures(basis, c.by_agency, measured.counted, c.agencies, c.population(measured.strata_seen),
+        figures = CampaignFigures(basis, c.by_agency, request.added, c.agencies, c.population(measured.strata_seen),
                                   c.rated, c.provinces, memo=self._memos.get(key), measured=measured)
         document = figures.document()
         self._memos.pop(key, None)

@@ -1,10 +1,12 @@
 """A campaign's counted ballots, measured once and kept between refreshes.
 
 What :class:`~sipas_scoring.application.figures.CampaignFigures` computes intervals from: each counted
-ballot's (y, x) per item as two integer arrays, which items it answered, its stratum and weight group,
-and the digests a unit's memo key is made of. Building these from every counted ballot of a national
-round takes seconds of Python, so the figures worker keeps them per campaign and, on the next refresh,
-applies only the ballots accepted or voided since (:meth:`Measured.apply`). An applied state equals, array
+ballot's (y, x) per item as two small integer arrays, which items it answered, its stratum and weight
+group, and the digests a unit's memo key is made of. Ballots arrive as a :class:`Batch` — their answer
+codes (:mod:`~sipas_scoring.domain.codes`, one byte an item, as the tallies projection stores them) and
+their design, in columns — and are measured by table lookup, not item by item in Python. The figures
+worker keeps the state per campaign and, on the next refresh, applies only the ballots accepted or voided
+since (:meth:`Measured.apply`). An applied state equals, array
 for array, the one :meth:`Measured.build` makes from the same ballots: rows in ballot-id order, strata and
 weight groups numbered as first met in that order, the same per-stratum digests — so the document is the
 same bytes whichever way the state was made.
@@ -18,14 +20,15 @@ unit's intervals are computed from its cells' moments rather than from its ballo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from sipas_scoring.application.definitions import CampaignBasis
+from sipas_scoring.domain.codes import FIRST_VALUE, TAG_BYTES, UNANSWERED, Codebook
 from sipas_scoring.domain.scheme import Ballot
 
 
@@ -47,30 +50,65 @@ def items_of(basis: CampaignBasis) -> list[str]:
     return [*instrument.criteria, *overall_items, *([instrument.overall_item] if instrument.overall_item else [])]
 
 
-_NO_ANSWERS: dict[str, int | None] = {}
+@dataclass
+class Batch:
+    """Counted ballots as columns — each one's answers as its answer codes (:mod:`~sipas_scoring.domain.codes`,
+    one byte an item): what the figures process is sent and measures, some 40 bytes a ballot besides its id
+    and design rather than a dictionary of answers."""
+
+    ids: list[str] = field(default_factory=list)
+    codes: bytes = b""
+    """The ballots' codes, one row of the codebook's width each, in ``ids`` order."""
+    agency_ids: list[str] = field(default_factory=list)
+    provinces: list[str | None] = field(default_factory=list)
+    strata: list[str | None] = field(default_factory=list)
+    weights: list[Fraction | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, basis: CampaignBasis, counted: Sequence[Counted]) -> Batch:
+        book = Codebook.of(basis.instrument)
+        return cls([c.ballot.ballot_id for c in counted],
+                   b"".join(measurable_codes(book, c.ballot.answers) for c in counted),
+                   [c.agency_id for c in counted], [c.province for c in counted], [c.stratum for c in counted],
+                   [c.weight for c in counted])
+
+    def take(self, rows: Sequence[int], width: int) -> Batch:
+        """The ballots at ``rows``, in that order."""
+        codes = np.frombuffer(self.codes, dtype=np.uint8).reshape(len(self.ids), width)
+        return Batch([self.ids[r] for r in rows], codes[list(rows)].tobytes(), [self.agency_ids[r] for r in rows],
+                     [self.provinces[r] for r in rows], [self.strata[r] for r in rows], [self.weights[r] for r in rows])
 
 
-def _light(c: Counted) -> Counted:
-    """The ballot as kept once measured: its answers are in the arrays, so the state holds none of them."""
-    return Counted(Ballot(c.ballot.ballot_id, _NO_ANSWERS), c.agency_id, c.province, c.stratum, c.weight)
+def measurable_codes(book: Codebook, answers: Mapping[str, int | None]) -> bytes:
+    """A ballot's codes for measuring: its answers to the instrument's items (an item it does not know, or a
+    value off its scale, is not measured; the tallies projection never counts such a value)."""
+    known = {item: value for item, value in answers.items()
+             if item in book.columns and (value is None or (type(value) is int and value in book.values))}
+    found = book.encode(known, None)
+    assert found is not None  # every kept item and value is the codebook's
+    return found
 
 
-def _scorer(basis: CampaignBasis) -> Callable[[int | None, bool], tuple[int, int]]:
+def _tables(basis: CampaignBasis) -> tuple[np.ndarray, np.ndarray]:
+    """Per answer code (0..255): the (y, x) an item with that code measures — satisfied and valid answers
+    for a share, points and the maximum for points; carried unanswered items score the maximum only under
+    ``unanswered: zero``."""
     scheme, instrument = basis.scheme, basis.instrument
+    values = Codebook.of(instrument).values
+    y, x = np.zeros(256, dtype=np.int16), np.zeros(256, dtype=np.int16)
     if scheme.kind == "points":
         top = max(scheme.points_for(level) for level in instrument.scale)
-        zero = scheme.unanswered == "zero"
-
-        def points(value: int | None, carried: bool) -> tuple[int, int]:
-            if value is None:
-                return 0, top if carried and zero else 0
-            return scheme.points_for(instrument.level(value)), top
-        return points
-    satisfied = instrument.satisfied_levels
-
-    def share(value: int | None, carried: bool) -> tuple[int, int]:
-        return (0, 0) if value is None else (int(value in satisfied), 1)
-    return share
+        x[UNANSWERED] = top if scheme.unanswered == "zero" else 0
+        for i, value in enumerate(values):
+            y[FIRST_VALUE + i], x[FIRST_VALUE + i] = scheme.points_for(instrument.level(value)), top
+    else:
+        satisfied = instrument.satisfied_levels
+        for i, value in enumerate(values):
+            y[FIRST_VALUE + i], x[FIRST_VALUE + i] = int(value in satisfied), 1
+    return y, x
 
 
 def _first_met(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +138,14 @@ class Measured:
     def __init__(self, basis: CampaignBasis) -> None:
         self.items = items_of(basis)
         self.width = len(self.items)
-        self._item = _scorer(basis)
-        self._counted = _objects([])
+        self._basis = basis
+        self._book = Codebook.of(basis.instrument)
+        self._lut_y, self._lut_x = _tables(basis)
         self.ids = _objects([])
-        self.y = np.zeros((0, self.width), dtype=np.int64)
-        self.x = np.zeros((0, self.width), dtype=np.int64)
+        self.provinces = _objects([])
+        self.strata = _objects([])
+        self.y = np.zeros((0, self.width), dtype=np.int16)
+        self.x = np.zeros((0, self.width), dtype=np.int16)
         self.answered = np.zeros((0, self.width), dtype=bool)
         # Stable codes (never renumbered while the state lives) of strata labels, (label, weight) groups and
         # agencies; the numbering the arrays expose is "as first met" in ballot-id order, as a full build gives.
@@ -128,14 +169,15 @@ class Measured:
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
-    def build(cls, basis: CampaignBasis, counted: Sequence[Counted]) -> Measured:
+    def build(cls, basis: CampaignBasis, counted: Batch | Sequence[Counted]) -> Measured:
         """From every counted ballot (in any order: rows go in ballot-id order)."""
         out = cls(basis)
-        ordered = sorted(counted, key=lambda c: c.ballot.ballot_id)
+        batch = counted if isinstance(counted, Batch) else Batch.of(basis, counted)
+        ordered = batch.take(sorted(range(len(batch)), key=batch.ids.__getitem__), out._book.width)
         (out.y, out.x, out.answered, out.label_codes, out.group_codes, out.agency_codes,
          out.row_digests) = out._measure(ordered)
-        out._counted = _objects([_light(c) for c in ordered])
-        out.ids = _objects([c.ballot.ballot_id for c in ordered])
+        out.ids, out.provinces, out.strata = (_objects(ordered.ids), _objects(ordered.provinces),
+                                              _objects(ordered.strata))
         out._add_moments(np.arange(len(ordered), dtype=np.int64), 1)
         out._index()
         return out
@@ -147,7 +189,7 @@ class Measured:
         pairs = list(zip(self.agency_codes[rows].tolist(), self.group_codes[rows].tolist(), strict=True))
         self._open_cells(set(pairs))
         cells = np.array([self._cell_code[p] for p in pairs], dtype=np.int64)
-        v = np.hstack([self.y[rows], self.x[rows]])
+        v = np.hstack([self.y[rows], self.x[rows]]).astype(np.int64)
         order = np.argsort(cells, kind="stable")
         cells, v = cells[order], v[order]
         starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
@@ -181,26 +223,23 @@ class Measured:
             listed.append(value)
         return found
 
-    def _measure(self, counted: Sequence[Counted]) -> tuple[Any, ...]:
-        item, none, items = self._item, (0, 0), self.items
-        ys, xs, answered, labels, groups, agencies, lines = [], [], [], [], [], [], []
-        for c in counted:
-            answers = c.ballot.answers
-            pairs = [item(answers[code], True) if code in answers else none for code in items]
-            ys.append([p[0] for p in pairs])
-            xs.append([p[1] for p in pairs])
-            answered.append([answers.get(code) is not None for code in items])
-            label = c.stratum or "all"
+    def _measure(self, batch: Batch) -> tuple[Any, ...]:
+        """Each ballot's (y, x) and answered items from its codes (table lookups, no Python per answer), the
+        stable codes of its stratum label, weight group and agency, and its row digest."""
+        n, width = len(batch), self.width
+        body = np.frombuffer(batch.codes, dtype=np.uint8).reshape(n, self._book.width)[:, TAG_BYTES:TAG_BYTES + width]
+        y, x = self._lut_y[body], self._lut_x[body]
+        given = body >= FIRST_VALUE
+        labels, groups, agencies, lines = [], [], [], []
+        for ballot_id, agency_id, stratum, weight in zip(batch.ids, batch.agency_ids, batch.strata, batch.weights,
+                                                         strict=True):
+            label = stratum or "all"
             labels.append(self._code(self._label_code, self._labels, label))
-            groups.append(-1 if c.weight is None else self._code(self._group_code, self._groups, (label, c.weight)))
-            agencies.append(self._code(self._agency_code, self._agencies, c.agency_id))
-            line = f"{c.ballot.ballot_id}|{c.stratum}|{c.weight}".encode()
+            groups.append(-1 if weight is None else self._code(self._group_code, self._groups, (label, weight)))
+            agencies.append(self._code(self._agency_code, self._agencies, agency_id))
+            line = f"{ballot_id}|{stratum}|{weight}".encode()
             lines.append(b"%d:%s" % (len(line), line))
-        n, width = len(counted), self.width
-        y = np.array(ys, dtype=np.int64).reshape(n, width)
-        x = np.array(xs, dtype=np.int64).reshape(n, width)
-        given = np.array(answered, dtype=bool).reshape(n, width)
-        # A row's digest: its id, stratum and weight, then its measures (y, x as int64, answered as bytes).
+        # A row's digest: its id, stratum and weight, then its measures (y, x as int16, answered as bytes).
         measures = np.hstack([y.view(np.uint8).reshape(n, -1), x.view(np.uint8).reshape(n, -1),
                               given.view(np.uint8)]) if n else np.zeros((0, 0), dtype=np.uint8)
         digests = b"".join([hashlib.sha256(line + row).digest() for line, row in zip(lines, map(bytes, measures),
@@ -208,27 +247,28 @@ class Measured:
         return (y, x, given, np.array(labels, dtype=np.int64), np.array(groups, dtype=np.int64),
                 np.array(agencies, dtype=np.int64), np.frombuffer(digests, dtype=np.uint8).reshape(n, 32).copy())
 
-    def apply(self, added: Iterable[Counted], removed: Iterable[str]) -> None:
+    def apply(self, added: Batch | Sequence[Counted], removed: Iterable[str]) -> None:
         """Ballots newly counted (``added``; those already here are left as they are: a counted ballot's
         answers and design never change while the state lives) and ballots no longer counted (``removed``;
         unknown ids are ignored). Afterwards the state is the one :meth:`build` makes of the ballots now
         counted."""
+        batch = added if isinstance(added, Batch) else Batch.of(self._basis, added)
         n = len(self.ids)
         gone = self._found(_objects(sorted(set(removed))))
-        fresh: dict[str, Counted] = {}
-        for c in added:
-            fresh.setdefault(c.ballot.ballot_id, c)
-        candidates = _objects(sorted(fresh))
+        first: dict[str, int] = {}
+        for row, ballot_id in enumerate(batch.ids):
+            first.setdefault(ballot_id, row)
+        candidates = _objects(sorted(first))
         new_ids = candidates[self._found(candidates, missing=True)] if n else candidates
         if not len(gone) and not len(new_ids):
             return
-        measuring = [fresh[i] for i in new_ids.tolist()]
+        measuring = batch.take([first[i] for i in new_ids.tolist()], self._book.width)
         self._add_moments(gone, -1)
         y, x, answered, labels, groups, agencies, digests = self._measure(measuring)
-        columns = ["ids", "_counted", "y", "x", "answered", "label_codes", "group_codes", "agency_codes",
-                   "row_digests"]
-        values = [new_ids, _objects([_light(c) for c in measuring]), y, x, answered, labels, groups, agencies,
-                  digests]
+        columns = ["ids", "provinces", "strata", "y", "x", "answered", "label_codes", "group_codes",
+                   "agency_codes", "row_digests"]
+        values = [new_ids, _objects(measuring.provinces), _objects(measuring.strata), y, x, answered, labels,
+                  groups, agencies, digests]
         kept_ids = np.delete(self.ids, gone)
         at = np.searchsorted(kept_ids, new_ids) if len(kept_ids) else np.zeros(len(new_ids), dtype=np.int64)
         for name, value in zip(columns, values, strict=True):
@@ -249,7 +289,6 @@ class Measured:
     def _index(self) -> None:
         """The per-row numbering of strata and groups as first met, the rows of each stratum and agency, the
         strata digests, and where each cell's weight group is in that numbering."""
-        self.counted: list[Counted] = self._counted.tolist()
         self.stratum, label_order = _first_met(self.label_codes)
         weighted = self.group_codes >= 0
         self.weighted = weighted
@@ -269,7 +308,7 @@ class Measured:
                             for code, rows in enumerate(_split(self.agency_codes, len(self._agencies))) if len(rows)}
         """Per agency id, its rows in order."""
         seen = {int(rows[0]) for rows in self.strata_rows if len(rows)}
-        self.strata_seen = {self.counted[r].stratum for r in seen} - {None}
+        self.strata_seen = {self.strata[r] for r in seen} - {None}
         """The strata keys of the ballots counted."""
         self.answers_x = self.x > 0
         """Per row and item: a valid answer (it counts in the item's x)."""

@@ -68,6 +68,11 @@ class Codebook:
         return TAG_BYTES + len(self.items) + (len(self.options) + 7) // 8
 
     @cached_property
+    def columns(self) -> dict[str, int]:
+        """Each item's column (its byte after the tag)."""
+        return {code: i for i, code in enumerate(self.items)}
+
+    @cached_property
     def _slot(self) -> dict[str, int]:
         return {code: TAG_BYTES + i for i, code in enumerate(self.items)}
 
