@@ -32,6 +32,7 @@ def shown(browser, element_id: str) -> str:
 
 def test_a_respondent_answers_online_on_a_phone(platform, admin, run_round, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     rows = [f"WEB-1,Chứng thực,chứng thực,W-{i:04d},2026-02-0{1 + i % 9},cá nhân,Người {i},09{i:08d},Số {i}"
             for i in range(30)]
@@ -70,6 +71,8 @@ def test_a_respondent_answers_online_on_a_phone(platform, admin, run_round, brow
     progress = httpx.get(f"{base}/v1/campaigns/{cid}/progress", headers=admin).json()
     assert progress["valid"] == 1 and progress["rejected_by_reason"] == {"too_few_answers": 1}
     browser.get(f"{base}/b/{code}")  # the same code again: already used, said plainly
+    # (waited for, as the pages above: once, on a loaded CI machine, the page source read back empty)
+    WebDriverWait(browser, 30).until(lambda b: "đã được gửi" in b.page_source)
     assert "đã được gửi" in browser.page_source
 
 
