@@ -169,7 +169,9 @@ def needles(p: Platform, handed: dict[str, Any]) -> dict[str, list[str]]:
         "sampling master key": [master.hex(), base64.b64encode(master).decode(), base64.urlsafe_b64encode(master)
                                 .decode().rstrip("=")],
         "database password": [PASSWORD],
-        "API key": [handed["api key"], handed["api key"].rsplit("_", 1)[1]],
+        # The key is "sipas_<key id>_<secret>"; the secret (token_urlsafe) may hold "_" itself, so it is what
+        # follows the key id, never what follows the last "_" (once, a two-letter tail matched random bytes).
+        "API key": [handed["api key"], handed["api key"].removeprefix("sipas_").split("_", 1)[1]],
         "webhook secret": [handed["webhook secret"]],
         "ballot code": handed["codes"],
         "respondent's name or phone": [NAME, NAME.split()[-1], PHONE],
