@@ -146,3 +146,10 @@ def test_estimates_made_together_are_the_ones_made_alone(batch, with_population)
             assert type(found) is type(alone) and str(found) == str(alone)
         else:
             assert found == alone  # every float bit for bit
+
+
+def test_a_weight_past_int64_with_nothing_answered_is_refused_as_such():
+    """The int64 shortcut for totals must not be taken for a weight int64 cannot hold, answers or not."""
+    rows = [("A", Fraction(2**70, 3), (0, 0, 0), (0, 0, 0)), ("A", Fraction(2**70, 3), (0, 0, 0), (0, 0, 0))]
+    with pytest.raises(DesignError, match="no term has an answer"):
+        fast_estimate(rows)

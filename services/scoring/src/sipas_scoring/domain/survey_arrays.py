@@ -277,8 +277,8 @@ def _domain_totals(scaled: Sequence[int], values: NDArray[np.int64], starts: NDA
     in int64 when it cannot overflow, else in Python's integers."""
     if not len(scaled):
         return [[0] * values.shape[1] for _ in sizes]
-    bound = max(abs(s) for s in scaled) * int(np.abs(values).max(initial=0)) * max(sizes)
-    if bound < _SAFE_INT:
+    largest = max(abs(s) for s in scaled)
+    if largest < _SAFE_INT and largest * int(np.abs(values).max(initial=0)) * max(sizes) < _SAFE_INT:
         weighted = np.array(scaled, dtype=np.int64)[:, None] * values
         return np.add.reduceat(weighted, starts, axis=0).tolist()
     columns = values.tolist()
