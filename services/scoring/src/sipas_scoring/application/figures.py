@@ -199,14 +199,18 @@ def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: 
 class CampaignFigures:
     """Builds the figures document of one campaign from what :func:`load` read."""
 
-    def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]], counted: Batch | Sequence[Counted],
+    def __init__(self, basis: CampaignBasis, by_agency: dict[str, Counter[str]],
+                 counted: Batch | Sequence[Counted] | None,
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
                  rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
                  memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None,
                  measured: Measured | None = None) -> None:
-        """``measured``: the state of exactly ``counted`` kept from an earlier computation (see
-        :mod:`~sipas_scoring.application.measured`); measured here when not given."""
+        """The counted ballots come either as ``counted`` (measured here) or as ``measured``, the state of the
+        ballots now counted kept from an earlier computation (see :mod:`~sipas_scoring.application.measured`;
+        ``counted`` is then None)."""
         if measured is None:
+            if counted is None:
+                raise ValueError("the counted ballots or their measured state")
             measured = Measured.build(basis, counted)
         self.basis, self.population = basis, population
         self._previous = memo or {}

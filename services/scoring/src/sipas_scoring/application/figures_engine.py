@@ -133,7 +133,7 @@ class Engine:
             self._states.move_to_end(key)
             measured = state.measured
         c = request.context
-        figures = CampaignFigures(basis, c.by_agency, request.added, c.agencies, c.population(measured.strata_seen),
+        figures = CampaignFigures(basis, c.by_agency, None, c.agencies, c.population(measured.strata_seen),
                                   c.rated, c.provinces, memo=self._memos.get(key), measured=measured)
         document = figures.document()
         self._memos.pop(key, None)

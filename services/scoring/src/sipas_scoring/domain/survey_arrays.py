@@ -155,7 +155,7 @@ def estimate_many(
         else:
             usable.append(d)
     if not usable:
-        return [x if x is not None else DesignError("no estimate") for x in out]
+        return _settled(out)
 
     # Exact: each group's weight times its domain's common denominator is an integer, so a domain's term
     # totals are integers over that denominator, which cancels in each ratio.
@@ -199,7 +199,7 @@ def estimate_many(
         kept.append(d)
         rows_kept.append(i)
     if not kept:
-        return [x if x is not None else DesignError("no estimate") for x in out]
+        return _settled(out)
     # The linearisation's a per domain: z = a · (y, x), a = (S s, -S (s r)) with s_k = c_k / X_k, r_k = Y_k / X_k
     # (float(c)/(X/common) and Y/X: numpy's division of the same exactly held values as Python's int / int).
     tx_f = np.array([totals_x[i] for i in rows_kept], dtype=np.float64)
@@ -258,6 +258,11 @@ def estimate_many(
         srs = _srs_variance(n, srs_w[i], srs_z[i], srs_zz[i], srs_scale[i], sampled, frame)
         deff = variance / srs if srs else None
         out[d] = SurveyEstimate(exact[i], variance, normal_interval(float(exact[i]), variance, confidence), n, deff)
+    return _settled(out)
+
+
+def _settled(out: Sequence[SurveyEstimate | DesignError | None]) -> list[SurveyEstimate | DesignError]:
+    """Every domain's answer (each is set by the time this is called; None would be a bug, said as such)."""
     return [x if x is not None else DesignError("no estimate") for x in out]
 
 
