@@ -850,10 +850,10 @@ class RefreshTimer:
 
         original = scores.refresh
 
-        async def timed(ctx: Any, campaign_id: str) -> dict[str, Any]:
+        async def timed(ctx: Any, campaign_id: str, **options: Any) -> dict[str, Any]:
             start, t0 = time.time(), time.perf_counter()
             try:
-                return await original(ctx, campaign_id)
+                return await original(ctx, campaign_id, **options)
             finally:
                 self.runs.append((start, time.perf_counter() - t0))
 

@@ -31,6 +31,7 @@ from sipas_scoring.adapters.tables import reference
 from sipas_scoring.application import figures as fig
 from sipas_scoring.application.definitions import definitions
 from sipas_scoring.application.figures_engine import Engine, LocalRunner, ProcessRunner
+from sipas_scoring.application.recount import verify
 from sipas_scoring.projections.sample import projection as sample
 from sipas_scoring.projections.tallies import projection as counted
 
@@ -154,7 +155,8 @@ class Campaign:
                 basis = await definitions.basis(conn, self.campaign_id)
                 kept = await fig.figures_of(conn, basis, dict(positions or self.positions))
                 scratch = fig.CampaignFigures(basis, *await fig.load(conn, self.campaign_id)).document()
-        return kept, scratch
+        assert kept.text == canonical.dumps(scratch)  # the text stored, byte for byte
+        return (kept.document, kept.digest), scratch
 
 
 class CountingRunner(LocalRunner):
@@ -226,6 +228,34 @@ def test_a_position_that_went_back_or_a_lost_state_reads_everything_again(databa
 
     run_steps(database, [("ballots", accepted[:6]), ("ballots", accepted[6:]),
                          ("ballots", [("void", 2, {}, ""), ("accept", 2, {ITEMS[0]: 1}, "a1")])], check)
+
+
+def test_tallies_replaced_by_a_recount_are_read_again(database):
+    """A refresh reads only the tallies of agencies whose ballots changed; a recount replaces tallies with no
+    ballot changing (an operator's repair, a rebuild settling), so it moves the tally revision and the next
+    computation reads every tally again: the document is the repaired one, as from scratch."""
+    accepted = [("accept", k, {ITEMS[0]: 1 + k % 5, ITEMS[1]: 4}, sorted(AGENCIES)[k % 3]) for k in range(9)]
+
+    async def check(campaign: Campaign, runner: CountingRunner) -> None:
+        builds = runner.builds
+        async with campaign.engine.begin() as conn:  # drift, as a bug would leave it (no ballot changes)
+            drifted = (await conn.execute(text(
+                "UPDATE sc_tallies SET count = count + 3 WHERE campaign_id = :c AND agency_id = 'a3'"
+                " AND key = 'ballots'"), {"c": campaign.campaign_id})).rowcount
+            assert drifted == 1
+        async with campaign.engine.connect() as conn:
+            basis = await definitions.basis(conn, campaign.campaign_id)
+            document = (await fig.figures_of(conn, basis, dict(campaign.positions))).document
+        assert runner.builds == builds  # nothing told the figures: the kept tallies stand (not read again)
+        assert next(u for u in document["units"] if u["id"] == "a3")["ballots"] == 3
+        async with campaign.engine.begin() as conn:
+            report = await verify(conn, await definitions.basis(conn, campaign.campaign_id), apply=True)
+        assert report["applied"] and report["difference_count"] == 1
+        (document, _), scratch = await campaign.figures()
+        assert document == scratch and runner.builds == builds + 1  # the revision moved: everything read
+        assert next(u for u in document["units"] if u["id"] == "a3")["ballots"] == 3
+
+    run_steps(database, [("ballots", accepted[:5]), ("ballots", accepted[5:])], check)
 
 
 def test_ballots_without_answer_codes_are_measured_from_their_answers(database):

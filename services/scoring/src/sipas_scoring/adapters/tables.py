@@ -7,7 +7,8 @@ last computed, the latest provisional figures, and the frozen snapshots.
 
 The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these, and later
 migrations add what follows them (0005: ``sc_ballots.answer_codes`` and ``sc_recounts_owed``; 0006: what
-each campaign's figures last announced, ``sc_figures.announced_digest``/``announced_at``/``pending_units``).
+each campaign's figures last announced, ``sc_figures.announced_digest``/``announced_at``/``pending_units``;
+0007: ``sc_tally_revisions``, a working table).
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ recounts_owed = Table(
     comment="Campaigns whose tallies a rebuild left to a recount (projections.tallies.settle); since 0005")
 """:mod:`projections.tallies` writes no tallies while the projection is rebuilt: it marks the campaign here
 in the run's transaction, and the recount that settles it deletes the mark in its own."""
+
+tally_revisions = Table(
+    "sc_tally_revisions", metadata, Column("campaign_id", Text, primary_key=True),
+    Column("revision", Text, nullable=False),
+    comment="Changes whenever a recount replaces the campaign's tallies (recount.replace); since 0007")
+"""Every other change of the tallies comes with ballots accepted or voided at a stream position, which the
+figures read the changed agencies by; a recount does not, so it moves this token and the figures read all
+the tallies again (:func:`~sipas_scoring.application.figures.figures_of`)."""
 
 
 def v1_upgrade(op: Any) -> None:

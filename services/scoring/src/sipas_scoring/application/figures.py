@@ -24,6 +24,7 @@ recomputes only the units they reach. The document is the one a computation from
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,12 +40,13 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events import canonical
-from sipas_scoring.adapters.tables import ballots, dossiers, reference, tallies, units, weights
+from sipas_scoring.adapters.tables import ballots, dossiers, reference, tallies, tally_revisions, units, weights
 from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.figures_engine import (
     Context,
     Held,
     LocalRunner,
+    Reply,
     Request,
     Runner,
     fingerprint_of,
@@ -94,23 +96,35 @@ def _ci(interval: Interval | None, scale: float = HUNDRED) -> list[str] | None:
     return [present_text(interval.lower * scale), present_text(interval.upper * scale)]
 
 
-async def load_context(conn: AsyncConnection, campaign_id: str) -> Context:
-    """Everything a document is computed from but the counted ballots: tallies by agency, the adjusted
-    weights and strata populations, the agencies' names, dossiers, province names."""
+async def load_weights(conn: AsyncConnection, campaign_id: str) -> dict[tuple[str, str], tuple[Fraction | None, int]]:
+    """Per (draw, stratum): the adjusted weight once sampling published it (else None) and the frame size."""
+    return {(r.draw_id, r.stratum): (None if r.final_weight is None else Fraction(r.final_weight), int(r.population))
+            for r in await conn.execute(select(weights).where(weights.c.campaign_id == campaign_id))}
+
+
+async def load_context(conn: AsyncConnection, campaign_id: str,
+                       adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] | None = None,
+                       only: Sequence[str] | None = None) -> Context:
+    """Everything a document is computed from but the counted ballots: tallies by agency (of ``only``, or of
+    every agency), those agencies' names, the adjusted weights and strata populations (``adjusted`` if read
+    already), dossiers, province names."""
     t = tallies.c
     by_agency: dict[str, Counter[str]] = {}
-    for agency_id, keys, counts in await conn.execute(  # an agency's keys as one row: fewer rows to fetch
-            select(t.agency_id, func.array_agg(aggregate_order_by(t.key, t.key)),
-                   func.array_agg(aggregate_order_by(t.count, t.key)))
-            .where(t.campaign_id == campaign_id).group_by(t.agency_id)):
-        by_agency[agency_id] = Counter(dict(zip(keys, map(int, counts), strict=True)))
-    adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] = {
-        (r.draw_id, r.stratum): (None if r.final_weight is None else Fraction(r.final_weight), int(r.population))
-        for r in await conn.execute(select(weights).where(weights.c.campaign_id == campaign_id))}
-    agency_ids = sorted(by_agency)
-    agencies = {r.agency_id: dict(r._mapping) for r in await conn.execute(
-        select(reference.agencies.c.agency_id, reference.agencies.c.code, reference.agencies.c.name,
-               reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(agency_ids)))}
+    if only is None or only:
+        query = (select(t.agency_id, func.array_agg(aggregate_order_by(t.key, t.key)),  # an agency's keys as one
+                        func.array_agg(aggregate_order_by(t.count, t.key)))  # row: fewer rows to fetch
+                 .where(t.campaign_id == campaign_id).group_by(t.agency_id))
+        if only is not None:
+            query = query.where(t.agency_id.in_(list(only)))
+        for agency_id, keys, counts in await conn.execute(query):
+            by_agency[agency_id] = Counter(dict(zip(keys, map(int, counts), strict=True)))
+    if adjusted is None:
+        adjusted = await load_weights(conn, campaign_id)
+    agencies: dict[str, dict[str, Any]] = {}
+    if by_agency:
+        agencies = {r.agency_id: dict(r._mapping) for r in await conn.execute(
+            select(reference.agencies.c.agency_id, reference.agencies.c.code, reference.agencies.c.name,
+                   reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(sorted(by_agency))))}
     rated = [dict(r._mapping) for r in await conn.execute(
         select(dossiers).where(dossiers.c.campaign_id == campaign_id).order_by(dossiers.c.dossier_id))]
     a = reference.agencies.c
@@ -636,6 +650,34 @@ def digest(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.dumpb(dict(document))).hexdigest()
 
 
+def province_of(document: Mapping[str, Any]) -> str | None:
+    """The one province a document covers, or None (a national campaign, or no units yet)."""
+    provinces = {row["id"] for row in document["units"] if row["level"] == "province"}
+    return next(iter(provinces)) if len(provinces) == 1 and "--" not in provinces else None
+
+
+@dataclass
+class Figures:
+    """A computed document: its canonical JSON text (stored as it is), digest and province; the dictionary
+    is parsed from the text only when asked for (the figures worker stores the text and never needs it)."""
+
+    text: str
+    digest: str
+    province: str | None
+    parsed: dict[str, Any] | None = None
+
+    @property
+    def document(self) -> dict[str, Any]:
+        if self.parsed is None:
+            self.parsed = json.loads(self.text)
+        return self.parsed
+
+    @classmethod
+    def of(cls, reply: Reply) -> Figures:
+        assert reply.text is not None
+        return cls(reply.text, reply.digest, reply.province, reply.document)
+
+
 _LOCAL = LocalRunner()
 _runner: Runner = _LOCAL
 """Where documents are computed: in this process unless the figures worker installed its process."""
@@ -648,52 +690,60 @@ def use_runner(runner: Runner | None) -> None:
 
 
 async def compute(conn: AsyncConnection, basis: CampaignBasis) -> dict[str, Any]:
-    return (await figures_of(conn, basis))[0]
+    return (await figures_of(conn, basis)).document
+
+
+async def tally_revision(conn: AsyncConnection, campaign_id: str) -> str | None:
+    return (await conn.execute(select(tally_revisions.c.revision)
+                               .where(tally_revisions.c.campaign_id == campaign_id))).scalar()
 
 
 async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Mapping[str, int] | None = None
-                     ) -> tuple[dict[str, Any], str]:
-    """The campaign's document and its digest, as of ``conn``'s snapshot.
+                     ) -> Figures:
+    """The campaign's figures, as of ``conn``'s snapshot.
 
     With ``positions`` (the consumers' positions read in the same snapshot) the engine keeps the campaign's
-    measured ballots as of the ballots stream's position, and the next call reads and sends only the ballots
-    accepted or voided after it (``sc_ballots.accepted_position``/``voided_position``); a change of the
-    definitions, of another producer's position (units, weights) or of the weights, a position that went
-    back (a rebuild), a state the engine no longer holds, or a count that disagrees makes it read
-    everything again. The document is the same either way."""
+    measured ballots and tallies as of the ballots stream's position, and the next call reads and sends only
+    the ballots accepted or voided after it (``sc_ballots.accepted_position``/``voided_position``) and the
+    tallies of their agencies — every other change of the tallies is a recount, which moves the campaign's
+    tally revision. A change of the definitions, of another producer's position (units, weights, names), of
+    the weights or of the tally revision, a position that went back (a rebuild), a state the engine no longer
+    holds, or a count that disagrees makes it read everything again. The document is the same either way."""
     runner, campaign_id = _runner, basis.campaign_id
     key = (conn.engine.url.render_as_string(hide_password=True), campaign_id)
-    context = await load_context(conn, campaign_id)
     at = None if positions is None else positions.get("ballots")
     if at is None:
+        context = await load_context(conn, campaign_id)
         counted = await load_counted(conn, basis, context.adjusted)
-        reply = await runner.run(Request(key, basis, context, added=counted))
-        assert reply.document is not None
-        return reply.document, reply.digest
-    fingerprint = fingerprint_of(basis, positions or {}, context)
+        return Figures.of(await runner.run(Request(key, basis, context, added=counted)))
+    adjusted = await load_weights(conn, campaign_id)
+    fingerprint = fingerprint_of(basis, positions or {}, adjusted, await tally_revision(conn, campaign_id))
     async with runner.lock(key):
         held = held_after(runner.held.get(key), fingerprint, at)
         if held is not None:
             b = ballots.c
-            changed = (await conn.execute(select(b.ballot_id, b.status).where(
+            changed = (await conn.execute(select(b.ballot_id, b.status, b.agency_id).where(
                 b.campaign_id == campaign_id, (b.accepted_position > held.at) | (b.voided_position > held.at)))).all()
-            removed = [i for i, status in changed if status != "accepted" and i in held.ids]
-            new = sorted({i for i, status in changed if status == "accepted" and i not in held.ids})
-            added = await load_counted(conn, basis, context.adjusted, new) if new else Batch()
+            removed = [i for i, status, _ in changed if status != "accepted" and i in held.ids]
+            new = sorted({i for i, status, _ in changed if status == "accepted" and i not in held.ids})
+            retallied = sorted({agency_id for _, _, agency_id in changed})
+            context = await load_context(conn, campaign_id, adjusted, retallied)
+            added = await load_counted(conn, basis, adjusted, new) if new else Batch()
             count = (await conn.execute(select(func.count()).select_from(ballots).where(
                 b.campaign_id == campaign_id, b.status == "accepted"))).scalar_one()
-            reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count))
-            if reply.document is not None:
+            reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count,
+                                             retallied))
+            if reply.text is not None:
                 held.ids.difference_update(removed)
                 held.ids.update(added.ids)
                 held.at = at
                 runner.keep(key, held)
-                return reply.document, reply.digest
-        counted = await load_counted(conn, basis, context.adjusted)
+                return Figures.of(reply)
+        context = await load_context(conn, campaign_id, adjusted)
+        counted = await load_counted(conn, basis, adjusted)
         reply = await runner.run(Request(key, basis, context, fingerprint, at, None, counted))
-        assert reply.document is not None
         runner.keep(key, Held(fingerprint, at, set(counted.ids)))
-        return reply.document, reply.digest
+        return Figures.of(reply)
 
 
 def units_of(document: Mapping[str, Any], level: str | None = None, unit: str | None = None,

@@ -1,24 +1,29 @@
 """Where a campaign's figures document is computed, and the state kept between computations.
 
 An :class:`Engine` keeps, per (database, campaign), the measured counted ballots
-(:class:`~sipas_scoring.application.measured.Measured`) as of a ballots-stream position, and the units'
-memo. A :class:`Request` either carries every counted ballot (``since`` is None: the state is built
-anew) or only what changed since ``since`` — the ballots newly counted and the ids no longer counted —
-with everything else a document is computed from (tallies, names, dossiers: small, read again every
-time). The engine applies a delta only to a state it holds that was made under the same fingerprint
-(the campaign's definitions, the other producers' positions, the weights) at a position between
-``since`` and ``at``; otherwise, or when the ballots it then holds are not as many as the database
-counts, it answers ``document=None`` and the caller sends everything.
+(:class:`~sipas_scoring.application.measured.Measured`) and the agencies' tallies as of a ballots-stream
+position, and the units' memo. A :class:`Request` either carries every counted ballot and every tally
+(``since`` is None: the state is built anew) or only what changed since ``since`` — the ballots newly
+counted, the ids no longer counted, and the tallies of the agencies those ballots belong to — with
+everything else a document is computed from (weights, dossiers, province names: small, read again every
+time). The engine applies a delta only to a state it holds that was made under the same fingerprint (the
+campaign's definitions, the other producers' positions, the weights, the tallies' revision) at a position
+between ``since`` and ``at``; otherwise, or when the ballots it then holds are not as many as the database
+counts, it answers ``text=None`` and the caller sends everything.
+
+The reply is the document as canonical JSON text (what is stored and hashed), its digest, and the
+province it covers; the dictionary itself only where the engine runs in the caller's process.
 
 The engine runs in the calling process (:class:`LocalRunner`, a thread) or in one spawned process
 (:class:`ProcessRunner`) that holds the states: the figures worker uses the latter, so the CPU-bound
-computation never takes the interpreter from the service's consumers; only the delta crosses.
+computation never takes the interpreter from the service's consumers; only the delta and the text cross.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import pickle
 import sys
@@ -33,6 +38,7 @@ from typing import Any
 
 import structlog
 
+from sipas_events import canonical
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.application.measured import Batch, Counted, Measured
 
@@ -46,7 +52,8 @@ MEMOS_KEPT = 32
 
 @dataclass
 class Context:
-    """What a document is computed from besides the counted ballots: read in full every time."""
+    """What a document is computed from besides the counted ballots. In a delta (:attr:`Request.retallied`)
+    ``by_agency`` and ``agencies`` hold only the agencies re-read; the rest is read in full every time."""
 
     by_agency: dict[str, Counter[str]]
     agencies: dict[str, dict[str, Any]]
@@ -75,12 +82,19 @@ class Request:
     removed: list[str] = field(default_factory=list)
     count: int | None = None
     """How many ballots the database counts (checked after a delta)."""
+    retallied: list[str] = field(default_factory=list)
+    """In a delta: the agencies whose tallies were read again (those ``context.by_agency`` lacks have none
+    now); every other agency's tallies are the state's."""
 
 
 @dataclass
 class Reply:
-    document: dict[str, Any] | None
+    text: str | None
+    """The document as canonical JSON; None: the delta could not be applied (send everything)."""
     digest: str = ""
+    province: str | None = None
+    document: dict[str, Any] | None = None
+    """The document itself, from an engine in this process (a child sends only the text)."""
     recomputed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -90,6 +104,8 @@ class _State:
     fingerprint: Any
     at: int
     measured: Measured
+    by_agency: dict[str, Counter[str]]
+    agencies: dict[str, dict[str, Any]]
 
 
 class Engine:
@@ -105,15 +121,17 @@ class Engine:
             return self._run(request)
 
     def _run(self, request: Request) -> Reply:
-        from sipas_scoring.application.figures import CampaignFigures, digest
+        from sipas_scoring.application.figures import CampaignFigures, province_of
 
         started = time.perf_counter()
-        key, basis = request.key, request.basis
+        key, basis, c = request.key, request.basis, request.context
         if request.since is None:
             measured = Measured.build(basis, request.added)
+            by_agency, agencies = c.by_agency, c.agencies
             if request.at is not None:  # a one-off computation leaves the state kept alone
                 self._states.pop(key, None)
-                self._keep(self._states, key, _State(request.fingerprint, request.at, measured), STATES_KEPT)
+                self._keep(self._states, key, _State(request.fingerprint, request.at, measured, dict(by_agency),
+                                                     dict(agencies)), STATES_KEPT)
         else:
             state = self._states.get(key)
             if (state is None or request.at is None or state.fingerprint != request.fingerprint
@@ -121,6 +139,11 @@ class Engine:
                 return Reply(None)
             try:
                 state.measured.apply(request.added, request.removed)
+                for agency_id in request.retallied:
+                    state.by_agency.pop(agency_id, None)
+                    state.agencies.pop(agency_id, None)
+                state.by_agency.update(c.by_agency)
+                state.agencies.update(c.agencies)
             except Exception:
                 self._states.pop(key, None)
                 raise
@@ -131,14 +154,15 @@ class Engine:
                 return Reply(None)
             state.at = request.at
             self._states.move_to_end(key)
-            measured = state.measured
-        c = request.context
-        figures = CampaignFigures(basis, c.by_agency, None, c.agencies, c.population(measured.strata_seen),
+            measured, by_agency, agencies = state.measured, state.by_agency, state.agencies
+        figures = CampaignFigures(basis, by_agency, None, agencies, c.population(measured.strata_seen),
                                   c.rated, c.provinces, memo=self._memos.get(key), measured=measured)
         document = figures.document()
         self._memos.pop(key, None)
         self._keep(self._memos, key, figures.memo, MEMOS_KEPT)
-        return Reply(document, digest(document), figures.recomputed, time.perf_counter() - started)
+        text = canonical.dumps(document)
+        return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), document,
+                     figures.recomputed, time.perf_counter() - started)
 
     @staticmethod
     def _keep(kept: OrderedDict[Key, Any], key: Key, value: Any, limit: int) -> None:
@@ -290,7 +314,10 @@ def serve() -> None:
             return
         request = pickle.loads(requests.read(int.from_bytes(head, "big")))  # noqa: S301  (our parent, a private pipe)
         try:
-            out: tuple[str, Any] = ("ok", None if request is None else engine.run(request))
+            reply = None if request is None else engine.run(request)
+            if reply is not None:
+                reply.document = None  # the text is what crosses (the parent stores it as it is)
+            out: tuple[str, Any] = ("ok", reply)
         except Exception as exc:
             out = ("error", repr(exc)[:2000])
         body = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -305,11 +332,13 @@ def held_after(held: Held | None, fingerprint: Any, at: int | None) -> Held | No
     return held
 
 
-def fingerprint_of(basis: CampaignBasis, positions: Mapping[str, int], context: Context) -> Any:
+def fingerprint_of(basis: CampaignBasis, positions: Mapping[str, int],
+                   adjusted: Mapping[tuple[str, str], tuple[Fraction | None, int]], revision: str | None) -> Any:
     """What a state is valid under besides its ballots: the definitions, the positions of every producer
-    but the ballots (units and weights come from sampling), and the weights themselves."""
+    but the ballots (units and weights come from sampling; names from the registry), the weights themselves,
+    and the tallies' revision (a recount replaced them)."""
     return (basis, tuple(sorted((p, v) for p, v in positions.items() if p != "ballots")),
-            tuple(sorted(context.adjusted.items())))
+            tuple(sorted(adjusted.items())), revision)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ import json
 from typing import Any
 
 from sqlalchemy import delete, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_scoring.adapters.tables import recounts_owed, tallies
+from sipas_events.ids import new_id
+from sipas_scoring.adapters.tables import recounts_owed, tallies, tally_revisions
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.domain.codes import Codebook
 
@@ -124,10 +126,14 @@ async def verify(conn: AsyncConnection, basis: CampaignBasis, apply: bool = Fals
 
 
 async def replace(conn: AsyncConnection, campaign_id: str, counted: dict[tuple[str, str], int]) -> None:
-    """The campaign's tallies replaced by ``counted`` (a recount): nothing is owed any more."""
+    """The campaign's tallies replaced by ``counted`` (a recount): nothing is owed any more, and the campaign's
+    tally revision moves (the figures then read every tally again, not only the changed agencies')."""
     await conn.execute(delete(tallies).where(tallies.c.campaign_id == campaign_id))
     keyed = sorted(counted.items())  # one statement from arrays, whatever the number of rows
     if keyed:
         await conn.execute(_STORE, {"campaign_id": campaign_id, "agency_ids": [a for (a, _), _ in keyed],
                                     "keys": [k for (_, k), _ in keyed], "counts": [c for _, c in keyed]})
     await conn.execute(delete(recounts_owed).where(recounts_owed.c.campaign_id == campaign_id))
+    stmt = insert(tally_revisions).values(campaign_id=campaign_id, revision=str(new_id()))
+    await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"],
+                                                  set_={"revision": stmt.excluded.revision}))

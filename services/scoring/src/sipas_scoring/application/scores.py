@@ -28,8 +28,8 @@ from typing import Any
 
 import structlog
 from prometheus_client import Histogram
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, cast, delete, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events.catalogue.scoring import ScoreSnapshotTaken, ScoresUpdated
@@ -39,7 +39,7 @@ from sipas_events.store import Metadata
 from sipas_kit.context import ServiceContext
 from sipas_scoring.adapters.tables import dirty, figures, snapshots
 from sipas_scoring.application.definitions import definitions
-from sipas_scoring.application.figures import figures_of, use_runner
+from sipas_scoring.application.figures import Figures, figures_of, province_of, use_runner
 from sipas_scoring.application.figures_engine import ProcessRunner
 
 log = structlog.get_logger(__name__)
@@ -65,46 +65,53 @@ async def positions(conn: AsyncConnection, ctx: ServiceContext) -> dict[str, int
     return {producer: found.get(producer, 0) for producer in sorted(set(names.values()))}
 
 
-async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[dict[str, Any], dict[str, int], str]:
-    """The campaign's figures now, the positions they reflect (one consistent snapshot), and their digest."""
+async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[Figures, dict[str, int]]:
+    """The campaign's figures now and the positions they reflect (one consistent snapshot)."""
     async with ctx.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             basis = await definitions.basis(conn, campaign_id)
             at = await positions(conn, ctx)
-            document, figures_digest = await figures_of(conn, basis, at)
-    return document, at, figures_digest
+            found = await figures_of(conn, basis, at)
+    return found, at
+
+
+def _jsonb(text: str) -> Any:
+    """A document's canonical JSON text as a JSONB value: the server parses it, nothing re-encodes it."""
+    return cast(literal(text, Text), JSONB)
 
 
 def _event_interval(ctx: ServiceContext) -> dt.timedelta:
     return dt.timedelta(seconds=float(getattr(ctx.settings, "scores_event_interval", 2.0)))
 
 
-async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
+async def refresh(ctx: ServiceContext, campaign_id: str, *, document: bool = True) -> dict[str, Any]:
     """Recompute one campaign's figures and store them; announce them (``ScoresUpdated``) if they changed and
-    the campaign's last announcement is old enough (see the module's docstring)."""
+    the campaign's last announcement is old enough (see the module's docstring). Returns the positions,
+    digest and time, and the document unless ``document`` is false (the worker never reads it)."""
     started = dt.datetime.now(dt.UTC)
     async with ctx.engine.connect() as conn:
         mark = (await conn.execute(select(dirty).where(dirty.c.campaign_id == campaign_id))).mappings().first()
-    document, at, figures_digest = await computed(ctx, campaign_id)
-    now = dt.datetime.now(dt.UTC)
+    found, at = await computed(ctx, campaign_id)
+    figures_digest, now = found.digest, dt.datetime.now(dt.UTC)
+    result = {"positions": at, "digest": figures_digest, "computed_at": now.isoformat()}
     async with ctx.engine.begin() as conn:
         f = figures.c
         before = (await conn.execute(select(f.positions, f.announced_digest, f.announced_at, f.pending_units)
                                      .where(f.campaign_id == campaign_id).with_for_update())).mappings().first()
         if before is not None and any(int(v) > at.get(p, 0) for p, v in before["positions"].items()):
             # Another replica stored figures reflecting more meanwhile: they stand (and cover the mark).
-            return {"positions": at, "digest": figures_digest, "computed_at": now.isoformat(), "document": document}
+            return result | ({"document": found.document} if document else {})
         pending = sorted({*(before["pending_units"] if before else []), *(mark["agency_ids"] if mark else [])})
         stmt = insert(figures).values(campaign_id=campaign_id, computed_at=now, positions=at, digest=figures_digest,
-                                      document=document, pending_units=pending)
+                                      document=_jsonb(found.text), pending_units=pending)
         await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"], set_={
             c: stmt.excluded[c] for c in ("computed_at", "positions", "digest", "document", "pending_units")}))
         announced = before["announced_digest"] if before else None
         if announced == figures_digest:
             await conn.execute(update(figures).where(f.campaign_id == campaign_id).values(pending_units=[]))
         elif before is None or before["announced_at"] is None or now - before["announced_at"] >= _event_interval(ctx):
-            await _announce(ctx, conn, campaign_id, at, figures_digest, _province(document), pending, now)
+            await _announce(ctx, conn, campaign_id, at, figures_digest, found.province, pending, now)
         if mark is not None:
             await conn.execute(delete(dirty).where(dirty.c.campaign_id == campaign_id, dirty.c.marks == mark["marks"]))
             # Marked again meanwhile: everything marked before ``started`` is reflected now, so staleness of
@@ -114,7 +121,7 @@ async def refresh(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
                                                    dirty.c.since < started).values(since=started))
     if mark is not None:
         _freshness(ctx).observe(max(0.0, (dt.datetime.now(dt.UTC) - mark["since"]).total_seconds()))
-    return {"positions": at, "digest": figures_digest, "computed_at": now.isoformat(), "document": document}
+    return result | ({"document": found.document} if document else {})
 
 
 async def _announce(ctx: ServiceContext, conn: AsyncConnection, campaign_id: str, at: dict[str, int],
@@ -141,7 +148,7 @@ async def announce_owed(ctx: ServiceContext, campaign_id: str) -> bool:
         if row["announced_at"] is not None and now - row["announced_at"] < _event_interval(ctx):
             return False
         await _announce(ctx, conn, campaign_id, dict(row["positions"]), row["digest"],
-                        _province({"units": row["units"]}), list(row["pending_units"]), now)
+                        province_of({"units": row["units"]}), list(row["pending_units"]), now)
     return True
 
 
@@ -152,11 +159,6 @@ async def owed(conn: AsyncConnection, ctx: ServiceContext) -> list[str]:
     return list((await conn.execute(select(f.campaign_id).where(
         f.announced_digest.is_distinct_from(f.digest),
         (f.announced_at.is_(None)) | (f.announced_at <= due)).order_by(f.campaign_id))).scalars())
-
-
-def _province(document: dict[str, Any]) -> str | None:
-    provinces = {row["id"] for row in document["units"] if row["level"] == "province"}
-    return next(iter(provinces)) if len(provinces) == 1 and "--" not in provinces else None
 
 
 async def latest(ctx: ServiceContext, campaign_id: str) -> dict[str, Any]:
@@ -205,7 +207,7 @@ async def _work(ctx: ServiceContext, interval: float) -> None:
                 announcing = [c for c in await owed(conn, ctx) if c not in campaigns]
             for campaign_id in campaigns:
                 try:
-                    await refresh(ctx, campaign_id)
+                    await refresh(ctx, campaign_id, document=False)
                 except Exception as exc:  # one campaign's trouble never stops the others
                     log.warning("scores.refresh_failed", campaign_id=campaign_id, error=repr(exc)[:300])
             for campaign_id in announcing:
@@ -224,7 +226,8 @@ async def _work(ctx: ServiceContext, interval: float) -> None:
 
 async def snapshot(ctx: ServiceContext, campaign_id: str, actor: str, correlation_id: str) -> dict[str, Any]:
     """Freeze the campaign's figures with the positions and chain heads they cover."""
-    document, at, figures_digest = await computed(ctx, campaign_id)
+    found, at = await computed(ctx, campaign_id)
+    figures_digest = found.digest
     heads: dict[str, str] = {}
     if ctx.replay is not None:
         for producer, position in at.items():
@@ -236,10 +239,10 @@ async def snapshot(ctx: ServiceContext, campaign_id: str, actor: str, correlatio
     async with ctx.engine.begin() as conn:
         await conn.execute(insert(snapshots).values(
             snapshot_id=snapshot_id, campaign_id=campaign_id, taken_at=now, taken_by=actor, positions=at,
-            chain_heads=heads, digest=figures_digest, document=document))
+            chain_heads=heads, digest=figures_digest, document=_jsonb(found.text)))
         await ctx.store.append(conn, f"snapshot-{snapshot_id}", [ScoreSnapshotTaken(
-            snapshot_id=snapshot_id, campaign_id=campaign_id, province=_province(document), taken_at=now,
+            snapshot_id=snapshot_id, campaign_id=campaign_id, province=found.province, taken_at=now,
             positions=at, chain_heads=heads, figures_digest=figures_digest,
         )], expected_version=0, meta=Metadata(correlation_id=correlation_id, actor=actor))
     return {"snapshot_id": snapshot_id, "campaign_id": campaign_id, "taken_at": now.isoformat(), "taken_by": actor,
-            "positions": at, "chain_heads": heads, "digest": figures_digest, "document": document}
+            "positions": at, "chain_heads": heads, "digest": figures_digest, "document": found.document}

@@ -109,8 +109,7 @@ async def current_scores(
 @router.post("/campaigns/{campaign_id}/scores/refresh", summary="Recompute a campaign's figures now")
 async def refresh_scores(campaign_id: str, ctx: Ctx, who: Freezer) -> dict[str, Any]:
     await _campaign(ctx, who, campaign_id)
-    found = await scores.refresh(ctx, campaign_id)
-    return {k: v for k, v in found.items() if k != "document"}
+    return await scores.refresh(ctx, campaign_id, document=False)
 
 
 @router.post("/campaigns/{campaign_id}/snapshots", status_code=201,
@@ -188,5 +187,5 @@ async def verify_tallies(campaign_id: str, ctx: Ctx, who: Operator, apply: bool 
     async with ctx.engine.begin() as conn:
         result = await verify(conn, await definitions.basis(conn, campaign_id), apply=apply)
     if result["applied"]:
-        await scores.refresh(ctx, campaign_id)
+        await scores.refresh(ctx, campaign_id, document=False)
     return result
