@@ -63,11 +63,14 @@ from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey import SurveyEstimate
 from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_many
-from sipas_scoring.domain.tallies import Tallies, expectation_shares, points_scores, share_scores, sum_tallies
+from sipas_scoring.domain.tallies import Tallies, points_scores, share_scores, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
 
 NATIONAL = "national"
+SIMPLES_KEPT = 200_000
+_SIMPLES: dict[tuple[str, int], dict[tuple[str, int, int], dict[str, Any]]] = {}
+"""Per rounding (rule, places): item and expectation figures by their counts (:meth:`CampaignFigures._simple`)."""
 
 
 @dataclass
@@ -235,6 +238,7 @@ class CampaignFigures:
         self.province_names = province_names or {}
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
+        self._simples = _SIMPLES.setdefault((self.scheme.rounding.rule, self.scheme.rounding.places), {})
         self.items = items_of(basis)
         self._position = {code: i for i, code in enumerate(self.items)}
         self._take(measured)
@@ -411,6 +415,23 @@ class CampaignFigures:
             out["weighted"] = _survey(pair["weighted"], with_design=True, places_rule=lambda v: str(self.present(v)))
         return out
 
+    def _simple(self, kind: str, hits: int, n: int) -> dict[str, Any]:
+        """An item's figure (its share with the Wilson interval) or an expectation's (its share), from
+        hits out of n: the same figure for the same counts, so it is made once per process and shared by
+        every row showing it (rows are never written into in place, see :meth:`_unit_row`)."""
+        key = (kind, hits, n)
+        found = self._simples.get(key)
+        if found is None:
+            value = Fraction(hits * HUNDRED, n) if n else None
+            if kind == "item":
+                found = self._index(value, n, simple=(hits, n))
+            else:
+                found = {"value": self.present(value), "exact": exact(value), "n": n}
+            if len(self._simples) >= SIMPLES_KEPT:
+                self._simples.clear()
+            self._simples[key] = found
+        return found
+
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
         the terms ask about — they only ever ask about the items measured."""
@@ -422,7 +443,7 @@ class CampaignFigures:
         t = unit.counts
         scores = share_scores(self.instrument, self.scheme, t)
         satisfied = self.instrument.satisfied_levels
-        items = {code: self._index(ix.value, ix.n, simple=(t.share((code,), satisfied).satisfied, ix.n))
+        items = {code: self._simple("item", t.share((code,), satisfied).satisfied, ix.n)
                  for code, ix in scores.items.items()}
         factors = {}
         for which, factor in enumerate(self.instrument.factors):
@@ -430,8 +451,8 @@ class CampaignFigures:
             factors[factor.code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
         overall = self._index(scores.overall.value, scores.overall.n,
                               self._interval_pair(unit, len(self.instrument.factors)))
-        expectations = {code: {"value": self.present(ix.value), "exact": exact(ix.value), "n": ix.n}
-                        for code, ix in expectation_shares(t, self.instrument.expectation_options).items()}
+        expectations = {code: self._simple("expect", t[f"expect:{code}"], t["expect"])
+                        for code in self.instrument.expectation_options}
         return {"overall": overall, "factors": factors, "items": items, "expectations": expectations}
 
     def _points_unit(self, unit: Unit) -> dict[str, Any]:
@@ -659,7 +680,8 @@ def province_of(document: Mapping[str, Any]) -> str | None:
 @dataclass
 class Figures:
     """A computed document: its canonical JSON text (stored as it is), digest and province; the dictionary
-    is parsed from the text only when asked for (the figures worker stores the text and never needs it)."""
+    is parsed from the text only when asked for (the figures worker stores the text and never needs it), so
+    whoever holds it owns it."""
 
     text: str
     digest: str
@@ -675,7 +697,7 @@ class Figures:
     @classmethod
     def of(cls, reply: Reply) -> Figures:
         assert reply.text is not None
-        return cls(reply.text, reply.digest, reply.province, reply.document)
+        return cls(reply.text, reply.digest, reply.province)
 
 
 _LOCAL = LocalRunner()

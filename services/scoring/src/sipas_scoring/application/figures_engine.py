@@ -11,8 +11,9 @@ campaign's definitions, the other producers' positions, the weights, the tallies
 between ``since`` and ``at``; otherwise, or when the ballots it then holds are not as many as the database
 counts, it answers ``text=None`` and the caller sends everything.
 
-The reply is the document as canonical JSON text (what is stored and hashed), its digest, and the
-province it covers; the dictionary itself only where the engine runs in the caller's process.
+The reply is the document as canonical JSON text (what is stored and hashed, as it is), its digest, and
+the province it covers: the dictionary never crosses, and its rows' parts may be shared between documents
+(see :mod:`~sipas_scoring.application.figures`).
 
 The engine runs in the calling process (:class:`LocalRunner`, a thread) or in one spawned process
 (:class:`ProcessRunner`) that holds the states: the figures worker uses the latter, so the CPU-bound
@@ -93,8 +94,6 @@ class Reply:
     """The document as canonical JSON; None: the delta could not be applied (send everything)."""
     digest: str = ""
     province: str | None = None
-    document: dict[str, Any] | None = None
-    """The document itself, from an engine in this process (a child sends only the text)."""
     recomputed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -161,8 +160,7 @@ class Engine:
         self._memos.pop(key, None)
         self._keep(self._memos, key, figures.memo, MEMOS_KEPT)
         text = canonical.dumps(document)
-        return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), document,
-                     figures.recomputed, time.perf_counter() - started)
+        return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), figures.recomputed, time.perf_counter() - started)
 
     @staticmethod
     def _keep(kept: OrderedDict[Key, Any], key: Key, value: Any, limit: int) -> None:
@@ -314,10 +312,7 @@ def serve() -> None:
             return
         request = pickle.loads(requests.read(int.from_bytes(head, "big")))  # noqa: S301  (our parent, a private pipe)
         try:
-            reply = None if request is None else engine.run(request)
-            if reply is not None:
-                reply.document = None  # the text is what crosses (the parent stores it as it is)
-            out: tuple[str, Any] = ("ok", reply)
+            out: tuple[str, Any] = ("ok", None if request is None else engine.run(request))
         except Exception as exc:
             out = ("error", repr(exc)[:2000])
         body = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)

@@ -13,6 +13,7 @@ behind it, which is what small-cell suppression looks at.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,7 +76,10 @@ def ballot_tally(ballot: Ballot, items: Iterable[str], satisfied_levels: Collect
 def mean(values: Iterable[Fraction | None]) -> Fraction | None:
     """Mean of the figures that exist; ``None`` when none does (an item nobody answered is skipped)."""
     present = [v for v in values if v is not None]
-    return sum(present, Fraction(0)) / len(present) if present else None
+    if not present:
+        return None
+    common = math.lcm(*(v.denominator for v in present))  # one reduction, not one per addition
+    return Fraction(sum(v.numerator * (common // v.denominator) for v in present), common * len(present))
 
 
 def score_shares(instrument: Instrument, scheme: Scheme, ballots: Sequence[Ballot]) -> ShareScores:
