@@ -160,7 +160,8 @@ class Engine:
         self._memos.pop(key, None)
         self._keep(self._memos, key, figures.memo, MEMOS_KEPT)
         text = canonical.dumps(document)
-        return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), figures.recomputed, time.perf_counter() - started)
+        return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), figures.recomputed,
+                     time.perf_counter() - started)
 
     @staticmethod
     def _keep(kept: OrderedDict[Key, Any], key: Key, value: Any, limit: int) -> None:
