@@ -2,7 +2,8 @@
 
     python services/scoring/validation/compare.py [--workdir DIR] [--markdown]
 
-Runs ``generate.py`` (the sample), ``platform_estimates.py`` (the scoring domain's figures) and
+Runs ``generate.py`` (the sample), ``platform_estimates.py`` (the scoring domain's figures, by both of
+its estimators: the reference over ballots and the moments estimator the figures worker runs) and
 ``Rscript check.R`` (the same figures by ``svyratio``/``svycontrast``), then prints every figure side
 by side with the relative differences, and exits 1 when any differs by more than the tolerances
 below (2 when R or its ``survey`` package is missing). See docs/statistics-validation.md.
@@ -30,6 +31,8 @@ DEFF_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class Figure:
+    estimator: str
+    """``reference`` (over ballots) or ``moments`` (over weight groups' moments, as the figures worker)."""
     design: str
     """``with_fpc`` or ``without_fpc``."""
     name: str
@@ -54,12 +57,12 @@ class Figure:
         if self.same_deff_definition:
             checks.append(("deff", "deff_r", DEFF_TOLERANCE))
         found = [
-            f"{self.design} {self.name}: {key} {self.platform[key]!r} vs R {r_key} {self.r[r_key]!r}"
+            f"{self.estimator} {self.design} {self.name}: {key} {self.platform[key]!r} vs R {r_key} {self.r[r_key]!r}"
             for key, r_key, tolerance in checks
             if not self.difference(key, r_key) <= tolerance
         ]
         if self.platform["n"] != self.r["n"]:
-            found.append(f"{self.design} {self.name}: n {self.platform['n']} vs R {self.r['n']}")
+            found.append(f"{self.estimator} {self.design} {self.name}: n {self.platform['n']} vs R {self.r['n']}")
         return found
 
 
@@ -94,34 +97,38 @@ def run(workdir: Path) -> list[Figure]:
     platform = json.loads(platform_json.read_text())
     with r_csv.open(newline="") as f:
         r = {(row.pop("design"), row.pop("figure")): {k: float(v) for k, v in row.items()} for row in csv.DictReader(f)}
-    ours = {(design, name): values for design, figures in platform.items() for name, values in figures.items()}
-    if ours.keys() != r.keys():
-        only_ours, only_r = sorted(ours.keys() - r.keys()), sorted(r.keys() - ours.keys())
-        raise ValueError(f"figures differ: platform only {only_ours}, R only {only_r}")
-    return [Figure(design, name, ours[design, name], r[design, name]) for design, name in ours]
+    out = []
+    for estimator, designs in platform.items():
+        ours = {(design, name): values for design, figures in designs.items() for name, values in figures.items()}
+        if ours.keys() != r.keys():
+            only_ours, only_r = sorted(ours.keys() - r.keys()), sorted(r.keys() - ours.keys())
+            raise ValueError(f"figures differ: {estimator} only {only_ours}, R only {only_r}")
+        out += [Figure(estimator, design, name, ours[design, name], r[design, name]) for design, name in ours]
+    return out
 
 
 def table(figures: Sequence[Figure]) -> str:
     """Two Markdown tables: estimates and standard errors; design effects by both definitions."""
     lines = [
-        "| design | figure | n | estimate (platform) | estimate (R) | rel. diff | SE (platform) | SE (R) | rel. diff |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| estimator | design | figure | n | estimate (platform) | estimate (R) | rel. diff | SE (platform) | SE (R) "
+        "| rel. diff |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for f in figures:
         lines.append(
-            f"| {f.design} | {f.name} | {f.platform['n']} | {f.platform['estimate']:.12f} "
+            f"| {f.estimator} | {f.design} | {f.name} | {f.platform['n']} | {f.platform['estimate']:.12f} "
             f"| {f.r['estimate']:.12f} | {f.difference('estimate'):.1e} "
             f"| {f.platform['se']:.12f} | {f.r['se']:.12f} | {f.difference('se'):.1e} |"
         )
     lines += [
         "",
-        "| design | figure | answering / rows | deff (platform) | deff (R, platform's definition) | rel. diff "
-        "| deff (survey's own) | same definition |",
-        "|---|---|--:|--:|--:|--:|--:|:-:|",
+        "| estimator | design | figure | answering / rows | deff (platform) | deff (R, platform's definition) "
+        "| rel. diff | deff (survey's own) | same definition |",
+        "|---|---|---|--:|--:|--:|--:|--:|:-:|",
     ]
     for f in figures:
         lines.append(
-            f"| {f.design} | {f.name} | {f.r['n']:.0f} / {f.r['rows']:.0f} | {f.platform['deff']:.10f} "
+            f"| {f.estimator} | {f.design} | {f.name} | {f.r['n']:.0f} / {f.r['rows']:.0f} | {f.platform['deff']:.10f} "
             f"| {f.r['deff']:.10f} | {f.difference('deff'):.1e} | {f.r['deff_r']:.10f} "
             f"| {'yes' if f.same_deff_definition else 'no'} |"
         )

@@ -29,6 +29,7 @@ def _load(name: str) -> ModuleType:
 compare = _load("compare")
 generate = _load("generate")
 
+ESTIMATORS = ("reference", "moments")
 DESIGNS = ("with_fpc", "without_fpc")
 FIGURES = (
     [f"item:{item}" for item in generate.ITEMS]
@@ -38,23 +39,25 @@ FIGURES = (
 
 
 @pytest.fixture(scope="module")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], "compare.Figure"]:
+def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], "compare.Figure"]:
     missing = compare.r_available()
     if missing:
         if in_ci():
             pytest.fail(f"CI must check the survey statistics against R, but {missing}: see .ci/run")
         pytest.skip(missing)
-    return {(f.design, f.name): f for f in compare.run(tmp_path_factory.mktemp("r-survey"))}
+    return {(f.estimator, f.design, f.name): f for f in compare.run(tmp_path_factory.mktemp("r-survey"))}
 
 
-def test_every_index_of_the_instrument_is_compared(figures):
-    assert sorted(figures) == sorted((design, name) for design in DESIGNS for name in FIGURES)
+def test_every_index_of_the_instrument_is_compared_for_both_estimators(figures):
+    assert sorted(figures) == sorted((estimator, design, name) for estimator in ESTIMATORS for design in DESIGNS
+                                     for name in FIGURES)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize("design", DESIGNS)
 @pytest.mark.parametrize("name", FIGURES)
-def test_figure_agrees_with_r(figures, design, name):
-    figure = figures[design, name]
+def test_figure_agrees_with_r(figures, estimator, design, name):
+    figure = figures[estimator, design, name]
     ours, r = figure.platform, figure.r
     assert ours["n"] == r["n"]
     assert ours["estimate"] == pytest.approx(r["estimate"], rel=compare.ESTIMATE_TOLERANCE, abs=0)
@@ -69,12 +72,21 @@ def test_figure_agrees_with_r(figures, design, name):
     assert figure.mismatches() == []
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize("name", FIGURES)
-def test_the_finite_population_correction_narrows_the_interval(figures, name):
-    with_fpc, without = figures["with_fpc", name], figures["without_fpc", name]
+def test_the_finite_population_correction_narrows_the_interval(figures, estimator, name):
+    with_fpc, without = figures[estimator, "with_fpc", name], figures[estimator, "without_fpc", name]
     assert with_fpc.platform["estimate"] == without.platform["estimate"]
     # every stratum samples between 3 % and 10 % of its frame
     assert 0.9 < with_fpc.platform["se"] / without.platform["se"] < 0.99
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_both_estimators_give_the_same_exact_estimate(figures, name):
+    for design in DESIGNS:
+        reference, moments = figures["reference", design, name], figures["moments", design, name]
+        assert moments.platform["estimate"] == reference.platform["estimate"]  # both exact, the same fraction
+        assert moments.platform["n"] == reference.platform["n"]
 
 
 def test_some_figures_rest_on_a_domain_of_the_sample(figures):
