@@ -281,6 +281,30 @@ def test_ballots_without_answer_codes_are_measured_from_their_answers(database):
     run_steps(database, [("draw", [(k, STRATA[k % 3], "12.5") for k in range(12)]), ("ballots", accepted)], check)
 
 
+def test_a_delta_with_ballots_without_codes_reads_their_agencies_tallies(database):
+    """A refresh takes the tallies' change from the answer codes of the ballots that came and went; a ballot
+    without codes (counted before migration 0005) cannot say it, so its agency's tallies are read again —
+    the kept document still equals one from scratch, and the state was not rebuilt."""
+    accepted = [("accept", k, {ITEMS[k % len(ITEMS)]: 1 + k % 5, ITEMS[2]: 5}, sorted(AGENCIES)[k % 3])
+                for k in range(9)]
+
+    async def check(campaign: Campaign, runner: CountingRunner) -> None:
+        builds = runner.builds
+        async with campaign.engine.begin() as conn:  # b00, b03, b06 (agency a1) as counted before 0005
+            cleared = (await conn.execute(text(
+                "UPDATE sc_ballots SET answer_codes = NULL WHERE campaign_id = :c AND agency_id = 'a1'"),
+                {"c": campaign.campaign_id})).rowcount
+        assert cleared == 3
+        await campaign.apply("ballots", [("void", 3, {}, ""), ("void", 4, {}, ""),
+                                         ("accept", 12, {ITEMS[0]: 2, ITEMS[1]: None}, "a3")])
+        (document, _), scratch = await campaign.figures()
+        assert document == scratch and runner.builds == builds  # a delta: a1 read again, a2 and a3 by codes
+        ballots_of = {u["id"]: u["ballots"] for u in document["units"] if u["level"] == "agency"}
+        assert ballots_of == {"a1": 2, "a2": 2, "a3": 4}
+
+    run_steps(database, [("ballots", accepted)], check)
+
+
 def test_the_figures_process_keeps_the_state_and_stops(database):
     """The worker's process computes the same documents from deltas, and is gone once closed."""
 

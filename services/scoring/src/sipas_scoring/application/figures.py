@@ -49,6 +49,7 @@ from sipas_scoring.application.figures_engine import (
     Reply,
     Request,
     Runner,
+    TallyDeltas,
     fingerprint_of,
     held_after,
 )
@@ -107,10 +108,10 @@ async def load_weights(conn: AsyncConnection, campaign_id: str) -> dict[tuple[st
 
 async def load_context(conn: AsyncConnection, campaign_id: str,
                        adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] | None = None,
-                       only: Sequence[str] | None = None) -> Context:
+                       only: Sequence[str] | None = None, named: Sequence[str] = ()) -> Context:
     """Everything a document is computed from but the counted ballots: tallies by agency (of ``only``, or of
-    every agency), those agencies' names, the adjusted weights and strata populations (``adjusted`` if read
-    already), dossiers, province names."""
+    every agency), the names of those agencies and of ``named``, the adjusted weights and strata
+    populations (``adjusted`` if read already), dossiers, province names."""
     t = tallies.c
     by_agency: dict[str, Counter[str]] = {}
     if only is None or only:
@@ -124,16 +125,23 @@ async def load_context(conn: AsyncConnection, campaign_id: str,
     if adjusted is None:
         adjusted = await load_weights(conn, campaign_id)
     agencies: dict[str, dict[str, Any]] = {}
-    if by_agency:
+    if by_agency or named:
         agencies = {r.agency_id: dict(r._mapping) for r in await conn.execute(
             select(reference.agencies.c.agency_id, reference.agencies.c.code, reference.agencies.c.name,
-                   reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(sorted(by_agency))))}
+                   reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(
+                       sorted({*by_agency, *named}))))}
     rated = [dict(r._mapping) for r in await conn.execute(
         select(dossiers).where(dossiers.c.campaign_id == campaign_id).order_by(dossiers.c.dossier_id))]
     a = reference.agencies.c
     provinces = {code: name for code, name in await conn.execute(
         select(a.code, a.name).where(a.level == "province").order_by(a.valid_from))}  # the latest name wins
     return Context(by_agency, agencies, adjusted, rated, provinces)
+
+
+def _coded(book: Codebook) -> Any:
+    """A ballot whose stored answer codes are of this instrument (counted since migration 0005)."""
+    b = ballots.c
+    return (func.length(b.answer_codes) == book.width) & (func.substring(b.answer_codes, 1, TAG_BYTES) == book.tag)
 
 
 async def load_counted(conn: AsyncConnection, basis: CampaignBasis,
@@ -146,7 +154,7 @@ async def load_counted(conn: AsyncConnection, basis: CampaignBasis,
     encoded here."""
     b, u = ballots.c, units.c
     book = Codebook.of(basis.instrument)
-    coded = (func.length(b.answer_codes) == book.width) & (func.substring(b.answer_codes, 1, TAG_BYTES) == book.tag)
+    coded = _coded(book)
     query = (select(b.ballot_id, b.agency_id, b.province, b.draw_id, b.stratum, b.answer_codes,
                     case((coded, None), else_=b.answers).label("answers"),
                     u.draw_id.label("unit_draw_id"), u.stratum.label("unit_stratum"), u.design_weight)
@@ -726,11 +734,14 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
 
     With ``positions`` (the consumers' positions read in the same snapshot) the engine keeps the campaign's
     measured ballots and tallies as of the ballots stream's position, and the next call reads and sends only
-    the ballots accepted or voided after it (``sc_ballots.accepted_position``/``voided_position``) and the
-    tallies of their agencies — every other change of the tallies is a recount, which moves the campaign's
-    tally revision. A change of the definitions, of another producer's position (units, weights, names), of
-    the weights or of the tally revision, a position that went back (a rebuild), a state the engine no longer
-    holds, or a count that disagrees makes it read everything again. The document is the same either way."""
+    the ballots accepted or voided after it (``sc_ballots.accepted_position``/``voided_position``). Their
+    answer codes are the tallies' change, as the tallies projection made it (:meth:`Codebook.tallies` is
+    :func:`ballot_tallies` summed); an agency with such a ballot without codes of this instrument (counted
+    before migration 0005) has its tallies read again. Every other change of the tallies is a recount,
+    which moves the campaign's tally revision. A change of the definitions, of another producer's position
+    (units, weights, names), of the weights or of the tally revision, a position that went back (a rebuild),
+    a state the engine no longer holds, or a count that disagrees makes it read everything again. The
+    document is the same either way."""
     runner, campaign_id = _runner, basis.campaign_id
     key = (conn.engine.url.render_as_string(hide_password=True), campaign_id)
     at = None if positions is None else positions.get("ballots")
@@ -744,17 +755,30 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
         held = held_after(runner.held.get(key), fingerprint, at)
         if held is not None:
             b = ballots.c
-            changed = (await conn.execute(select(b.ballot_id, b.status, b.agency_id).where(
+            changed = (await conn.execute(select(
+                b.ballot_id, b.status, b.agency_id, case((_coded(Codebook.of(basis.instrument)), b.answer_codes),
+                                                         else_=None)).where(
                 b.campaign_id == campaign_id, (b.accepted_position > held.at) | (b.voided_position > held.at)))).all()
-            removed = [i for i, status, _ in changed if status != "accepted" and i in held.ids]
-            new = sorted({i for i, status, _ in changed if status == "accepted" and i not in held.ids})
-            retallied = sorted({agency_id for _, _, agency_id in changed})
-            context = await load_context(conn, campaign_id, adjusted, retallied)
+            removed, new, deltas, unknown = [], [], TallyDeltas(), set()
+            for ballot_id, status, agency_id, codes in changed:
+                if status == "accepted" and ballot_id not in held.ids:
+                    new.append(ballot_id)
+                elif status != "accepted" and ballot_id in held.ids:
+                    removed.append(ballot_id)
+                else:
+                    continue  # counted and still counted, or come and gone since: the tallies are as they were
+                if codes is None:
+                    unknown.add(agency_id)
+                else:
+                    deltas.add(agency_id, bytes(codes), status == "accepted")
+            retallied = sorted(unknown)
+            context = await load_context(conn, campaign_id, adjusted, retallied, named=deltas.agencies())
+            new.sort()
             added = await load_counted(conn, basis, adjusted, new) if new else Batch()
             count = (await conn.execute(select(func.count()).select_from(ballots).where(
                 b.campaign_id == campaign_id, b.status == "accepted"))).scalar_one()
             reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count,
-                                             retallied))
+                                             retallied, deltas.without(unknown)))
             if reply.text is not None:
                 held.ids.difference_update(removed)
                 held.ids.update(added.ids)

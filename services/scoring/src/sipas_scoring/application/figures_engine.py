@@ -37,11 +37,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 import structlog
 
 from sipas_events import canonical
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.application.measured import Batch, Counted, Measured
+from sipas_scoring.domain.codes import Codebook
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +87,52 @@ class Request:
     """How many ballots the database counts (checked after a delta)."""
     retallied: list[str] = field(default_factory=list)
     """In a delta: the agencies whose tallies were read again (those ``context.by_agency`` lacks have none
-    now); every other agency's tallies are the state's."""
+    now); every other agency's tallies are the state's, changed by ``deltas``."""
+    deltas: TallyDeltas = field(default_factory=lambda: TallyDeltas())
+    """In a delta: per agency, the answer codes of its ballots newly counted and no longer counted."""
+
+
+@dataclass
+class TallyDeltas:
+    """Per agency, the answer codes of the ballots that came (``plus``) and went (``minus``): their
+    tallies (:meth:`Codebook.tallies`) are the change of the agency's tallies."""
+
+    plus: dict[str, list[bytes]] = field(default_factory=dict)
+    minus: dict[str, list[bytes]] = field(default_factory=dict)
+
+    def add(self, agency_id: str, codes: bytes, counted: bool) -> None:
+        (self.plus if counted else self.minus).setdefault(agency_id, []).append(codes)
+
+    def agencies(self) -> list[str]:
+        return sorted({*self.plus, *self.minus})
+
+    def without(self, agency_ids: set[str]) -> TallyDeltas:
+        """The deltas of every other agency (those of ``agency_ids`` are read again instead)."""
+        return TallyDeltas({a: c for a, c in self.plus.items() if a not in agency_ids},
+                           {a: c for a, c in self.minus.items() if a not in agency_ids})
+
+    def apply(self, book: Codebook, by_agency: dict[str, Counter[str]]) -> list[str]:
+        """Change ``by_agency`` in place; returns the agencies left with no tallies (removed from it)."""
+        emptied = []
+        for agency_id in self.agencies():
+            bag = Counter(by_agency.get(agency_id, {}))
+            for codes, counted in ((self.plus.get(agency_id), True), (self.minus.get(agency_id), False)):
+                if codes:
+                    change = book.tallies(np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes),
+                                                                                                  book.width))
+                    if counted:
+                        bag.update(change)
+                    else:
+                        bag.subtract(change)
+            if any(count < 0 for count in bag.values()):
+                raise ValueError(f"the tallies of agency {agency_id} would go negative")
+            bag = +bag
+            if bag:
+                by_agency[agency_id] = bag
+            else:
+                by_agency.pop(agency_id, None)
+                emptied.append(agency_id)
+        return emptied
 
 
 @dataclass
@@ -142,7 +189,9 @@ class Engine:
                     state.by_agency.pop(agency_id, None)
                     state.agencies.pop(agency_id, None)
                 state.by_agency.update(c.by_agency)
-                state.agencies.update(c.agencies)
+                for agency_id in request.deltas.apply(Codebook.of(basis.instrument), state.by_agency):
+                    state.agencies.pop(agency_id, None)
+                state.agencies.update({a: info for a, info in c.agencies.items() if a in state.by_agency})
             except Exception:
                 self._states.pop(key, None)
                 raise
