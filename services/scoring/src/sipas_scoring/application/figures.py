@@ -200,11 +200,31 @@ class Domain:
     answers: Any
 
 
-def _answering(domain: Domain, select: Any) -> Any:
-    """Per weight group of the domain, its ballots that answered any item the terms select."""
-    asked = select.any(axis=1)
-    return np.bincount(domain.row_group, weights=domain.answers[:, asked].any(axis=1),
-                       minlength=len(domain.moments.rows)).astype(np.int64)
+def _answering(domain: Domain, asked: Any) -> Any:
+    """Per weight group of the domain (rows) and per set of items (``asked``: items by sets, columns), its
+    ballots that answered any item of the set."""
+    hit = (domain.answers.astype(np.int32) @ asked.astype(np.int32)) > 0
+    groups, sets = len(domain.moments.rows), asked.shape[1]
+    if groups == 1:
+        return hit.sum(axis=0, dtype=np.int64)[None, :]
+    flat = (domain.row_group[:, None] * sets + np.arange(sets, dtype=np.int64)[None, :])[hit]
+    return np.bincount(flat, minlength=groups * sets).reshape(groups, sets).astype(np.int64)
+
+
+_GROUPS: dict[tuple[tuple[Fraction, str], ...], Groups] = {}
+"""Weight groups by their (weight, stratum) pairs, made once per process (their floats, scaled integers and
+strata are then computed once too)."""
+GROUPS_KEPT = 100_000
+
+
+def _groups(weights: Sequence[Fraction], strata: Sequence[str]) -> Groups:
+    key = tuple(zip(weights, strata, strict=True))
+    found = _GROUPS.get(key)
+    if found is None:
+        if len(_GROUPS) >= GROUPS_KEPT:
+            _GROUPS.clear()
+        found = _GROUPS[key] = Groups(list(weights), list(strata))
+    return found
 
 
 def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: Callable[[Fraction], str]
@@ -326,13 +346,19 @@ class CampaignFigures:
         found: Domain | None = None
         if weighted:
             at = m.cell_group_at[cells]
-            if len(cells) and (at >= 0).all():
+            if len(cells) == 1 and at[0] >= 0:  # an agency in one weight group: its cell is the domain
+                g = int(at[0])
+                groups = _groups([self._group_weight[g]], [self._group_stratum[g]])
+                moments = Moments(groups, m.cell_rows[cells], m.cell_sums[cells], m.cell_cross[cells],
+                                  {groups.stratum[0]: m.pool[groups.stratum[0]]})
+                found = Domain(moments, np.zeros(len(rows), dtype=np.int64), m.answers_x[rows])
+            elif len(cells) and (at >= 0).all():
                 local, inverse = np.unique(at, return_inverse=True)
                 order = np.argsort(inverse, kind="stable")
                 starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
                 picked = cells[order]
-                groups = Groups([self._group_weight[g] for g in local.tolist()],
-                                [self._group_stratum[g] for g in local.tolist()])
+                groups = _groups([self._group_weight[g] for g in local.tolist()],
+                                 [self._group_stratum[g] for g in local.tolist()])
                 moments = Moments(groups, np.add.reduceat(m.cell_rows[picked], starts),
                                   np.add.reduceat(m.cell_sums[picked], starts, axis=0),
                                   np.add.reduceat(m.cell_cross[picked], starts, axis=0),
@@ -391,19 +417,39 @@ class CampaignFigures:
         """The unweighted and weighted estimates of every terms each unit asks for, those with the same terms
         and kind in one :func:`estimate_many` (each unit's numbers are the ones it would get alone)."""
         batches: dict[tuple[Any, bool], tuple[Terms, list[tuple[tuple[str, int], Domain]]]] = {}
+        sames: dict[int, Any] = {}  # per terms (made once per answered set: few), its batch key
         for unit in units:
             for which, terms in enumerate(self._terms_asked(unit)):
                 self._estimates[(unit.key, which)] = {False: None, True: None}
                 if not terms.items or not len(unit.rows):
                     continue
-                same = (terms.items, tuple((c.numerator, c.denominator) for c in terms.coefficients))
+                same = sames.get(id(terms))
+                if same is None:
+                    same = sames[id(terms)] = (terms.items, tuple((c.numerator, c.denominator)
+                                                                  for c in terms.coefficients))
                 for weighted in (False, True):
                     domain = self._domain(unit, weighted)
                     if domain is not None:
                         batches.setdefault((same, weighted), (terms, []))[1].append(((unit.key, which), domain))
-        for (_, weighted), (terms, members) in batches.items():
-            select = self._select(terms.items)
-            answering = [_answering(domain, select) for _, domain in members]
+        # Who answered each batch's items, per domain and weight group: every set of items at once per domain.
+        asked_sets: dict[bytes, int] = {}
+        set_of_batch = {}
+        for batch_key, (terms, _) in batches.items():
+            asked = self._select(terms.items).any(axis=1)
+            set_of_batch[batch_key] = asked_sets.setdefault(asked.tobytes(), len(asked_sets))
+        asked_matrix = np.zeros((len(self.items), len(asked_sets)), dtype=bool)
+        for raw, k in asked_sets.items():
+            asked_matrix[:, k] = np.frombuffer(raw, dtype=bool)
+        counted: dict[int, Any] = {}
+        for batch_key, (terms, members) in batches.items():
+            select, k = self._select(terms.items), set_of_batch[batch_key]
+            answering = []
+            for _, domain in members:
+                found = counted.get(id(domain))
+                if found is None:
+                    found = counted[id(domain)] = _answering(domain, asked_matrix)
+                answering.append(found[:, k])
+            weighted = batch_key[1]
             wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
                       if count.any()]
             results = estimate_many([(domain.moments, count) for _, domain, count in wanted], select,

@@ -90,6 +90,11 @@ class Moments:
     pool: Mapping[str, int]
     """Per stratum, its ballots in the pool the domain is drawn from (the domain's own and the others)."""
 
+    @cached_property
+    def sampled(self) -> int:
+        """The ballots of the domain's strata in the pool (every term set of the domain asks for it)."""
+        return sum(self.pool.get(s, 0) for s in self.groups.strata[0])
+
     @classmethod
     def of_rows(cls, group: NDArray[np.int64], groups: Groups, y: NDArray[np.int64], x: NDArray[np.int64],
                 pool: Mapping[str, int] | None = None) -> Moments:
@@ -169,7 +174,6 @@ def estimate_many(
     totals_x, totals_y = _domain_totals(scaled, term_x, starts, sizes), _domain_totals(scaled, term_y, starts, sizes)
     if coefficients is None:
         answered = [sum(1 for t in row if t) for row in totals_x]
-        shares = [Fraction(1, m) if m else Fraction(0) for m in answered]
         given = None
     else:
         if len(coefficients) != terms:
@@ -180,22 +184,25 @@ def estimate_many(
     rows_kept: list[int] = []
     coefficient_rows: list[list[float]] = []
     floats_given = None if given is None else [float(c) for c in given]
+    # The coefficients as integer pairs once (a Fraction's numerator is a property: slow in a loop).
+    pairs_given = None if given is None else [(c.numerator, c.denominator) for c in given]
+    needed = None if given is None else [k for k, c in enumerate(given) if c]
     for i, d in enumerate(usable):
         tx, ty = totals_x[i], totals_y[i]
         if given is None:
             if not answered[i]:
                 out[d] = DesignError("no term has an answer")
                 continue
-            coeffs = [shares[i] if t else Fraction(0) for t in tx]
+            pairs = [(1, answered[i]) if t else (0, 1) for t in tx]
             coefficient_rows.append([1 / answered[i] if t else 0.0 for t in tx])
         else:
-            if any(c and not t for c, t in zip(given, tx, strict=True)):
+            assert needed is not None and pairs_given is not None and floats_given is not None
+            if not all(tx[k] for k in needed):
                 out[d] = DesignError("a term with a coefficient has no answer")
                 continue
-            coeffs = given
-            assert floats_given is not None
+            pairs = pairs_given
             coefficient_rows.append(floats_given)
-        exact.append(_sum_of_ratios(coeffs, ty, tx))
+        exact.append(_sum_of_ratios(pairs, ty, tx))
         kept.append(d)
         rows_kept.append(i)
     if not kept:
@@ -254,8 +261,7 @@ def estimate_many(
             continue
         n = int(srs_n[i])
         frame = None if population is None else sum(population[s] for s in names)
-        sampled = sum(moments.pool.get(s, 0) for s in names)
-        srs = _srs_variance(n, srs_w[i], srs_z[i], srs_zz[i], srs_scale[i], sampled, frame)
+        srs = _srs_variance(n, srs_w[i], srs_z[i], srs_zz[i], srs_scale[i], moments.sampled, frame)
         deff = variance / srs if srs else None
         out[d] = SurveyEstimate(exact[i], variance, normal_interval(float(exact[i]), variance, confidence), n, deff)
     return _settled(out)
@@ -266,10 +272,11 @@ def _settled(out: Sequence[SurveyEstimate | DesignError | None]) -> list[SurveyE
     return [x if x is not None else DesignError("no estimate") for x in out]
 
 
-def _sum_of_ratios(coeffs: Sequence[Fraction], numerators: Sequence[int], denominators: Sequence[int]) -> Fraction:
-    """Σ_k c_k · numerators[k] / denominators[k], exactly, reduced once (not once a term)."""
-    parts = [(c.numerator * n, c.denominator * d)
-             for c, n, d in zip(coeffs, numerators, denominators, strict=True) if c and n]
+def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int], denominators: Sequence[int]
+                   ) -> Fraction:
+    """Σ_k c_k · numerators[k] / denominators[k], exactly, reduced once (not once a term); c_k as the pair
+    (numerator, denominator)."""
+    parts = [(a * n, b * d) for (a, b), n, d in zip(coeffs, numerators, denominators, strict=True) if a and n]
     if not parts:
         return Fraction(0)
     common = math.lcm(*(d for _, d in parts))
