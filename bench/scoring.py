@@ -1648,13 +1648,14 @@ def limits(report: Report) -> list[str]:
                  "a refresh costs what its changed units cost rather than what the campaign holds "
                  "(`docs/scoring.md`). Staleness is then about a refresh plus up to one interval plus the tallies "
                  "consumer's lag. What is left is the national campaign's: a refresh that takes seconds finds new "
-                 "ballots in nearly every one of its agencies, so it recomputes nearly every unit (each row, with "
-                 "its Wilson intervals, presented figures, tallies and digest, costs over a millisecond in Python; "
-                 "the estimates themselves are made for all changed units at once, `estimate_many`), and the "
-                 "service's side of a refresh — reading every tally, reading the new ballots, moving the document "
-                 "between the processes and storing it — takes about as long again (see Notes). Next in order of "
-                 "yield: the figures process reading and storing for itself, reading only the tallies that changed, "
-                 "and building many units' rows in array passes.")
+                 "ballots in nearly every one of its agencies, so it recomputes nearly every unit. The service's side "
+                 "of a refresh is now small (it reads no tallies — the new ballots' answer codes are their change — "
+                 "and stores the document's text as the figures process wrote it); the figures process's own work "
+                 "is most of it: each unit's row with its estimates (made for all changed units at once, "
+                 "`estimate_many`), presented figures and digest costs about a millisecond of Python, on a core "
+                 "the consumers, PostgreSQL and the benchmark share (see Notes). Meeting 2 s would need that work "
+                 "several times smaller: building the rows and intervals of many units in array passes rather "
+                 "than unit by unit, or cores to spread it over.")
         out.append(text)
     others = [f.cpu.get("others", 0.0) for f in report.freshness if f.cpu]
     out.append(
