@@ -193,18 +193,19 @@ async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Count
 @dataclass
 class Domain:
     """What a unit's estimates of one kind (weighted or not) run over: its weight groups' moments, and per
-    ballot of the unit its group and valid answers (to count who answered an estimate's items)."""
+    ballot of the unit its row in the measured state and its group (to count who answered an estimate's
+    items)."""
 
     moments: Moments
     row_group: Any
-    answers: Any
+    rows: Any
 
 
-def _answering(domain: Domain, asked: Any) -> Any:
-    """Per weight group of the domain (rows) and per set of items (``asked``: items by sets, columns), its
-    ballots that answered any item of the set."""
-    hit = (domain.answers.astype(np.int32) @ asked.astype(np.int32)) > 0
-    groups, sets = len(domain.moments.rows), asked.shape[1]
+def _answering(domain: Domain, hits: Any) -> Any:
+    """Per weight group of the domain (rows) and per set of items (columns), its ballots that answered any
+    item of the set; ``hits``: per ballot of the campaign and set, whether it did."""
+    hit = hits[domain.rows]
+    groups, sets = len(domain.moments.rows), hits.shape[1]
     if groups == 1:
         return hit.sum(axis=0, dtype=np.int64)[None, :]
     flat = (domain.row_group[:, None] * sets + np.arange(sets, dtype=np.int64)[None, :])[hit]
@@ -351,7 +352,7 @@ class CampaignFigures:
                 groups = _groups([self._group_weight[g]], [self._group_stratum[g]])
                 moments = Moments(groups, m.cell_rows[cells], m.cell_sums[cells], m.cell_cross[cells],
                                   {groups.stratum[0]: m.pool[groups.stratum[0]]})
-                found = Domain(moments, np.zeros(len(rows), dtype=np.int64), m.answers_x[rows])
+                found = Domain(moments, np.zeros(len(rows), dtype=np.int64), rows)
             elif len(cells) and (at >= 0).all():
                 local, inverse = np.unique(at, return_inverse=True)
                 order = np.argsort(inverse, kind="stable")
@@ -363,12 +364,12 @@ class CampaignFigures:
                                   np.add.reduceat(m.cell_sums[picked], starts, axis=0),
                                   np.add.reduceat(m.cell_cross[picked], starts, axis=0),
                                   {s: m.pool[s] for s in set(groups.stratum)})
-                found = Domain(moments, np.searchsorted(local, self._group[rows]), m.answers_x[rows])
+                found = Domain(moments, np.searchsorted(local, self._group[rows]), rows)
         elif len(cells):
             moments = Moments(UNWEIGHTED, np.array([len(rows)], dtype=np.int64),
                               m.cell_sums[cells].sum(axis=0, keepdims=True),
                               m.cell_cross[cells].sum(axis=0, keepdims=True), {"all": len(rows)})
-            found = Domain(moments, np.zeros(len(rows), dtype=np.int64), m.answers_x[rows])
+            found = Domain(moments, np.zeros(len(rows), dtype=np.int64), rows)
         self._domains[key] = found
         return found
 
@@ -437,9 +438,11 @@ class CampaignFigures:
         for batch_key, (terms, _) in batches.items():
             asked = self._select(terms.items).any(axis=1)
             set_of_batch[batch_key] = asked_sets.setdefault(asked.tobytes(), len(asked_sets))
-        asked_matrix = np.zeros((len(self.items), len(asked_sets)), dtype=bool)
+        asked_matrix = np.zeros((len(self.items), len(asked_sets)), dtype=np.int32)
         for raw, k in asked_sets.items():
             asked_matrix[:, k] = np.frombuffer(raw, dtype=bool)
+        # Once for every ballot of the campaign (not once per unit holding it): which sets it answered.
+        hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0
         counted: dict[int, Any] = {}
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
@@ -447,7 +450,7 @@ class CampaignFigures:
             for _, domain in members:
                 found = counted.get(id(domain))
                 if found is None:
-                    found = counted[id(domain)] = _answering(domain, asked_matrix)
+                    found = counted[id(domain)] = _answering(domain, hits)
                 answering.append(found[:, k])
             weighted = batch_key[1]
             wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
