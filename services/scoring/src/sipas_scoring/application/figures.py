@@ -442,7 +442,7 @@ class CampaignFigures:
         for raw, k in asked_sets.items():
             asked_matrix[:, k] = np.frombuffer(raw, dtype=bool)
         # Once for every ballot of the campaign (not once per unit holding it): which sets it answered.
-        hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0
+        hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0 if batches else None
         counted: dict[int, Any] = {}
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
