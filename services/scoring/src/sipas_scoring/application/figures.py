@@ -69,7 +69,9 @@ from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_te
 from sipas_scoring.projections.tallies import UNASSIGNED
 
 NATIONAL = "national"
-SIMPLES_KEPT = 200_000
+SIMPLES_KEPT = 20_000
+"""Item and expectation figures kept (about 0.5 KB each): a national campaign of 1,000 agencies shows some
+4,000 distinct ones; the store is emptied when full (the large counts of provinces keep changing)."""
 _SIMPLES: dict[tuple[str, int], dict[tuple[str, int, int], dict[str, Any]]] = {}
 """Per rounding (rule, places): item and expectation figures by their counts (:meth:`CampaignFigures._simple`)."""
 
@@ -214,8 +216,9 @@ def _answering(domain: Domain, hits: Any) -> Any:
 
 _GROUPS: dict[tuple[tuple[Fraction, str], ...], Groups] = {}
 """Weight groups by their (weight, stratum) pairs, made once per process (their floats, scaled integers and
-strata are then computed once too)."""
-GROUPS_KEPT = 100_000
+strata are then computed once too): about one per agency and province of the campaigns computed, emptied
+when ``GROUPS_KEPT`` are held (new weights make new groups)."""
+GROUPS_KEPT = 10_000
 
 
 def _groups(weights: Sequence[Fraction], strata: Sequence[str]) -> Groups:
