@@ -150,7 +150,7 @@ class Measured:
         # Stable codes (never renumbered while the state lives) of strata labels, (label, weight) groups and
         # agencies; the numbering the arrays expose is "as first met" in ballot-id order, as a full build gives.
         self._label_code: dict[str, int] = {}
-        self._group_code: dict[tuple[str, Fraction], int] = {}
+        self._group_code: dict[tuple[str, int, int], int] = {}  # (label, weight's numerator, denominator)
         self._agency_code: dict[str, int] = {}
         self._labels: list[str] = []
         self._groups: list[tuple[str, Fraction]] = []
@@ -223,6 +223,16 @@ class Measured:
             listed.append(value)
         return found
 
+    def _group_of(self, label: str, weight: Fraction) -> int:
+        """The stable code of a (stratum label, weight) group, keyed by the weight's integers: a Fraction's
+        hash is computed in Python at every lookup, and a million ballots look theirs up once each."""
+        key = (label, weight.numerator, weight.denominator)
+        found = self._group_code.get(key)
+        if found is None:
+            found = self._group_code[key] = len(self._groups)
+            self._groups.append((label, weight))
+        return found
+
     def _measure(self, batch: Batch) -> tuple[Any, ...]:
         """Each ballot's (y, x) and answered items from its codes (table lookups, no Python per answer), the
         stable codes of its stratum label, weight group and agency, and its row digest."""
@@ -235,7 +245,7 @@ class Measured:
                                                          strict=True):
             label = stratum or "all"
             labels.append(self._code(self._label_code, self._labels, label))
-            groups.append(-1 if weight is None else self._code(self._group_code, self._groups, (label, weight)))
+            groups.append(-1 if weight is None else self._group_of(label, weight))
             agencies.append(self._code(self._agency_code, self._agencies, agency_id))
             line = f"{ballot_id}|{stratum}|{weight}".encode()
             lines.append(b"%d:%s" % (len(line), line))
