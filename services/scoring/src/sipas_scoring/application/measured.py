@@ -154,6 +154,7 @@ class Measured:
         self._agency_code: dict[str, int] = {}
         self._labels: list[str] = []
         self._groups: list[tuple[str, Fraction]] = []
+        self._group_texts: list[str] = []  # each group's weight as text (a row digest's)
         self._agencies: list[str] = []
         self.label_codes = np.zeros(0, dtype=np.int64)
         self.group_codes = np.zeros(0, dtype=np.int64)  # -1: no weight yet
@@ -231,6 +232,7 @@ class Measured:
         if found is None:
             found = self._group_code[key] = len(self._groups)
             self._groups.append((label, weight))
+            self._group_texts.append(str(weight))
         return found
 
     def _measure(self, batch: Batch) -> tuple[Any, ...]:
@@ -245,9 +247,14 @@ class Measured:
                                                          strict=True):
             label = stratum or "all"
             labels.append(self._code(self._label_code, self._labels, label))
-            groups.append(-1 if weight is None else self._group_of(label, weight))
+            if weight is None:
+                group, shown = -1, "None"
+            else:
+                group = self._group_of(label, weight)
+                shown = self._group_texts[group]
+            groups.append(group)
             agencies.append(self._code(self._agency_code, self._agencies, agency_id))
-            line = f"{ballot_id}|{stratum}|{weight}".encode()
+            line = f"{ballot_id}|{stratum}|{shown}".encode()  # as f"{weight}" writes it
             lines.append(b"%d:%s" % (len(line), line))
         # A row's digest: its id, stratum and weight, then its measures (y, x as int16, answered as bytes).
         measures = np.hstack([y.view(np.uint8).reshape(n, -1), x.view(np.uint8).reshape(n, -1),
