@@ -363,10 +363,14 @@ class CampaignFigures:
                 picked = cells[order]
                 groups = _groups([self._group_weight[g] for g in local.tolist()],
                                  [self._group_stratum[g] for g in local.tolist()])
-                moments = Moments(groups, np.add.reduceat(m.cell_rows[picked], starts),
-                                  np.add.reduceat(m.cell_sums[picked], starts, axis=0),
-                                  np.add.reduceat(m.cell_cross[picked], starts, axis=0),
-                                  {s: m.pool[s] for s in set(groups.stratum)})
+                if len(starts) == len(picked):  # one cell a group (one agency): the cells are the groups
+                    moments = Moments(groups, m.cell_rows[picked], m.cell_sums[picked], m.cell_cross[picked],
+                                      {s: m.pool[s] for s in set(groups.stratum)})
+                else:
+                    moments = Moments(groups, np.add.reduceat(m.cell_rows[picked], starts),
+                                      np.add.reduceat(m.cell_sums[picked], starts, axis=0),
+                                      np.add.reduceat(m.cell_cross[picked], starts, axis=0),
+                                      {s: m.pool[s] for s in set(groups.stratum)})
                 found = Domain(moments, np.searchsorted(local, self._group[rows]), rows)
         elif len(cells):
             moments = Moments(UNWEIGHTED, np.array([len(rows)], dtype=np.int64),

@@ -167,6 +167,7 @@ class Measured:
         self.cell_rows = np.zeros(0, dtype=np.int64)
         self.cell_sums = np.zeros((0, 2 * self.width), dtype=np.int64)
         self.cell_cross = np.zeros((0, 2 * self.width, 2 * self.width), dtype=np.float64)
+        self._cross_buffer = self.cell_cross
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
@@ -215,7 +216,14 @@ class Measured:
         self.cell_group = np.concatenate([self.cell_group, np.array([g for _, g in new], dtype=np.int64)])
         self.cell_rows = np.concatenate([self.cell_rows, np.zeros(count, dtype=np.int64)])
         self.cell_sums = np.concatenate([self.cell_sums, np.zeros((count, width), dtype=np.int64)])
-        self.cell_cross = np.concatenate([self.cell_cross, np.zeros((count, width, width))])
+        # The cross products (25 KB a cell for sipas-2017) live in a buffer grown by half again when full, so
+        # a refresh that opens a few cells does not copy all of them; ``cell_cross`` is a view of its cells.
+        used = len(self.cell_cross)
+        if used + count > len(self._cross_buffer):
+            grown = np.zeros((max(used + count, len(self._cross_buffer) * 3 // 2), width, width))
+            grown[:used] = self.cell_cross
+            self._cross_buffer = grown
+        self.cell_cross = self._cross_buffer[:used + count]
 
     def _code(self, codes: dict[Any, int], listed: list[Any], value: Any) -> int:
         found = codes.get(value)

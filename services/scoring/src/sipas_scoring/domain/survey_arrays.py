@@ -225,8 +225,9 @@ def estimate_many(
     asked = np.flatnonzero(select.any(axis=1))
     columns = np.concatenate([asked, items + asked])
     a = vectors[:, columns][owner]                                             # each group's domain's a
-    sums = np.concatenate([m.sums[:, columns] for m in parts]).astype(np.float64)
-    cross = np.concatenate([m.cross[:, columns][:, :, columns] for m in parts])
+    every = len(asked) == items  # the overall index asks for every item: no column to leave out, no copy
+    sums = np.concatenate([m.sums if every else m.sums[:, columns] for m in parts]).astype(np.float64)
+    cross = np.concatenate([m.cross if every else m.cross[:, columns][:, :, columns] for m in parts])
     linear = np.einsum("gi,gi->g", sums, a)                                    # Σ z per group
     square = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, a), a)       # Σ z² per group
     magnitude = np.abs(a)                                                      # Σ (|a|·v)² ≥ Σ z²: the scale
