@@ -350,20 +350,14 @@ class CampaignFigures:
         found: Domain | None = None
         if weighted:
             at = m.cell_group_at[cells]
-            if len(cells) == 1 and at[0] >= 0:  # an agency in one weight group: its cell is the domain
-                g = int(at[0])
-                groups = _groups([self._group_weight[g]], [self._group_stratum[g]])
-                moments = Moments(groups, m.cell_rows[cells], m.cell_sums[cells], m.cell_cross[cells],
-                                  {groups.stratum[0]: m.pool[groups.stratum[0]]})
-                found = Domain(moments, np.zeros(len(rows), dtype=np.int64), rows)
-            elif len(cells) and (at >= 0).all():
+            if len(cells) and (at >= 0).all():
                 local, inverse = np.unique(at, return_inverse=True)
                 order = np.argsort(inverse, kind="stable")
                 starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
                 picked = cells[order]
                 groups = _groups([self._group_weight[g] for g in local.tolist()],
                                  [self._group_stratum[g] for g in local.tolist()])
-                if len(starts) == len(picked):  # one cell a group (one agency): the cells are the groups
+                if len(starts) == len(picked):  # one cell a group (an agency): the cells are the groups
                     moments = Moments(groups, m.cell_rows[picked], m.cell_sums[picked], m.cell_cross[picked],
                                       {s: m.pool[s] for s in set(groups.stratum)})
                 else:
