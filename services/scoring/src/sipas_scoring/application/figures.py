@@ -72,6 +72,9 @@ NATIONAL = "national"
 SIMPLES_KEPT = 20_000
 """Item and expectation figures kept (about 0.5 KB each): a national campaign of 1,000 agencies shows some
 4,000 distinct ones; the store is emptied when full (the large counts of provinces keep changing)."""
+_UNITS = '"units":[]'
+Text = tuple[dict[str, Any], tuple[Any, Any], str]
+"""A row's canonical JSON text with what made it: the memo row it copies, its (suppression, rank)."""
 _SIMPLES: dict[tuple[str, int], dict[tuple[str, int, int], dict[str, Any]]] = {}
 """Per rounding (rule, places): item and expectation figures by their counts (:meth:`CampaignFigures._simple`)."""
 
@@ -253,10 +256,13 @@ class CampaignFigures:
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
                  rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
                  memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None,
-                 measured: Measured | None = None) -> None:
+                 measured: Measured | None = None, texts: Mapping[str, Text] | None = None,
+                 tally_digests: dict[str, tuple[Counter[str], bytes]] | None = None) -> None:
         """The counted ballots come either as ``counted`` (measured here) or as ``measured``, the state of the
         ballots now counted kept from an earlier computation (see :mod:`~sipas_scoring.application.measured`;
-        ``counted`` is then None)."""
+        ``counted`` is then None). ``memo`` and ``texts`` are an earlier computation's :attr:`memo` and
+        :attr:`texts`; ``tally_digests`` a store of agencies' tally digests kept with the tallies (see
+        :meth:`_tally_digest`), filled here."""
         if measured is None:
             if counted is None:
                 raise ValueError("the counted ballots or their measured state")
@@ -264,9 +270,14 @@ class CampaignFigures:
         self.basis, self.population = basis, population
         self._previous = memo or {}
         self.memo: dict[str, tuple[bytes, dict[str, Any]]] = {}
-        self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
         """Each unit's row before suppression and ranks, by the digest of everything it was computed from:
         handed to the next computation of the campaign (see :meth:`_unit_row`)."""
+        self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
+        self._previous_texts = texts or {}
+        self.texts: dict[str, Text] = {}
+        """Each unit's row as canonical JSON, with what made it (see :meth:`text`): handed on like ``memo``."""
+        self._bases: dict[str, dict[str, Any]] = {}  # per unit, the memo's row its document row copies
+        self._tally_digests = {} if tally_digests is None else tally_digests
         self.province_names = province_names or {}
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
@@ -540,6 +551,35 @@ class CampaignFigures:
 
     # ---- the document ---------------------------------------------------------------------------
     def document(self) -> dict[str, Any]:
+        head, ordered = self._parts()
+        return {**head, "units": ordered}
+
+    def text(self) -> tuple[str, dict[str, Any]]:
+        """The document as canonical JSON (``canonical.dumps(self.document())``, byte for byte) and the
+        document. Each row's text is kept (:attr:`texts`) with the memo row it copies, its suppression and
+        its rank — all that makes it — so the next computation writes again only the rows whose text changed,
+        not the whole document: most of a refresh's rows are the previous one's."""
+        head, ordered = self._parts()
+        parts = []
+        for row in ordered:
+            key, base = row["key"], self._bases.get(row["key"])
+            made = (row["suppressed"], row.get("rank"))
+            found = self._previous_texts.get(key)
+            if found is not None and base is not None and found[0] is base and found[1] == made:
+                written = found[2]
+            else:
+                written = canonical.dumps(row)
+            if base is not None:
+                self.texts[key] = (base, made, written)
+            parts.append(written)
+        outer = canonical.dumps({**head, "units": []})
+        if outer.count(_UNITS) != 1:
+            raise AssertionError("the document's units cannot be placed in its text")  # a key named like it
+        before, after = outer.split(_UNITS)
+        return f"{before}\"units\":[{','.join(parts)}]{after}", {**head, "units": ordered}
+
+    def _parts(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The document's fields but its units, and its units' rows in order."""
         kind = self.scheme.kind
         rows: dict[str, dict[str, Any]] = {}
         if kind == "online-766":
@@ -560,7 +600,7 @@ class CampaignFigures:
                            "rounding": {"rule": self.scheme.rounding.rule, "places": self.scheme.rounding.places}},
                 "instrument": {"id": self.basis.instrument_ref[0], "version": self.basis.instrument_ref[1]},
                 "small_cell_n": self.scheme.small_cell_n, "national_rule": self.scheme.national_index,
-                "weights": "adjusted" if self.population is not None else "design", "units": ordered}
+                "weights": "adjusted" if self.population is not None else "design"}, ordered
 
     def _reusable(self, unit: Unit, digest_of: bytes | None) -> bool:
         previous = self._previous.get(unit.key)
@@ -588,20 +628,22 @@ class CampaignFigures:
                    **body}
         if digest_of is not None:
             self.memo[unit.key] = (digest_of, row)
+            self._bases[unit.key] = row
         # Suppression and ranks write into the document's rows, never the memo's: they set keys of the row and
         # of its overall figure, and copy a part before blanking a figure in it (see :meth:`_suppress`).
         return {**row, "overall": dict(row["overall"])}
 
     def _inputs_digest(self, unit: Unit) -> bytes:
         """A digest of everything a unit's row is computed from: the campaign's definitions and strata
-        populations, the unit's identity, place, names and tallies, its ballots (ids, per-item y and x,
-        stratum, weight) and, for the weighted estimates, every ballot of the strata it draws from with
-        their weight groups in the order the estimate sees them. A counted ballot's answers never change
-        (the projection writes them once; voiding removes the ballot), so its id and measures stand for it."""
+        populations, the unit's identity, place, names and tallies (:meth:`_tally_digest`), its ballots (ids,
+        per-item y and x, stratum, weight) and, for the weighted estimates, every ballot of the strata it
+        draws from with their weight groups in the order the estimate sees them. A counted ballot's answers
+        never change (the projection writes them once; voiding removes the ballot), so its id and measures
+        stand for it."""
         h = hashlib.sha256(self._campaign_digest)
         h.update(repr((unit.key, unit.level, unit.unit_id, unit.parent,
-                       sorted((k, v) for k, v in unit.info.items() if k != "rated"),
-                       sorted(unit.tallies.items()))).encode())
+                       sorted((k, v) for k, v in unit.info.items() if k != "rated"))).encode())
+        h.update(self._tally_digest(unit))
         rows = unit.rows
         h.update(self.measured.row_digests[rows].tobytes())  # each ballot's id, stratum, weight and measures
         strata = np.unique(self._stratum[rows]).tolist()
@@ -610,6 +652,24 @@ class CampaignFigures:
         groups = sorted(set().union(*(self._strata_groups[s] for s in strata)))
         h.update(repr([(self._group_stratum[g], self._group_weight[g]) for g in groups]).encode())
         return h.digest()
+
+    def _tally_digest(self, unit: Unit) -> bytes:
+        """A digest of the unit's tallies. An agency's is kept in the store handed in (the engine keeps it with
+        the agencies' tallies) beside the very tallies object it was made of, and used again while the agency
+        holds that object: tallies are never changed in place — a change gives the agency a new object
+        (:meth:`~sipas_scoring.application.figures_engine.TallyDeltas.apply`). A province's tallies are its
+        agencies' summed: its digest is made of theirs."""
+        if unit.level != "agency":
+            h = hashlib.sha256(b"members")
+            for member in self._members.get(unit.key, []):
+                name = member.unit_id.encode()
+                h.update(b"%d:%s" % (len(name), name) + self._tally_digest(member))
+            return h.digest()
+        found = self._tally_digests.get(unit.unit_id)
+        if found is None or found[0] is not unit.tallies:
+            found = self._tally_digests[unit.unit_id] = (
+                unit.tallies, hashlib.sha256(repr(sorted(unit.tallies.items())).encode()).digest())
+        return found[1]
 
     def _digest_campaign(self) -> None:
         """Everything every unit's row depends on: the definitions and the strata populations. (Per stratum,

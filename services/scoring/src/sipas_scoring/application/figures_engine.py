@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import structlog
 
-from sipas_events import canonical
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.application.measured import Batch, Counted, Measured
 from sipas_scoring.domain.codes import Codebook
@@ -154,6 +153,9 @@ class _State:
     measured: Measured
     by_agency: dict[str, Counter[str]]
     agencies: dict[str, dict[str, Any]]
+    tally_digests: dict[str, tuple[Counter[str], bytes]] = field(default_factory=dict)
+    """Agencies' tally digests, each beside the tallies object it was made of (see
+    :meth:`~sipas_scoring.application.figures.CampaignFigures._tally_digest`)."""
 
 
 class Engine:
@@ -161,7 +163,7 @@ class Engine:
 
     def __init__(self) -> None:
         self._states: OrderedDict[Key, _State] = OrderedDict()
-        self._memos: OrderedDict[Key, dict[str, tuple[bytes, dict[str, Any]]]] = OrderedDict()
+        self._memos: OrderedDict[Key, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()  # rows, texts
         self._lock = threading.Lock()
 
     def run(self, request: Request) -> Reply:
@@ -173,13 +175,14 @@ class Engine:
 
         started = time.perf_counter()
         key, basis, c = request.key, request.basis, request.context
+        tally_digests: dict[str, tuple[Counter[str], bytes]] = {}
         if request.since is None:
             measured = Measured.build(basis, request.added)
             by_agency, agencies = c.by_agency, c.agencies
             if request.at is not None:  # a one-off computation leaves the state kept alone
                 self._states.pop(key, None)
                 self._keep(self._states, key, _State(request.fingerprint, request.at, measured, dict(by_agency),
-                                                     dict(agencies)), STATES_KEPT)
+                                                     dict(agencies), tally_digests), STATES_KEPT)
         else:
             state = self._states.get(key)
             if (state is None or request.at is None or state.fingerprint != request.fingerprint
@@ -205,12 +208,16 @@ class Engine:
             state.at = request.at
             self._states.move_to_end(key)
             measured, by_agency, agencies = state.measured, state.by_agency, state.agencies
+            tally_digests = state.tally_digests
+            for gone in tally_digests.keys() - by_agency.keys():
+                del tally_digests[gone]
+        memo, texts = self._memos.get(key, (None, None))
         figures = CampaignFigures(basis, by_agency, None, agencies, c.population(measured.strata_seen),
-                                  c.rated, c.provinces, memo=self._memos.get(key), measured=measured)
-        document = figures.document()
+                                  c.rated, c.provinces, memo=memo, measured=measured, texts=texts,
+                                  tally_digests=tally_digests)
+        text, document = figures.text()
         self._memos.pop(key, None)
-        self._keep(self._memos, key, figures.memo, MEMOS_KEPT)
-        text = canonical.dumps(document)
+        self._keep(self._memos, key, (figures.memo, figures.texts), MEMOS_KEPT)
         return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), figures.recomputed,
                      time.perf_counter() - started)
 

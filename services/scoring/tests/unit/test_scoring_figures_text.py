@@ -1,0 +1,117 @@
+"""The figures engine's kept rows and texts: a refresh writes again only the rows whose text changed, and
+its text is still ``canonical.dumps`` of the document computed from scratch — even when a row it did not
+recompute changed rank because a sibling moved, or a sibling's change made it suppressed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+from sipas_events import canonical
+from sipas_events.catalogue.registry import InstrumentDefinition, SchemeDefinition
+from sipas_scoring.application.definitions import CampaignBasis, instrument_of, labels_of, scheme_of
+from sipas_scoring.application.figures import CampaignFigures
+from sipas_scoring.application.figures_engine import Context, Engine, Request, TallyDeltas
+from sipas_scoring.application.measured import Batch, measurable_codes
+from sipas_scoring.domain.codes import Codebook
+from sipas_scoring.domain.scheme import Ballot
+from sipas_scoring.domain.tallies import ballot_tallies
+
+REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
+
+
+def definition(kind: str, name: str) -> dict:
+    return json.loads((REFERENCE / kind / f"{name}.json").read_text(encoding="utf-8"))["definition"]
+
+
+INSTRUMENT = InstrumentDefinition.model_validate(definition("instruments", "sipas-2017"))
+SCHEME = SchemeDefinition.model_validate({**definition("schemes", "share-satisfied"), "small_cell_n": 3})
+BASIS = CampaignBasis("c-text", 2026, "province", "01", ("sipas-2017", 1), ("share-satisfied", 1),
+                      instrument_of(INSTRUMENT), scheme_of(SCHEME), labels_of(INSTRUMENT))
+BOOK = Codebook.of(BASIS.instrument)
+AGENCIES = {a: {"agency_id": a, "code": f"H01.{a}", "name": f"Agency {a}", "province": "01"}
+            for a in ("a1", "a2", "a3", "a4")}
+
+
+class Campaign:
+    """Ballots of three agencies of one province, each agency its own stratum with its design weight; every
+    answer the same value per ballot, so an agency's index is its share of satisfied ballots."""
+
+    def __init__(self) -> None:
+        self.ballots: list[tuple[str, str, bytes, dict]] = []
+
+    def add(self, agency: str, values: list[int]) -> Batch:
+        start = len(self.ballots)
+        for k, value in enumerate(values):
+            answers = {item: value for item in BASIS.instrument.criteria}
+            self.ballots.append((f"{agency}-{start + k:03d}", agency, measurable_codes(BOOK, answers), answers))
+        return self.batch(self.ballots[start:])
+
+    @staticmethod
+    def batch(ballots) -> Batch:
+        return Batch([b[0] for b in ballots], b"".join(b[2] for b in ballots), [b[1] for b in ballots],
+                     ["01"] * len(ballots), [f"d|{b[1]}" for b in ballots], [Fraction(10)] * len(ballots))
+
+    def tallies(self) -> dict[str, Counter[str]]:
+        out: dict[str, Counter[str]] = {}
+        for ballot_id, agency, _, answers in self.ballots:
+            out.setdefault(agency, Counter()).update(ballot_tallies(BASIS.instrument, Ballot(ballot_id, answers)))
+        return out
+
+    def scratch(self) -> str:
+        return canonical.dumps(CampaignFigures(BASIS, self.tallies(), self.batch(self.ballots), AGENCIES, None, [],
+                                               {"01": "Hà Nội"}).document())
+
+
+def delta(batch: Batch) -> TallyDeltas:
+    found = TallyDeltas()
+    for k, agency in enumerate(batch.agency_ids):
+        found.add(agency, batch.codes[k * BOOK.width:(k + 1) * BOOK.width], True)
+    return found
+
+
+def test_rows_kept_from_the_last_refresh_take_their_new_rank_and_suppression():
+    campaign, engine, key = Campaign(), Engine(), ("db", "c-text")
+    for agency, values in (("a1", [5, 5, 1, 1, 1, 1]), ("a2", [5, 5, 5, 5, 1, 1]), ("a4", [5, 5, 5, 1, 1])):
+        campaign.add(agency, values)
+    context = Context(campaign.tallies(), AGENCIES, {}, [], {"01": "Hà Nội"})
+    reply = engine.run(Request(key, BASIS, context, "fp", 1, None, Campaign.batch(campaign.ballots)))
+    assert reply.text == campaign.scratch()
+    before = rows(reply.text)
+    assert [before[a]["rank"]["rank"] for a in ("a2", "a4", "a1")] == [1, 2, 3]
+
+    # a1 overtakes the others with ballots of its own: a2 and a4 are not recomputed, but their ranks move.
+    reply = refresh(engine, campaign, 2, campaign.add("a1", [5] * 12))
+    assert reply.text == campaign.scratch()
+    after = rows(reply.text)
+    assert {"A:a1", "P:01"} <= set(reply.recomputed) and not {"A:a2", "A:a4"} & set(reply.recomputed)
+    assert [after[a]["rank"]["rank"] for a in ("a1", "a2", "a4")] == [1, 2, 3]
+
+    # A new agency with one ballot is too small to show, and hides its smallest sibling, a4, with it (else
+    # the province's total would give it away): a4's row, not recomputed, loses its figure and rank.
+    reply = refresh(engine, campaign, 3, campaign.add("a3", [1]))
+    assert reply.text == campaign.scratch()
+    hidden = rows(reply.text)
+    assert "A:a4" not in reply.recomputed
+    assert (hidden["a3"]["suppressed"], hidden["a4"]["suppressed"]) == ("insufficient_sample", "complementary")
+    assert hidden["a4"]["rank"] is None and hidden["a4"]["overall"]["value"] is None
+
+    # Once it has enough ballots, both show again.
+    reply = refresh(engine, campaign, 4, campaign.add("a3", [5, 5]))
+    assert reply.text == campaign.scratch()
+    shown = rows(reply.text)
+    assert "A:a4" not in reply.recomputed and shown["a4"] == after["a4"] | {"rank": shown["a4"]["rank"]}
+    assert shown["a4"]["suppressed"] is None and shown["a3"]["suppressed"] is None
+
+
+def rows(text: str) -> dict[str, dict]:
+    return {row["id"]: row for row in json.loads(text)["units"]}
+
+
+def refresh(engine: Engine, campaign: Campaign, at: int, added: Batch):
+    """A delta as the figures worker sends it: the ballots counted since, and their codes as the tallies'
+    change."""
+    return engine.run(Request(("db", "c-text"), BASIS, Context({}, {}, {}, [], {"01": "Hà Nội"}), "fp", at, at - 1,
+                              added, [], len(campaign.ballots), [], delta(added)))
