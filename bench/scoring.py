@@ -165,6 +165,7 @@ class Ballots:
     """Realistic counted ballots, drawn fast from pools of answer sets (one pool per propensity)."""
 
     POOL = 1000
+    BLOCK = 4096
 
     def __init__(self, agencies: Sequence[AgencySpec], seed: int) -> None:
         rng = random.Random(seed)
@@ -200,12 +201,18 @@ class Ballots:
 
     def stream(self, prefix: str, start: int, count: int) -> Iterator[tuple[int, AgencySpec, tuple[Any, ...]]]:
         """(i, agency, (answers, answers JSON, expectations, expectations JSON, answer codes)) for ballots
-        start..start+count-1."""
-        rng = random.Random(f"{self._seed}-{prefix}-{start}")
-        bits = rng.getrandbits
+        start..start+count-1. Ballot i is the same however the ballots are asked for — in one stream or in
+        chunks (the sampled units of a drive are copied in chunks, its ballots published from one stream, and
+        each ballot's unit must be its own agency's): each block of ``BLOCK`` ballots draws from its own seed."""
+        block, draws = -1, ()
         for i in range(start, start + count):
-            agency = self.agencies[self._table[bits(16)]]
-            yield i, agency, self.pools[agency.propensity][bits(16) % self.POOL]
+            if i // self.BLOCK != block:
+                block = i // self.BLOCK
+                bits = random.Random(f"{self._seed}-{prefix}-{block}").getrandbits
+                draws = tuple((bits(16), bits(16)) for _ in range(self.BLOCK))
+            at, pick = draws[i % self.BLOCK]
+            agency = self.agencies[self._table[at]]
+            yield i, agency, self.pools[agency.propensity][pick % self.POOL]
 
 
 def ballot_id(prefix: str, i: int) -> str:
