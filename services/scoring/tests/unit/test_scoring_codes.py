@@ -34,6 +34,15 @@ def test_codes_count_exactly_what_the_ballots_tallies_sum_to(ballots):
     assert BOOK.tallies(BOOK.matrix(blob)) == sum_tallies(ballot_tallies(INSTRUMENT, b) for b in ballots)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(ballot, st.integers(0, 4)), max_size=40))
+def test_codes_counted_for_many_owners_at_once_are_each_owners_ballots_tallies(owned):
+    blob = b"".join(BOOK.encode(b.answers, b.expectations) for b, _ in owned)
+    found = BOOK.tallies_of(BOOK.matrix(blob), [owner for _, owner in owned], 5)
+    assert found == [dict(sum_tallies(ballot_tallies(INSTRUMENT, b) for b, owner in owned if owner == k))
+                     for k in range(5)]
+
+
 def test_the_layout_is_tag_then_one_byte_an_item_then_option_bits():
     codes = BOOK.encode({"a": 5, "c": None, "o": 1}, ["E1", "E10"])
     assert len(codes) == BOOK.width == TAG_BYTES + len(ITEMS) + 2

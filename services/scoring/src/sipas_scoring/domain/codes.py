@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -115,30 +116,53 @@ class Codebook:
 
     def tallies(self, rows: NDArray[np.uint8]) -> Counter[str]:
         """The sum of :func:`tallies.ballot_tallies` over the ballots whose codes are ``rows``."""
-        n = len(rows)
-        bag: Counter[str] = Counter()
-        if not n:
-            return bag
-        bag["ballots"] = n
+        return Counter(self.tallies_of(rows, np.zeros(len(rows), dtype=np.int64), 1)[0])
+
+    def tallies_of(self, rows: NDArray[np.uint8], owners: Any, count: int) -> list[dict[str, int]]:
+        """Per owner ``0..count-1``, :meth:`tallies` of its rows (``owners[i]`` owns ``rows[i]``), counted
+        for all owners at once (keys with a count of zero left out)."""
+        out: list[dict[str, int]] = [{} for _ in range(count)]
+        if not len(rows):
+            return out
         k = len(self.items)
+        wide: Any = np.int32 if count * k * 256 < 2**31 else np.int64  # half the memory for a recount's agency
+        owners = np.asarray(owners, dtype=wide)  # a sequence or an array of ints
         body = rows[:, TAG_BYTES:TAG_BYTES + k]
-        counts = np.bincount((body.astype(np.int32) + np.arange(k, dtype=np.int32) * 256).ravel(),
-                             minlength=256 * k).reshape(k, 256)
-        for i, code in enumerate(self.items):
-            if counts[i, UNANSWERED]:
-                bag[f"item:{code}:na"] = int(counts[i, UNANSWERED])
-            for j, value in enumerate(self.values):
-                if counts[i, FIRST_VALUE + j]:
-                    bag[f"item:{code}:{value}"] = int(counts[i, FIRST_VALUE + j])
+        slots = owners[:, None] * (k * 256) + (body.astype(wide) + np.arange(k, dtype=wide) * 256)
+        counts = np.bincount(slots.ravel(), minlength=count * k * 256)
+        found = np.flatnonzero(counts)
+        names = self._answer_names
+        for at, n in zip(found.tolist(), counts[found].tolist(), strict=True):
+            name = names[at % (k * 256)]
+            if name is not None:
+                out[at // (k * 256)][name] = n
+
+        def per_owner(name: str, flags: Any) -> None:
+            for owner, n in enumerate(np.bincount(owners[flags], minlength=count).tolist()):
+                if n:
+                    out[owner][name] = n
+
+        per_owner("ballots", np.ones(len(rows), dtype=bool))
         valid = body >= FIRST_VALUE
         for factor, columns in self.factors:
-            bag[f"factor:{factor}"] = int(valid[:, list(columns)].any(axis=1).sum())
-        bag["criteria"] = int(valid[:, list(self.criteria)].any(axis=1).sum())
+            per_owner(f"factor:{factor}", valid[:, list(columns)].any(axis=1))
+        per_owner("criteria", valid[:, list(self.criteria)].any(axis=1))
         if self.factor_overall:
-            bag["factor-overall"] = int(valid[:, list(self.factor_overall)].any(axis=1).sum())
+            per_owner("factor-overall", valid[:, list(self.factor_overall)].any(axis=1))
         if self.options:
             chosen = np.unpackbits(rows[:, TAG_BYTES + k:], axis=1, bitorder="little")[:, :len(self.options)]
-            bag["expect"] = int(chosen.any(axis=1).sum())
-            for option, count in zip(self.options, chosen.sum(axis=0, dtype=np.int64).tolist(), strict=True):
-                bag[f"expect:{option}"] = count
-        return +bag
+            per_owner("expect", chosen.any(axis=1))
+            for j, option in enumerate(self.options):
+                per_owner(f"expect:{option}", chosen[:, j].astype(bool))
+        return out
+
+    @cached_property
+    def _answer_names(self) -> list[str | None]:
+        """Per (item, code) slot ``item * 256 + code``: the tally key an answer with that code counts under
+        (``item:<code>:na`` unanswered, ``item:<code>:<value>``), None for a code no tally counts."""
+        names: list[str | None] = [None] * (len(self.items) * 256)
+        for i, code in enumerate(self.items):
+            names[i * 256 + UNANSWERED] = f"item:{code}:na"
+            for j, value in enumerate(self.values):
+                names[i * 256 + FIRST_VALUE + j] = f"item:{code}:{value}"
+        return names
