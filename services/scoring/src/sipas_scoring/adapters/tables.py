@@ -110,6 +110,8 @@ for _column in (Column("announced_digest", Text, comment="digest of the figures 
                 Column("pending_units", JSONB, nullable=False, server_default="[]",
                        comment="units changed since the last announcement")):
     _tables["sc_figures"].append_column(_column)  # since 0006: ScoresUpdated at most every scores_event_interval
+for _position in ("accepted_position", "voided_position"):  # since 0008: a refresh reads the ballots changed since
+    Index(f"ix_sc_ballots_{_position}", _tables["sc_ballots"].c.campaign_id, _tables["sc_ballots"].c[_position])
 units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
                                                                      "sc_tallies", "sc_dossiers"))
 dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]

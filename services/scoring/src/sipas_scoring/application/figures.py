@@ -149,26 +149,24 @@ def _coded(book: Codebook) -> Any:
     return (func.length(b.answer_codes) == book.width) & (func.substring(b.answer_codes, 1, TAG_BYTES) == book.tag)
 
 
-async def load_counted(conn: AsyncConnection, basis: CampaignBasis,
-                       adjusted: Mapping[tuple[str, str], tuple[Fraction | None, int]],
-                       only: Sequence[str] | None = None) -> Batch:
-    """The campaign's counted ballots (or those of ``only``) with their design, in ballot-id order: the
-    unit's draw and stratum (else the ballot's own) and its design weight, or the adjusted weight of its
-    stratum once published. Answers come as the answer codes the tallies projection stored; a ballot
-    without codes of this instrument (counted before migration 0005) is read from its JSONB answers and
-    encoded here."""
+def _counted_query(basis: CampaignBasis) -> Any:
+    """Ballots of the campaign with what measuring them needs: their answer codes (or, without codes of this
+    instrument, their JSONB answers) and their unit's draw, stratum and design weight."""
     b, u = ballots.c, units.c
+    return (select(b.ballot_id, b.agency_id, b.province, b.draw_id, b.stratum, b.answer_codes,
+                   case((_coded(Codebook.of(basis.instrument)), None), else_=b.answers).label("answers"),
+                   u.draw_id.label("unit_draw_id"), u.stratum.label("unit_stratum"), u.design_weight)
+            .select_from(ballots.outerjoin(units, (u.unit_id == b.unit_id) & (u.campaign_id == basis.campaign_id)))
+            .where(b.campaign_id == basis.campaign_id))
+
+
+def _batch_of(basis: CampaignBasis, rows: Iterable[Any],
+              adjusted: Mapping[tuple[str, str], tuple[Fraction | None, int]]) -> Batch:
+    """Rows of :func:`_counted_query` as a :class:`Batch`, in ballot-id order: the unit's draw and stratum
+    (else the ballot's own) and its design weight, or the adjusted weight of its stratum once published."""
     book = Codebook.of(basis.instrument)
-    coded = _coded(book)
-    query = (select(b.ballot_id, b.agency_id, b.province, b.draw_id, b.stratum, b.answer_codes,
-                    case((coded, None), else_=b.answers).label("answers"),
-                    u.draw_id.label("unit_draw_id"), u.stratum.label("unit_stratum"), u.design_weight)
-             .select_from(ballots.outerjoin(units, (u.unit_id == b.unit_id) & (u.campaign_id == basis.campaign_id)))
-             .where(b.campaign_id == basis.campaign_id, b.status == "accepted"))
-    if only is not None:
-        query = query.where(b.ballot_id.in_(list(only)))
-    rows = []
-    for r in await conn.execute(query):
+    found = []
+    for r in rows:
         if r.unit_draw_id is None:
             draw_id, stratum, weight = r.draw_id, r.stratum, None
         else:
@@ -178,10 +176,19 @@ async def load_counted(conn: AsyncConnection, basis: CampaignBasis,
         if final is not None and final[0] is not None:
             weight = final[0]
         codes = bytes(r.answer_codes) if r.answers is None else measurable_codes(book, r.answers)
-        rows.append((r.ballot_id, codes, r.agency_id, r.province, f"{draw_id}|{stratum}", weight))
-    rows.sort(key=lambda row: row[0])  # whatever the database's collation: the order a state keeps
-    return Batch([r[0] for r in rows], b"".join(r[1] for r in rows), [r[2] for r in rows], [r[3] for r in rows],
-                 [r[4] for r in rows], [r[5] for r in rows])
+        found.append((r.ballot_id, codes, r.agency_id, r.province, f"{draw_id}|{stratum}", weight))
+    found.sort(key=lambda row: row[0])  # whatever the database's collation: the order a state keeps
+    return Batch([r[0] for r in found], b"".join(r[1] for r in found), [r[2] for r in found],
+                 [r[3] for r in found], [r[4] for r in found], [r[5] for r in found])
+
+
+async def load_counted(conn: AsyncConnection, basis: CampaignBasis,
+                       adjusted: Mapping[tuple[str, str], tuple[Fraction | None, int]]) -> Batch:
+    """The campaign's counted ballots with their design (:func:`_batch_of`). Answers come as the answer codes
+    the tallies projection stored; a ballot without codes of this instrument (counted before migration 0005)
+    is read from its JSONB answers and encoded here."""
+    return _batch_of(basis, await conn.execute(_counted_query(basis).where(ballots.c.status == "accepted")),
+                     adjusted)
 
 
 async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Counter[str]], Batch,
@@ -864,27 +871,27 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
     async with runner.lock(key):
         held = held_after(runner.held.get(key), fingerprint, at)
         if held is not None:
+            # The ballots accepted or voided since: those newly counted with what measuring them needs, in
+            # the same statement (the indexes of migration 0008 find them without visiting the others).
             b = ballots.c
-            changed = (await conn.execute(select(
-                b.ballot_id, b.status, b.agency_id, case((_coded(Codebook.of(basis.instrument)), b.answer_codes),
-                                                         else_=None)).where(
-                b.campaign_id == campaign_id, (b.accepted_position > held.at) | (b.voided_position > held.at)))).all()
+            changed = (await conn.execute(_counted_query(basis).add_columns(
+                b.status, case((_coded(Codebook.of(basis.instrument)), b.answer_codes), else_=None).label("coded"))
+                .where((b.accepted_position > held.at) | (b.voided_position > held.at)))).all()
             removed, new, deltas, unknown = [], [], TallyDeltas(), set()
-            for ballot_id, status, agency_id, codes in changed:
-                if status == "accepted" and ballot_id not in held.ids:
-                    new.append(ballot_id)
-                elif status != "accepted" and ballot_id in held.ids:
-                    removed.append(ballot_id)
+            for row in changed:
+                if row.status == "accepted" and row.ballot_id not in held.ids:
+                    new.append(row)
+                elif row.status != "accepted" and row.ballot_id in held.ids:
+                    removed.append(row.ballot_id)
                 else:
                     continue  # counted and still counted, or come and gone since: the tallies are as they were
-                if codes is None:
-                    unknown.add(agency_id)
+                if row.coded is None:
+                    unknown.add(row.agency_id)
                 else:
-                    deltas.add(agency_id, bytes(codes), status == "accepted")
+                    deltas.add(row.agency_id, bytes(row.coded), row.status == "accepted")
             retallied = sorted(unknown)
             context = await load_context(conn, campaign_id, adjusted, retallied, named=deltas.agencies())
-            new.sort()
-            added = await load_counted(conn, basis, adjusted, new) if new else Batch()
+            added = _batch_of(basis, new, adjusted)
             count = (await conn.execute(select(func.count()).select_from(ballots).where(
                 b.campaign_id == campaign_id, b.status == "accepted"))).scalar_one()
             reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count,
