@@ -245,6 +245,11 @@ async def test_scores_updated_is_emitted_and_a_snapshot_records_what_it_covers(s
 
     raw = await api.client.get(f"/v1/snapshots/{snap['snapshot_id']}/document", headers=api.auth("service"))
     assert hashlib.sha256(raw.content).hexdigest() == snap["digest"]  # what publishing verifies and signs
+    # The stored documents are the canonical text their digests are computed from, checkable in SQL.
+    stored = await sql(api, "SELECT encode(sha256(convert_to(document::text, 'UTF8')), 'hex'), digest FROM sc_snapshots "
+                            "UNION ALL SELECT encode(sha256(convert_to(document::text, 'UTF8')), 'hex'), digest "
+                            "FROM sc_figures")
+    assert len(stored) == 2 and all(computed == digest for computed, digest in stored)
     # Exports carry the same figures.
     r = await api.client.get(f"/v1/snapshots/{snap['snapshot_id']}", params={"format": "csv"},
                              headers=api.auth("auditor"))

@@ -30,7 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 from sipas_kit.reference import ReferenceTables
 
@@ -112,6 +112,8 @@ for _column in (Column("announced_digest", Text, comment="digest of the figures 
     _tables["sc_figures"].append_column(_column)  # since 0006: ScoresUpdated at most every scores_event_interval
 for _position in ("accepted_position", "voided_position"):  # since 0008: a refresh reads the ballots changed since
     Index(f"ix_sc_ballots_{_position}", _tables["sc_ballots"].c.campaign_id, _tables["sc_ballots"].c[_position])
+for _name in ("sc_figures", "sc_snapshots"):  # since 0009: the canonical text as written, not parsed into JSONB
+    _tables[_name].c.document.type = JSON()
 units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
                                                                      "sc_tallies", "sc_dossiers"))
 dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]

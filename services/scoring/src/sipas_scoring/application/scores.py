@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from prometheus_client import Histogram
 from sqlalchemy import Text, cast, delete, literal, select, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSON, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events.catalogue.scoring import ScoreSnapshotTaken, ScoresUpdated
@@ -76,9 +76,10 @@ async def computed(ctx: ServiceContext, campaign_id: str) -> tuple[Figures, dict
     return found, at
 
 
-def _jsonb(text: str) -> Any:
-    """A document's canonical JSON text as a JSONB value: the server parses it, nothing re-encodes it."""
-    return cast(literal(text, Text), JSONB)
+def _stored(text: str) -> Any:
+    """A document's canonical JSON text as the ``json`` value stored: the server checks it is JSON and keeps
+    the text as it is (its SHA-256 is the digest); nothing re-encodes it."""
+    return cast(literal(text, Text), JSON)
 
 
 def _event_interval(ctx: ServiceContext) -> dt.timedelta:
@@ -104,7 +105,7 @@ async def refresh(ctx: ServiceContext, campaign_id: str, *, document: bool = Tru
             return result | ({"document": found.document} if document else {})
         pending = sorted({*(before["pending_units"] if before else []), *(mark["agency_ids"] if mark else [])})
         stmt = insert(figures).values(campaign_id=campaign_id, computed_at=now, positions=at, digest=figures_digest,
-                                      document=_jsonb(found.text), pending_units=pending)
+                                      document=_stored(found.text), pending_units=pending)
         await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"], set_={
             c: stmt.excluded[c] for c in ("computed_at", "positions", "digest", "document", "pending_units")}))
         announced = before["announced_digest"] if before else None
@@ -239,7 +240,7 @@ async def snapshot(ctx: ServiceContext, campaign_id: str, actor: str, correlatio
     async with ctx.engine.begin() as conn:
         await conn.execute(insert(snapshots).values(
             snapshot_id=snapshot_id, campaign_id=campaign_id, taken_at=now, taken_by=actor, positions=at,
-            chain_heads=heads, digest=figures_digest, document=_jsonb(found.text)))
+            chain_heads=heads, digest=figures_digest, document=_stored(found.text)))
         await ctx.store.append(conn, f"snapshot-{snapshot_id}", [ScoreSnapshotTaken(
             snapshot_id=snapshot_id, campaign_id=campaign_id, province=found.province, taken_at=now,
             positions=at, chain_heads=heads, figures_digest=figures_digest,
