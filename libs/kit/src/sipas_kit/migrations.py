@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -64,3 +66,9 @@ def run_env(target_metadata: list[MetaData]) -> None:
         await engine.dispose()
 
     asyncio.run(main())
+
+
+def comment_columns(op: Any, comments: Sequence[tuple[str, str, str | None]]) -> None:
+    """A migration's column comments: ``(table, column, comment)``, None to remove one."""
+    for table, column, comment in comments:
+        op.alter_column(table, column, comment=comment)

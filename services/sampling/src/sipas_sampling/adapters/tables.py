@@ -80,6 +80,10 @@ frame_units = Table(
     Column("canonical_pos", Integer, comment="0-based rank in the frame's canonical order; NULL before 0007"),
     PrimaryKeyConstraint("frame_id", "dossier_id"),
 )
+# The frame's canonical order (byte order, whatever the database's collation: 0004) and its ranks (0007).
+Index("ix_frame_units_canonical", frame_units.c.frame_id, frame_units.c.agency_code.collate("C"),
+      frame_units.c.dossier_id.collate("C"))
+Index("ix_frame_units_position", frame_units.c.frame_id, frame_units.c.canonical_pos)
 
 frame_errors = Table(
     "frame_errors", metadata,
