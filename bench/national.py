@@ -731,7 +731,23 @@ def extrapolated(r: Report) -> tuple[float, list[str]]:
     return total, parts
 
 
+def at_full_scale(r: Report) -> bool:
+    return r.sizes["frame_rows"] >= FULL["frame_rows"] and r.sizes["ballots"] >= FULL["ballots"]
+
+
+def full_scale_line(r: Report) -> str:
+    if at_full_scale(r):
+        return (f"- Full scale (`make bench-national`, {FULL['frame_rows']:,} frame rows and {FULL['ballots']:,} "
+                f"ballots): this run, measured ({r.round_wall / 3600:,.2f} h for the round).")
+    return (f"- Full scale (`make bench-national`, {FULL['frame_rows']:,} frame rows and {FULL['ballots']:,} "
+            f"ballots) was not run for this report (about {extrapolated(r)[0] / 3600:,.1f} h here by the "
+            "extrapolation under What this means, not measured).")
+
+
 def extrapolation(r: Report) -> list[str]:
+    if at_full_scale(r):
+        return [f"Measured at full scale ({FULL['frame_rows']:,} frame rows, {FULL['ballots']:,} ballots): the "
+                f"round took {r.round_wall / 3600:,.2f} h on this machine, nothing extrapolated."]
     total, parts = extrapolated(r)
     return [f"Extrapolated, not measured: at {FULL['frame_rows']:,} frame rows and {FULL['ballots']:,} ballots, "
             f"if every stage kept this run's rate (linear in frame rows or ballots: a small run's fixed costs "
@@ -776,9 +792,7 @@ def section(r: Report) -> str:
            f"{r.machine.get('PostgreSQL', '?')} ({r.machine.get('PostgreSQL settings', '')}), nats-server "
            f"{r.machine.get('nats-server', '?')}; load average when the run started "
            f"{r.machine.get('Load average when the run started (1 min)', '?')}",
-           f"- Full scale (`make bench-national`, {FULL['frame_rows']:,} frame rows and {FULL['ballots']:,} "
-           f"ballots) was not run for this report (about {extrapolated(r)[0] / 3600:,.1f} h here by the "
-           "extrapolation under What this means, not measured).",
+           full_scale_line(r),
            "", "### Raw ceilings (same servers, same run)", ""]
     out += md_table(["Ceiling", "Rate", "Details"], ((x.name, f"{fmt_rate(x.rate)} {x.unit}", x.note)
                                                      for x in c.values()), "lrl")

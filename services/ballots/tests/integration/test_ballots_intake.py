@@ -428,3 +428,6 @@ async def test_flags_review_queue_and_back_checks_with_their_consequences(ballot
                                                                headers=op)).json()}
     assert stats["enum-b"]["fabricated"] == 1 and stats["enum-b"]["error_rate"] == 1.0
     assert stats["enum-a"]["voided"] == 1
+    per_enumerator = await rows(api, "SELECT coalesce(entered_by, '(online)'), count(*), count(*) FILTER (WHERE voided) "
+                                     f"FROM accepted_ballots WHERE campaign_id = '{CAMPAIGN}' GROUP BY 1")
+    assert {e: (s["accepted"], s["voided"]) for e, s in stats.items()} == {e: (n, v) for e, n, v in per_enumerator}

@@ -186,10 +186,13 @@ async def record_backcheck(conn: AsyncConnection, store: EventStore, ballot_id: 
 async def enumerators(conn: AsyncConnection, campaign_id: str) -> list[dict[str, Any]]:
     """Per enumerator: accepted, voided, flagged, back-checked and fabricated — and the error rate."""
     out: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
-    for r in (await conn.execute(select(accepted).where(accepted.c.campaign_id == campaign_id))).all():
-        stats = out[r.entered_by or "(online)"]
-        stats["accepted"] += 1
-        stats["voided"] += int(r.voided)
+    # Counted by the server: a national campaign's million ballots never cross (they took 3 GB here).
+    for enumerator, count, voided in await conn.execute(
+            select(accepted.c.entered_by, func.count(), func.count().filter(accepted.c.voided))
+            .where(accepted.c.campaign_id == campaign_id).group_by(accepted.c.entered_by)):
+        stats = out[enumerator or "(online)"]
+        stats["accepted"] += int(count)
+        stats["voided"] += int(voided)
     flags = (await conn.execute(select(accepted.c.entered_by, func.count(func.distinct(ballot_flags.c.ballot_id)))
                                 .join(accepted, accepted.c.ballot_id == ballot_flags.c.ballot_id)
                                 .where(ballot_flags.c.campaign_id == campaign_id).group_by(accepted.c.entered_by)))
