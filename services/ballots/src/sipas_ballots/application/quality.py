@@ -186,7 +186,7 @@ async def record_backcheck(conn: AsyncConnection, store: EventStore, ballot_id: 
 async def enumerators(conn: AsyncConnection, campaign_id: str) -> list[dict[str, Any]]:
     """Per enumerator: accepted, voided, flagged, back-checked and fabricated — and the error rate."""
     out: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
-    # Counted by the server: a national campaign's million ballots never cross (they took 3 GB here).
+    # Counted by the server: a national campaign's ballots never cross (3.3 GB at a million, read whole).
     for enumerator, count, voided in await conn.execute(
             select(accepted.c.entered_by, func.count(), func.count().filter(accepted.c.voided))
             .where(accepted.c.campaign_id == campaign_id).group_by(accepted.c.entered_by)):
