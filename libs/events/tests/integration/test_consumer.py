@@ -385,3 +385,39 @@ async def test_a_run_waiting_for_another_producer_applies_its_prefix_then_the_re
     # The handlers only looked for the event at fault (what they wrote before it was rolled back with it);
     # what was committed, was committed by runs, each event once.
     assert one_by_one == [1, 2, 3]
+
+
+async def test_a_rebuild_meets_an_event_it_cannot_decode_as_the_live_consumer_did(engine, jetstream):
+    """The rebuild's reader decodes events ahead of the runs; one whose payload is not its event's leaves
+    the run to the handlers, which dead-letter it (once: the live consumer did already) and go on."""
+    import uuid
+
+    await create_test_tables(engine)
+    projection, runs, _ = run_projection()
+    projection.rebuild_handler = projection.run_handler
+    await _published(engine, jetstream, 5)
+    last = [m async for m in jetstream.read_stream("SIPAS_REGISTRY")][-1]
+    bad = Envelope.from_json(last.data).model_copy(update={"id": uuid.uuid4(), "position": 6,
+                                                           "data": {"agency_id": "a6"}})  # no name, no level
+    await jetstream.publish_batch([OutMessage(last.subject, bad.to_json(), str(bad.id))])
+    run = Running(engine, jetstream, projection=projection,
+                  retry=RetryPolicy(max_attempts=2, backoff=(0.05,))).start(relay=False)
+    await eventually(lambda: _consumed(run, 5))
+    await eventually(lambda: _dead_lettered(engine, 1))
+    async with engine.connect() as conn:
+        before, rows = await export_digest(conn, projection.tables)
+    runs.clear()
+    await run.consumer.rebuild()
+    async with engine.connect() as conn:
+        after, rows_after = await export_digest(conn, projection.tables)
+        dl = (await conn.execute(select(dead_letters))).mappings().one()
+    position = run.consumer.position
+    await run.close()
+    assert before == after and rows == rows_after == 5
+    assert runs == [[1, 2, 3, 4, 5]] and position == 6
+    assert dl["position"] == 6 and dl["status"] == "dead" and "name" in dl["error"]
+
+
+async def _dead_lettered(engine, n):
+    async with engine.connect() as conn:
+        return len((await conn.execute(select(dead_letters.c.id))).all()) >= n

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from sipas_events.envelope import Envelope, parse_type
 from sipas_events.envelope import event_type as type_name
@@ -30,11 +30,15 @@ class Event(BaseModel):
     event_version: ClassVar[int]
     event_summary: ClassVar[str] = ""
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _nfc(cls, value: Any) -> Any:
-        # Vietnamese text arrives both precomposed and decomposed; store one form.
-        return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+    def _nfc(cls, data: Any) -> Any:
+        # Vietnamese text arrives both precomposed and decomposed; store one form. One pass over the
+        # fields, not a validator a field: decoding an event is on every consumer's path, and ASCII text
+        # (most of it: ids, codes) is NFC already.
+        if isinstance(data, dict) and any(isinstance(v, str) and not v.isascii() for v in data.values()):
+            return {k: unicodedata.normalize("NFC", v) if isinstance(v, str) else v for k, v in data.items()}
+        return data
 
     @classmethod
     def event_type(cls) -> str:
