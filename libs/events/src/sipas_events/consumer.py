@@ -21,7 +21,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -66,6 +66,10 @@ rebuild's time, measured). Restored when the rebuild ends."""
 REBUILD_CHUNK = 256
 """Envelopes handed from the rebuild's reader to its runs at a time."""
 
+_NO_WAIT_FOR_FLUSH = text("SET LOCAL synchronous_commit TO off")
+"""A rebuild's runs do not wait for their commit to reach the disk: nothing outside depends on one (no acks,
+no events), and a crash that lost the last ones loses their checkpoint with them, so they are applied again."""
+
 _SAVE_CHECKPOINT = text(
     """
     INSERT INTO consumer_checkpoints (consumer, producer, position) VALUES (:consumer, :producer, :position)
@@ -102,14 +106,15 @@ class _Item:
     envelope: Envelope
     delivery: Delivery | None
     event: Any = None  # the envelope's payload decoded ahead (a rebuild's reader does), else decoded when applied
+    prepared: Any = None  # what the projection's rebuild_prepare made of the event, for a rebuild's runs
     failures: int = 0
     waits: int = 0
     retry_at: float = 0.0
+    position: int = field(init=False)  # the envelope's, kept as a plain attribute: read several times an event
 
-    @property
-    def position(self) -> int:
+    def __post_init__(self) -> None:
         assert self.envelope.position is not None
-        return self.envelope.position
+        self.position = self.envelope.position
 
 
 class _HandlerFailed(Exception):
@@ -201,7 +206,7 @@ class Consumer:
             return
         self._accept(env, d)
 
-    def _accept(self, env: Envelope, delivery: Delivery | None, event: Any = None) -> None:
+    def _accept(self, env: Envelope, delivery: Delivery | None, event: Any = None, prepared: Any = None) -> None:
         assert env.position is not None
         if env.position <= self.position:
             self._m.inbox_duplicates.labels(self.name).inc()
@@ -210,7 +215,7 @@ class Consumer:
             return
         existing = self._buffer.get(env.position)
         if existing is None:
-            self._buffer[env.position] = _Item(env, delivery, event)
+            self._buffer[env.position] = _Item(env, delivery, event, prepared)
         elif delivery is not None:
             if existing.delivery is not None and existing.delivery.stream_seq == delivery.stream_seq:
                 existing.delivery = delivery  # the same message redelivered: ack the newest token
@@ -253,6 +258,8 @@ class Consumer:
     async def _apply_run(self, run: list[_Item]) -> None:
         try:
             async with self._engine.begin() as conn:
+                if self._rebuilding:
+                    await conn.execute(_NO_WAIT_FOR_FLUSH)
                 await self._apply_items(conn, run)
                 await self._save_checkpoint(conn, run[-1].position)
         except _HandlerFailed as failed:
@@ -324,14 +331,15 @@ class Consumer:
         raises (an event it cannot apply, or NotReady), what it wrote is undone (a savepoint) and the
         caller applies the run event by event, which finds the event at fault; an infrastructure
         error is raised as it is."""
-        run_handler = self.projection.run_handler
+        run_handler, rebuilding = self.projection.run_handler, False
         if self._rebuilding and self.projection.rebuild_handler is not None:
-            run_handler = self.projection.rebuild_handler
+            run_handler, rebuilding = self.projection.rebuild_handler, True
         if run_handler is None:
             return False
         try:
             async with conn.begin_nested():
-                await run_handler(conn, [(self._decoded(it), it.envelope) for it in items])
+                await run_handler(conn, [(it.prepared if rebuilding and it.prepared is not None else self._decoded(it),
+                                          it.envelope) for it in items])
         except Exception as exc:
             if is_transient(exc) and not isinstance(exc, NotReady):
                 raise
@@ -460,20 +468,22 @@ class Consumer:
         for f in requests:
             f.set_result(None)
 
-    async def _read_for_rebuild(self, chunks: asyncio.Queue[list[tuple[Envelope, Any]] | None]) -> None:
-        """Read, validate and decode the stream ahead of the runs being applied, a chunk at a time: the
-        reader works while the runs wait on PostgreSQL. An event it cannot decode is left to the run,
+    async def _read_for_rebuild(self, chunks: asyncio.Queue[list[tuple[Envelope, Any, Any]] | None]) -> None:
+        """Read, validate, decode and prepare the stream ahead of the runs being applied, a chunk at a time:
+        the reader works while the runs wait on PostgreSQL. An event it cannot decode is left to the run,
         which decodes it again and handles the error as the live consumer does."""
-        chunk: list[tuple[Envelope, Any]] = []
-        handlers, catalogue = self.projection.handlers, self._catalogue
+        chunk: list[tuple[Envelope, Any, Any]] = []
+        handlers, catalogue, prepare = self.projection.handlers, self._catalogue, self.projection.rebuild_prepare
         try:
             async for msg in self._bus.read_stream(stream_name(self.producer)):
                 env = Envelope.model_validate_json(msg.data)
-                event = None
+                event = prepared = None
                 if env.event_name in handlers:
                     with contextlib.suppress(Exception):
                         event = catalogue.decode(env)
-                chunk.append((env, event))
+                        if prepare is not None:
+                            prepared = prepare(event, env)
+                chunk.append((env, event, prepared))
                 if len(chunk) >= REBUILD_CHUNK:
                     await chunks.put(chunk)
                     chunk = []
@@ -500,12 +510,12 @@ class Consumer:
         self._rebuilding = True
         thresholds = gc.get_threshold()
         gc.set_threshold(REBUILD_GC_THRESHOLD, *thresholds[1:])
-        chunks: asyncio.Queue[list[tuple[Envelope, Any]] | None] = asyncio.Queue(maxsize=REBUILD_RUNS * 4)
+        chunks: asyncio.Queue[list[tuple[Envelope, Any, Any]] | None] = asyncio.Queue(maxsize=REBUILD_RUNS * 4)
         reader = asyncio.create_task(self._read_for_rebuild(chunks))
         try:
             while (chunk := await chunks.get()) is not None:
-                for env, event in chunk:
-                    self._accept(env, None, event)
+                for env, event, prepared in chunk:
+                    self._accept(env, None, event, prepared)
                 if len(self._buffer) >= self._batch:
                     await self._drain()
             await reader  # raises what stopped the reader, if anything did

@@ -11,6 +11,7 @@ Extensions (CloudEvents extension attributes are lowercase alphanumerics):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any, Literal
 
@@ -53,7 +54,7 @@ class Envelope(BaseModel):
 
     @property
     def event_name(self) -> str:
-        return self.type.split(".")[4]
+        return _event_name(self.type)
 
     @property
     def event_version(self) -> int:
@@ -77,6 +78,12 @@ class Envelope(BaseModel):
     @classmethod
     def from_json(cls, raw: bytes | str) -> Envelope:
         return cls.model_validate_json(raw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _event_name(type_: str) -> str:
+    """``vn.gov.sipas.registry.AgencyRegistered.v1`` -> ``AgencyRegistered`` (asked several times an event)."""
+    return type_.split(".")[4]
 
 
 def event_type(service: str, name: str, version: int) -> str:

@@ -14,6 +14,7 @@ from sipas_events.envelope import Envelope
 Handler = Callable[[AsyncConnection, Any, Envelope], Awaitable[None]]
 RunHandler = Callable[[AsyncConnection, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
 Hook = Callable[[AsyncConnection], Awaitable[None]]
+Prepare = Callable[[Any, Envelope], Any]
 
 
 @dataclass
@@ -37,6 +38,13 @@ class Projection:
     projection's own business — and ``rebuilt`` (:meth:`after_rebuild`), called once in a transaction
     after the replay, derives it. A rebuild interrupted before ``rebuilt`` leaves the owed state to
     the projection's handlers (which must settle what is owed before they add to it).
+
+    ``rebuild_prepare`` (optional, :meth:`prepare_for_rebuild`) is called by a rebuild's reader on each
+    event it decoded, ahead of the event's run and outside any transaction: what it returns is what
+    ``rebuild_handler`` receives in place of the event (the per-event handlers always get the event). It
+    must not touch the database; it is for the work a run would do on each event alone (serialising,
+    encoding), which the reader then does while the runs wait on PostgreSQL. If it raises, the event
+    goes to ``rebuild_handler`` as it is.
     """
 
     name: str
@@ -46,6 +54,7 @@ class Projection:
     run_handler: RunHandler | None = None
     rebuild_handler: RunHandler | None = None
     rebuilt: Hook | None = None
+    rebuild_prepare: Prepare | None = None
 
     def on(self, event_name: str) -> Callable[[Handler], Handler]:
         def wrap(fn: Handler) -> Handler:
@@ -64,4 +73,8 @@ class Projection:
 
     def after_rebuild(self, fn: Hook) -> Hook:
         self.rebuilt = fn
+        return fn
+
+    def prepare_for_rebuild(self, fn: Prepare) -> Prepare:
+        self.rebuild_prepare = fn
         return fn

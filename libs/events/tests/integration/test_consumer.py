@@ -221,12 +221,14 @@ async def test_a_rebuild_applying_more_than_4681_events_in_one_run(engine, jetst
 
 async def test_a_rebuild_applies_runs_through_the_rebuild_handler_then_calls_rebuilt_once(engine, jetstream):
     """Live runs go through ``run_handler``; a rebuild's runs through ``rebuild_handler`` (here it leaves
-    ``applied`` at 0, as a projection leaves derived state owed), then ``rebuilt`` once (here it derives it)."""
+    ``applied`` at 0, as a projection leaves derived state owed), given what ``rebuild_prepare`` made of each
+    event, then ``rebuilt`` once (here it derives it)."""
     from sipas_events.testing import seen
 
     await create_test_tables(engine)
     projection = counting_projection()
     calls: list[tuple[str, int]] = []
+    received: list = []  # what the rebuild handler was given
 
     @projection.on_run
     async def live(conn, events):
@@ -237,8 +239,13 @@ async def test_a_rebuild_applies_runs_through_the_rebuild_handler_then_calls_reb
     @projection.on_rebuild_run
     async def rebuilding(conn, events):
         calls.append(("rebuild", len(events)))
+        received.extend(e for e, _ in events)
         await conn.execute(seen.insert(), [{"agency_id": e.agency_id, "name": e.name, "applied": 0,
-                                            "position": env.position} for e, env in events])
+                                            "position": env.position} for (_, e), env in events])
+
+    @projection.prepare_for_rebuild
+    def prepare(event, env):
+        return ("prepared", event)
 
     @projection.after_rebuild
     async def derive(conn):
@@ -258,6 +265,8 @@ async def test_a_rebuild_applies_runs_through_the_rebuild_handler_then_calls_reb
     assert live_runs and {kind for kind, _ in live_runs} == {"run"}
     assert [kind for kind, _ in rebuild_calls] == ["rebuild"] * (len(rebuild_calls) - 1) + ["rebuilt"]
     assert sum(n for _, n in rebuild_calls) == 120  # every event once, in runs of at most the batch (50)
+    assert [(tag, e.agency_id) for tag, e in received] == [("prepared", f"a{i}") for i in range(1, 121)]
+    assert run.m.run_fallbacks.labels(run.consumer.name)._value.get() == 0
     assert calls[-1][0] == "run"
     assert set((await projected(engine)).values()) == {1}
 

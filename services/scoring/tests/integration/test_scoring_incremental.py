@@ -158,9 +158,11 @@ def applied_both_ways(database: str, actions, cuts: list[int]):
                 async with engine.begin() as conn:
                     await counted.run_handler(conn, run_events)
             assert counted.rebuild_handler is not None  # as a rebuild applies runs: tallies owed, then settled
+            assert counted.rebuild_prepare is not None  # and its reader prepares the events ahead of each run
             for run_events in runs_of(events_of(rebuilt, actions), cuts):
                 async with engine.begin() as conn:
-                    await counted.rebuild_handler(conn, run_events)
+                    await counted.rebuild_handler(conn, [(counted.rebuild_prepare(e, env), env)
+                                                         for e, env in run_events])
             async with engine.begin() as conn:
                 await settle(conn, [rebuilt])
             async with engine.connect() as conn:

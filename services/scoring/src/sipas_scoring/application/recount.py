@@ -69,13 +69,6 @@ SELECT agency_id,
 FROM sc_ballots WHERE campaign_id = :campaign_id AND status = 'accepted' GROUP BY agency_id
 """)
 
-
-_STORE = text(
-    "INSERT INTO sc_tallies (campaign_id, agency_id, key, count) SELECT CAST(:campaign_id AS text), a, k, n"
-    " FROM unnest(CAST(:agency_ids AS text[]), CAST(:keys AS text[]), CAST(:counts AS bigint[])) AS t(a, k, n)"
-)
-
-
 # Both statements aggregate in memory: the codes per agency (``width`` bytes a ballot: ~330 MB for
 # 10,000,000 ballots) and, on the JSONB path, ~170 groups an agency (28 items x 6 values), which past a
 # few hundred agencies outgrow the default 4 MB and spill to disk (1.7 GiB of temporary files at
@@ -129,10 +122,11 @@ async def replace(conn: AsyncConnection, campaign_id: str, counted: dict[tuple[s
     """The campaign's tallies replaced by ``counted`` (a recount): nothing is owed any more, and the campaign's
     tally revision moves (the figures then read every tally again, not only the changed agencies')."""
     await conn.execute(delete(tallies).where(tallies.c.campaign_id == campaign_id))
-    keyed = sorted(counted.items())  # one statement from arrays, whatever the number of rows
-    if keyed:
-        await conn.execute(_STORE, {"campaign_id": campaign_id, "agency_ids": [a for (a, _), _ in keyed],
-                                    "keys": [k for (_, k), _ in keyed], "counts": [c for _, c in keyed]})
+    if counted:  # COPY, in the transaction (the delete began it): a third of the time of binding arrays
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            tallies.name, columns=("campaign_id", "agency_id", "key", "count"),
+            records=[(campaign_id, a, k, c) for (a, k), c in sorted(counted.items())])
     await conn.execute(delete(recounts_owed).where(recounts_owed.c.campaign_id == campaign_id))
     stmt = insert(tally_revisions).values(campaign_id=campaign_id, revision=str(new_id()))
     await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"],

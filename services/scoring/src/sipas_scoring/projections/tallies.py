@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -194,7 +195,8 @@ async def _copy_ballots(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
     """COPY new ballot rows (binary, in the connection's transaction): during a rebuild, a third of the
     time of the INSERT above went to binding its fifteen arrays."""
     assert _INSERTED[8:10] == ("answers", "expectations")
-    records = [(*_HEAD(r), _json(r["answers"]), _json(r["expectations"]), *_TAIL(r)) for r in rows]
+    records = [(*_HEAD(r), *(r.get("texts") or (_json(r["answers"]), _json(r["expectations"]))), *_TAIL(r))
+               for r in rows]
     raw = await conn.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         ballots.name, records=records, columns=_INSERTED)
@@ -224,7 +226,43 @@ async def rebuild_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelop
     await _apply(conn, events, owe=True)
 
 
+_codebooks: dict[str, Codebook] = {}
+"""The codebook each campaign's runs last encoded with, for :func:`prepare`. A run uses what was prepared
+with it only when it encodes with that very codebook (the campaign's instrument may have changed since)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A ``BallotAccepted`` as a rebuild's reader prepares it for :func:`rebuild_run`."""
+
+    event: BallotAccepted
+    expectations: list[str]  # sorted, as stored
+    texts: tuple[str, str]  # the answers and the expectations as JSON, for the COPY
+    codebook: Codebook | None
+    codes: bytes | None
+
+
+@projection.prepare_for_rebuild
+def prepare(event: Any, env: Envelope) -> Any:
+    """What a run would do with each accepted ballot alone, done by a rebuild's reader ahead of the run."""
+    if type(event) is not BallotAccepted:
+        return event
+    expectations = sorted(event.expectations)
+    book = _codebooks.get(event.campaign_id)
+    return Prepared(event, expectations, (to_json(event.answers).decode(), to_json(expectations).decode()), book,
+                    None if book is None else book.encode(event.answers, event.expectations))
+
+
 async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], owe: bool) -> None:
+    prepared_for: dict[int, Prepared] = {}  # by the id of the event inside
+    if owe:
+        unwrapped = []
+        for e, env in events:
+            if type(e) is Prepared:
+                prepared_for[id(e.event)] = e
+                e = e.event
+            unwrapped.append((e, env))
+        events = unwrapped
     ids = sorted({e.ballot_id for e, _ in events if isinstance(e, (BallotAccepted, BallotVoided))})
     state: dict[str, dict[str, Any]] = {}  # each ballot of the run as stored, then as the run leaves it
     if ids:
@@ -253,6 +291,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
         if found is None:
             basis = await definitions.basis(conn, campaign_id)
             found = bases[campaign_id] = (basis, Codebook.of(basis.instrument))
+            _codebooks[campaign_id] = found[1]
         return found
 
     for e, env in events:
@@ -261,17 +300,22 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
             if e.ballot_id in state:
                 continue  # counted already, or voided before (a tombstone): never twice
             agency_id = e.agency_id or UNASSIGNED
-            codes = codebook.encode(e.answers, e.expectations)
+            ready = prepared_for.get(id(e))
+            codes = ready.codes if ready is not None and ready.codebook is codebook else codebook.encode(
+                e.answers, e.expectations)
             if not owe or codes is None:  # counting a ballot also checks its answers are on the scale
                 deltas[(e.campaign_id, agency_id)].update(ballot_tallies(basis.instrument, _ballot(
                     e.ballot_id, e.answers, e.expectations)))
             row: dict[str, Any] = {"ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": e.unit_id,
                                    "agency_id": agency_id, "province": e.province, "stratum": e.stratum,
                                    "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
-                                   "expectations": sorted(e.expectations), "status": "accepted",
+                                   "expectations": ready.expectations if ready else sorted(e.expectations),
+                                   "status": "accepted",
                                    "accepted_position": env.position, "voided_position": None,
                                    "accepted_at": env.time,
                                    "answer_codes": codes}
+            if ready is not None:
+                row["texts"] = ready.texts
             state[e.ballot_id] = new[e.ballot_id] = row
             mark(e.campaign_id, env, [agency_id])
         elif isinstance(e, BallotVoided):
