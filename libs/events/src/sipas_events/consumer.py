@@ -146,6 +146,7 @@ class Consumer:
         self._last_idle_check = 0.0
         self._rebuild_requests: list[asyncio.Future[None]] = []
         self._rebuilding = False
+        self._wake = asyncio.Event()  # set by rebuild(): the loop stops waiting on an idle fetch
         self.ready = asyncio.Event()
         self._acks: set[asyncio.Future[None]] = set()  # acks in flight (fire and forget, but kept referenced)
 
@@ -160,19 +161,29 @@ class Consumer:
                 sub = await self._bus.subscribe(ConsumerConfig(self.name, stream_name(self.producer)))
                 self.ready.set()
                 backoff = 0.2
-                while not stop.is_set():
-                    if self._rebuild_requests:
-                        await self._serve_rebuilds()
-                    self._acks = {a for a in self._acks if not a.done()}
-                    deliveries = await sub.fetch(self._batch, self._next_timeout())
-                    for d in deliveries:
-                        await self._receive_delivery(d)
-                    await self._drain()
-                    if not deliveries and not self._buffer:
-                        await self._idle()
-                    self._m.consumer_lag.labels(self.name).set(
-                        (deliveries[-1].num_pending if deliveries else 0) + len(self._buffer)
-                    )
+                fetching: asyncio.Future[Sequence[Delivery]] | None = None
+                try:
+                    while not stop.is_set():
+                        if self._rebuild_requests:
+                            await self._serve_rebuilds()
+                        self._acks = {a for a in self._acks if not a.done()}
+                        if fetching is None:
+                            fetching = asyncio.ensure_future(sub.fetch(self._batch, self._next_timeout()))
+                        if not await self._fetched_or_woken(fetching, stop):
+                            continue  # a rebuild was asked for (served now; the fetch is kept), or stop
+                        deliveries, fetching = fetching.result(), None
+                        for d in deliveries:
+                            await self._receive_delivery(d)
+                        await self._drain()
+                        if not deliveries and not self._buffer:
+                            await self._idle()
+                        self._m.consumer_lag.labels(self.name).set(
+                            (deliveries[-1].num_pending if deliveries else 0) + len(self._buffer)
+                        )
+                finally:  # a fetch still waiting belongs to this subscription: never leave it behind
+                    if fetching is not None and not fetching.done():
+                        fetching.cancel()
+                        await asyncio.wait({fetching})  # its messages, unacked, are delivered again later
             except Exception as exc:  # the loop must survive anything; classify and wait
                 kind = "transient" if is_transient(exc) else "unexpected"
                 self._m.consumer_errors.labels(self.name, kind).inc()
@@ -180,6 +191,20 @@ class Consumer:
                 self.ready.clear()
                 await _sleep(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _fetched_or_woken(self, fetching: asyncio.Future[Any], stop: asyncio.Event) -> bool:
+        """Wait for the fetch, or until :meth:`rebuild` asks or the consumer is stopped; True if the fetch is
+        done. An idle fetch waits up to ``fetch_timeout``, which a rebuild asked for meanwhile (or a stop)
+        would otherwise wait out first."""
+        if not fetching.done():
+            woken, stopped = asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({fetching, woken, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                stopped.cancel()
+            self._wake.clear()
+        return fetching.done()
 
     def _next_timeout(self) -> float:
         waits = [i.retry_at - time.monotonic() for i in self._buffer.values() if i.retry_at]
@@ -455,6 +480,7 @@ class Consumer:
         """Ask the running loop to drop and replay the projection; returns when done."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._rebuild_requests.append(fut)
+        self._wake.set()
         await fut
 
     async def _serve_rebuilds(self) -> None:

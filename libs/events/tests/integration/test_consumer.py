@@ -430,3 +430,50 @@ async def test_a_rebuild_meets_an_event_it_cannot_decode_as_the_live_consumer_di
 async def _dead_lettered(engine, n):
     async with engine.connect() as conn:
         return len((await conn.execute(select(dead_letters.c.id))).all()) >= n
+
+
+async def test_a_rebuild_or_a_stop_does_not_wait_out_an_idle_fetch(engine, jetstream, monkeypatch):
+    """An idle consumer waits on a fetch up to its timeout (a minute here); a rebuild asked meanwhile is
+    served while that fetch still waits (it is kept for afterwards), and stopping does not wait for it."""
+    await create_test_tables(engine)
+    await _published(engine, jetstream, 5)
+    fetches: list[dict] = []
+    subscribe = jetstream.subscribe
+
+    async def spied_subscribe(config):
+        sub = await subscribe(config)
+        fetch = sub.fetch
+
+        async def spied_fetch(batch, timeout):
+            call = {"timeout": timeout, "done": False}
+            fetches.append(call)
+            try:
+                return await fetch(batch, timeout)
+            finally:
+                call["done"] = True
+
+        sub.fetch = spied_fetch
+        return sub
+
+    monkeypatch.setattr(jetstream, "subscribe", spied_subscribe)
+    run = Running(engine, jetstream)
+    run.consumer = Consumer("ballots", run.projection, engine, jetstream, run.m, batch=50, fetch_timeout=60.0,
+                            replay=StoreReplaySource({"registry": engine}))
+    run.start(relay=False)
+    await eventually(lambda: _consumed(run, 5))
+    await eventually(lambda: _waiting(fetches))
+    waiting = fetches[-1]
+    async with engine.connect() as conn:
+        before, rows = await export_digest(conn, run.projection.tables)
+    await run.consumer.rebuild()
+    served_while_waiting = not waiting["done"]
+    async with engine.connect() as conn:
+        after, _ = await export_digest(conn, run.projection.tables)
+    await run.close()
+    assert waiting["timeout"] == 60.0 and served_while_waiting
+    assert before == after and rows == 5
+    assert waiting["done"]  # cancelled when the consumer stopped, not waited out
+
+
+async def _waiting(fetches):
+    return bool(fetches) and not fetches[-1]["done"]
