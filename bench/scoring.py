@@ -1406,7 +1406,8 @@ def replay_lines(report: Report) -> list[str]:
         ("g", "Raw pull-consume of the same stream, explicit ack", f"{fmt_rate(same)} msgs/s",
          secs(y.raw_consume_seconds), f"{same / raw_sub:.0%} of raw pull-consume (2)", "as (2), on these envelopes"),
         ("h", "The rebuild's reader alone (`read_stream`)", f"{fmt_rate(rate(y.n, y.read_seconds))} msgs/s",
-         secs(y.read_seconds), f"{rate(y.n, y.read_seconds) / raw_sub:.0%} of (2)", "ordered consumer, no acks"),
+         secs(y.read_seconds), f"{rate(y.n, y.read_seconds) / raw_sub:.0%} of (2)",
+         "ephemeral consumer, no acks, batches asked ahead"),
         ("i", "... and each envelope validated (`Envelope.model_validate_json`)",
          f"{fmt_rate(rate(y.n, y.decode_seconds))} msgs/s", secs(y.decode_seconds),
          f"{rate(y.n, y.decode_seconds) / raw_sub:.0%} of (2)", ""),
@@ -1416,8 +1417,8 @@ def replay_lines(report: Report) -> list[str]:
          f"fetch, apply in runs, ack; {cores_text(y.cpu_catchup)} cores busy"),
         ("j", "**`consumer.rebuild()`** of the tallies projection", f"**{fmt_rate(rebuild)} events/s**",
          f"**{secs(y.rebuild_seconds)}**", f"**{rebuild / raw_sub:.1%} of raw pull-consume (2)**<br>"
-         f"{rebuild / same:.1%} of (g)", "truncate, read ahead, write the ballots in runs of 4,000 (one transaction "
-         "each, tallies owed), then one recount of the campaign from the answer codes; "
+         f"{rebuild / same:.1%} of (g)", "truncate, read and prepare ahead, COPY the ballots in runs of 4,000 (one "
+         "transaction each, tallies owed), then one recount of the campaign from the answer codes; "
          f"{cores_text(y.cpu_rebuild)} cores busy"),
     ]
     out += md_table(["#", "Measurement", "Rate", "Time", "Compared", "Details"], rows, "llrrll")
@@ -1622,19 +1623,20 @@ def limits(report: Report) -> list[str]:
             f"{top['ms'] / 1000 / max(total, 1e-9):.0%} of the server time, {top['rows'] / y.n:.0f} rows an event).")
         out.append(
             f"**Replay** ({rebuild / r['js_sub'].rate:.1%} of raw pull-consume; aim {REPLAY_AIM:.0%}: "
-            f"{verdict(rebuild / r['js_sub'].rate >= REPLAY_AIM)}). The transport is not the limit: the rebuild's own "
-            f"reader with envelope validation ran at {rate(y.n, y.decode_seconds) / r['js_sub'].rate:.0%} of raw "
-            f"pull-consume (i), but it takes most of what the aim allows. During a rebuild the tallies projection "
-            "writes each run of up to 4,000 events set-based and owes the tallies (one recount at the end; "
-            f"{sum(s['calls'] for s in y.statements):,} statements for {y.n:,} events in `pg_stat_statements`): "
-            f"{y.rebuild_seconds / y.n * 1000:.2f} ms an event in all, of which {total / y.n * 1000:.2f} ms in the "
-            f"server.{top_text} {REPLAY_AIM:.0%} of raw pull-consume "
+            f"{verdict(rebuild / r['js_sub'].rate >= REPLAY_AIM)}). The transport is not the limit: the rebuild's "
+            f"reader (batches of 1,000 asked ahead on a plain subscription) read the stream at "
+            f"{rate(y.n, y.read_seconds) / r['js_sub'].rate:.0%} of raw pull-consume (h), and at "
+            f"{rate(y.n, y.decode_seconds) / r['js_sub'].rate:.0%} validating each envelope (i). A rebuild reads, "
+            "validates, decodes and prepares each event (an accepted ballot's answer codes and JSON texts) in a task "
+            "ahead of its runs; each run of up to 4,000 events COPYs its ballots, writes its inbox rows and owes the "
+            f"tallies (one recount at the end; {sum(s['calls'] for s in y.statements):,} statements for {y.n:,} "
+            f"events in `pg_stat_statements`): {y.rebuild_seconds / y.n * 1000:.3f} ms an event in all, of which "
+            f"{total / y.n * 1000:.3f} ms in the server.{top_text} {REPLAY_AIM:.0%} of raw pull-consume "
             f"({fmt_rate(REPLAY_AIM * r['js_sub'].rate)} events/s here) leaves "
-            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.2f} ms an event for everything, of which reading and "
-            f"validating the envelope (i) takes {y.decode_seconds / y.n * 1000:.2f} ms; the rest is the service's "
-            "Python: decoding the event (pydantic), encoding its answer codes, and building its row and inbox "
-            "entry (see the rebuild's profile above). More would need the decoding spread over processes, on a "
-            "machine with the cores for it, or a compiled decoder.")
+            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.3f} ms an event for everything. What is left is Python in one "
+            f"process ({y.cpu_rebuild.get('client', float('nan')):.2f} cores busy during the rebuild): pydantic "
+            "validating and decoding each envelope and event, the runs' rows and inbox entries, and the recount at "
+            "the end (see the rebuild's profile above).")
     fresh = [f for f in report.freshness if f.latency]
     if fresh:
         parts = []
