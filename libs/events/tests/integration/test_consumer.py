@@ -477,3 +477,31 @@ async def test_a_rebuild_or_a_stop_does_not_wait_out_an_idle_fetch(engine, jetst
 
 async def _waiting(fetches):
     return bool(fetches) and not fetches[-1]["done"]
+
+
+async def test_a_rebuild_meets_an_event_published_twice_at_two_positions(engine, jetstream):
+    """The stream holds one event again at a later position (a copy published outside the dedupe window):
+    the live consumer skips the copy by its inbox, and so does a rebuild, whose runs COPY their inbox rows
+    and fall back to the INSERT that skips it."""
+    await create_test_tables(engine)
+    projection, runs, _ = run_projection()
+    projection.rebuild_handler = projection.run_handler
+    await _published(engine, jetstream, 5)
+    stored = [m async for m in jetstream.read_stream("SIPAS_REGISTRY")]
+    again = Envelope.from_json(stored[2].data).model_copy(update={"position": 6})  # the same id as position 3
+    await jetstream.publish_batch([OutMessage(stored[2].subject, again.to_json(), f"{again.id}-again")])
+    run = Running(engine, jetstream, projection=projection).start(relay=False)
+    await eventually(lambda: _consumed(run, 5))
+    await eventually(lambda: _dupes(run, 1))
+    async with engine.connect() as conn:
+        before, rows = await export_digest(conn, projection.tables)
+    runs.clear()
+    await run.consumer.rebuild()
+    async with engine.connect() as conn:
+        after, _ = await export_digest(conn, projection.tables)
+        kept = (await conn.execute(select(inbox.c.position).where(inbox.c.consumer == run.consumer.name))).all()
+    position = run.consumer.position
+    await run.close()
+    assert before == after and rows == 5 and position == 6
+    assert sorted(p for (p,) in kept) == [1, 2, 3, 4, 5]  # the copy at 6 was never applied
+    assert runs == [[1, 2, 3, 4, 5]]
