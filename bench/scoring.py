@@ -1202,7 +1202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=lambda s: sorted({int(x) for x in s.split(",")}),
                         default=[5000, 35_000],
                         help="campaign sizes whose figures are computed (default 5000,35000)")
-    parser.add_argument("--replay", type=int, default=50_000, help="events replayed (default 50,000)")
+    parser.add_argument("--replay", type=int, default=200_000, help="events replayed (default 200,000)")
     parser.add_argument("--rate", type=float, default=INTAKE_RATE, help="freshness intake, ballots/s (default 1000)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each freshness drive (default 60)")
     parser.add_argument("--intervals", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 2.0],
