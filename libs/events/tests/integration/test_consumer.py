@@ -413,18 +413,24 @@ async def test_a_rebuild_meets_an_event_it_cannot_decode_as_the_live_consumer_di
                   retry=RetryPolicy(max_attempts=2, backoff=(0.05,))).start(relay=False)
     await eventually(lambda: _consumed(run, 5))
     await eventually(lambda: _dead_lettered(engine, 1))
+    (before, rows), (after, rows_after) = await _rebuilt(engine, run, runs)
     async with engine.connect() as conn:
-        before, rows = await export_digest(conn, projection.tables)
-    runs.clear()
-    await run.consumer.rebuild()
-    async with engine.connect() as conn:
-        after, rows_after = await export_digest(conn, projection.tables)
         dl = (await conn.execute(select(dead_letters))).mappings().one()
     position = run.consumer.position
     await run.close()
     assert before == after and rows == rows_after == 5
     assert runs == [[1, 2, 3, 4, 5]] and position == 6
     assert dl["position"] == 6 and dl["status"] == "dead" and "name" in dl["error"]
+
+
+async def _rebuilt(engine, run, runs):
+    """The projection's export digest before and after a rebuild; ``runs`` then holds the rebuild's runs only."""
+    async with engine.connect() as conn:
+        before = await export_digest(conn, run.projection.tables)
+    runs.clear()
+    await run.consumer.rebuild()
+    async with engine.connect() as conn:
+        return before, await export_digest(conn, run.projection.tables)
 
 
 async def _dead_lettered(engine, n):
@@ -493,12 +499,8 @@ async def test_a_rebuild_meets_an_event_published_twice_at_two_positions(engine,
     run = Running(engine, jetstream, projection=projection).start(relay=False)
     await eventually(lambda: _consumed(run, 5))
     await eventually(lambda: _dupes(run, 1))
+    (before, rows), (after, _) = await _rebuilt(engine, run, runs)
     async with engine.connect() as conn:
-        before, rows = await export_digest(conn, projection.tables)
-    runs.clear()
-    await run.consumer.rebuild()
-    async with engine.connect() as conn:
-        after, _ = await export_digest(conn, projection.tables)
         kept = (await conn.execute(select(inbox.c.position).where(inbox.c.consumer == run.consumer.name))).all()
     position = run.consumer.position
     await run.close()
