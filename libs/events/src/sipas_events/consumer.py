@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sipas_events import canonical
 from sipas_events.bus.base import Bus, BusUnavailable, ConsumerConfig, Delivery, OutMessage, StreamConfig
 from sipas_events.catalogue import CATALOGUE, Catalogue
+from sipas_events.copy import copy_records
 from sipas_events.envelope import Envelope
 from sipas_events.ids import new_id
 from sipas_events.metrics import BackboneMetrics
@@ -386,11 +387,9 @@ class Consumer:
         its savepoint, and the run's rows then go through the INSERT, which skips it."""
         try:
             async with conn.begin_nested():
-                raw = await conn.get_raw_connection()
-                await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                    inbox.name, columns=_INBOX_COLUMNS, records=[
-                        (self.name, it.envelope.id, self.producer, it.position, it.envelope.type, status,
-                         it.envelope.time) for it in items])
+                await copy_records(conn, inbox.name, _INBOX_COLUMNS, [
+                    (self.name, it.envelope.id, self.producer, it.position, it.envelope.type, status,
+                     it.envelope.time) for it in items])
         except asyncpg.UniqueViolationError:
             return await self._record_inbox(conn, items, status)
         return {it.position for it in items}

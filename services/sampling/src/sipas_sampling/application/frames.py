@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sipas_events.catalogue.sampling import FrameImported
+from sipas_events.copy import copy_records as copy_into
 from sipas_events.ids import new_id
 from sipas_events.store import EventStore, Metadata
 from sipas_sampling.adapters.keys import Contact, KeySource, Sealer
@@ -147,8 +148,7 @@ def _header(cells: list[str], required: tuple[str, ...]) -> list[str]:
 
 
 async def _copy(conn: AsyncConnection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:
-    raw = await conn.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(table, records=records, columns=columns)  # type: ignore[union-attr]
+    await copy_into(conn, table, columns, records)
 
 
 async def copy_records(conn: AsyncConnection, table: str, columns: list[str], records: list[tuple[Any, ...]]) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sipas_events.copy import copy_records
 from sipas_events.ids import new_id
 from sipas_scoring.adapters.tables import recounts_owed, tallies, tally_revisions
 from sipas_scoring.application.definitions import CampaignBasis
@@ -123,10 +124,8 @@ async def replace(conn: AsyncConnection, campaign_id: str, counted: dict[tuple[s
     tally revision moves (the figures then read every tally again, not only the changed agencies')."""
     await conn.execute(delete(tallies).where(tallies.c.campaign_id == campaign_id))
     if counted:  # COPY, in the transaction (the delete began it): a third of the time of binding arrays
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            tallies.name, columns=("campaign_id", "agency_id", "key", "count"),
-            records=[(campaign_id, a, k, c) for (a, k), c in sorted(counted.items())])
+        await copy_records(conn, tallies.name, ("campaign_id", "agency_id", "key", "count"),
+                           [(campaign_id, a, k, c) for (a, k), c in sorted(counted.items())])
     await conn.execute(delete(recounts_owed).where(recounts_owed.c.campaign_id == campaign_id))
     stmt = insert(tally_revisions).values(campaign_id=campaign_id, revision=str(new_id()))
     await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"],

@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events.catalogue.ballots import BallotAccepted, BallotVoided, OnlineRatingsRecorded
+from sipas_events.copy import copy_records
 from sipas_events.envelope import Envelope
 from sipas_events.projection import Projection
 from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, tallies
@@ -197,9 +198,7 @@ async def _copy_ballots(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
     assert _INSERTED[8:10] == ("answers", "expectations")
     records = [(*_HEAD(r), *(r.get("texts") or (_json(r["answers"]), _json(r["expectations"]))), *_TAIL(r))
                for r in rows]
-    raw = await conn.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        ballots.name, records=records, columns=_INSERTED)
+    await copy_records(conn, ballots.name, _INSERTED, records)
 
 
 def _json(value: Any) -> str | None:
