@@ -114,10 +114,12 @@ class _Item:
     waits: int = 0
     retry_at: float = 0.0
     position: int = field(init=False)  # the envelope's, kept as a plain attribute: read several times an event
+    name: str = field(init=False)  # the envelope's event name, likewise
 
     def __post_init__(self) -> None:
         assert self.envelope.position is not None
         self.position = self.envelope.position
+        self.name = self.envelope.event_name
 
 
 class _HandlerFailed(Exception):
@@ -314,7 +316,7 @@ class Consumer:
 
     async def _apply_items(self, conn: AsyncConnection, run: Sequence[_Item]) -> None:
         handlers = self.projection.handlers
-        handled = [(i, it) for i, it in enumerate(run) if it.envelope.event_name in handlers]
+        handled = [(i, it) for i, it in enumerate(run) if it.name in handlers]
         if len(handled) < len(run):
             self._m.events_skipped.labels(self.name).inc(len(run) - len(handled))
         if not handled:
@@ -328,7 +330,7 @@ class Consumer:
         together = bool(handled) and await self._apply_together(conn, [it for _, it in handled])
         applied: Counter[str] = Counter()
         if together and self._rebuilding:  # nothing left to do event by event; the run's log line names them
-            applied.update(it.envelope.event_name for _, it in handled)
+            applied.update(it.name for _, it in handled)
             handled = []
         bind, reset = structlog.contextvars.bind_contextvars, structlog.contextvars.reset_contextvars
         for index, item in handled:
@@ -337,7 +339,7 @@ class Consumer:
             try:
                 try:
                     if not together:
-                        await handlers[env.event_name](conn, self._decoded(item), env)
+                        await handlers[item.name](conn, self._decoded(item), env)
                 except NotReady as exc:
                     raise _HandlerFailed(index, exc) from exc
                 except Exception as exc:
@@ -351,7 +353,7 @@ class Consumer:
                         "consumer.applied", consumer=self.name, position=item.position, run=len(run))
             finally:
                 reset(**tokens)
-            applied[env.event_name] += 1
+            applied[item.name] += 1
         for name, count in applied.items():
             self._m.events_consumed.labels(self.name, name).inc(count)
 

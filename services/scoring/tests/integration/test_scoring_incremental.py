@@ -132,6 +132,21 @@ async def state_of(conn, campaign_id: str) -> tuple[dict[tuple[str, str], int], 
     return kept, counted_rows
 
 
+def on_a_new_campaign(database: str, actions, body):
+    """``await body(engine, campaign_id, events)``: the actions as events of a campaign opened for them."""
+    campaign_id = f"c{next(_campaigns)}"
+
+    async def run():
+        engine = create_async_engine(database)
+        try:
+            await open_campaign(engine, campaign_id)
+            return await body(engine, campaign_id, events_of(campaign_id, actions))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def runs_of(events: list, cuts: list[int]) -> list[list]:
     """The events split into contiguous runs at ``cuts`` (as the consumer applies them, in order)."""
     bounds = sorted({c % (len(events) + 1) for c in cuts} | {0, len(events)})
@@ -221,26 +236,45 @@ def test_a_rebuild_stopped_half_way_leaves_tallies_owed_and_the_next_run_settles
     then resumes with live runs, which settle the campaign (one recount) before they add to it."""
     actions = [("accept", k, {ITEMS[k % 8]: 1 + k % 5, ITEMS[(k + 3) % 8]: None}, AGENCIES[k % 3], ["E1"][: k % 2])
                for k in range(12)] + [("void", 2, {}, "", []), ("accept", 2, {ITEMS[0]: 5}, "a1", [])]
-    campaign_id = f"c{next(_campaigns)}"
-    events = events_of(campaign_id, actions)
 
-    async def run():
-        engine = create_async_engine(database)
-        try:
-            await open_campaign(engine, campaign_id)
-            async with engine.begin() as conn:
-                await counted.rebuild_handler(conn, events[:7])
-            async with engine.connect() as conn:
-                owed = (await conn.execute(text("SELECT campaign_id FROM sc_recounts_owed"))).scalars().all()
-                partial, _ = await state_of(conn, campaign_id)
-            async with engine.begin() as conn:
-                await counted.run_handler(conn, events[7:])
-            async with engine.connect() as conn:
-                left = (await conn.execute(text("SELECT count(*) FROM sc_recounts_owed"))).scalar()
-                return owed, partial, (await state_of(conn, campaign_id))[0], left
-        finally:
-            await engine.dispose()
+    async def run(engine, campaign_id, events):
+        async with engine.begin() as conn:
+            await counted.rebuild_handler(conn, events[:7])
+        async with engine.connect() as conn:
+            owed = (await conn.execute(text("SELECT campaign_id FROM sc_recounts_owed"))).scalars().all()
+            partial, _ = await state_of(conn, campaign_id)
+        async with engine.begin() as conn:
+            await counted.run_handler(conn, events[7:])
+        async with engine.connect() as conn:
+            left = (await conn.execute(text("SELECT count(*) FROM sc_recounts_owed"))).scalar()
+            return campaign_id, owed, partial, (await state_of(conn, campaign_id))[0], left
 
-    owed, partial, tallies, left = asyncio.run(run())
+    campaign_id, owed, partial, tallies, left = on_a_new_campaign(database, actions, run)
     assert campaign_id in owed and partial == {}  # owed, not counted by halves
     assert tallies == recompute(actions) and left == 0
+
+
+def test_a_run_meeting_a_ballot_stored_meanwhile_fails_whole_and_leaves_nothing(database, monkeypatch):
+    """Another writer stores one of a run's new ballots after the run read which of its ballots were stored
+    (simulated: the read finds none). The run's COPY meets the stored row: the run fails with ``RunConflict``
+    (the consumer then applies it event by event) and, its savepoint undone, leaves no ballot and no tally."""
+    from sipas_scoring.projections import tallies as module
+
+    actions = [("accept", 1, {ITEMS[0]: 4}, "a1", []), ("accept", 2, {ITEMS[1]: 5}, "a2", ["E1"])]
+
+    async def run(engine, campaign_id, events):
+        async with engine.begin() as conn:
+            await counted.handlers["BallotAccepted"](conn, *events[1])  # the other writer, first
+        async with engine.connect() as conn:
+            before = await state_of(conn, campaign_id)
+        monkeypatch.setattr(module, "_KNOWN", text(f"{module._KNOWN.text} WHERE false"))
+        async with engine.begin() as conn:
+            with pytest.raises(module.RunConflict, match="stored meanwhile"):
+                async with conn.begin_nested():
+                    await counted.run_handler(conn, events)
+            await conn.execute(text("SELECT 1"))  # the transaction goes on after its savepoint
+        async with engine.connect() as conn:
+            return before, await state_of(conn, campaign_id)
+
+    before, after = on_a_new_campaign(database, actions, run)
+    assert after == before and len(before[1]) == 1  # only the other writer's ballot, and its tallies

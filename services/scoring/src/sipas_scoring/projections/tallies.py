@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import asyncpg
+import numpy as np
 from pydantic_core import to_json
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -161,26 +163,16 @@ _KNOWN = text(  # a join, not ``= ANY``: on a table just truncated (a rebuild) t
 _INSERTED = ("ballot_id", "campaign_id", "unit_id", "agency_id", "province", "stratum", "draw_id", "channel",
              "answers", "expectations", "status", "accepted_position", "voided_position", "accepted_at",
              "answer_codes")
-_INSERT_BALLOTS = text(  # each column's values as one array, bound under the column's name (JSONB sent as text)
-    f"INSERT INTO sc_ballots ({', '.join(_INSERTED)})"
-    " SELECT b, c, u, a, p, s, d, ch, CAST(an AS jsonb), CAST(ex AS jsonb), st, ap, vp, at, co"
-    " FROM unnest(CAST(:ballot_id AS text[]), CAST(:campaign_id AS text[]), CAST(:unit_id AS text[]),"
-    " CAST(:agency_id AS text[]), CAST(:province AS text[]), CAST(:stratum AS text[]), CAST(:draw_id AS text[]),"
-    " CAST(:channel AS text[]), CAST(:answers AS text[]), CAST(:expectations AS text[]), CAST(:status AS text[]),"
-    " CAST(:accepted_position AS bigint[]), CAST(:voided_position AS bigint[]),"
-    " CAST(:accepted_at AS timestamptz[]), CAST(:answer_codes AS bytea[]))"
-    " AS t(b, c, u, a, p, s, d, ch, an, ex, st, ap, vp, at, co)"
-    " ON CONFLICT DO NOTHING RETURNING ballot_id"
-)
 _VOID_BALLOTS = text(
     "UPDATE sc_ballots SET status = 'voided', voided_position = v.p"
     " FROM unnest(CAST(:ballot_ids AS text[]), CAST(:positions AS bigint[])) AS v(b, p)"
     " WHERE sc_ballots.ballot_id = v.b AND sc_ballots.status = 'accepted'"
 )
-_ADD_MANY = text(
+_ADD_MANY = text(  # an agency's changes as one JSON object: a run's ~30 keys a ballot bound as a few values each
     "INSERT INTO sc_tallies (campaign_id, agency_id, key, count)"
-    " SELECT c, a, k, n FROM unnest(CAST(:campaign_ids AS text[]), CAST(:agency_ids AS text[]),"
-    " CAST(:keys AS text[]), CAST(:counts AS bigint[])) AS t(c, a, k, n)"
+    " SELECT t.c, t.a, j.key, CAST(j.value AS bigint)"
+    " FROM unnest(CAST(:campaign_ids AS text[]), CAST(:agency_ids AS text[]), CAST(:bags AS jsonb[])) AS t(c, a, b),"
+    " jsonb_each_text(t.b) AS j"
     " ON CONFLICT (campaign_id, agency_id, key) DO UPDATE SET count = sc_tallies.count + EXCLUDED.count"
 )
 _DROP_ZEROS = text(
@@ -193,12 +185,16 @@ _HEAD, _TAIL = itemgetter(*_INSERTED[:8]), itemgetter(*_INSERTED[10:])  # the co
 
 
 async def _copy_ballots(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """COPY new ballot rows (binary, in the connection's transaction): during a rebuild, a third of the
-    time of the INSERT above went to binding its fifteen arrays."""
+    """COPY new ballot rows (binary, in the run's transaction; an INSERT binding fifteen arrays spent a third of
+    a rebuild's time binding them). A row stored meanwhile by another writer fails the COPY, and the run: it is
+    then applied event by event (:class:`RunConflict`)."""
     assert _INSERTED[8:10] == ("answers", "expectations")
     records = [(*_HEAD(r), *(r.get("texts") or (_json(r["answers"]), _json(r["expectations"]))), *_TAIL(r))
                for r in rows]
-    await copy_records(conn, ballots.name, _INSERTED, records)
+    try:
+        await copy_records(conn, ballots.name, _INSERTED, records)
+    except asyncpg.UniqueViolationError as exc:
+        raise RunConflict(f"a ballot of the run was stored meanwhile: {exc}") from exc
 
 
 def _json(value: Any) -> str | None:
@@ -273,6 +269,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
     deltas: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     subtracted: set[tuple[str, str]] = set()
     marks: dict[str, tuple[dt.datetime, set[str]]] = {}
+    coded: dict[str, tuple[Codebook, list[tuple[str, bytes]]]] = {}  # per campaign, new ballots' agency and codes
 
     def mark(campaign_id: str, env: Envelope, agency_ids: Sequence[str]) -> None:
         found = marks.get(campaign_id)
@@ -291,20 +288,23 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
             basis = await definitions.basis(conn, campaign_id)
             found = bases[campaign_id] = (basis, Codebook.of(basis.instrument))
             _codebooks[campaign_id] = found[1]
+            coded[campaign_id] = (found[1], [])
         return found
 
     for e, env in events:
         if isinstance(e, BallotAccepted):
-            basis, codebook = await basis_of(e.campaign_id)
+            basis, codebook = bases.get(e.campaign_id) or await basis_of(e.campaign_id)
             if e.ballot_id in state:
                 continue  # counted already, or voided before (a tombstone): never twice
             agency_id = e.agency_id or UNASSIGNED
             ready = prepared_for.get(id(e))
             codes = ready.codes if ready is not None and ready.codebook is codebook else codebook.encode(
                 e.answers, e.expectations)
-            if not owe or codes is None:  # counting a ballot also checks its answers are on the scale
+            if codes is None:  # counting a ballot also checks its answers are on the scale
                 deltas[(e.campaign_id, agency_id)].update(ballot_tallies(basis.instrument, _ballot(
                     e.ballot_id, e.answers, e.expectations)))
+            elif not owe:  # codes only for answers on the scale: counted below, the run's at once
+                coded[e.campaign_id][1].append((agency_id, codes))
             row: dict[str, Any] = {"ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": e.unit_id,
                                    "agency_id": agency_id, "province": e.province, "stratum": e.stratum,
                                    "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
@@ -346,37 +346,46 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
         else:
             raise TypeError(f"tallies cannot apply {type(e).__name__} in a run")
 
+    for campaign_id, (codebook, found) in coded.items():
+        _count_codes(codebook, campaign_id, found, deltas)
     if owe:
         deltas.clear()  # counted by the recount that settles the campaign, as every other ballot
         owed = sorted({e.campaign_id for e, _ in events if isinstance(e, (BallotAccepted, BallotVoided))})
         if owed:
             await conn.execute(_OWE, {"ids": owed})
-    await _write_run(conn, new, voided, deltas, subtracted, copy=owe)
+    await _write_run(conn, new, voided, deltas, subtracted)
     for campaign_id, (since, agency_ids) in sorted(marks.items()):
         await mark_dirty_since(conn, campaign_id, since, agency_ids)
 
 
+def _count_codes(codebook: Codebook, campaign_id: str, found: list[tuple[str, bytes]],
+                 deltas: dict[tuple[str, str], Counter[str]]) -> None:
+    """Add to ``deltas`` the tallies of a campaign's new ballots, given as (agency, answer codes): every agency's
+    counted at once (:meth:`Codebook.tallies_of`, what :func:`ballot_tallies` sums to, one ballot at a time)."""
+    if not found:
+        return
+    agencies = sorted({agency_id for agency_id, _ in found})
+    index = {agency_id: k for k, agency_id in enumerate(agencies)}
+    rows = np.frombuffer(b"".join(codes for _, codes in found), dtype=np.uint8).reshape(len(found), codebook.width)
+    owners = np.fromiter((index[agency_id] for agency_id, _ in found), dtype=np.int64, count=len(found))
+    for agency_id, bag in zip(agencies, codebook.tallies_of(rows, owners, len(agencies)), strict=True):
+        deltas[(campaign_id, agency_id)].update(bag)
+
+
 async def _write_run(conn: AsyncConnection, new: dict[str, dict[str, Any]], voided: dict[str, int | None],
-                     deltas: dict[tuple[str, str], Counter[str]], subtracted: set[tuple[str, str]],
-                     copy: bool = False) -> None:
-    if new and copy:  # a rebuild: nobody else writes the ballots, and a row there already fails the COPY
+                     deltas: dict[tuple[str, str], Counter[str]], subtracted: set[tuple[str, str]]) -> None:
+    if new:
         await _copy_ballots(conn, list(new.values()))
-    elif new:
-        rows = list(new.values())
-        params = {column: [r[column] for r in rows] for column in _INSERTED}
-        for column in ("answers", "expectations"):
-            params[column] = [_json(v) for v in params[column]]
-        inserted = (await conn.execute(_INSERT_BALLOTS, params)).all()
-        if len(inserted) != len(rows):
-            raise RunConflict(f"{len(rows) - len(inserted)} of the run's new ballots were stored meanwhile")
     if voided:
         result = await conn.execute(_VOID_BALLOTS, {"ballot_ids": list(voided), "positions": list(voided.values())})
         if result.rowcount != len(voided):
             raise RunConflict(f"{len(voided) - result.rowcount} of the ballots the run voids changed meanwhile")
-    keyed = [(c, a, k, n) for (c, a), bag in sorted(deltas.items()) for k, n in sorted(bag.items()) if n]
-    if keyed:
-        await conn.execute(_ADD_MANY, {"campaign_ids": [r[0] for r in keyed], "agency_ids": [r[1] for r in keyed],
-                                       "keys": [r[2] for r in keyed], "counts": [r[3] for r in keyed]})
+    changed = [(c, a, {k: n for k, n in bag.items() if n}) for (c, a), bag in sorted(deltas.items())]
+    changed = [(c, a, bag) for c, a, bag in changed if bag]
+    if changed:
+        await conn.execute(_ADD_MANY, {"campaign_ids": [c for c, _, _ in changed],
+                                       "agency_ids": [a for _, a, _ in changed],
+                                       "bags": [to_json(bag).decode() for _, _, bag in changed]})
     if subtracted:  # a count back at zero is no count: the state equals a recompute row for row
         pairs = sorted(subtracted)
         await conn.execute(_DROP_ZEROS, {"campaign_ids": [c for c, _ in pairs], "agency_ids": [a for _, a in pairs]})
