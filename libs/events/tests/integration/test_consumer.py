@@ -271,11 +271,13 @@ async def test_a_rebuild_applies_runs_through_the_rebuild_handler_then_calls_reb
     assert set((await projected(engine)).values()) == {1}
 
 
-async def test_handlers_run_with_the_event_correlation_id_bound(engine, jetstream):
+async def test_handlers_run_with_the_event_correlation_id_bound(engine, jetstream, monkeypatch):
     """The first event of a run is logged at INFO, the others at DEBUG, each with its correlation id;
     whatever a handler logs carries the event's ids too."""
     import structlog
     from structlog.testing import capture_logs
+
+    from sipas_events import consumer as module
 
     await create_test_tables(engine)
     projection = counting_projection()
@@ -294,6 +296,9 @@ async def test_handlers_run_with_the_event_correlation_id_bound(engine, jetstrea
         await jetstream.ensure_stream(relay._stream)
         await relay.pump(conn)
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        # A logger made under the capture: the module's own may have been cached, on first use, with the
+        # processors of a service configured by an earlier test (structlog caches them, the capture cannot reach).
+        monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
         run = Running(engine, jetstream, projection=projection).start(relay=False)
         await eventually(lambda: _all_applied(engine, 3))
         await run.close()
