@@ -102,6 +102,15 @@ class Tallies:
             if found:
                 by_item.setdefault(found[0], {})[found[1]] = count
         object.__setattr__(self, "_by_item", by_item)
+        object.__setattr__(self, "_items", {})
+
+    def item(self, item: str, satisfied: frozenset[int]) -> Tally:
+        """``share((item,), satisfied)``, kept: a unit's figures ask for each item's tally several times."""
+        kept: dict[tuple[str, frozenset[int]], Tally] = self._items  # type: ignore[attr-defined]
+        found = kept.get((item, satisfied))
+        if found is None:
+            found = kept[(item, satisfied)] = self.share((item,), satisfied)
+        return found
 
     def answers(self, item: str) -> dict[int, int]:
         """Valid answers to ``item`` by value."""
@@ -129,7 +138,8 @@ def share_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> Sh
     satisfied = instrument.satisfied_levels
 
     def item(code: str) -> ShareIndex:
-        return ShareIndex(tallies.share((code,), satisfied).index, tallies.valid(code))
+        found = tallies.item(code, satisfied)  # its valid answers are the item's n
+        return ShareIndex(found.index, found.valid)
 
     items = {code: item(code) for code in instrument.criteria}
     factors: dict[str, ShareIndex] = {}
