@@ -54,8 +54,8 @@ APPEND_TXN = 100          # events per transaction in the append and end-to-end 
 RELAY_BATCH = 1000
 CONSUMER_BATCH = 500
 LATENCY_TICK = 0.02       # seconds between paced transactions in the latency run
-KEPT_SECTIONS = ("## What changed and why", "## National round")  # carried over when the report is rewritten
-# (the first is written by hand, the second by `bench.national`)
+KEPT_SECTIONS = ("## What changed and why", "## National round", "## Fault-injection soak")  # carried over
+# (the first is written by hand, the second by `bench.national`, the third by `tests/reliability/chaos.py`)
 RAW_KEYS = ("js_pub", "js_sub", "pg_copy", "pg_insert")
 LIBRARIES = ("nats-py", "asyncpg", "sqlalchemy", "pydantic")
 LATENCY_WARMUP = 1.0
