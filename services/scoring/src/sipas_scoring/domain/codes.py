@@ -128,11 +128,15 @@ class Codebook:
         wide: Any = np.int32 if count * k * 256 < 2**31 else np.int64  # half the memory for a recount's agency
         owners = np.asarray(owners, dtype=wide)  # a sequence or an array of ints
         body = rows[:, TAG_BYTES:TAG_BYTES + k]
-        slots = owners[:, None] * (k * 256) + (body.astype(wide) + np.arange(k, dtype=wide) * 256)
-        counts = np.bincount(slots.ravel(), minlength=count * k * 256)
-        found = np.flatnonzero(counts)
+        slots = (owners[:, None] * (k * 256) + (body.astype(wide) + np.arange(k, dtype=wide) * 256)).ravel()
+        if count * k * 256 > 8 * len(slots):  # few ballots an owner (a run, a refresh's delta): sort the slots
+            found, tally = np.unique(slots, return_counts=True)  # rather than count into a mostly empty array
+        else:  # many (a recount): one pass over every slot
+            counts = np.bincount(slots, minlength=count * k * 256)
+            found = np.flatnonzero(counts)
+            tally = counts[found]
         names = self._answer_names
-        for at, n in zip(found.tolist(), counts[found].tolist(), strict=True):
+        for at, n in zip(found.tolist(), tally.tolist(), strict=True):
             name = names[at % (k * 256)]
             if name is not None:
                 out[at // (k * 256)][name] = n
