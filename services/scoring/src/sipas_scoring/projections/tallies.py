@@ -288,12 +288,11 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
             basis = await definitions.basis(conn, campaign_id)
             found = bases[campaign_id] = (basis, Codebook.of(basis.instrument))
             _codebooks[campaign_id] = found[1]
-            coded[campaign_id] = (found[1], [])
         return found
 
     for e, env in events:
         if isinstance(e, BallotAccepted):
-            basis, codebook = bases.get(e.campaign_id) or await basis_of(e.campaign_id)
+            basis, codebook = await basis_of(e.campaign_id)
             if e.ballot_id in state:
                 continue  # counted already, or voided before (a tombstone): never twice
             agency_id = e.agency_id or UNASSIGNED
@@ -304,7 +303,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
                 deltas[(e.campaign_id, agency_id)].update(ballot_tallies(basis.instrument, _ballot(
                     e.ballot_id, e.answers, e.expectations)))
             elif not owe:  # codes only for answers on the scale: counted below, the run's at once
-                coded[e.campaign_id][1].append((agency_id, codes))
+                coded.setdefault(e.campaign_id, (codebook, []))[1].append((agency_id, codes))
             row: dict[str, Any] = {"ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": e.unit_id,
                                    "agency_id": agency_id, "province": e.province, "stratum": e.stratum,
                                    "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
