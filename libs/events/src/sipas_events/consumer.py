@@ -149,6 +149,7 @@ class Consumer:
         self._buffer: dict[int, _Item] = {}
         self._gap_since: float | None = None
         self._last_idle_check = 0.0
+        self._head_seen = 0  # the producer's head at the last idle check
         self._rebuild_requests: list[asyncio.Future[None]] = []
         self._rebuilding = False
         self._wake = asyncio.Event()  # set by rebuild(): the loop stops waiting on an idle fetch
@@ -485,14 +486,25 @@ class Consumer:
         return len(raw)
 
     async def _idle(self) -> None:
-        """When idle, ask the producer for its head: a lost last message shows up here."""
+        """When idle, ask the producer for its head: a lost last message shows up here.
+
+        Only what the head was one check ago is taken from the store: its relay publishes a little after
+        each commit, so under steady intake the store is always a few events ahead of the stream, and
+        filling up to today's head would move the consumer onto the producer's HTTP endpoint for as long
+        as the intake lasts (measured: a third of a national round's ballots), with the stream's copies
+        then all acked as duplicates. An event still missing ``idle_check`` seconds later was lost."""
         now = time.monotonic()
         if self._replay is None or now - self._last_idle_check < self._idle_check:
             return
         self._last_idle_check = now
-        if await self._replay.head(self.producer) > self.position:
-            while await self._fill(self._batch):
-                await self._drain()
+        lost_up_to, self._head_seen = self._head_seen, await self._replay.head(self.producer)
+        while self.position < lost_up_to:
+            before = self.position
+            if not await self._fill(min(self._batch, lost_up_to - self.position)):
+                return
+            await self._drain()
+            if self.position == before:  # its first event waits for a retry, which the loop gives it
+                return
 
     # ---- rebuild ----------------------------------------------------------------------------
     async def rebuild(self) -> None:

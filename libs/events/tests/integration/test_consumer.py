@@ -4,6 +4,7 @@ import asyncio
 
 from sqlalchemy import select
 
+from sipas_events import sequencer
 from sipas_events.bus.base import OutMessage
 from sipas_events.consumer import Consumer, NotReady, RetryPolicy
 from sipas_events.envelope import Envelope
@@ -175,6 +176,47 @@ async def test_lost_messages_are_fetched_from_the_producer_store(engine, jetstre
     await eventually(lambda: _all_applied(engine, 10))
     await run.close()
     assert run.m.gap_fills.labels(run.consumer.name)._value.get() == 3
+    assert set((await projected(engine)).values()) == {1}
+
+
+class _HeadsSeen(StoreReplaySource):
+    """The store as replay source, remembering each head it was asked for."""
+
+    def __init__(self, engines):
+        super().__init__(engines)
+        self.heads = []
+
+    async def head(self, producer):
+        self.heads.append(await super().head(producer))
+        return self.heads[-1]
+
+    async def saw(self, head):
+        return head in self.heads
+
+
+async def test_an_idle_consumer_leaves_to_the_stream_what_the_relay_has_not_published_yet(engine, jetstream):
+    """Under intake the store is always a little ahead of the stream (the relay sequences a batch, then
+    publishes it): an idle consumer that sees the store's head ahead of it waits one more check before
+    taking anything from the store, so the events come through JetStream and the store serves only what
+    was really lost (the test above)."""
+    await create_test_tables(engine)
+    store = EventStore("registry")
+    run = Running(engine, jetstream)
+    run.consumer._replay = replay = _HeadsSeen({"registry": engine})
+    run.consumer._idle_check = 1.0
+    await jetstream.ensure_stream(run.relay._stream)
+    run.start(relay=False)
+    await append_agencies(engine, store, 1, 10)
+    async with engine.begin() as conn:  # sequenced, so in the store's head, but not published yet
+        await sequencer.ensure_state(conn)
+        await sequencer.sequence(conn, 100)
+    await eventually(lambda: replay.saw(10))
+    async with engine.connect() as conn:  # the relay publishes them within the check's interval
+        await run.relay._lead(conn)
+        await run.relay.pump(conn)
+    await eventually(lambda: _all_applied(engine, 10))
+    await run.close()
+    assert run.m.gap_fills.labels(run.consumer.name)._value.get() == 0
     assert set((await projected(engine)).values()) == {1}
 
 
