@@ -660,6 +660,7 @@ class National:
         from sipas_cli.demo.client import INSPECTOR
 
         await self.ceilings("before")
+        fills_before = self.gap_fills()
         t_round = time.perf_counter()
         rnd = self.registry()
         self.sampling(rnd)
@@ -680,7 +681,27 @@ class National:
             "valid_by_ballots": progress["valid"], "national_ballots": national["ballots"],
             "national_n": national["overall"]["n"], "national_value": national["overall"]["value"],
             "provinces_published": national.get("provinces"),
-            "holds": accepted == national["ballots"] + voided and progress["valid"] == accepted}
+            "holds": accepted == national["ballots"] + voided and progress["valid"] == accepted,
+            "gap_fills": {k: v - fills_before.get(k, 0) for k, v in self.gap_fills().items()}}
+
+    def gap_fills(self) -> dict[str, int]:
+        """Per consumer, the events it has taken from a producer's store instead of the stream so far (each
+        service's ``sipas_<service>_gap_fills_total``): a healthy round adds none, as nothing is lost on the
+        way."""
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from sipas_cli.platform import SERVICES
+
+        found: dict[str, int] = {}
+        for service in SERVICES:
+            text = httpx.get(f"{self.platform.url(service)}/metrics", timeout=30).text
+            for family in text_string_to_metric_families(text):
+                if family.name == f"sipas_{service}_gap_fills":
+                    for sample in family.samples:
+                        if sample.name.endswith("_total"):
+                            found[sample.labels["consumer"]] = int(sample.value)
+        return found
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -817,6 +838,9 @@ def section(r: Report) -> str:
             f"{rec.get('national_value')})",
             f"- 2xx == published + voided, and the ballots service's `valid` ({rec.get('valid_by_ballots', 0):,}) "
             f"== 2xx: **{'holds' if rec.get('holds') else 'DOES NOT hold'}**",
+            "- Events a consumer took from a producer's store instead of the stream (gap fills): "
+            + (", ".join(f"{k} {v:,}" for k, v in sorted(rec["gap_fills"].items()) if v) or "none")
+            + f" (over {len(rec['gap_fills'])} consumers)" if "gap_fills" in rec else "- Gap fills: not recorded",
             f"- Codes: read from the ballots service's database ({f.get('codes_check', '')}); frame rows "
             f"{f.get('frame_rows_kept', 0):,} kept, {f.get('frame_rows_refused', 0):,} refused of "
             f"{f.get('frame_rows_planted_bad', 0):,} planted bad",

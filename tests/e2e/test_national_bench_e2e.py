@@ -45,6 +45,9 @@ def test_a_tiny_national_round_reconciles_and_is_reported(platform, tmp_path):
     assert rec["voided"] == rec["voided_by_review"] == rec["planted"]
     assert rec["national_ballots"] == BALLOTS - rec["planted"]
     assert rec["provinces_published"] == args.provinces and rec["holds"] is True
+    # Nothing was lost on the way, so no consumer took an event from a producer's store instead of the stream.
+    assert {"scoring-tallies", "sampling-responses"} <= set(rec["gap_fills"]), rec["gap_fills"]
+    assert sum(rec["gap_fills"].values()) == 0, rec["gap_fills"]
     # The frame rows the generator spoiled are exactly the ones the upload refused.
     assert facts["frame_rows_refused"] == facts["frame_rows_planted_bad"]
     assert facts["frame_rows_kept"] + facts["frame_rows_refused"] == args.frame_rows

@@ -145,6 +145,8 @@ class Consumer:
         self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
         self._log_each = log_each  # a line per applied event with its correlation id (INFO for one per run)
         self._latency = metrics.apply_latency.labels(self.name)
+        for counter in (metrics.gap_fills, metrics.inbox_duplicates, metrics.dead_lettered):
+            counter.labels(self.name)  # exported at 0 from the start, so a first fill or duplicate is a change
         self.position = 0
         self._buffer: dict[int, _Item] = {}
         self._gap_since: float | None = None
