@@ -43,6 +43,22 @@ def test_codes_counted_for_many_owners_at_once_are_each_owners_ballots_tallies(o
                      for k in range(5)]
 
 
+@settings(max_examples=200, deadline=None)
+@given(ballot, st.randoms(use_true_random=False))
+def test_codes_do_not_depend_on_the_order_the_answers_come_in(b, rng):
+    """Codes are arranged per order of the answers' keys (kept): every order gives the same bytes."""
+    shuffled = list(b.answers.items())
+    rng.shuffle(shuffled)
+    assert BOOK.encode(dict(shuffled), b.expectations) == BOOK.encode(b.answers, b.expectations)
+    assert BOOK.encode(dict(shuffled), b.expectations) == BOOK.encode(dict(sorted(b.answers.items())), b.expectations)
+
+
+def test_an_instrument_of_one_item_has_codes_too():
+    book = Codebook.of(Instrument(scale=five_level_scale(), factors=(Factor("F1", ("o",)),), overall_item=None))
+    assert book.encode({"o": 3}, [])[TAG_BYTES:] == bytes([2 + 2])
+    assert book.encode({}, [])[TAG_BYTES:] == bytes([0])
+
+
 def test_the_layout_is_tag_then_one_byte_an_item_then_option_bits():
     codes = BOOK.encode({"a": 5, "c": None, "o": 1}, ["E1", "E10"])
     assert len(codes) == BOOK.width == TAG_BYTES + len(ITEMS) + 2

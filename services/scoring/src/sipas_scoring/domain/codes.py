@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,9 @@ from sipas_scoring.domain.scheme import Instrument
 
 TAG_BYTES = 4
 ABSENT, UNANSWERED, FIRST_VALUE = 0, 1, 2
+ARRANGEMENTS_KEPT = 64
+_ABSENT = bytes([ABSENT])
+_ANSWER_TYPES = {int, type(None)}
 
 
 @dataclass(frozen=True)
@@ -89,21 +93,46 @@ class Codebook:
         """The ballot's codes, or ``None`` when it carries something the codebook cannot say."""
         if answers is None or len(self.values) > 255 - FIRST_VALUE:
             return None
-        body = bytearray(self.width)
-        body[:TAG_BYTES] = self.tag
-        slots, value_code = self._slot, self._value_code
-        for item, value in answers.items():
-            slot, code = slots.get(item), value_code.get(value)
-            if slot is None or code is None or (value is not None and type(value) is not int):
-                return None  # (True and 4.0 would find the codes of 1 and 4: only integers are answers)
-            body[slot] = code
-        base = TAG_BYTES + len(self.items)
+        arrange = self._arrangement(tuple(answers))
+        values = answers.values()
+        if arrange is None or not {*map(type, values)} <= _ANSWER_TYPES:
+            return None  # (True and 4.0 would find the codes of 1 and 4: only integers are answers)
+        try:
+            codes = bytes(map(self._value_code.__getitem__, values))
+        except KeyError:
+            return None
+        chosen = 0
         for option in expectations or ():
             k = self._option_index.get(option)
             if k is None:
                 return None
-            body[base + k // 8] |= 1 << (k % 8)
-        return bytes(body)
+            chosen |= 1 << k
+        return b"".join((self.tag, bytes(arrange(codes + _ABSENT)), chosen.to_bytes(self._option_bytes, "little")))
+
+    def _arrangement(self, keys: tuple[str, ...]) -> Any:
+        """For answers carrying ``keys`` in this order, what puts their codes (and an absent item's byte, last)
+        in instrument order; None if an item is not the instrument's. Kept per order of keys: ballots of one
+        source carry theirs in one order (the events' canonical JSON sorts them)."""
+        found = self._arrangements.get(keys)
+        if found is None:
+            columns = self.columns
+            if not all(k in columns for k in keys):
+                return None
+            where = {k: i for i, k in enumerate(keys)}
+            order = [where.get(item, len(keys)) for item in self.items]
+            found = itemgetter(*order) if len(order) > 1 else (lambda codes, k=order[0]: (codes[k],))
+            if len(self._arrangements) >= ARRANGEMENTS_KEPT:
+                self._arrangements.clear()
+            self._arrangements[keys] = found
+        return found
+
+    @cached_property
+    def _arrangements(self) -> dict[tuple[str, ...], Any]:
+        return {}
+
+    @cached_property
+    def _option_bytes(self) -> int:
+        return (len(self.options) + 7) // 8
 
     def matrix(self, blob: bytes) -> NDArray[np.uint8]:
         """Concatenated codes as rows; refuses bytes that are not whole rows of this codebook."""
