@@ -36,6 +36,7 @@ from bench.common import (
     Stack,
     embedded_stack,
     exact_percentile,
+    exit_cleanly_on_sigterm,
     fmt_ms,
     fmt_rate,
     machine_facts,
@@ -832,6 +833,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds of each raw ceiling; the median is reported (default 3)")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     if args.events < APPEND_TXN:
         parser.error(f"--events must be at least {APPEND_TXN}")
     if args.rounds < 1:

@@ -56,6 +56,7 @@ from bench.common import (
     Stack,
     embedded_stack,
     exact_percentile,
+    exit_cleanly_on_sigterm,
     fmt_ms,
     fmt_rate,
     machine_facts,
@@ -920,6 +921,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-minimal", metavar="DSN", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     if args.serve_minimal:
         return serve_minimal(args.serve_minimal, args.port)
     for name in ("submissions", "concurrency", "minimal_requests", "import_rows", "ratings", "rating_batch",

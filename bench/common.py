@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -352,6 +353,16 @@ class Stack:
 
     def pids(self) -> dict[str, list[int]]:
         return server_pids(self.pg, self.nats)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """A benchmark stopped with SIGTERM (``kill``, ``timeout``) leaves as on Ctrl-C: through its ``finally``
+    blocks, which stop the servers and services it started and remove their folders. Without this the
+    default action ends the process at once and leaves them running."""
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def quiet_logs() -> None:

@@ -55,6 +55,7 @@ from typing import Any
 from bench.common import (
     CpuMeter,
     Result,
+    exit_cleanly_on_sigterm,
     fmt_rate,
     md_table,
     process_tree,
@@ -978,6 +979,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--previous", type=Path, metavar="JSON",
                         help="compare each stage with the figures an earlier run saved")
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     previous = earlier(args.previous) if args.previous is not None else {}
     if args.render is not None:
         report = load(args.render)

@@ -53,6 +53,7 @@ from bench.common import (
     CpuMeter,
     Phases,
     embedded_stack,
+    exit_cleanly_on_sigterm,
     fmt_rate,
     machine_section,
     md_section,
@@ -1506,6 +1507,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     if args.child:
         return child_main(args.child, args.spec, args.result)
     if args.rows < 1000:

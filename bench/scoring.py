@@ -67,6 +67,7 @@ from bench.common import (
     Stack,
     embedded_stack,
     exact_percentile,
+    exit_cleanly_on_sigterm,
     fmt_rate,
     machine_facts,
     machine_section,
@@ -1233,6 +1234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    exit_cleanly_on_sigterm()
     if args.child:
         return child_main(args.child, args.spec, args.result)
     if args.render:
