@@ -78,6 +78,7 @@ class Catalogue:
         self._models: dict[tuple[str, str, int], type[Event]] = {}
         self._upcasters: dict[tuple[str, str, int], Upcaster] = {}
         self._latest: dict[tuple[str, str], int] = {}  # (service, name) → its latest version, as registered
+        self._current: dict[str, type[Event]] = {}  # types met that are their event's latest version → its model
 
     def register(self, service: str, version: int = 1, summary: str = "") -> Callable[[E], E]:
         def wrap(model: E) -> E:
@@ -88,6 +89,7 @@ class Catalogue:
             model.event_summary = summary or (model.__doc__ or "").strip().split("\n")[0]
             self._models[key] = model
             self._latest[(service, model.__name__)] = max(version, self._latest.get((service, model.__name__), 0))
+            self._current.clear()  # a newer version makes an older one need upcasting
             return model
 
         return wrap
@@ -119,7 +121,12 @@ class Catalogue:
             return False
 
     def upcast(self, type_: str, data: Payload) -> tuple[type[Event], Payload]:
+        current = self._current.get(type_)
+        if current is not None:  # the latest version already: nothing to do (most events, asked once each)
+            return current, data
         service, name, version = parse_type(type_)
+        if version == self.latest_version(service, name) and (service, name, version) in self._models:
+            self._current[type_] = self._models[(service, name, version)]
         latest = self.latest_version(service, name)
         while version < latest:
             step = self._upcasters.get((service, name, version))
