@@ -69,3 +69,27 @@ def test_unknown_type_and_double_registration():
         @cat.register("ballots", 1)
         class Rated(Event):
             score: int
+
+
+def test_a_type_decoded_as_the_latest_is_upcast_once_a_newer_version_is_registered():
+    """Decoding remembers which types are their event's latest version; registering a newer one forgets it."""
+    cat = Catalogue()
+
+    @cat.register("ballots", 1)
+    class Scored(Event):
+        score: int
+
+    first = cat.decode(_env("vn.gov.sipas.ballots.Scored.v1", {"score": 4}))
+    assert first.event_version == 1 and cat.decode(_env("vn.gov.sipas.ballots.Scored.v1", {"score": 2})).score == 2
+
+    @cat.register("ballots", 2)
+    class Scored(Event):  # noqa: F811 - the same event, a new version
+        score: int
+        out_of: int
+
+    @cat.upcaster("ballots", "Scored", from_version=1)
+    def v1_to_v2(data):
+        return data | {"out_of": 5}
+
+    again = cat.decode(_env("vn.gov.sipas.ballots.Scored.v1", {"score": 4}))
+    assert again.event_version == 2 and again.out_of == 5
