@@ -78,10 +78,6 @@ class Codebook:
         return {code: i for i, code in enumerate(self.items)}
 
     @cached_property
-    def _slot(self) -> dict[str, int]:
-        return {code: TAG_BYTES + i for i, code in enumerate(self.items)}
-
-    @cached_property
     def _value_code(self) -> dict[int | None, int]:
         return {None: UNANSWERED, **{value: FIRST_VALUE + i for i, value in enumerate(self.values)}}
 
