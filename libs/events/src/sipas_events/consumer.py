@@ -151,7 +151,7 @@ class Consumer:
         self._buffer: dict[int, _Item] = {}
         self._gap_since: float | None = None
         self._last_idle_check = 0.0
-        self._head_seen = 0  # the producer's head at the last idle check
+        self._head_seen = 0  # how far the producer had published at the last idle check
         self._rebuild_requests: list[asyncio.Future[None]] = []
         self._rebuilding = False
         self._wake = asyncio.Event()  # set by rebuild(): the loop stops waiting on an idle fetch
@@ -488,18 +488,19 @@ class Consumer:
         return len(raw)
 
     async def _idle(self) -> None:
-        """When idle, ask the producer for its head: a lost last message shows up here.
+        """When idle, ask the producer how far its relay has published: a lost last message shows up here.
 
-        Only what the head was one check ago is taken from the store: its relay publishes a little after
-        each commit, so under steady intake the store is always a few events ahead of the stream, and
-        filling up to today's head would move the consumer onto the producer's HTTP endpoint for as long
-        as the intake lasts (measured: a third of a national round's ballots), with the stream's copies
-        then all acked as duplicates. An event still missing ``idle_check`` seconds later was lost."""
+        Only what the relay had published one check ago is taken from the store: an event it published
+        that is still missing ``idle_check`` seconds later was lost. The store's own head is no measure:
+        its relay publishes after each commit, and falls behind under bursts, so under intake the head is
+        always ahead of the stream; filling up to it moved the consumer onto the producer's HTTP endpoint
+        for as long as intake lasted (measured: a third of a national round's ballots), the stream's copies
+        then all acked as duplicates."""
         now = time.monotonic()
         if self._replay is None or now - self._last_idle_check < self._idle_check:
             return
         self._last_idle_check = now
-        lost_up_to, self._head_seen = self._head_seen, await self._replay.head(self.producer)
+        lost_up_to, self._head_seen = self._head_seen, await self._replay.published(self.producer)
         while self.position < lost_up_to:
             before = self.position
             if not await self._fill(min(self._batch, lost_up_to - self.position)):

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sipas_events.sequencer import relay_positions
 from sipas_events.store import EventStore
 
 
@@ -22,6 +23,12 @@ class ReplaySource(Protocol):
 
     async def head(self, producer: str) -> int:
         """The producer's last sequenced position."""
+        ...
+
+    async def published(self, producer: str) -> int:
+        """The last position the producer's relay has handed to the transport (and the transport has
+        acknowledged): what a consumer should have received by now. Sequenced events after it are on their
+        way, not lost."""
         ...
 
 
@@ -37,6 +44,10 @@ class StoreReplaySource:
     async def head(self, producer: str) -> int:
         async with self._engines[producer].connect() as conn:
             return (await EventStore(producer).head(conn))[0]
+
+    async def published(self, producer: str) -> int:
+        async with self._engines[producer].connect() as conn:
+            return (await relay_positions(conn))[1]
 
 
 class HttpReplaySource:
@@ -62,6 +73,10 @@ class HttpReplaySource:
     async def head(self, producer: str) -> int:
         doc = await self._get(producer, {"after": 0, "limit": 0})
         return int(doc["head"])
+
+    async def published(self, producer: str) -> int:
+        doc = await self._get(producer, {"after": 0, "limit": 0})
+        return int(doc.get("published", doc["head"]))  # a producer that does not say: its head
 
     async def chain(self, producer: str, at: int) -> str:
         """The producer's chain hash (hex) at a position."""

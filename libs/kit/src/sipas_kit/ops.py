@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from sipas_events.export import export_digest
 from sipas_events.schema import consumer_checkpoints, dead_letters
+from sipas_events.sequencer import relay_positions
 from sipas_kit import audit
 from sipas_kit.auth import Principal, Role, require_roles
 from sipas_kit.http import Ctx
@@ -36,10 +37,13 @@ async def replay(ctx: Ctx, _: Reader, after: Annotated[int, Query(ge=0, le=MAX_P
         rows = await ctx.store.read_all(conn, after, limit) if limit else []
         head, chain = await ctx.store.head(conn)
         unsequenced = await ctx.store.unsequenced(conn)
+        published = (await relay_positions(conn))[1]
     # ``unsequenced``: committed events the relay has not numbered yet (briefly, or while PostgreSQL or the
     # relay recovers). Whoever waits for consumers to reach ``head`` waits for this to be 0 first.
+    # ``published``: the last position the relay has handed to JetStream; a consumer missing one at or
+    # before it (for longer than a delivery takes) lost it, one after it is on its way.
     return {"events": [json.loads(r.envelope_json()) for r in rows], "head": head, "chain_head": chain.hex(),
-            "unsequenced": unsequenced}
+            "unsequenced": unsequenced, "published": published}
 
 
 @router.get("/events/chain", summary="The hash chain at a store position (what a snapshot records)")
