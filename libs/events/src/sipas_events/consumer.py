@@ -67,6 +67,13 @@ REBUILD_GC_THRESHOLD = 100_000
 events in flight, which the collector would otherwise walk again every few hundred allocations (a fifth of a
 rebuild's time, measured). Restored when the rebuild ends."""
 REBUILD_CHUNK = 256
+FETCH_BYTES = 16 * 1024 * 1024
+"""About the most a fetch may bring. nats-server cuts a client whose unread data passes its ``max_pending``
+(64 MiB by default) as a slow consumer, and the events in flight then come again only after the ack wait: a
+batch of 1,000 events of ~170 KB (a draw's ``SampleDrawn``) did, several times in a national round. A fetch
+asks for ``FETCH_BYTES`` over the largest message of the last fetch, at most the consumer's batch."""
+FIRST_GUESS_BYTES = 64 * 1024
+"""The message size a consumer assumes before its first fetch has told it."""
 """Envelopes handed from the rebuild's reader to its runs at a time."""
 
 _NO_WAIT_FOR_FLUSH = text("SET LOCAL synchronous_commit TO off")
@@ -152,6 +159,7 @@ class Consumer:
         self._gap_since: float | None = None
         self._last_idle_check = 0.0
         self._head_seen = 0  # how far the producer had published at the last idle check
+        self._message_bytes = FIRST_GUESS_BYTES  # the largest message of the last fetch that brought any
         self._rebuild_requests: list[asyncio.Future[None]] = []
         self._rebuilding = False
         self._wake = asyncio.Event()  # set by rebuild(): the loop stops waiting on an idle fetch
@@ -176,10 +184,12 @@ class Consumer:
                             await self._serve_rebuilds()
                         self._acks = {a for a in self._acks if not a.done()}
                         if fetching is None:
-                            fetching = asyncio.ensure_future(sub.fetch(self._batch, self._next_timeout()))
+                            fetching = asyncio.ensure_future(sub.fetch(self.fetch_size(), self._next_timeout()))
                         if not await self._fetched_or_woken(fetching, stop):
                             continue  # a rebuild was asked for (served now; the fetch is kept), or stop
                         deliveries, fetching = fetching.result(), None
+                        if deliveries:
+                            self._message_bytes = max(len(d.data) for d in deliveries)
                         for d in deliveries:
                             await self._receive_delivery(d)
                         await self._drain()
@@ -213,6 +223,10 @@ class Consumer:
                 stopped.cancel()
             self._wake.clear()
         return fetching.done()
+
+    def fetch_size(self) -> int:
+        """How many messages the next fetch asks for: about ``FETCH_BYTES`` of the last fetch's largest."""
+        return max(1, min(self._batch, FETCH_BYTES // max(1, self._message_bytes)))
 
     def _next_timeout(self) -> float:
         waits = [i.retry_at - time.monotonic() for i in self._buffer.values() if i.retry_at]

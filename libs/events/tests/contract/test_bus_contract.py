@@ -67,6 +67,21 @@ async def test_reading_a_stream_from_a_position_through_a_filter_across_many_bat
     assert [first.seq] + [m.seq async for m in reader] == [61, 62]
 
 
+async def test_reading_large_messages_asks_for_fewer_at_a_time(bus, monkeypatch):
+    """Each read request asks for about ``READ_BYTES`` over the largest message read so far (nats-server cuts
+    a client with more than ``max_pending`` unread): large messages are read in small asks, every one of them,
+    in order, and small ones after them still come."""
+    import sipas_events.bus.jetstream as jetstream
+
+    monkeypatch.setattr(jetstream, "READ_BYTES", 1_000_000)  # 3 of these 300 KB messages an ask
+    await bus.ensure_stream(STREAM)
+    big = [OutMessage("sipas.registry.AgencyRegistered.01", bytes([i]) * 300_000, f"big-{i}") for i in range(12)]
+    await bus.publish_batch(big)
+    await bus.publish_batch([msg(i) for i in range(20)])
+    read = [m async for m in bus.read_stream("SIPAS_REGISTRY")]
+    assert [m.data for m in read] == [b.payload for b in big] + [f"payload-{i}".encode() for i in range(20)]
+
+
 async def test_durable_consumer_resumes_after_its_ack_floor(bus):
     await bus.ensure_stream(STREAM)
     await bus.publish_batch([msg(i) for i in range(6)])

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from sipas_events import sequencer
 from sipas_events.bus.base import OutMessage
-from sipas_events.consumer import Consumer, NotReady, RetryPolicy
+from sipas_events.consumer import FIRST_GUESS_BYTES, Consumer, NotReady, RetryPolicy
 from sipas_events.envelope import Envelope
 from sipas_events.export import export_digest
 from sipas_events.metrics import BackboneMetrics
@@ -60,6 +60,8 @@ async def test_events_flow_into_the_projection_exactly_once(engine, jetstream):
     counts = await projected(engine)
     assert len(counts) == 120 and set(counts.values()) == {1}
     assert run.consumer.position == 120
+    # The fetches measured the messages (small): the next asks for the whole batch, not the first guess's.
+    assert 0 < run.consumer._message_bytes < FIRST_GUESS_BYTES and run.consumer.fetch_size() == 50
 
 
 async def _all_applied(engine, n):

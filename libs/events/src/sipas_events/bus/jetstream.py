@@ -25,7 +25,12 @@ from sipas_events.bus.base import (
 )
 
 READ_BATCH = 1000
-"""Messages asked for at a time when reading a stream (two such requests are kept ahead)."""
+"""Messages asked for at a time when reading a stream (two such requests are kept ahead), at most."""
+READ_BYTES = 8 * 1024 * 1024
+"""About the most one read request may bring: a request asks for this over the largest message read so far
+(two are kept ahead; nats-server cuts a client with more than 64 MiB unread as a slow consumer)."""
+READ_FIRST_GUESS = 64 * 1024
+"""The message size a read assumes before it has read any."""
 READ_EXPIRES_NS = 5_000_000_000
 """How long the server holds a read request it cannot fill yet (it answers 408 then; the reader asks again)."""
 READ_STALL = 30.0
@@ -170,10 +175,12 @@ class JetStreamBus:
                                        pending_bytes_limit=256 * 1024 * 1024)
         ask = f"{api.DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{consumer.name}"
         received = asked = progress = 0  # progress: what was received at the last status
+        largest = READ_FIRST_GUESS
         try:
             while received < wanted:
-                while asked < wanted and asked - received < 2 * READ_BATCH:
-                    batch = min(READ_BATCH, wanted - asked)
+                per_ask = max(1, min(READ_BATCH, READ_BYTES // largest))
+                while asked < wanted and asked - received < 2 * per_ask:
+                    batch = min(per_ask, wanted - asked)
                     await self._nc.publish(ask, json.dumps({"batch": batch, "expires": READ_EXPIRES_NS}).encode(),
                                            reply=inbox)
                     asked += batch
@@ -195,6 +202,8 @@ class JetStreamBus:
                         asked, progress = received, received
                         continue
                     received += 1
+                    if len(m.data) > largest or received == 1:  # the guess gives way to the first message
+                        largest = max(len(m.data), 1)
                     seq = int(m.reply.split(".")[-4 if m.reply.count(".") == 8 else 7])
                     yield StoredMessage(seq, m.subject, m.data, dict(m.headers or {}))
                     if seq >= last:
