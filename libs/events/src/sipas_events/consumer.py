@@ -158,7 +158,7 @@ class Consumer:
         self._buffer: dict[int, _Item] = {}
         self._gap_since: float | None = None
         self._last_idle_check = 0.0
-        self._head_seen = 0  # how far the producer had published at the last idle check
+        self._published_seen = 0  # how far the producer had published at the last idle check
         self._message_bytes = FIRST_GUESS_BYTES  # the largest message of the last fetch that brought any
         self._rebuild_requests: list[asyncio.Future[None]] = []
         self._rebuilding = False
@@ -514,7 +514,7 @@ class Consumer:
         if self._replay is None or now - self._last_idle_check < self._idle_check:
             return
         self._last_idle_check = now
-        lost_up_to, self._head_seen = self._head_seen, await self._replay.published(self.producer)
+        lost_up_to, self._published_seen = self._published_seen, await self._replay.published(self.producer)
         while self.position < lost_up_to:
             before = self.position
             if not await self._fill(min(self._batch, lost_up_to - self.position)):
