@@ -1,3 +1,4 @@
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -75,3 +76,17 @@ def test_the_integer_presentation_equals_the_reference(value, rule, places):
     reference = present(value, rule, places)
     assert fast(value, rule, places) == reference and fast(value, rule, places).as_tuple() == reference.as_tuple()
     assert present_text(value, rule, places) == str(reference)
+
+
+@given(st.lists(st.one_of(st.floats(allow_infinity=False, width=64),
+                          st.integers(-10**9, 10**9).map(lambda i: i / 2000)), max_size=30),
+       st.sampled_from(["half_up", "truncate"]), st.integers(0, 6))
+def test_floats_presented_together_are_each_presented_alone(values, rule, places):
+    """The figures present a batch's intervals and errors in one pass: each text is ``present_text``'s, NaN
+    (no figure) is None — at the rounding edge too, where the batch hands the value to the exact path."""
+    import numpy as np
+
+    from sipas_scoring.domain.fast_rounding import present_floats, present_text
+
+    together = present_floats(np.array(values, dtype=np.float64), places, rule)
+    assert together == [None if math.isnan(v) else present_text(v, rule, places) for v in values]

@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -56,15 +56,14 @@ from sipas_scoring.application.figures_engine import (
 )
 from sipas_scoring.application.measured import Batch, Counted, Measured, items_of, measurable_codes
 from sipas_scoring.domain.codes import TAG_BYTES, Codebook
-from sipas_scoring.domain.fast_rounding import present_text
+from sipas_scoring.domain.fast_rounding import present_floats, present_text
 from sipas_scoring.domain.intervals import Interval, wilson, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
 from sipas_scoring.domain.points import presented_factor_points, presented_total
 from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
-from sipas_scoring.domain.survey import SurveyEstimate
-from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_many
+from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, Moments, estimate_arrays
 from sipas_scoring.domain.tallies import Tallies, points_scores, share_scores, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
@@ -225,6 +224,37 @@ def _answering(domain: Domain, hits: Any) -> Any:
     return np.bincount(flat, minlength=groups * sets).reshape(groups, sets).astype(np.int64)
 
 
+class _Stack:
+    """The moments of the domains estimated in one computation, stacked once (each domain's weight groups in a
+    row) for every term set estimated over them: :func:`estimate_arrays` gathers from it the rows and columns
+    of a batch, instead of stacking the domains' moments again for each term set."""
+
+    def __init__(self, domains: Iterable[Domain]) -> None:
+        self.start: dict[int, tuple[int, int]] = {}
+        parts: list[Domain] = []
+        at = 0
+        for domain in domains:
+            if id(domain) not in self.start:
+                size = len(domain.moments.rows)
+                self.start[id(domain)] = (at, size)
+                parts.append(domain)
+                at += size
+        self.size = at
+        self._parts = parts
+        self._arrays: tuple[Any, Any] | None = None
+
+    def of(self, domains: Sequence[Domain]) -> tuple[Any, Any, Any]:
+        """(Σ v as floats, Σ v vᵀ, the rows of ``domains``' groups in order: None when they are every row)."""
+        if self._arrays is None:
+            self._arrays = (np.concatenate([d.moments.sums for d in self._parts]).astype(np.float64),
+                            np.concatenate([d.moments.cross for d in self._parts]))
+        spans = [self.start[id(d)] for d in domains]
+        if sum(size for _, size in spans) == self.size and all(
+                a == b for a, b in zip(spans, (self.start[id(d)] for d in self._parts), strict=False)):
+            return *self._arrays, None
+        return *self._arrays, np.concatenate([np.arange(start, start + size) for start, size in spans])
+
+
 _GROUPS: dict[tuple[tuple[Fraction, str], ...], Groups] = {}
 """Weight groups by their (weight, stratum) pairs, made once per process (their floats, scaled integers and
 strata are then computed once too): about one per agency and province of the campaigns computed, emptied
@@ -242,18 +272,11 @@ def _groups(weights: Sequence[Fraction], strata: Sequence[str]) -> Groups:
     return found
 
 
-def _survey(estimate: SurveyEstimate | None, *, with_design: bool, places_rule: Callable[[Fraction], str]
-            ) -> dict[str, Any] | None:
-    if estimate is None:
-        return None
-    value = estimate.estimate * HUNDRED
-    out: dict[str, Any] = {"value": places_rule(value), "exact": exact(value), "n": estimate.n,
-                           "se": present_text(estimate.standard_error * HUNDRED, places=4),
-                           "ci": _ci(estimate.interval)}
-    if with_design:
-        out["deff"] = None if estimate.design_effect is None else present_text(estimate.design_effect, places=4)
-        out["effective_n"] = None if estimate.effective_n is None else present_text(estimate.effective_n, places=1)
-    return out
+def _intervals(found: Estimates) -> list[list[str] | None]:
+    """Each estimate's interval as a figure shows it (on 0-100; None where there is no estimate)."""
+    lower, upper = present_floats(found.lower * HUNDRED), present_floats(found.upper * HUNDRED)
+    return [None if error is not None or low is None or high is None else [low, high]
+            for error, low, high in zip(found.errors, lower, upper, strict=True)]
 
 
 class CampaignFigures:
@@ -403,12 +426,13 @@ class CampaignFigures:
         self._strata_digests = measured.strata_digests
         self._strata_groups = measured.strata_groups
         self._selects: dict[tuple[tuple[str, ...], ...], Any] = {}
-        self._estimates: dict[tuple[str, int], dict[bool, SurveyEstimate | None]] = {}
+        self._estimates: dict[tuple[str, int], dict[bool, Any]] = {}
         self._terms: dict[str, list[Terms]] = {}
         self._terms_of_answered: dict[frozenset[str], list[Terms]] = {}
 
     def _interval_pair(self, unit: Unit, which: int) -> dict[str, Any]:
-        """The unweighted and weighted estimates of the unit's ``which``-th terms (:meth:`_terms_asked`)."""
+        """The unweighted estimate's interval and the weighted estimate's figure (each None where there is no
+        estimate) of the unit's ``which``-th terms (:meth:`_terms_asked`)."""
         if (unit.key, which) not in self._estimates:
             self._estimate_all([unit])
         found = self._estimates[(unit.key, which)]
@@ -464,6 +488,8 @@ class CampaignFigures:
         # Once for every ballot of the campaign (not once per unit holding it): which sets it answered.
         hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0 if batches else None
         counted: dict[int, Any] = {}
+        stacks = {weighted: _Stack([d for (_, w), (_, members) in batches.items() if w == weighted for _, d in members])
+                  for weighted in (False, True)}
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
             answering = []
@@ -475,10 +501,30 @@ class CampaignFigures:
             weighted = batch_key[1]
             wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
                       if count.any()]
-            results = estimate_many([(domain.moments, count) for _, domain, count in wanted], select,
-                                    terms.coefficients, self.population if weighted else None, lonely="certainty")
-            for (key, _, _), result in zip(wanted, results, strict=True):
-                self._estimates[key][weighted] = None if isinstance(result, Exception) else result
+            # Only the weighted estimate's point is shown (exactly); the unweighted one gives its interval.
+            found = estimate_arrays([(domain.moments, count) for _, domain, count in wanted], select,
+                                    terms.coefficients, self.population if weighted else None, lonely="certainty",
+                                    exact=weighted, stack=stacks[weighted].of([domain for _, domain, _ in wanted]))
+            shown = self._weighted_figures(found) if weighted else _intervals(found)
+            for (key, _, _), figure in zip(wanted, shown, strict=True):
+                self._estimates[key][weighted] = figure
+
+    def _weighted_figures(self, found: Estimates) -> list[dict[str, Any] | None]:
+        """Each weighted estimate as its figure (None where there is none), presented a batch at a time."""
+        ci = _intervals(found)
+        se = present_floats(np.sqrt(found.variance) * HUNDRED, places=4)
+        deff = present_floats(found.deff, places=4)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            effective = present_floats(np.where(found.deff > 0, found.n / found.deff, np.nan), places=1)
+        out: list[dict[str, Any] | None] = []
+        for d, (error, point) in enumerate(zip(found.errors, found.exact, strict=True)):
+            if error is not None or point is None:
+                out.append(None)
+                continue
+            value = point * HUNDRED
+            out.append({"value": self.present(value), "exact": exact(value), "n": int(found.n[d]), "se": se[d],
+                        "ci": ci[d], "deff": deff[d], "effective_n": effective[d]})
+        return out
 
     # ---- one unit -----------------------------------------------------------------------------
     def _index(self, value: Fraction | None, n: int, pair: dict[str, Any] | None = None,
@@ -487,9 +533,7 @@ class CampaignFigures:
         if simple is not None:
             out["ci"], out["ci_method"] = (_ci(wilson(*simple)) if simple[1] else None), "wilson"
         elif pair is not None:
-            plain = pair["unweighted"]
-            out["ci"], out["ci_method"] = (_ci(plain.interval) if plain else None), "taylor"
-            out["weighted"] = _survey(pair["weighted"], with_design=True, places_rule=lambda v: str(self.present(v)))
+            out["ci"], out["ci_method"], out["weighted"] = pair["unweighted"], "taylor", pair["weighted"]
         return out
 
     def _simple(self, kind: str, hits: int, n: int) -> dict[str, Any]:

@@ -14,6 +14,9 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
+from numpy.typing import NDArray
+
 from sipas_scoring.domain.rounding import RoundingRule
 
 _POWERS = [10**k for k in range(13)]
@@ -63,3 +66,33 @@ def _rounded(value: Fraction | Decimal | int | float, rule: RoundingRule, places
     else:
         raise ValueError(f"unknown rounding rule {rule!r}")
     return n, magnitude
+
+
+def present_floats(values: NDArray[np.float64], places: int = 2, rule: RoundingRule = "half_up") -> list[str | None]:
+    """``present_text`` of many floats at once (None for NaN): the figures present intervals, standard errors
+    and design effects a batch of units at a time. The same fast path as :func:`_rounded`, over the array;
+    what it cannot settle (near the rounding edge, very large) goes through :func:`present_text` itself."""
+    if not 0 <= places < len(_POWERS):
+        return [None if math.isnan(v) else present_text(v, rule, places) for v in values.tolist()]
+    missing = np.isnan(values)
+    with np.errstate(over="ignore", invalid="ignore"):  # very large: not settled here, see below
+        scaled = np.abs(np.where(missing, 0.0, values)) * _POWERS[places]
+        whole = np.floor(scaled)
+        part = scaled - whole
+    if rule == "half_up":
+        settled = np.abs(part - 0.5) > _EDGE
+        magnitude = whole + (part > 0.5)
+    elif rule == "truncate":
+        settled = (part > _EDGE) & (part < 1 - _EDGE)
+        magnitude = whole
+    else:
+        raise ValueError(f"unknown rounding rule {rule!r}")
+    settled &= scaled < _FLOAT_EXACT
+    signs = np.where(values < 0, "-", "").tolist()
+    units, decimals = np.divmod(np.where(settled, magnitude, 0).astype(np.int64), _POWERS[places])
+    out: list[str | None] = [
+        f"{sign if (u or d) else ''}{u}.{d:0{places}d}" if places else f"{sign if u else ''}{u}"
+        for sign, u, d in zip(signs, units.tolist(), decimals.tolist(), strict=True)]
+    for k in np.flatnonzero(~settled | missing).tolist():
+        out[k] = None if missing[k] else present_text(float(values[k]), rule, places)
+    return out

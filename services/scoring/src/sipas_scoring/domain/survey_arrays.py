@@ -28,12 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sipas_scoring.domain.errors import DesignError
-from sipas_scoring.domain.intervals import normal_interval
+from sipas_scoring.domain.intervals import Interval, z_value
 from sipas_scoring.domain.survey import LonelyStratum, SurveyEstimate
 
 NO_SPREAD = 1e-12
@@ -149,18 +150,73 @@ def estimate_many(
     """:func:`estimate_moments` of many domains (each its moments and answering counts) with the same terms,
     their float work done together: each domain's numbers are the ones it gets alone (element by element,
     never summed across domains), and a domain that cannot be estimated gets its :class:`DesignError`."""
+    found = estimate_arrays(domains, select, coefficients, population, confidence=confidence, lonely=lonely)
+    out: list[SurveyEstimate | DesignError] = []
+    for d, error in enumerate(found.errors):
+        if error is not None:
+            out.append(error)
+            continue
+        value = found.exact[d]
+        assert value is not None
+        deff = float(found.deff[d])
+        out.append(SurveyEstimate(value, float(found.variance[d]),
+                                  Interval(float(found.lower[d]), float(found.upper[d])), int(found.n[d]),
+                                  None if math.isnan(deff) else deff))
+    return out
+
+
+@dataclass
+class Estimates:
+    """:func:`estimate_arrays`' answer, per domain in the order given: its error (None once estimated), and
+    for an estimated one (the arrays hold NaN for the others) θ exact (when asked for) and in floats, its
+    variance, interval, answering ballots and design effect (NaN where :class:`SurveyEstimate` has None)."""
+
+    errors: list[DesignError | None]
+    exact: list[Fraction | None]
+    value: NDArray[np.float64]
+    variance: NDArray[np.float64]
+    lower: NDArray[np.float64]
+    upper: NDArray[np.float64]
+    n: NDArray[np.int64]
+    deff: NDArray[np.float64]
+
+
+def estimate_arrays(
+    domains: Sequence[tuple[Moments, NDArray[np.int64]]],
+    select: NDArray[np.int64],
+    coefficients: Sequence[Fraction] | None = None,
+    population: Mapping[str, int] | None = None,
+    *,
+    confidence: float = 0.95,
+    lonely: LonelyStratum = "fail",
+    exact: bool = True,
+    stack: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64] | None] | None = None,
+) -> Estimates:
+    """:func:`estimate_many` as arrays (:class:`Estimates`), for a caller that presents many estimates at once.
+    With ``exact=False`` θ is not made as a fraction: its float is Σ c_k·(Y_k/X_k) in floats (within a few
+    units in the last place of the exact value's; a caller that shows only the interval needs no more).
+    ``stack``: the domains' moments already stacked — Σ v as floats and Σ v vᵀ of every weight group of a
+    larger list of domains, and the rows of these domains' groups in it, in order (None: all) — for a caller
+    that estimates several term sets over the same domains and stacks their moments once."""
     items, terms = select.shape
-    out: list[SurveyEstimate | DesignError | None] = [None] * len(domains)
+    count = len(domains)
+    errors: list[DesignError | None] = [None] * count
+    exacts: list[Fraction | None] = [None] * count
+    nan = np.full(count, np.nan)
+    out = Estimates(errors, exacts, nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(count, dtype=np.int64),
+                    nan.copy())
     usable = []
     for d, (moments, _) in enumerate(domains):
         if not int(moments.rows.sum()):
-            out[d] = DesignError("no observations")
+            errors[d] = DesignError("no observations")
         elif terms == 0 or moments.sums.shape[1] != 2 * items:
-            out[d] = DesignError("observations disagree on the number of terms")
+            errors[d] = DesignError("observations disagree on the number of terms")
         else:
             usable.append(d)
     if not usable:
-        return _settled(out)
+        return out
+    if coefficients is not None and len(coefficients) != terms:
+        raise DesignError("one coefficient per term")
 
     # Exact: each group's weight times its domain's common denominator is an integer, so a domain's term
     # totals are integers over that denominator, which cancels in each ratio.
@@ -170,64 +226,69 @@ def estimate_many(
     sums_all = np.concatenate([m.sums for m in candidates])
     term_x, term_y = sums_all[:, items:] @ select, sums_all[:, :items] @ select
     scaled = [w for m in candidates for w in m.groups.scaled[1]]
-    commons = [m.groups.scaled[0] for m in candidates]
-    totals_x, totals_y = _domain_totals(scaled, term_x, starts, sizes), _domain_totals(scaled, term_y, starts, sizes)
+    commons = np.array([m.groups.scaled[0] for m in candidates], dtype=np.float64)
+    totals_x, floats_x = _domain_totals(scaled, term_x, starts, sizes)
+    totals_y, floats_y = _domain_totals(scaled, term_y, starts, sizes)
+    pairs_given: list[tuple[int, int]] = []
     if coefficients is None:
-        answered = [sum(1 for t in row if t) for row in totals_x]
-        given = None
+        answered = (floats_x != 0).sum(axis=1)
+        ok = answered > 0
+        reason = "no term has an answer"
+        c_f = np.divide(1.0, answered[:, None], out=np.zeros_like(floats_x), where=(floats_x != 0) & ok[:, None])
     else:
-        if len(coefficients) != terms:
-            raise DesignError("one coefficient per term")
         given = [c if isinstance(c, Fraction) else Fraction(c) for c in coefficients]
-    exact: list[Fraction] = []
-    kept: list[int] = []
-    rows_kept: list[int] = []
-    coefficient_rows: list[list[float]] = []
-    floats_given = None if given is None else [float(c) for c in given]
-    # The coefficients as integer pairs once (a Fraction's numerator is a property: slow in a loop).
-    pairs_given = None if given is None else [(c.numerator, c.denominator) for c in given]
-    needed = None if given is None else [k for k, c in enumerate(given) if c]
-    for i, d in enumerate(usable):
-        tx, ty = totals_x[i], totals_y[i]
-        if given is None:
-            if not answered[i]:
-                out[d] = DesignError("no term has an answer")
-                continue
-            pairs = [(1, answered[i]) if t else (0, 1) for t in tx]
-            coefficient_rows.append([1 / answered[i] if t else 0.0 for t in tx])
-        else:
-            assert needed is not None and pairs_given is not None and floats_given is not None
-            if not all(tx[k] for k in needed):
-                out[d] = DesignError("a term with a coefficient has no answer")
-                continue
-            pairs = pairs_given
-            coefficient_rows.append(floats_given)
-        exact.append(_sum_of_ratios(pairs, ty, tx))
-        kept.append(d)
-        rows_kept.append(i)
-    if not kept:
-        return _settled(out)
+        needed = [k for k, c in enumerate(given) if c]
+        ok = (floats_x[:, needed] != 0).all(axis=1)
+        reason = "a term with a coefficient has no answer"
+        c_f = np.broadcast_to(np.array([float(c) for c in given], dtype=np.float64), floats_x.shape)
+        # The coefficients as integer pairs once (a Fraction's numerator is a property: slow in a loop).
+        pairs_given = [(c.numerator, c.denominator) for c in given]
+    rows_kept = np.flatnonzero(ok)
+    for i in np.flatnonzero(~ok).tolist():
+        errors[usable[i]] = DesignError(reason)
+    if not len(rows_kept):
+        return out
+    kept = [usable[i] for i in rows_kept.tolist()]
+    if exact:
+        for i, d in zip(rows_kept.tolist(), kept, strict=True):
+            tx = totals_x[i]
+            pairs = pairs_given if coefficients is not None else [(1, int(answered[i])) if t else (0, 1) for t in tx]
+            exacts[d] = _sum_of_ratios(pairs, totals_y[i], tx)
     # The linearisation's a per domain: z = a · (y, x), a = (S s, -S (s r)) with s_k = c_k / X_k, r_k = Y_k / X_k
     # (float(c)/(X/common) and Y/X: numpy's division of the same exactly held values as Python's int / int).
-    tx_f = np.array([totals_x[i] for i in rows_kept], dtype=np.float64)
-    ty_f = np.array([totals_y[i] for i in rows_kept], dtype=np.float64)
-    common_f = np.array([commons[i] for i in rows_kept], dtype=np.float64)[:, None]
-    c_f = np.array(coefficient_rows, dtype=np.float64)
+    tx_f, ty_f, c_f = floats_x[rows_kept], floats_y[rows_kept], c_f[rows_kept]
     on = c_f != 0
-    scale = np.divide(c_f, tx_f / common_f, out=np.zeros_like(c_f), where=on)
+    scale = np.divide(c_f, tx_f / commons[rows_kept][:, None], out=np.zeros_like(c_f), where=on)
     rate = np.divide(ty_f, tx_f, out=np.zeros_like(c_f), where=on)
     chosen = select.astype(np.float64)
     vectors = np.hstack([np.einsum("dk,ik->di", scale, chosen), -np.einsum("dk,ik->di", scale * rate, chosen)])
 
     parts = [domains[d][0] for d in kept]
-    owner = np.concatenate([np.full(len(m.rows), i, dtype=np.int64) for i, m in enumerate(parts)])
+    lengths = np.array([len(m.rows) for m in parts], dtype=np.int64)
+    owner = np.repeat(np.arange(len(parts), dtype=np.int64), lengths)
     # Only the items the terms select enter z: the float work runs over their columns of the moments.
     asked = np.flatnonzero(select.any(axis=1))
     columns = np.concatenate([asked, items + asked])
     a = vectors[:, columns][owner]                                             # each group's domain's a
     every = len(asked) == items  # the overall index asks for every item: no column to leave out, no copy
-    sums = np.concatenate([m.sums if every else m.sums[:, columns] for m in parts]).astype(np.float64)
-    cross = np.concatenate([m.cross if every else m.cross[:, columns][:, :, columns] for m in parts])
+    # Every array C-contiguous, whatever was gathered: a domain's floats then come out the same bits in any
+    # batch (einsum's order of summation follows the layout).
+    if stack is None:
+        stacked_sums = np.concatenate([m.sums for m in parts]).astype(np.float64)
+        stacked_cross, at = np.concatenate([m.cross for m in parts]), None
+    else:
+        stacked_sums, stacked_cross, at = stack
+        if len(kept) < len(domains):  # the refused domains' groups leave the stack too
+            sizes_all = np.array([len(m.rows) for m, _ in domains], dtype=np.int64)
+            ends = np.cumsum(sizes_all)
+            picked = np.concatenate([np.arange(ends[d] - sizes_all[d], ends[d]) for d in kept])
+            at = picked if at is None else at[picked]
+    if every:  # one gather of the rows wanted (none at all for every row)
+        sums, cross = (stacked_sums, stacked_cross) if at is None else (stacked_sums[at], stacked_cross[at])
+    else:  # one gather of the rows and columns wanted
+        sums = (stacked_sums if at is None else stacked_sums[at])[:, columns]
+        gather = np.arange(len(stacked_cross)) if at is None else at
+        cross = stacked_cross[gather[:, None, None], columns[None, :, None], columns[None, None, :]]
     linear = np.einsum("gi,gi->g", sums, a)                                    # Σ z per group
     square = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, a), a)       # Σ z² per group
     magnitude = np.abs(a)                                                      # Σ (|a|·v)² ≥ Σ z²: the scale
@@ -236,41 +297,43 @@ def estimate_many(
     answering = np.concatenate([domains[d][1] for d in kept]).astype(np.float64)
 
     # Per (domain, stratum): Σ u, Σ u², and the scale of Σ u² (u = w z).
-    offsets = np.cumsum([0, *(len(m.groups.strata[0]) for m in parts)])
+    widths = np.array([len(m.groups.strata[0]) for m in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(widths)])
     pair = np.concatenate([m.groups.strata[1] + offsets[i] for i, m in enumerate(parts)])
     width = int(offsets[-1])
-    totals = np.bincount(pair, weights=weight * linear, minlength=width).tolist()
-    squares = np.bincount(pair, weights=weight * weight * square, minlength=width).tolist()
-    scales = np.bincount(pair, weights=weight * weight * bound, minlength=width).tolist()
+    totals = np.bincount(pair, weights=weight * linear, minlength=width)
+    squares = np.bincount(pair, weights=weight * weight * square, minlength=width)
+    scales = np.bincount(pair, weights=weight * weight * bound, minlength=width)
+    variance, refused = _stratified_variances(parts, widths, totals, squares, scales, population, lonely)
     # Per domain, over its answering ballots (those answering nothing have z = 0: they add nothing).
-    count = len(parts)
-    srs_w = np.bincount(owner, weights=weight * answering, minlength=count).tolist()
-    srs_z = np.bincount(owner, weights=weight * linear, minlength=count).tolist()
-    srs_zz = np.bincount(owner, weights=weight * square, minlength=count).tolist()
-    srs_scale = np.bincount(owner, weights=weight * bound, minlength=count).tolist()
-    srs_n = np.bincount(owner, weights=answering, minlength=count).tolist()
+    count_kept = len(parts)
+    srs_w = np.bincount(owner, weights=weight * answering, minlength=count_kept)
+    srs_z = np.bincount(owner, weights=weight * linear, minlength=count_kept)
+    srs_zz = np.bincount(owner, weights=weight * square, minlength=count_kept)
+    srs_scale = np.bincount(owner, weights=weight * bound, minlength=count_kept)
+    srs_n = np.bincount(owner, weights=answering, minlength=count_kept).astype(np.int64)
+    frames = None
+    if population is not None:
+        frames = np.array([sum(population.get(s, 0) for s in m.groups.strata[0]) for m in parts], dtype=np.float64)
+    sampled = np.array([m.sampled for m in parts], dtype=np.float64)
+    srs = _srs_variances(srs_n, srs_w, srs_z, srs_zz, srs_scale, sampled, frames)
 
-    for i, d in enumerate(kept):
-        moments = parts[i]
-        names = moments.groups.strata[0]
-        try:
-            variance = _stratified_variance(names, totals[offsets[i]:offsets[i + 1]],
-                                            squares[offsets[i]:offsets[i + 1]], scales[offsets[i]:offsets[i + 1]],
-                                            moments.pool, population, lonely)
-        except DesignError as exc:
-            out[d] = exc
-            continue
-        n = int(srs_n[i])
-        frame = None if population is None else sum(population[s] for s in names)
-        srs = _srs_variance(n, srs_w[i], srs_z[i], srs_zz[i], srs_scale[i], moments.sampled, frame)
-        deff = variance / srs if srs else None
-        out[d] = SurveyEstimate(exact[i], variance, normal_interval(float(exact[i]), variance, confidence), n, deff)
-    return _settled(out)
-
-
-def _settled(out: Sequence[SurveyEstimate | DesignError | None]) -> list[SurveyEstimate | DesignError]:
-    """Every domain's answer (each is set by the time this is called; None would be a bug, said as such)."""
-    return [x if x is not None else DesignError("no estimate") for x in out]
+    if exact:
+        value = np.array([float(exacts[d]) for d in kept], dtype=np.float64)  # type: ignore[arg-type]
+    else:
+        value = (c_f * np.divide(ty_f, tx_f, out=np.zeros_like(c_f), where=on)).sum(axis=1)
+    half = z_value(confidence) * np.sqrt(variance)
+    deff = np.divide(variance, srs, out=np.full_like(srs, np.nan), where=(srs != 0) & ~np.isnan(srs))
+    good = np.array([d for d, why in zip(kept, refused, strict=True) if why is None], dtype=np.int64)
+    for d, why in zip(kept, refused, strict=True):
+        if why is not None:
+            errors[d], exacts[d] = why, None
+    keep = np.array([why is None for why in refused], dtype=bool)
+    out.value[good], out.variance[good] = value[keep], variance[keep]
+    out.lower[good] = np.maximum(0.0, value[keep] - half[keep])
+    out.upper[good] = np.minimum(1.0, value[keep] + half[keep])
+    out.n[good], out.deff[good] = srs_n[keep], deff[keep]
+    return out
 
 
 def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int], denominators: Sequence[int]
@@ -285,56 +348,68 @@ def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int],
 
 
 def _domain_totals(scaled: Sequence[int], values: NDArray[np.int64], starts: NDArray[np.int64],
-                   sizes: Sequence[int]) -> list[list[int]]:
-    """Per domain (its groups from ``starts``, ``sizes`` of them), Σ_g scaled[g] · values[g, k] per k, exactly:
-    in int64 when it cannot overflow, else in Python's integers."""
+                   sizes: Sequence[int]) -> tuple[list[list[int]], NDArray[np.float64]]:
+    """Per domain (its groups from ``starts``, ``sizes`` of them), Σ_g scaled[g] · values[g, k] per k, exactly
+    (in int64 when it cannot overflow, else in Python's integers), and the same as floats (each the nearest
+    float to the exact integer, as Python's ``float(int)``)."""
     if not len(scaled):
-        return [[0] * values.shape[1] for _ in sizes]
+        return [[0] * values.shape[1] for _ in sizes], np.zeros((len(sizes), values.shape[1]))
     largest = max(abs(s) for s in scaled)
     if largest < _SAFE_INT and largest * int(np.abs(values).max(initial=0)) * max(sizes) < _SAFE_INT:
-        weighted = np.array(scaled, dtype=np.int64)[:, None] * values
-        return np.add.reduceat(weighted, starts, axis=0).tolist()
+        weighted = np.add.reduceat(np.array(scaled, dtype=np.int64)[:, None] * values, starts, axis=0)
+        return weighted.tolist(), weighted.astype(np.float64)
     columns = values.tolist()
-    return [[sum(scaled[g] * columns[g][k] for g in range(start, start + size)) for k in range(values.shape[1])]
-            for start, size in zip(starts.tolist(), sizes, strict=True)]
+    found = [[sum(scaled[g] * columns[g][k] for g in range(start, start + size)) for k in range(values.shape[1])]
+             for start, size in zip(starts.tolist(), sizes, strict=True)]
+    return found, np.array([[float(t) for t in row] for row in found], dtype=np.float64)
 
 
-def _stratified_variance(names: Sequence[str], totals: Sequence[float], squares: Sequence[float],
-                         scales: Sequence[float], pool: Mapping[str, int], population: Mapping[str, int] | None,
-                         lonely: LonelyStratum) -> float:
-    """Σ_h (1 - f_h) n_h/(n_h - 1) Σ_i (u_i - ū_h)² from each stratum's Σ u, Σ u² (and their noise scale)."""
-    variance = 0.0
-    for s, name in enumerate(names):
-        n_h = int(pool.get(name, 0))
-        if n_h == 0:
-            continue
-        if n_h < 2:
-            if lonely == "fail":
-                raise DesignError(f"stratum {name!r} has a single ballot: its variance is unknown")
-            continue
-        fpc = 1.0
-        if population is not None:
-            if name not in population or population[name] < n_h:
-                raise DesignError(f"stratum {name!r} needs a frame size of at least {n_h}")
-            fpc = 1 - n_h / population[name]
-        spread = squares[s] - totals[s] * totals[s] / n_h
-        if spread > NO_SPREAD * scales[s]:  # else every ballot of the stratum alike: no spread
-            variance += fpc * n_h / (n_h - 1) * spread
-    return variance
+def _stratified_variances(parts: Sequence[Moments], widths: NDArray[np.int64], totals: NDArray[Any],
+                          squares: NDArray[Any], scales: NDArray[Any],
+                          population: Mapping[str, int] | None, lonely: LonelyStratum
+                          ) -> tuple[NDArray[Any], list[DesignError | None]]:
+    """Per domain, Σ_h (1 - f_h) n_h/(n_h - 1) Σ_i (u_i - ū_h)² from each of its strata's Σ u, Σ u² (and their
+    noise scale), given stratum by stratum (``widths`` per domain, its strata in name order); and per domain
+    the :class:`DesignError` that refuses it (a lone ballot in a stratum, under ``lonely="fail"``; a stratum
+    without a frame size as large as its ballots), else None."""
+    names = [name for m in parts for name in m.groups.strata[0]]
+    owner = np.repeat(np.arange(len(parts), dtype=np.int64), widths)
+    n_h = np.array([m.pool.get(name, 0) for m in parts for name in m.groups.strata[0]], dtype=np.float64)
+    counted = n_h >= 2
+    problems: list[tuple[int, str]] = []  # (the stratum's place, why): a domain is refused by its first
+    if lonely == "fail":
+        problems += [(k, f"stratum {names[k]!r} has a single ballot: its variance is unknown")
+                     for k in np.flatnonzero(n_h == 1).tolist()]
+    fpc = np.ones_like(n_h)
+    if population is not None:
+        frame = np.array([population.get(name, -1) for name in names], dtype=np.float64)
+        problems += [(k, f"stratum {names[k]!r} needs a frame size of at least {int(n_h[k])}")
+                     for k in np.flatnonzero(counted & (frame < n_h)).tolist()]
+        fpc = 1 - np.divide(n_h, frame, out=np.zeros_like(n_h), where=counted & (frame > 0))
+    refused: list[DesignError | None] = [None] * len(parts)
+    for k, why in sorted(problems):
+        if refused[owner[k]] is None:
+            refused[owner[k]] = DesignError(why)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = squares - totals * totals / n_h
+        term = fpc * n_h / (n_h - 1) * spread
+    term = np.where(counted & (spread > NO_SPREAD * scales), term, 0.0)
+    return np.bincount(owner, weights=term, minlength=len(parts)), refused
 
 
-def _srs_variance(n: int, total_w: float, sum_z: float, sum_zz: float, scale: float, sampled: int,
-                  frame: int | None) -> float | None:
-    """The variance of the same estimator under simple random sampling of the n answering ballots, from
-    their Σ w, Σ w z, Σ w z² (and the noise scale of the last)."""
-    if n < 2:
-        return None
-    mean_square = sum_zz / total_w
-    mean_z = sum_z / total_w
-    spread = mean_square - mean_z * mean_z
-    if spread <= NO_SPREAD * scale / total_w:
-        return 0.0  # every ballot alike: no spread (rounding noise must not make a design effect of it)
-    variance = total_w**2 / n * spread * n / (n - 1)
-    if frame is not None:
-        variance *= 1 - sampled / frame
-    return variance
+def _srs_variances(n: NDArray[np.int64], total_w: NDArray[Any], sum_z: NDArray[Any],
+                   sum_zz: NDArray[Any], scale: NDArray[Any], sampled: NDArray[Any],
+                   frame: NDArray[Any] | None) -> NDArray[Any]:
+    """Per domain, the variance of the same estimator under simple random sampling of its n answering ballots,
+    from their Σ w, Σ w z, Σ w z² (and the noise scale of the last): NaN below two ballots, 0 when every
+    ballot is alike (rounding noise must not make a design effect of it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_square = sum_zz / total_w
+        mean_z = sum_z / total_w
+        spread = mean_square - mean_z * mean_z
+        nf = n.astype(np.float64)
+        variance = total_w * total_w / nf * spread * nf / (nf - 1)
+        if frame is not None:
+            variance = variance * (1 - sampled / frame)
+    variance = np.where(spread <= NO_SPREAD * scale / total_w, 0.0, variance)
+    return np.where(n < 2, np.nan, variance)
