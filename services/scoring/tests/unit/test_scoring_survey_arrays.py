@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.survey import Observation, estimate_ratios
-from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Groups, Moments, estimate_many, estimate_moments
+from sipas_scoring.domain.survey_arrays import (
+    UNWEIGHTED,
+    Groups,
+    Moments,
+    estimate_arrays,
+    estimate_many,
+    estimate_moments,
+)
 
 TERMS = 3
 WEIGHTS = [Fraction(5, 2), Fraction(20), Fraction(7, 3), Fraction(1)]
@@ -153,3 +160,72 @@ def test_a_weight_past_int64_with_nothing_answered_is_refused_as_such():
     rows = [("A", Fraction(2**70, 3), (0, 0, 0), (0, 0, 0)), ("A", Fraction(2**70, 3), (0, 0, 0), (0, 0, 0))]
     with pytest.raises(DesignError, match="no term has an answer"):
         fast_estimate(rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(samples(), st.booleans()), min_size=2, max_size=6), st.booleans(), st.data())
+def test_estimates_from_a_stack_are_the_ones_made_alone(batch, with_population, data):
+    """The figures stack the moments of every domain once and estimate each term set over some of them (a
+    gather of rows and columns): each domain's numbers must still be exactly those it gets alone."""
+    population = {s: 50 + 10 * i for i, s in enumerate("ABCD")} if with_population else None
+    domains = []
+    for rows, weighted in batch:
+        group, groups, y, x = as_arrays(rows, weighted)
+        answering = np.bincount(group, weights=x.any(axis=1), minlength=len(groups.weight)).astype(np.int64)
+        domains.append((Moments.of_rows(group, groups, y, x), answering))
+    starts = np.cumsum([0] + [len(m.rows) for m, _ in domains])
+    chosen = data.draw(st.lists(st.integers(0, len(domains) - 1), min_size=1, unique=True))
+    at = np.concatenate([np.arange(starts[d], starts[d + 1]) for d in chosen])
+    select = np.eye(TERMS, dtype=np.int64)[:, :data.draw(st.integers(1, TERMS))]  # some items unasked
+    select = np.vstack([select, np.zeros((1, select.shape[1]), dtype=np.int64)])  # an item no term asks for
+
+    def padded(m):  # the moments with the unasked item's columns (zeros) beside the others
+        keep = np.r_[0:TERMS, TERMS + 1:2 * TERMS + 1]
+        out_sums = np.zeros((len(m.rows), 2 * TERMS + 2), dtype=np.int64)
+        out_sums[:, keep] = m.sums
+        out_cross = np.zeros((len(m.rows), 2 * TERMS + 2, 2 * TERMS + 2))
+        out_cross[np.ix_(np.arange(len(m.rows)), keep, keep)] = m.cross
+        return Moments(m.groups, m.rows, out_sums, out_cross, m.pool)
+
+    wide = [(padded(m), answering) for m, answering in domains]
+    sums = np.concatenate([m.sums for m, _ in wide]).astype(np.float64)
+    cross = np.concatenate([m.cross for m, _ in wide])
+    stacked = estimate_arrays([wide[d] for d in chosen], select, population=population, lonely="certainty",
+                              stack=(sums, cross, at))
+    for k, d in enumerate(chosen):
+        alone = estimate_arrays([wide[d]], select, population=population, lonely="certainty")
+        assert str(stacked.errors[k]) == str(alone.errors[0]) and stacked.exact[k] == alone.exact[0]
+        for field in ("value", "variance", "lower", "upper", "deff"):
+            assert np.array_equal(getattr(stacked, field)[k:k + 1], getattr(alone, field), equal_nan=True)
+        assert stacked.n[k] == alone.n[0]
+
+
+def test_a_stack_of_questionnaire_sized_domains_gives_each_the_bits_it_gets_alone():
+    """At the questionnaire's size (28 items; a factor's few, most, every item), over groups of unequal
+    weights: the rows and columns gathered from a stack give each domain the bits it gets alone."""
+    rng = np.random.default_rng(7)
+    items, domains = 28, []
+    for d in range(30):
+        count = int(rng.integers(1, 4))
+        groups = Groups([Fraction(int(rng.integers(2, 60)), int(rng.integers(1, 4))) for _ in range(count)],
+                        [f"s{d}-{g}" for g in range(count)])
+        n = int(rng.integers(8, 40))
+        group = rng.integers(0, count, n)
+        x = (rng.random((n, items)) < 0.9).astype(np.int64)
+        y = x * (rng.random((n, items)) < 0.7)
+        answering = np.bincount(group, weights=x.any(axis=1), minlength=count).astype(np.int64)
+        domains.append((Moments.of_rows(group, groups, y, x), answering))
+    sums = np.concatenate([m.sums for m, _ in domains]).astype(np.float64)
+    cross = np.concatenate([m.cross for m, _ in domains])
+    starts = np.cumsum([0] + [len(m.rows) for m, _ in domains])
+    chosen = [3, 4, 9, 17, 18, 29]
+    at = np.concatenate([np.arange(starts[d], starts[d + 1]) for d in chosen])
+    for asked in (range(5), range(3, 25), range(items)):  # a factor's items, most of them, every item
+        select = np.zeros((items, len(asked)), dtype=np.int64)
+        select[list(asked), range(len(asked))] = 1
+        for subset, rows_at in ((chosen, at), (list(range(30)), None)):
+            stacked = estimate_arrays([domains[d] for d in subset], select, stack=(sums, cross, rows_at))
+            for k, d in enumerate(subset):
+                alone = estimate_arrays([domains[d]], select)
+                assert stacked.exact[k] == alone.exact[0]
+                assert stacked.variance[k] == alone.variance[0] and stacked.deff[k] == alone.deff[0]
