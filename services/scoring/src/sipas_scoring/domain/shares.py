@@ -36,7 +36,19 @@ class Tally:
 
     @property
     def index(self) -> Fraction | None:
-        return Fraction(self.satisfied * HUNDRED, self.valid) if self.valid else None
+        if not self.valid:
+            return None
+        key = (self.satisfied, self.valid)
+        found = _INDICES.get(key)
+        if found is None:  # the same few counts recur in every unit: each share made once per process
+            if len(_INDICES) >= _INDICES_KEPT:
+                _INDICES.clear()
+            found = _INDICES[key] = Fraction(self.satisfied * HUNDRED, self.valid)
+        return found
+
+
+_INDICES: dict[tuple[int, int], Fraction] = {}
+_INDICES_KEPT = 100_000
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def sum_tallies(bags: Iterable[Mapping[str, int]]) -> Counter[str]:
     return +total  # drop keys that went to zero, so equal states compare equal
 
 
+_NO_ANSWER = Tally()
 _ANSWER_KEYS: dict[str, tuple[str, int] | tuple[()]] = {}
 """Each key met, parsed once per process: (item, value) of a valid answer's key, () for any other key."""
 _KEYS_KEPT = 100_000
@@ -105,12 +106,17 @@ class Tallies:
         object.__setattr__(self, "_items", {})
 
     def item(self, item: str, satisfied: frozenset[int]) -> Tally:
-        """``share((item,), satisfied)``, kept: a unit's figures ask for each item's tally several times."""
-        kept: dict[tuple[str, frozenset[int]], Tally] = self._items  # type: ignore[attr-defined]
-        found = kept.get((item, satisfied))
-        if found is None:
-            found = kept[(item, satisfied)] = self.share((item,), satisfied)
-        return found
+        """``share((item,), satisfied)``, kept: a unit's figures ask for every item's tally, some several
+        times, so the first question makes them all in one pass."""
+        kept: dict[frozenset[int], dict[str, Tally]] = self._items  # type: ignore[attr-defined]
+        every = kept.get(satisfied)
+        if every is None:
+            every = kept[satisfied] = {}
+            by_item: dict[str, dict[int, int]] = self._by_item  # type: ignore[attr-defined]
+            for code, values in by_item.items():
+                valid = sum(values.values())
+                every[code] = Tally(sum(count for value, count in values.items() if value in satisfied), valid)
+        return every.get(item, _NO_ANSWER)
 
     def answers(self, item: str) -> dict[int, int]:
         """Valid answers to ``item`` by value."""
