@@ -211,6 +211,39 @@ class Domain:
     moments: Moments
     row_group: Any
     rows: Any
+    block: Block | None = None
+    """The stack its moments are rows of (made with the moments of the units prepared with it)."""
+    span: tuple[int, int] = (0, 0)
+    """(first row, rows) of its weight groups in ``block``."""
+
+
+@dataclass
+class Block:
+    """The moments of the domains prepared together (:meth:`CampaignFigures._prepare`): Σ v as floats and
+    Σ v vᵀ of each domain's weight groups, one domain after another. :func:`estimate_arrays` gathers from it
+    the rows and columns each term set needs, so no domain's moments are stacked again per term set."""
+
+    sums: Any
+    cross: Any
+
+    @staticmethod
+    def of(domains: Sequence[Domain]) -> tuple[Any, Any, Any]:
+        """``domains``' moments as :func:`estimate_arrays` takes them stacked: (Σ v as floats, Σ v vᵀ, the rows
+        of the domains' groups in order — None when they are every row of the block)."""
+        blocks = {id(d.block) for d in domains}
+        if len(blocks) != 1 or domains[0].block is None:  # prepared apart: stacked here
+            return (np.concatenate([d.moments.sums for d in domains]).astype(np.float64),
+                    np.concatenate([d.moments.cross for d in domains]), None)
+        block = domains[0].block
+        at = 0
+        for d in domains:
+            if d.span[0] != at:
+                break
+            at += d.span[1]
+        else:
+            if at == len(block.sums):
+                return block.sums, block.cross, None
+        return block.sums, block.cross, np.concatenate([np.arange(a, a + n) for a, n in (d.span for d in domains)])
 
 
 def _answering(domain: Domain, hits: Any) -> Any:
@@ -222,37 +255,6 @@ def _answering(domain: Domain, hits: Any) -> Any:
         return hit.sum(axis=0, dtype=np.int64)[None, :]
     flat = (domain.row_group[:, None] * sets + np.arange(sets, dtype=np.int64)[None, :])[hit]
     return np.bincount(flat, minlength=groups * sets).reshape(groups, sets).astype(np.int64)
-
-
-class _Stack:
-    """The moments of the domains estimated in one computation, stacked once (each domain's weight groups in a
-    row) for every term set estimated over them: :func:`estimate_arrays` gathers from it the rows and columns
-    of a batch, instead of stacking the domains' moments again for each term set."""
-
-    def __init__(self, domains: Iterable[Domain]) -> None:
-        self.start: dict[int, tuple[int, int]] = {}
-        parts: list[Domain] = []
-        at = 0
-        for domain in domains:
-            if id(domain) not in self.start:
-                size = len(domain.moments.rows)
-                self.start[id(domain)] = (at, size)
-                parts.append(domain)
-                at += size
-        self.size = at
-        self._parts = parts
-        self._arrays: tuple[Any, Any] | None = None
-
-    def of(self, domains: Sequence[Domain]) -> tuple[Any, Any, Any]:
-        """(Σ v as floats, Σ v vᵀ, the rows of ``domains``' groups in order: None when they are every row)."""
-        if self._arrays is None:
-            self._arrays = (np.concatenate([d.moments.sums for d in self._parts]).astype(np.float64),
-                            np.concatenate([d.moments.cross for d in self._parts]))
-        spans = [self.start[id(d)] for d in domains]
-        if sum(size for _, size in spans) == self.size and all(
-                a == b for a, b in zip(spans, (self.start[id(d)] for d in self._parts), strict=False)):
-            return *self._arrays, None
-        return *self._arrays, np.concatenate([np.arange(start, start + size) for start, size in spans])
 
 
 _GROUPS: dict[tuple[tuple[Fraction, str], ...], Groups] = {}
@@ -288,12 +290,13 @@ class CampaignFigures:
                  rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
                  memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None,
                  measured: Measured | None = None, texts: Mapping[str, Text] | None = None,
-                 tally_digests: dict[str, tuple[Counter[str], bytes]] | None = None) -> None:
+                 tally_digests: dict[str, tuple[Counter[str], bytes]] | None = None,
+                 tally_sums: dict[str, tuple[tuple[Counter[str], ...], Counter[str]]] | None = None) -> None:
         """The counted ballots come either as ``counted`` (measured here) or as ``measured``, the state of the
         ballots now counted kept from an earlier computation (see :mod:`~sipas_scoring.application.measured`;
         ``counted`` is then None). ``memo`` and ``texts`` are an earlier computation's :attr:`memo` and
         :attr:`texts`; ``tally_digests`` a store of agencies' tally digests kept with the tallies (see
-        :meth:`_tally_digest`), filled here."""
+        :meth:`_tally_digest`), ``tally_sums`` one of provinces' summed tallies (:meth:`_summed`), filled here."""
         if measured is None:
             if counted is None:
                 raise ValueError("the counted ballots or their measured state")
@@ -309,6 +312,7 @@ class CampaignFigures:
         """Each unit's row as canonical JSON, with what made it (see :meth:`text`): handed on like ``memo``."""
         self._bases: dict[str, dict[str, Any]] = {}  # per unit, the memo's row its document row copies
         self._tally_digests = {} if tally_digests is None else tally_digests
+        self._tally_sums = {} if tally_sums is None else tally_sums
         self.province_names = province_names or {}
         self.agencies, self.rated = agencies, rated
         self.scheme, self.instrument = basis.scheme, basis.instrument
@@ -351,11 +355,25 @@ class CampaignFigures:
             members = provinces[province]
             self._members[f"P:{province}"] = members
             out.append(Unit(f"P:{province}", "province", province, NATIONAL,
-                            sum_tallies(u.tallies for u in members),
+                            self._summed(f"P:{province}", members),
                             {"province": province, "name": self.province_names.get(province)},
                             np.concatenate([u.rows for u in members]) if members else none))
             out.extend(members)
         return out
+
+    def _summed(self, key: str, members: Sequence[Unit]) -> Counter[str]:
+        """The members' tallies summed: kept in the store handed in (:attr:`_tally_sums`, which the engine keeps
+        with the agencies' tallies) beside the very tallies objects summed, and used again while the members
+        hold those objects (tallies are never changed in place, see :meth:`_tally_digest`): a refresh sums
+        again only the provinces whose agencies' tallies changed."""
+        objects = tuple(u.tallies for u in members)
+        found = self._tally_sums.get(key)
+        if found is not None and len(found[0]) == len(objects) and all(
+                a is b for a, b in zip(found[0], objects, strict=True)):
+            return found[1]
+        total = sum_tallies(objects)
+        self._tally_sums[key] = (objects, total)
+        return total
 
     # ---- observations ---------------------------------------------------------------------------
     def _select(self, terms: Sequence[tuple[str, ...]]) -> Any:
@@ -381,40 +399,63 @@ class CampaignFigures:
         return np.concatenate(list(cells_of.values())) if cells_of else none
 
     def _domain(self, unit: Unit, weighted: bool) -> Domain | None:
-        """The moments an estimate of the unit runs over, once per unit and kind (every term set reuses them).
-        Weighted: the unit as a domain of its strata — each of its weight groups with its exact weight, and
-        each stratum's ballots in the whole campaign as the pool (the others count as zeros); None while a
-        ballot's weight has not arrived."""
+        """The moments an estimate of the unit runs over, once per unit and kind (every term set reuses them):
+        see :meth:`_prepare`."""
         key = (unit.key, weighted)
-        if key in self._domains:
-            return self._domains[key]
-        m, rows, cells = self.measured, unit.rows, self._cells(unit)
-        found: Domain | None = None
-        if weighted:
-            at = m.cell_group_at[cells]
-            if len(cells) and (at >= 0).all():
-                local, inverse = np.unique(at, return_inverse=True)
-                order = np.argsort(inverse, kind="stable")
-                starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
-                picked = cells[order]
-                groups = _groups([self._group_weight[g] for g in local.tolist()],
-                                 [self._group_stratum[g] for g in local.tolist()])
-                if len(starts) == len(picked):  # one cell a group (an agency): the cells are the groups
-                    moments = Moments(groups, m.cell_rows[picked], m.cell_sums[picked], m.cell_cross[picked],
-                                      {s: m.pool[s] for s in set(groups.stratum)})
-                else:
-                    moments = Moments(groups, np.add.reduceat(m.cell_rows[picked], starts),
-                                      np.add.reduceat(m.cell_sums[picked], starts, axis=0),
-                                      np.add.reduceat(m.cell_cross[picked], starts, axis=0),
-                                      {s: m.pool[s] for s in set(groups.stratum)})
-                found = Domain(moments, np.searchsorted(local, self._group[rows]), rows)
-        elif len(cells):
-            moments = Moments(UNWEIGHTED, np.array([len(rows)], dtype=np.int64),
-                              m.cell_sums[cells].sum(axis=0, keepdims=True),
-                              m.cell_cross[cells].sum(axis=0, keepdims=True), {"all": len(rows)})
-            found = Domain(moments, np.zeros(len(rows), dtype=np.int64), rows)
-        self._domains[key] = found
-        return found
+        if key not in self._domains:
+            self._prepare([unit])
+        return self._domains[key]
+
+    def _prepare(self, units: Sequence[Unit]) -> None:
+        """The domains of many units at once, each kind in one :class:`Block` (a few array operations for
+        all the units, not a few per unit). Weighted: the unit as a domain of its strata — each of its weight
+        groups with its exact weight (its cells in the group summed), and each stratum's ballots in the whole
+        campaign as the pool (the others count as zeros); None while a ballot's weight has not arrived.
+        Unweighted: one group of every cell. The sums are of integers (in float64 below 2**53: exact), so a
+        domain's moments are the same whichever units it is prepared with."""
+        m = self.measured
+        todo = [u for u in units if (u.key, True) not in self._domains]
+        cells = [self._cells(u) for u in todo]
+        for unit, listed_cells in zip(todo, cells, strict=True):
+            if not len(listed_cells):
+                self._domains[(unit.key, True)] = self._domains[(unit.key, False)] = None
+        todo, cells = [u for u, c in zip(todo, cells, strict=True) if len(c)], [c for c in cells if len(c)]
+        if not todo:
+            return
+        sizes = np.array([len(c) for c in cells], dtype=np.int64)
+        owner = np.repeat(np.arange(len(todo), dtype=np.int64), sizes)
+        every = np.concatenate(cells)
+        at = m.cell_group_at[every]
+        # Each unit's cells by weight group (stable: as the unit lists them), then per (unit, group) its sum.
+        order = np.lexsort((at, owner))
+        every, at, owner = every[order], at[order], owner[order]
+        starts = np.flatnonzero(np.r_[True, (np.diff(owner) != 0) | (np.diff(at) != 0)])
+        gathered = m.cell_cross[every]
+        cross = gathered if len(starts) == len(every) else np.add.reduceat(gathered, starts, axis=0)
+        sums = np.add.reduceat(m.cell_sums[every], starts, axis=0)
+        rows = np.add.reduceat(m.cell_rows[every], starts)
+        group_owner, group_at = owner[starts], at[starts]
+        unit_first = np.searchsorted(group_owner, np.arange(len(todo) + 1))
+        # Unweighted: every cell of the unit in one group (the sum of its weighted groups' sums).
+        plain_sums = np.add.reduceat(sums, unit_first[:-1], axis=0)
+        plain = Block(plain_sums.astype(np.float64), np.add.reduceat(cross, unit_first[:-1], axis=0))
+        weighted = Block(sums.astype(np.float64), cross)
+        weights_known = np.bincount(group_owner, weights=group_at < 0, minlength=len(todo)) == 0
+        bounds = unit_first.tolist()
+        for k, unit in enumerate(todo):
+            n = len(unit.rows)
+            self._domains[(unit.key, False)] = Domain(
+                Moments(UNWEIGHTED, np.array([n], dtype=np.int64), plain_sums[k:k + 1], plain.cross[k:k + 1],
+                        {"all": n}), np.zeros(n, dtype=np.int64), unit.rows, plain, (k, 1))
+            found: Domain | None = None
+            if weights_known[k]:
+                a, b = bounds[k], bounds[k + 1]
+                local = group_at[a:b]
+                listed = local.tolist()
+                groups = _groups([self._group_weight[g] for g in listed], [self._group_stratum[g] for g in listed])
+                moments = Moments(groups, rows[a:b], sums[a:b], cross[a:b], {s: m.pool[s] for s in set(groups.stratum)})
+                found = Domain(moments, np.searchsorted(local, self._group[unit.rows]), unit.rows, weighted, (a, b - a))
+            self._domains[(unit.key, True)] = found
 
     def _take(self, measured: Measured) -> None:
         """The measured state: per ballot which items it answered, its stratum and weight group; per cell
@@ -463,6 +504,8 @@ class CampaignFigures:
         and kind in one :func:`estimate_many` (each unit's numbers are the ones it would get alone)."""
         batches: dict[tuple[Any, bool], tuple[Terms, list[tuple[tuple[str, int], Domain]]]] = {}
         sames: dict[int, Any] = {}  # per terms (made once per answered set: few), its batch key
+        units = list(units)
+        self._prepare([u for u in units if u.level != "national"])
         for unit in units:
             for which, terms in enumerate(self._terms_asked(unit)):
                 self._estimates[(unit.key, which)] = {False: None, True: None}
@@ -488,8 +531,6 @@ class CampaignFigures:
         # Once for every ballot of the campaign (not once per unit holding it): which sets it answered.
         hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0 if batches else None
         counted: dict[int, Any] = {}
-        stacks = {weighted: _Stack([d for (_, w), (_, members) in batches.items() if w == weighted for _, d in members])
-                  for weighted in (False, True)}
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
             answering = []
@@ -504,7 +545,7 @@ class CampaignFigures:
             # Only the weighted estimate's point is shown (exactly); the unweighted one gives its interval.
             found = estimate_arrays([(domain.moments, count) for _, domain, count in wanted], select,
                                     terms.coefficients, self.population if weighted else None, lonely="certainty",
-                                    exact=weighted, stack=stacks[weighted].of([domain for _, domain, _ in wanted]))
+                                    exact=weighted, stack=Block.of([domain for _, domain, _ in wanted]))
             shown = self._weighted_figures(found) if weighted else _intervals(found)
             for (key, _, _), figure in zip(wanted, shown, strict=True):
                 self._estimates[key][weighted] = figure

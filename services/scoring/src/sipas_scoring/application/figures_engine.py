@@ -170,6 +170,8 @@ class _State:
     tally_digests: dict[str, tuple[Counter[str], bytes]] = field(default_factory=dict)
     """Agencies' tally digests, each beside the tallies object it was made of (see
     :meth:`~sipas_scoring.application.figures.CampaignFigures._tally_digest`)."""
+    tally_sums: dict[str, tuple[tuple[Counter[str], ...], Counter[str]]] = field(default_factory=dict)
+    """Provinces' summed tallies, each beside the agencies' tallies objects it was summed from."""
 
 
 class Engine:
@@ -190,13 +192,14 @@ class Engine:
         started = time.perf_counter()
         key, basis, c = request.key, request.basis, request.context
         tally_digests: dict[str, tuple[Counter[str], bytes]] = {}
+        tally_sums: dict[str, tuple[tuple[Counter[str], ...], Counter[str]]] = {}
         if request.since is None:
             measured = Measured.build(basis, request.added)
             by_agency, agencies = c.by_agency, c.agencies
             if request.at is not None:  # a one-off computation leaves the state kept alone
                 self._states.pop(key, None)
                 self._keep(self._states, key, _State(request.fingerprint, request.at, measured, dict(by_agency),
-                                                     dict(agencies), tally_digests), STATES_KEPT)
+                                                     dict(agencies), tally_digests, tally_sums), STATES_KEPT)
         else:
             state = self._states.get(key)
             if (state is None or request.at is None or state.fingerprint != request.fingerprint
@@ -222,13 +225,13 @@ class Engine:
             state.at = request.at
             self._states.move_to_end(key)
             measured, by_agency, agencies = state.measured, state.by_agency, state.agencies
-            tally_digests = state.tally_digests
+            tally_digests, tally_sums = state.tally_digests, state.tally_sums
             for gone in tally_digests.keys() - by_agency.keys():
                 del tally_digests[gone]
         memo, texts = self._memos.get(key, (None, None))
         figures = CampaignFigures(basis, by_agency, None, agencies, c.population(measured.strata_seen),
                                   c.rated, c.provinces, memo=memo, measured=measured, texts=texts,
-                                  tally_digests=tally_digests)
+                                  tally_digests=tally_digests, tally_sums=tally_sums)
         text, document = figures.text()
         self._memos.pop(key, None)
         self._keep(self._memos, key, (figures.memo, figures.texts), MEMOS_KEPT)
