@@ -113,9 +113,10 @@ class Tallies:
         if every is None:
             every = kept[satisfied] = {}
             by_item: dict[str, dict[int, int]] = self._by_item  # type: ignore[attr-defined]
-            for code, values in by_item.items():
-                valid = sum(values.values())
-                every[code] = Tally(sum(count for value, count in values.items() if value in satisfied), valid)
+            levels = tuple(satisfied)
+            nothing = (0,) * len(levels)
+            for code, values in by_item.items():  # per item: its count at each satisfied level, its valid answers
+                every[code] = Tally(sum(map(values.get, levels, nothing)), sum(values.values()))
         return every.get(item, _NO_ANSWER)
 
     def answers(self, item: str) -> dict[int, int]:
