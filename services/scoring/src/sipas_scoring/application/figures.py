@@ -288,7 +288,7 @@ class CampaignFigures:
                  counted: Batch | Sequence[Counted] | None,
                  agencies: dict[str, dict[str, Any]], population: dict[str, int] | None,
                  rated: list[dict[str, Any]], province_names: dict[str, str] | None = None,
-                 memo: Mapping[str, tuple[bytes, dict[str, Any]]] | None = None,
+                 memo: Mapping[str, tuple[bytes, dict[str, Any], dict[str, dict[str, Any]] | None]] | None = None,
                  measured: Measured | None = None, texts: Mapping[str, Text] | None = None,
                  tally_digests: dict[str, tuple[Counter[str], bytes]] | None = None,
                  tally_sums: dict[str, tuple[tuple[Counter[str], ...], Counter[str]]] | None = None) -> None:
@@ -303,7 +303,7 @@ class CampaignFigures:
             measured = Measured.build(basis, counted)
         self.basis, self.population = basis, population
         self._previous = memo or {}
-        self.memo: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self.memo: dict[str, tuple[bytes, dict[str, Any], dict[str, dict[str, Any]] | None]] = {}
         """Each unit's row before suppression and ranks, by the digest of everything it was computed from:
         handed to the next computation of the campaign (see :meth:`_unit_row`)."""
         self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
@@ -311,6 +311,7 @@ class CampaignFigures:
         self.texts: dict[str, Text] = {}
         """Each unit's row as canonical JSON, with what made it (see :meth:`text`): handed on like ``memo``."""
         self._bases: dict[str, dict[str, Any]] = {}  # per unit, the memo's row its document row copies
+        self._small: dict[str, dict[str, dict[str, Any]] | None] = {}  # per unit, its parts with small cells blanked
         self._tally_digests = {} if tally_digests is None else tally_digests
         self._tally_sums = {} if tally_sums is None else tally_sums
         self.province_names = province_names or {}
@@ -705,8 +706,9 @@ class CampaignFigures:
         recomputes only the units the change reached — the agencies whose ballots or weights changed, their
         provinces, and units sharing a stratum with them — and the nation from its provinces as always."""
         kind = self.scheme.kind
+        small: dict[str, dict[str, Any]] | None = None
         if self._reusable(unit, digest_of):
-            row = self._previous[unit.key][1]
+            _, row, small = self._previous[unit.key]
         else:
             self.recomputed.append(unit.key)
             if kind == "share-satisfied":
@@ -719,9 +721,11 @@ class CampaignFigures:
                    **{k: v for k, v in unit.info.items() if k != "rated"},
                    "ballots": unit.tallies["ballots"] if kind != "online-766" else body["online766"]["dossiers"],
                    **body}
+            small = _small_parts(row, self.scheme.small_cell_n)
         if digest_of is not None:
-            self.memo[unit.key] = (digest_of, row)
+            self.memo[unit.key] = (digest_of, row, small)
             self._bases[unit.key] = row
+            self._small[unit.key] = small
         # Suppression and ranks write into the document's rows, never the memo's: they set keys of the row and
         # of its overall figure, and copy a part before blanking a figure in it (see :meth:`_suppress`).
         return {**row, "overall": dict(row["overall"])}
@@ -829,11 +833,9 @@ class CampaignFigures:
             if reason is not None:
                 _blank(r)
                 continue
-            small = self.scheme.small_cell_n
-            for part in ("factors", "items", "expectations"):  # a small sub-cell never shows either
-                if any(isinstance(f, dict) and f.get("n", small) < small for f in r[part].values()):
-                    r[part] = {code: _blanked(f) if isinstance(f, dict) and f.get("n", small) < small else f
-                               for code, f in r[part].items()}
+            small = self._small[key] if key in self._small else _small_parts(r, self.scheme.small_cell_n)
+            if small:
+                r.update(small)
 
     def _rank(self, rows: dict[str, dict[str, Any]]) -> None:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -855,6 +857,18 @@ class CampaignFigures:
                 found = ranked.get(r["key"])
                 r["rank"] = None if found is None else {"rank": found.rank, "best": found.best,
                                                         "worst": found.worst, "of": found.of}
+
+
+def _small_parts(row: Mapping[str, Any], small: int) -> dict[str, dict[str, Any]] | None:
+    """The row's parts holding a sub-cell too small to show, each with those figures blanked (a small sub-cell
+    never shows, whatever its unit's suppression); None when there is none. Made once per row computed, and
+    kept with it in the memo."""
+    out = {}
+    for part in ("factors", "items", "expectations"):
+        if any(isinstance(f, dict) and f.get("n", small) < small for f in row[part].values()):
+            out[part] = {code: _blanked(f) if isinstance(f, dict) and f.get("n", small) < small else f
+                         for code, f in row[part].items()}
+    return out or None
 
 
 def _blanked(figure: dict[str, Any]) -> dict[str, Any]:
