@@ -1,4 +1,4 @@
-"""The document's weighted figures are the reference estimator's (``survey.estimate_ratios``, itself checked
+"""The document's intervals and weighted figures are the reference estimator's (``survey.estimate_ratios``, itself checked
 against R's ``survey``), ballot by ballot, for agencies and for a province whose agencies share weight
 groups — the figures compute them from the cells' moments, summed per weight group for all units at once."""
 
@@ -81,16 +81,25 @@ def reference(ballots, design, unit_agencies, terms):
 
 
 @pytest.mark.parametrize("unit", ["A:a1", "A:a2", "A:a3", "P:01"])
-def test_weighted_figures_equal_the_reference_estimator(campaign, unit):
+def test_interval_figures_equal_the_reference_estimator(campaign, unit):
     ballots, design, rows = campaign
     agencies = {"A:a1": {"a1"}, "A:a2": {"a2"}, "A:a3": {"a3"}, "P:01": set(DESIGN)}[unit]
     answered = answered_items([b for b in ballots if design[b.ballot_id][0] in agencies])
     row = rows[unit]
-    figures = [(row["overall"]["weighted"], overall_terms(BASIS.instrument, BASIS.scheme, answered))]
-    figures += [(row["factors"][f.code]["weighted"], factor_terms(f, BASIS.scheme, answered))
+    figures = [(row["overall"], overall_terms(BASIS.instrument, BASIS.scheme, answered))]
+    figures += [(row["factors"][f.code], factor_terms(f, BASIS.scheme, answered))
                 for f in BASIS.instrument.factors if row["factors"][f.code]["weighted"] is not None]
     assert len(figures) >= 4
-    for shown, terms in figures:
+    for figure, terms in figures:
+        # The interval beside the figure: the unweighted estimate over the unit's own ballots.
+        mine = [b for b in ballots if design[b.ballot_id][0] in agencies]
+        plain = estimate_ratios(share_observations(mine, terms, BASIS.instrument.satisfied_levels,
+                                                   {b.ballot_id: ("all", Fraction(1)) for b in mine}),
+                                terms.coefficients, weighted=False)
+        low, high = (float(x) for x in figure["ci"])
+        assert low == pytest.approx(plain.interval.lower * 100, abs=5.1e-3)
+        assert high == pytest.approx(plain.interval.upper * 100, abs=5.1e-3)
+        shown = figure["weighted"]
         want = reference(ballots, design, agencies, terms)
         assert Fraction(shown["exact"]) == want.estimate * 100
         assert float(shown["se"]) == pytest.approx(math.sqrt(want.variance) * 100, abs=5.1e-5)

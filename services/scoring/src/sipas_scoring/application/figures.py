@@ -439,7 +439,10 @@ class CampaignFigures:
         unit_first = np.searchsorted(group_owner, np.arange(len(todo) + 1))
         # Unweighted: every cell of the unit in one group (the sum of its weighted groups' sums).
         plain_sums = np.add.reduceat(sums, unit_first[:-1], axis=0)
-        plain = Block(plain_sums.astype(np.float64), np.add.reduceat(cross, unit_first[:-1], axis=0))
+        plain_cross = cross[unit_first[:-1]]  # a unit of one weight group (most agencies): that group's
+        for k in np.flatnonzero(np.diff(unit_first) > 1).tolist():  # of several: summed (integers: exact)
+            plain_cross[k] = cross[unit_first[k]:unit_first[k + 1]].sum(axis=0)
+        plain = Block(plain_sums.astype(np.float64), plain_cross)
         weighted = Block(sums.astype(np.float64), cross)
         weights_known = np.bincount(group_owner, weights=group_at < 0, minlength=len(todo)) == 0
         bounds = unit_first.tolist()

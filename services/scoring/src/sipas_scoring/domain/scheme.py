@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Literal
 
 from sipas_scoring.domain.errors import OffScale, SchemeMismatch
@@ -61,12 +62,12 @@ class Instrument:
         if not codes or len(set(codes)) != len(codes):
             raise SchemeMismatch("factors need items, and an item belongs to one factor only")
 
-    @property
+    @cached_property  # made once: the figures ask for them for every unit (the instrument never changes)
     def criteria(self) -> tuple[str, ...]:
         """Every scored item (the factors' criteria; overall-satisfaction items are not criteria)."""
         return tuple(code for factor in self.factors for code in factor.items)
 
-    @property
+    @cached_property
     def satisfied_levels(self) -> frozenset[int]:
         return frozenset(level.value for level in self.scale if level.satisfied)
 
