@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 from sipas_scoring.domain.errors import SchemeMismatch
 from sipas_scoring.domain.points import FactorPoints, PointsScores, PointsTally
@@ -90,41 +91,48 @@ class Tallies:
         return self["ballots"]
 
     def __post_init__(self) -> None:
-        by_item: dict[str, dict[int, int]] = {}
+        object.__setattr__(self, "_items", {})
+
+    def _answers(self) -> Iterable[tuple[str, int, int]]:
+        """(item, value, count) of every valid answer's key with a count."""
         parsed = _ANSWER_KEYS
         for key, count in self.counts.items():
-            if not count:
-                continue
             found = parsed.get(key)
             if found is None:
                 found = _answer_of(key)
                 if len(parsed) < _KEYS_KEPT:  # bounded: keys are few (items x values), but never trusted to be
                     parsed[key] = found
-            if found:
-                by_item.setdefault(found[0], {})[found[1]] = count
-        object.__setattr__(self, "_by_item", by_item)
-        object.__setattr__(self, "_items", {})
+            if found and count:
+                yield found[0], found[1], count
+
+    @cached_property
+    def _by_item(self) -> dict[str, dict[int, int]]:
+        by_item: dict[str, dict[int, int]] = {}
+        for item, value, count in self._answers():
+            by_item.setdefault(item, {})[value] = count
+        return by_item
 
     def item(self, item: str, satisfied: frozenset[int]) -> Tally:
         """``share((item,), satisfied)``, kept: a unit's figures ask for every item's tally, some several
-        times, so the first question makes them all in one pass."""
+        times, so the first question makes them all, in one pass over the counts."""
         kept: dict[frozenset[int], dict[str, Tally]] = self._items  # type: ignore[attr-defined]
         every = kept.get(satisfied)
         if every is None:
-            every = kept[satisfied] = {}
-            by_item: dict[str, dict[int, int]] = self._by_item  # type: ignore[attr-defined]
-            levels = tuple(satisfied)
-            nothing = (0,) * len(levels)
-            for code, values in by_item.items():  # per item: its count at each satisfied level, its valid answers
-                every[code] = Tally(sum(map(values.get, levels, nothing)), sum(values.values()))
+            hits: dict[str, int] = {}
+            valid: dict[str, int] = {}
+            for code, value, count in self._answers():
+                valid[code] = valid.get(code, 0) + count
+                if value in satisfied:
+                    hits[code] = hits.get(code, 0) + count
+            every = kept[satisfied] = {code: Tally(hits.get(code, 0), n) for code, n in valid.items()}
         return every.get(item, _NO_ANSWER)
 
     def answers(self, item: str) -> dict[int, int]:
         """Valid answers to ``item`` by value."""
-        return dict(self._by_item.get(item, {}))  # type: ignore[attr-defined]
+        return dict(self._by_item.get(item, {}))
 
     def share(self, items: Iterable[str], satisfied: frozenset[int]) -> Tally:
-        by_item: dict[str, dict[int, int]] = self._by_item  # type: ignore[attr-defined]
+        by_item = self._by_item
         hits = valid = 0
         for item in items:
             for value, count in by_item.get(item, {}).items():
@@ -134,7 +142,7 @@ class Tallies:
         return Tally(hits, valid)
 
     def valid(self, item: str) -> int:
-        return sum(self._by_item.get(item, {}).values())  # type: ignore[attr-defined]
+        return sum(self._by_item.get(item, {}).values())
 
     def unanswered(self, item: str) -> int:
         return self[item_key(item, None)]
