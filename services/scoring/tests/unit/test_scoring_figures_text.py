@@ -115,3 +115,31 @@ def refresh(engine: Engine, campaign: Campaign, at: int, added: Batch):
     change."""
     return engine.run(Request(("db", "c-text"), BASIS, Context({}, {}, {}, [], {"01": "Hà Nội"}), "fp", at, at - 1,
                               added, [], len(campaign.ballots), [], delta(added)))
+
+
+def test_a_rows_text_copies_its_shared_figures_and_is_still_canonical():
+    """A row's items and expectations are shared figures whose text is kept: the row's text copies them in
+    (most of a row) and must still be ``canonical.dumps`` of the row, byte for byte; a row holding a blanked
+    copy among them is written whole."""
+    import random
+
+    from sipas_scoring.application import figures
+
+    rng = random.Random(3)
+    options = sorted(BASIS.instrument.expectation_options)
+    ballots, tallies = [], {}
+    for k in range(90):
+        agency = ("a1", "a2", "a3")[k % 3]
+        answers = {item: rng.choice((1, 3, 4, 5, None)) for item in BASIS.instrument.criteria}
+        ballot = Ballot(f"{agency}-{k:03d}", answers, frozenset(rng.sample(options, rng.randrange(0, 3))))
+        ballots.append((ballot.ballot_id, agency, measurable_codes(BOOK, answers), answers))
+        tallies.setdefault(agency, Counter()).update(ballot_tallies(BASIS.instrument, ballot))
+    document = CampaignFigures(BASIS, tallies, Campaign.batch(ballots), AGENCIES, None, [],
+                               {"01": "Hà Nội"}).document()
+    copied = 0
+    for row in document["units"]:
+        assert figures._row_text(row) == canonical.dumps(row)
+        shared = [f for part in ("items", "expectations") for f in row[part].values()]
+        if shared and all(figures._SIMPLE_TEXTS.get(id(f), (None,))[0] is f for f in shared):
+            copied += 1
+    assert copied >= 3  # the three agencies' rows at least took the copying path

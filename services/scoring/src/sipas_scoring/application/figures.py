@@ -23,6 +23,7 @@ recomputes only the units they reach. The document is the one a computation from
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -76,6 +77,10 @@ _UNITS = '"units":[]'
 Text = tuple[dict[str, Any], tuple[Any, Any], str]
 """A row's canonical JSON text with what made it: the memo row it copies, its (suppression, rank)."""
 _SIMPLES: dict[tuple[str, int], dict[tuple[str, int, int], dict[str, Any]]] = {}
+_SIMPLE_TEXTS: dict[int, tuple[dict[str, Any], str]] = {}
+"""Each shared item and expectation figure's canonical JSON, by the figure's identity (checked: the figure
+is kept beside it), so a row's text copies it instead of writing it again (:func:`_row_text`)."""
+_SPLICED = ('"expectations":{}', '"items":{}')
 """Per rounding (rule, places): item and expectation figures by their counts (:meth:`CampaignFigures._simple`)."""
 
 
@@ -595,7 +600,10 @@ class CampaignFigures:
                 found = {"value": self.present(value), "exact": exact(value), "n": n}
             if len(self._simples) >= SIMPLES_KEPT:
                 self._simples.clear()
+            if len(_SIMPLE_TEXTS) >= 2 * SIMPLES_KEPT:
+                _SIMPLE_TEXTS.clear()
             self._simples[key] = found
+            _SIMPLE_TEXTS[id(found)] = (found, canonical.dumps(found))
         return found
 
     def _answered_items(self, unit: Unit) -> frozenset[str]:
@@ -665,7 +673,7 @@ class CampaignFigures:
             if found is not None and base is not None and found[0] is base and found[1] == made:
                 written = found[2]
             else:
-                written = canonical.dumps(row)
+                written = _row_text(row)
             if base is not None:
                 self.texts[key] = (base, made, written)
             parts.append(written)
@@ -860,6 +868,36 @@ class CampaignFigures:
                 found = ranked.get(r["key"])
                 r["rank"] = None if found is None else {"rank": found.rank, "best": found.best,
                                                         "worst": found.worst, "of": found.of}
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_text(code: str) -> str:
+    return canonical.dumps(code)
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    """``canonical.dumps(row)``, byte for byte, with its items' and expectations' figures copied from their
+    kept texts (most of a row; they are shared figures, :meth:`CampaignFigures._simple`); a row holding any
+    other figure there (a blanked copy) is written whole."""
+    spliced = []
+    for part in ("expectations", "items"):
+        figures = row.get(part)
+        if not isinstance(figures, dict):
+            return canonical.dumps(row)
+        texts = []
+        for code in sorted(figures):
+            figure = figures[code]
+            found = _SIMPLE_TEXTS.get(id(figure))
+            if found is None or found[0] is not figure:
+                return canonical.dumps(row)
+            texts.append(f"{_key_text(code)}:{found[1]}")
+        spliced.append("{" + ",".join(texts) + "}")
+    outer = canonical.dumps({**row, "expectations": {}, "items": {}})
+    if any(outer.count(place) != 1 for place in _SPLICED):  # never for a row of ours; if so, written whole
+        return canonical.dumps(row)
+    for place, text in zip(_SPLICED, spliced, strict=True):
+        outer = outer.replace(place, place[:-2] + text, 1)
+    return outer
 
 
 def _small_parts(row: Mapping[str, Any], small: int) -> dict[str, dict[str, Any]] | None:
