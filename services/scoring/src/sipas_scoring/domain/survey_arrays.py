@@ -92,6 +92,11 @@ class Moments:
     """Per stratum, its ballots in the pool the domain is drawn from (the domain's own and the others)."""
 
     @cached_property
+    def total(self) -> int:
+        """The domain's ballots (every term set of the domain asks for it)."""
+        return int(self.rows.sum())
+
+    @cached_property
     def sampled(self) -> int:
         """The ballots of the domain's strata in the pool (every term set of the domain asks for it)."""
         return sum(self.pool.get(s, 0) for s in self.groups.strata[0])
@@ -207,7 +212,7 @@ def estimate_arrays(
                     nan.copy())
     usable = []
     for d, (moments, _) in enumerate(domains):
-        if not int(moments.rows.sum()):
+        if not moments.total:
             errors[d] = DesignError("no observations")
         elif terms == 0 or moments.sums.shape[1] != 2 * items:
             errors[d] = DesignError("observations disagree on the number of terms")
