@@ -262,6 +262,30 @@ def _answering(domain: Domain, hits: Any) -> Any:
     return np.bincount(flat, minlength=groups * sets).reshape(groups, sets).astype(np.int64)
 
 
+def _answering_all(domains: Iterable[Domain], hits: Any) -> dict[int, Any]:
+    """:func:`_answering` of many domains (by ``id``): those of one :class:`Block` counted together (one
+    bincount per set of items over all their ballots), the others one by one."""
+    out: dict[int, Any] = {}
+    by_block: dict[int, tuple[Block, dict[int, Domain]]] = {}
+    for domain in domains:
+        if domain.block is None:
+            if id(domain) not in out:
+                out[id(domain)] = _answering(domain, hits)
+        else:
+            by_block.setdefault(id(domain.block), (domain.block, {}))[1].setdefault(id(domain), domain)
+    sets = hits.shape[1]
+    for block, members in by_block.values():
+        listed = list(members.values())
+        rows = np.concatenate([d.rows for d in listed])
+        at = np.concatenate([d.row_group + d.span[0] for d in listed])  # each ballot's group in the block
+        hit = hits[rows]
+        counts = np.stack([np.bincount(at, weights=hit[:, k], minlength=len(block.sums)) for k in range(sets)],
+                          axis=1).astype(np.int64)
+        for d in listed:
+            out[id(d)] = counts[d.span[0]:d.span[0] + d.span[1]]
+    return out
+
+
 _GROUPS: dict[tuple[tuple[Fraction, str], ...], Groups] = {}
 """Weight groups by their (weight, stratum) pairs, made once per process (their floats, scaled integers and
 strata are then computed once too): about one per agency and province of the campaigns computed, emptied
@@ -539,15 +563,10 @@ class CampaignFigures:
             asked_matrix[:, k] = np.frombuffer(raw, dtype=bool)
         # Once for every ballot of the campaign (not once per unit holding it): which sets it answered.
         hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0 if batches else None
-        counted: dict[int, Any] = {}
+        counted = _answering_all((domain for _, members in batches.values() for _, domain in members), hits)
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
-            answering = []
-            for _, domain in members:
-                found = counted.get(id(domain))
-                if found is None:
-                    found = counted[id(domain)] = _answering(domain, hits)
-                answering.append(found[:, k])
+            answering = [counted[id(domain)][:, k] for _, domain in members]
             weighted = batch_key[1]
             wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
                       if count.any()]
