@@ -292,8 +292,8 @@ def estimate_arrays(
         sums, cross = (stacked_sums, stacked_cross) if at is None else (stacked_sums[at], stacked_cross[at])
     else:  # one gather of the rows and columns wanted
         sums = (stacked_sums if at is None else stacked_sums[at])[:, columns]
-        gather = np.arange(len(stacked_cross)) if at is None else at
-        cross = stacked_cross[gather[:, None, None], columns[None, :, None], columns[None, None, :]]
+        cross = stacked_cross[:, columns[:, None], columns[None, :]]  # (numpy lays this out columns first)
+        cross = np.ascontiguousarray(cross) if at is None else cross[at]  # C-contiguous either way
     linear = np.einsum("gi,gi->g", sums, a)                                    # Σ z per group
     square = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, a), a)       # Σ z² per group
     magnitude = np.abs(a)                                                      # Σ (|a|·v)² ≥ Σ z²: the scale
