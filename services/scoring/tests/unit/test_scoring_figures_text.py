@@ -140,6 +140,26 @@ def test_a_rows_text_copies_its_shared_figures_and_is_still_canonical():
     for row in document["units"]:
         assert figures._row_text(row) == canonical.dumps(row)
         shared = [f for part in ("items", "expectations") for f in row[part].values()]
-        if shared and all(figures._SIMPLE_TEXTS.get(id(f), (None,))[0] is f for f in shared):
+        if shared and all((figures._SIMPLE_TEXTS.get(id(f)) or (None,))[0] is f for f in shared):
             copied += 1
     assert copied >= 3  # the three agencies' rows at least took the copying path
+
+
+def test_kept_figures_keep_what_is_used_and_drop_what_is_not():
+    """The store of shared figures keeps two generations: a figure asked for again survives a rotation, one
+    no longer asked for goes at the second — never everything at once."""
+    from sipas_scoring.application.figures import Kept
+
+    kept = Kept(2)
+    kept.put("a", 1)
+    kept.put("b", 2)
+    kept.put("c", 3)  # the first generation is full: it becomes the old one
+    assert (kept.get("a"), kept.get("b"), kept.get("c")) == (1, 2, 3)  # each found, brought back into the new
+    kept.put("d", 4)
+    kept.put("e", 5)
+    assert kept.get("d") == 4 and kept.get("e") == 5
+    assert len(kept) <= 4 and kept.get("zzz") is None
+    stale = Kept(2)
+    for key in ("x", "y", "z", "w", "v"):
+        stale.put(key, key)
+    assert stale.get("x") is None and stale.get("v") == "v"  # never asked for again: gone after two rotations
