@@ -298,6 +298,8 @@ def _answering_all(domains: Iterable[Domain], hits: Any) -> dict[int, Any]:
     """:func:`_answering` of many domains (by ``id``): those of one :class:`Block` counted together (one
     bincount per set of items over all their ballots), the others one by one."""
     out: dict[int, Any] = {}
+    if hits is None:  # nothing to estimate
+        return out
     by_block: dict[int, tuple[Block, dict[int, Domain]]] = {}
     for domain in domains:
         if domain.block is None:
