@@ -9,6 +9,9 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sipas_events import canonical
 from sipas_events.catalogue.registry import InstrumentDefinition, SchemeDefinition
 from sipas_scoring.application.definitions import CampaignBasis, instrument_of, labels_of, scheme_of
@@ -163,3 +166,32 @@ def test_kept_figures_keep_what_is_used_and_drop_what_is_not():
     for key in ("x", "y", "z", "w", "v"):
         stale.put(key, key)
     assert stale.get("x") is None and stale.get("v") == "v"  # never asked for again: gone after two rotations
+
+
+def reference_simple(kind, hits, n, rule, places):
+    """An item's or expectation's figure made one by one, as the figures made it before they were batched."""
+    from sipas_scoring.domain.fast_rounding import present_text
+    from sipas_scoring.domain.intervals import wilson
+
+    value = Fraction(hits * 100, n) if n else None
+    figure = {"value": None if value is None else present_text(value, rule, places),
+              "exact": None if value is None else f"{value.numerator}/{value.denominator}", "n": n}
+    if kind == "item":
+        ci = wilson(hits, n) if n else None
+        figure["ci"] = None if ci is None else [present_text(ci.lower * 100), present_text(ci.upper * 100)]
+        figure["ci_method"] = "wilson"
+    return figure
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["item", "expect"]), st.integers(0, 10**6), st.integers(0, 10**6))
+                .map(lambda k: (k[0], min(k[1], k[2]), k[2])), max_size=40),
+       st.sampled_from(["half_up", "truncate"]), st.integers(0, 4))
+def test_figures_made_together_are_the_ones_made_one_by_one(keys, rule, places):
+    """Item and expectation figures are made a batch at a time (thousands a refresh of a growing campaign):
+    each must be the figure made alone, and its text ``canonical.dumps`` of it."""
+    from sipas_scoring.application.figures import simple_figures
+
+    for (kind, hits, n), (figure, text) in zip(keys, simple_figures(keys, rule, places), strict=True):
+        assert figure == reference_simple(kind, hits, n, rule, places)
+        assert text == canonical.dumps(figure)

@@ -57,11 +57,12 @@ from sipas_scoring.application.figures_engine import (
 )
 from sipas_scoring.application.measured import Batch, Counted, Measured, items_of, measurable_codes
 from sipas_scoring.domain.codes import TAG_BYTES, Codebook
-from sipas_scoring.domain.fast_rounding import present_floats, present_text
-from sipas_scoring.domain.intervals import Interval, wilson, z_value
+from sipas_scoring.domain.fast_rounding import present_floats, present_ratios, present_text
+from sipas_scoring.domain.intervals import Interval, wilson, wilson_arrays, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
 from sipas_scoring.domain.points import presented_factor_points, presented_total
 from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
+from sipas_scoring.domain.rounding import RoundingRule
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, Moments, estimate_arrays
@@ -335,6 +336,48 @@ def _groups(weights: Sequence[Fraction], strata: Sequence[str]) -> Groups:
             _GROUPS.clear()
         found = _GROUPS[key] = Groups(list(weights), list(strata))
     return found
+
+
+def simple_figures(keys: Sequence[tuple[str, int, int]], rule: RoundingRule, places: int
+                   ) -> list[tuple[dict[str, Any], str]]:
+    """Item figures (kind ``"item"``: the share hits/n on 0-100 with its Wilson interval) and expectation
+    figures (``"expect"``: the share) of many (kind, hits, n) at once, each with its canonical JSON text:
+    the figure is the value presented by the scheme's rounding, the exact fraction and n (nothing but n
+    when n is 0). The share's presentation and exact fraction are integer array arithmetic, the intervals
+    float arrays (:func:`wilson_arrays`, the same floats as :func:`wilson`), presented together."""
+    hits = np.array([k[1] for k in keys], dtype=np.int64)
+    n = np.array([k[2] for k in keys], dtype=np.int64)
+    some = n > 0
+    out: list[tuple[dict[str, Any], str]] = []
+    shown = np.flatnonzero(some)
+    numerators, denominators = hits[shown] * HUNDRED, n[shown]
+    common = np.gcd(numerators, denominators)
+    values = present_ratios(numerators, denominators, rule, places)
+    exacts = [f"{a}/{b}" for a, b in zip((numerators // common).tolist(), (denominators // common).tolist(),
+                                         strict=True)]
+    lower, upper = wilson_arrays(hits[shown], denominators)
+    lows, highs = present_floats(lower * HUNDRED), present_floats(upper * HUNDRED)
+    at = dict(zip(shown.tolist(), range(len(shown)), strict=True))
+    for k, (kind, _, count) in enumerate(keys):
+        j = at.get(k)
+        figure: dict[str, Any]
+        if kind == "item":
+            if j is None:
+                figure = {"value": None, "exact": None, "n": count, "ci": None, "ci_method": "wilson"}
+                text = f'{{"ci":null,"ci_method":"wilson","exact":null,"n":{count},"value":null}}'
+            else:
+                figure = {"value": values[j], "exact": exacts[j], "n": count, "ci": [lows[j], highs[j]],
+                          "ci_method": "wilson"}
+                text = (f'{{"ci":["{lows[j]}","{highs[j]}"],"ci_method":"wilson","exact":"{exacts[j]}",'
+                        f'"n":{count},"value":"{values[j]}"}}')
+        elif j is None:
+            figure = {"value": None, "exact": None, "n": count}
+            text = f'{{"exact":null,"n":{count},"value":null}}'
+        else:
+            figure = {"value": values[j], "exact": exacts[j], "n": count}
+            text = f'{{"exact":"{exacts[j]}","n":{count},"value":"{values[j]}"}}'
+        out.append((figure, text))
+    return out
 
 
 def _intervals(found: Estimates) -> list[list[str] | None]:
@@ -647,14 +690,39 @@ class CampaignFigures:
         key = (kind, hits, n)
         found = self._simples.get(key)
         if found is None:
-            value = Fraction(hits * HUNDRED, n) if n else None
-            if kind == "item":
-                found = self._index(value, n, simple=(hits, n))
-            else:
-                found = {"value": self.present(value), "exact": exact(value), "n": n}
-            self._simples.put(key, found)
-            _SIMPLE_TEXTS.put(id(found), (found, canonical.dumps(found)))
-        return found
+            self._make_simples([key])
+            found = self._simples.get(key)
+        return found  # type: ignore[no-any-return]
+
+    def _make_simples(self, keys: Sequence[tuple[str, int, int]]) -> None:
+        """Make the figures of ``keys`` (kind, hits, n) together (:func:`simple_figures`) and keep them with
+        their texts."""
+        rounding = self.scheme.rounding
+        for key, (figure, text) in zip(keys, simple_figures(keys, rounding.rule, rounding.places), strict=True):
+            self._simples.put(key, figure)
+            _SIMPLE_TEXTS.put(id(figure), (figure, text))
+
+    def _simples_for(self, units: Sequence[Unit]) -> None:
+        """Before the rows of ``units`` are written: the item and expectation figures they will show that are
+        not kept yet, made in one batch (a growing campaign needs thousands of new ones a refresh)."""
+        satisfied, criteria = self.instrument.satisfied_levels, self.instrument.criteria
+        options = self.instrument.expectation_options
+        wanted: dict[tuple[str, int, int], None] = {}
+        get = self._simples.get
+        for unit in units:
+            t = unit.counts
+            for code in criteria:
+                found = t.item(code, satisfied)
+                key = ("item", found.satisfied, found.valid)
+                if get(key) is None:
+                    wanted[key] = None
+            total = t["expect"]
+            for code in options:
+                key = ("expect", t[f"expect:{code}"], total)
+                if get(key) is None:
+                    wanted[key] = None
+        if wanted:
+            self._make_simples(list(wanted))
 
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
@@ -741,8 +809,11 @@ class CampaignFigures:
             self._online_units()
         digests = {unit.key: self._inputs_digest(unit) for unit in self.units
                    if unit.level != "national" and kind != "online-766"}
-        self._estimate_all(unit for unit in self.units if unit.level != "national"
-                           and not self._reusable(unit, digests.get(unit.key)))
+        changed = [unit for unit in self.units if unit.level != "national"
+                   and not self._reusable(unit, digests.get(unit.key))]
+        self._estimate_all(changed)
+        if kind == "share-satisfied":
+            self._simples_for(changed)
         for unit in self.units:
             if unit.level != "national":
                 rows[unit.key] = self._unit_row(unit, digests.get(unit.key))

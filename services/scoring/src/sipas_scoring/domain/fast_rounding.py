@@ -96,3 +96,25 @@ def present_floats(values: NDArray[np.float64], places: int = 2, rule: RoundingR
     for k in np.flatnonzero(~settled | missing).tolist():
         out[k] = None if missing[k] else present_text(float(values[k]), rule, places)
     return out
+
+
+def present_ratios(numerators: NDArray[np.int64], denominators: NDArray[np.int64], rule: RoundingRule = "half_up",
+                   places: int = 2) -> list[str]:
+    """``present_text(Fraction(a, b), rule, places)`` of many non-negative ratios a/b (b > 0) at once, in
+    int64 where it cannot overflow (else one by one, exactly)."""
+    power = 10**places if places >= 0 else 1
+    if places < 0 or int(numerators.max(initial=0)) >= 2**62 // (2 * power) or \
+            int(denominators.max(initial=0)) >= 2**61:
+        return [present_text(Fraction(int(a), int(b)), rule, places)
+                for a, b in zip(numerators.tolist(), denominators.tolist(), strict=True)]
+    scaled = numerators * power
+    if rule == "half_up":
+        magnitude = (2 * scaled + denominators) // (2 * denominators)
+    elif rule == "truncate":
+        magnitude = scaled // denominators
+    else:
+        raise ValueError(f"unknown rounding rule {rule!r}")
+    if not places:
+        return [str(m) for m in magnitude.tolist()]
+    units, decimals = np.divmod(magnitude, power)
+    return [f"{u}.{d:0{places}d}" for u, d in zip(units.tolist(), decimals.tolist(), strict=True)]
