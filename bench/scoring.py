@@ -1619,7 +1619,7 @@ def limits(report: Report) -> list[str]:
             text += (f"In `document()` of {p['n']:,} ballots (profile above) a first computation spends most of its "
                      "time measuring every ballot (`measured.py`: each answer scored, each row digested, each cell's "
                      "moments summed); the rest is per unit: presenting some 130 numbers a unit (`present_text`), "
-                     "the estimates of all units made together (`estimate_many`), tallies and Wilson intervals. ")
+                     "the estimates of all units made together (`estimate_arrays`), tallies and Wilson intervals. ")
         text += ("These are full computations, as on a service's first refresh of a campaign; later refreshes keep "
                  "the measured ballots and their moments and read only those accepted or voided since, and reuse the "
                  "rows of the units no change reached (`docs/scoring.md`).")
@@ -1671,11 +1671,11 @@ def limits(report: Report) -> list[str]:
                  "ballots in nearly every one of its agencies, so it recomputes nearly every unit. The service's side "
                  "of a refresh is now small (it reads no tallies — the new ballots' answer codes are their change — "
                  "and stores the document's text as the figures process wrote it); the figures process's own work "
-                 "is most of it: each unit's row with its estimates (made for all changed units at once, "
-                 "`estimate_many`), presented figures and digest costs about a millisecond of Python, on a core "
-                 "the consumers, PostgreSQL and the benchmark share (see Notes). Meeting 2 s would need that work "
-                 "several times smaller: building the rows and intervals of many units in array passes rather "
-                 "than unit by unit, or cores to spread it over.")
+                 "is most of it: each unit's row with its estimates (made for all changed units at once, in array "
+                 "passes over one block of their moments, `estimate_arrays`), presented figures and digests costs "
+                 "about a millisecond of CPU, on a core the consumers, PostgreSQL and the benchmark share, of which "
+                 "it gets about 0.6 (see Notes). Meeting 2 s would need that work about halved again, or a core "
+                 "of its own.")
         out.append(text)
     others = [f.cpu.get("others", 0.0) for f in report.freshness if f.cpu]
     out.append(
