@@ -6,9 +6,10 @@ overall and points figures — unweighted over the unit's ballots, and weighted 
 non-response adjusted weight once sampling published it) over the unit's strata as a domain, with the
 design effect and effective sample size — computed from the moments of the unit's cells (agency by weight
 group, :mod:`~sipas_scoring.application.measured`), never from its ballots one by one; the estimates of
-all the units a computation recomputes are made together (:func:`~sipas_scoring.domain.survey_arrays.
-estimate_many`), each unit's numbers those it gets alone. The document is canonical JSON: the same state
-gives the same bytes, so its SHA-256 (``figures_digest``) identifies it.
+all the units a computation recomputes are made together, in array passes over one block of their moments
+(:func:`~sipas_scoring.domain.survey_arrays.estimate_arrays`), each unit's numbers those it gets alone.
+The document is canonical JSON: the same state gives the same bytes, so its SHA-256 (``figures_digest``)
+identifies it.
 
 Hierarchy: agency → province (its agencies' tallies pooled) → national (the mean of province indices,
 as the Ministry reports it). Suppression hides a cell under the scheme's ``small_cell_n`` and any cell
@@ -114,7 +115,9 @@ _SIMPLES: dict[tuple[str, int], Kept] = {}
 _SIMPLE_TEXTS = Kept(SIMPLES_KEPT)
 """Each shared item and expectation figure's canonical JSON, by the figure's identity (checked: the figure
 is kept beside it), so a row's text copies it instead of writing it again (:func:`_row_text`)."""
-_SPLICED = ('"expectations":{}', '"items":{}')
+_SHARED_PARTS = ("expectations", "items")
+"""A row's parts made of shared figures (their texts are copied into the row's)."""
+_SPLICED = tuple(f'"{part}":{{}}' for part in _SHARED_PARTS)
 
 
 @dataclass
@@ -249,9 +252,9 @@ class Domain:
     moments: Moments
     row_group: Any
     rows: Any
-    block: Block | None = None
+    block: Block
     """The stack its moments are rows of (made with the moments of the units prepared with it)."""
-    span: tuple[int, int] = (0, 0)
+    span: tuple[int, int]
     """(first row, rows) of its weight groups in ``block``."""
 
 
@@ -268,8 +271,7 @@ class Block:
     def of(domains: Sequence[Domain]) -> tuple[Any, Any, Any]:
         """``domains``' moments as :func:`estimate_arrays` takes them stacked: (Σ v as floats, Σ v vᵀ, the rows
         of the domains' groups in order — None when they are every row of the block)."""
-        blocks = {id(d.block) for d in domains}
-        if len(blocks) != 1 or domains[0].block is None:  # prepared apart: stacked here
+        if len({id(d.block) for d in domains}) != 1:  # prepared apart: stacked here
             return (np.concatenate([d.moments.sums for d in domains]).astype(np.float64),
                     np.concatenate([d.moments.cross for d in domains]), None)
         block = domains[0].block
@@ -284,30 +286,16 @@ class Block:
         return block.sums, block.cross, np.concatenate([np.arange(a, a + n) for a, n in (d.span for d in domains)])
 
 
-def _answering(domain: Domain, hits: Any) -> Any:
-    """Per weight group of the domain (rows) and per set of items (columns), its ballots that answered any
-    item of the set; ``hits``: per ballot of the campaign and set, whether it did."""
-    hit = hits[domain.rows]
-    groups, sets = len(domain.moments.rows), hits.shape[1]
-    if groups == 1:
-        return hit.sum(axis=0, dtype=np.int64)[None, :]
-    flat = (domain.row_group[:, None] * sets + np.arange(sets, dtype=np.int64)[None, :])[hit]
-    return np.bincount(flat, minlength=groups * sets).reshape(groups, sets).astype(np.int64)
-
-
 def _answering_all(domains: Iterable[Domain], hits: Any) -> dict[int, Any]:
-    """:func:`_answering` of many domains (by ``id``): those of one :class:`Block` counted together (one
-    bincount per set of items over all their ballots), the others one by one."""
+    """Per domain (by ``id``), per weight group (rows) and per set of items (columns), its ballots that
+    answered any item of the set; ``hits``: per ballot of the campaign and set, whether it did. The domains
+    of one :class:`Block` are counted together: one bincount per set over all their ballots."""
     out: dict[int, Any] = {}
     if hits is None:  # nothing to estimate
         return out
     by_block: dict[int, tuple[Block, dict[int, Domain]]] = {}
     for domain in domains:
-        if domain.block is None:
-            if id(domain) not in out:
-                out[id(domain)] = _answering(domain, hits)
-        else:
-            by_block.setdefault(id(domain.block), (domain.block, {}))[1].setdefault(id(domain), domain)
+        by_block.setdefault(id(domain.block), (domain.block, {}))[1].setdefault(id(domain), domain)
     sets = hits.shape[1]
     for block, members in by_block.values():
         listed = list(members.values())
@@ -347,9 +335,8 @@ def simple_figures(keys: Sequence[tuple[str, int, int]], rule: RoundingRule, pla
     float arrays (:func:`wilson_arrays`, the same floats as :func:`wilson`), presented together."""
     hits = np.array([k[1] for k in keys], dtype=np.int64)
     n = np.array([k[2] for k in keys], dtype=np.int64)
-    some = n > 0
     out: list[tuple[dict[str, Any], str]] = []
-    shown = np.flatnonzero(some)
+    shown = np.flatnonzero(n > 0)
     numerators, denominators = hits[shown] * HUNDRED, n[shown]
     common = np.gcd(numerators, denominators)
     values = present_ratios(numerators, denominators, rule, places)
@@ -612,7 +599,7 @@ class CampaignFigures:
 
     def _estimate_all(self, units: Iterable[Unit]) -> None:
         """The unweighted and weighted estimates of every terms each unit asks for, those with the same terms
-        and kind in one :func:`estimate_many` (each unit's numbers are the ones it would get alone)."""
+        and kind in one :func:`estimate_arrays` (each unit's numbers are the ones it would get alone)."""
         batches: dict[tuple[Any, bool], tuple[Terms, list[tuple[tuple[str, int], Domain]]]] = {}
         sames: dict[int, Any] = {}  # per terms (made once per answered set: few), its batch key
         units = list(units)
@@ -1001,7 +988,7 @@ def _row_text(row: dict[str, Any]) -> str:
     kept texts (most of a row; they are shared figures, :meth:`CampaignFigures._simple`); a row holding any
     other figure there (a blanked copy) is written whole."""
     spliced = []
-    for part in ("expectations", "items"):
+    for part in _SHARED_PARTS:
         figures = row.get(part)
         if not isinstance(figures, dict):
             return canonical.dumps(row)
@@ -1013,7 +1000,7 @@ def _row_text(row: dict[str, Any]) -> str:
                 return canonical.dumps(row)
             texts.append(f"{_key_text(code)}:{found[1]}")
         spliced.append("{" + ",".join(texts) + "}")
-    outer = canonical.dumps({**row, "expectations": {}, "items": {}})
+    outer = canonical.dumps({**row, **{part: {} for part in _SHARED_PARTS}})
     if any(outer.count(place) != 1 for place in _SPLICED):  # never for a row of ours; if so, written whole
         return canonical.dumps(row)
     for place, text in zip(_SPLICED, spliced, strict=True):
