@@ -36,11 +36,12 @@ from sipas_events import canonical
 from sipas_events.bus.base import Bus, BusUnavailable, ConsumerConfig, Delivery, OutMessage, StreamConfig
 from sipas_events.catalogue import CATALOGUE, Catalogue
 from sipas_events.copy import copy_records
-from sipas_events.envelope import Envelope
+from sipas_events.envelope import Envelope, Stamp
 from sipas_events.ids import new_id
 from sipas_events.metrics import BackboneMetrics
 from sipas_events.naming import DLQ_STREAM, dlq_subject, stream_name
 from sipas_events.projection import Projection
+from sipas_events.rebuild_reader import read_in_process, stamped
 from sipas_events.replay import ReplaySource
 from sipas_events.schema import consumer_checkpoints, dead_letters, inbox
 
@@ -67,6 +68,11 @@ REBUILD_GC_THRESHOLD = 100_000
 events in flight, which the collector would otherwise walk again every few hundred allocations (a fifth of a
 rebuild's time, measured). Restored when the rebuild ends."""
 REBUILD_CHUNK = 256
+"""Envelopes handed from the rebuild's reader to its runs at a time."""
+REBUILD_PROCESS_MIN = 50_000
+"""Messages a stream must hold for a rebuild to read it in a process of its own
+(:mod:`sipas_events.rebuild_reader`): starting one (a Python, the projection's imports) takes a second or
+two, which a shorter stream does not win back."""
 FETCH_BYTES = 16 * 1024 * 1024
 """About the most a fetch may bring. nats-server cuts a client whose unread data passes its ``max_pending``
 (64 MiB by default) as a slow consumer, and the events in flight then come again only after the ack wait: a
@@ -74,7 +80,9 @@ batch of 1,000 events of ~170 KB (a draw's ``SampleDrawn``) did, several times i
 asks for ``FETCH_BYTES`` over the largest message of the last fetch, at most the consumer's batch."""
 FIRST_GUESS_BYTES = 64 * 1024
 """The message size a consumer assumes before its first fetch has told it."""
-"""Envelopes handed from the rebuild's reader to its runs at a time."""
+_Ahead = tuple[Envelope | Stamp, Any, Any, bytes | None]
+"""An event read ahead by a rebuild's reader: its envelope (or stamp), its event decoded, what the projection
+prepared of it, and the envelope's bytes when it comes as a stamp."""
 
 _NO_WAIT_FOR_FLUSH = text("SET LOCAL synchronous_commit TO off")
 """A rebuild's runs do not wait for their commit to reach the disk: nothing outside depends on one (no acks,
@@ -113,10 +121,11 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class _Item:
-    envelope: Envelope
+    head: Envelope | Stamp  # what the runs read of the envelope: the envelope, or a reader process's stamp
     delivery: Delivery | None
     event: Any = None  # the envelope's payload decoded ahead (a rebuild's reader does), else decoded when applied
     prepared: Any = None  # what the projection's rebuild_prepare made of the event, for a rebuild's runs
+    raw: bytes | None = None  # the envelope's bytes, when ``head`` is a stamp
     failures: int = 0
     waits: int = 0
     retry_at: float = 0.0
@@ -124,9 +133,18 @@ class _Item:
     name: str = field(init=False)  # the envelope's event name, likewise
 
     def __post_init__(self) -> None:
-        assert self.envelope.position is not None
-        self.position = self.envelope.position
-        self.name = self.envelope.event_name
+        assert self.head.position is not None
+        self.position = self.head.position
+        self.name = self.head.event_name
+
+    @property
+    def envelope(self) -> Envelope:
+        """The whole envelope (a handler's, a dead letter's): ``head``, or validated from ``raw`` once."""
+        if isinstance(self.head, Envelope):
+            return self.head
+        assert self.raw is not None
+        self.head = Envelope.model_validate_json(self.raw)
+        return self.head
 
 
 class _HandlerFailed(Exception):
@@ -141,7 +159,7 @@ class Consumer:
         metrics: BackboneMetrics, *, replay: ReplaySource | None = None,
         catalogue: Catalogue = CATALOGUE, batch: int = 1000, retry: RetryPolicy | None = None,
         gap_grace: float = 0.5, idle_check: float = 10.0, fetch_timeout: float = 1.0,
-        log_each: bool = True,
+        log_each: bool = True, rebuild_process_min: int | None = REBUILD_PROCESS_MIN,
     ) -> None:
         self.service, self.projection = service, projection
         self.producer = projection.producer
@@ -151,6 +169,8 @@ class Consumer:
         self._retry = retry or RetryPolicy()
         self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
         self._log_each = log_each  # a line per applied event with its correlation id (INFO for one per run)
+        self.rebuild_process_min = rebuild_process_min  # see _reader_process_url; None: never a process
+        self.rebuild_reader = ""  # how the last rebuild read its stream: "process" or "in-process"
         self._latency = metrics.apply_latency.labels(self.name)
         for counter in (metrics.gap_fills, metrics.inbox_duplicates, metrics.dead_lettered):
             counter.labels(self.name)  # exported at 0 from the start, so a first fill or duplicate is a change
@@ -253,7 +273,8 @@ class Consumer:
             return
         self._accept(env, d)
 
-    def _accept(self, env: Envelope, delivery: Delivery | None, event: Any = None, prepared: Any = None) -> None:
+    def _accept(self, env: Envelope | Stamp, delivery: Delivery | None, event: Any = None, prepared: Any = None,
+                raw: bytes | None = None) -> None:
         assert env.position is not None
         if env.position <= self.position:
             self._m.inbox_duplicates.labels(self.name).inc()
@@ -262,7 +283,7 @@ class Consumer:
             return
         existing = self._buffer.get(env.position)
         if existing is None:
-            self._buffer[env.position] = _Item(env, delivery, event, prepared)
+            self._buffer[env.position] = _Item(env, delivery, event, prepared, raw)
         elif delivery is not None:
             if existing.delivery is not None and existing.delivery.stream_seq == delivery.stream_seq:
                 existing.delivery = delivery  # the same message redelivered: ack the newest token
@@ -323,11 +344,11 @@ class Consumer:
         if not self._rebuilding:  # a replayed event's age is history, not how late the consumer is
             now = dt.datetime.now(dt.UTC)
             for item in run:
-                self._latency.observe((now - item.envelope.time).total_seconds())
+                self._latency.observe((now - item.head.time).total_seconds())
         await self._advance(run)
         # One INFO line per committed run naming the requests it carried, so an operator can follow a
         # correlation id from the HTTP request into every consumer whatever the batching.
-        cids = sorted({item.envelope.correlationid for item in run})
+        cids = sorted({item.head.correlationid for item in run})
         log.info("consumer.applied_run", consumer=self.name, first=run[0].position, last=run[-1].position,
                  correlation_ids=cids[:20], more_correlation_ids=max(0, len(cids) - 20))
 
@@ -379,15 +400,17 @@ class Consumer:
         raises (an event it cannot apply, or NotReady), what it wrote is undone (a savepoint) and the
         caller applies the run event by event, which finds the event at fault; an infrastructure
         error is raised as it is."""
-        run_handler, rebuilding = self.projection.run_handler, False
-        if self._rebuilding and self.projection.rebuild_handler is not None:
-            run_handler, rebuilding = self.projection.rebuild_handler, True
-        if run_handler is None:
+        rebuild_handler = self.projection.rebuild_handler if self._rebuilding else None
+        if rebuild_handler is None and self.projection.run_handler is None:
             return False
         try:
             async with conn.begin_nested():
-                await run_handler(conn, [(it.prepared if rebuilding and it.prepared is not None else self._decoded(it),
-                                          it.envelope) for it in items])
+                if rebuild_handler is not None:
+                    await rebuild_handler(conn, [(it.prepared, it.head) if it.prepared is not None
+                                                 else (self._decoded(it), it.envelope) for it in items])
+                else:
+                    assert self.projection.run_handler is not None
+                    await self.projection.run_handler(conn, [(self._decoded(it), it.envelope) for it in items])
         except Exception as exc:
             if is_transient(exc) and not isinstance(exc, NotReady):
                 raise
@@ -407,8 +430,8 @@ class Consumer:
         try:
             async with conn.begin_nested():
                 await copy_records(conn, inbox.name, _INBOX_COLUMNS, [
-                    (self.name, it.envelope.id, self.producer, it.position, it.envelope.type, status,
-                     it.envelope.time) for it in items])
+                    (self.name, it.head.id, self.producer, it.position, it.head.type, status, it.head.time)
+                    for it in items])
         except asyncpg.UniqueViolationError:
             return await self._record_inbox(conn, items, status)
         return {it.position for it in items}
@@ -417,8 +440,8 @@ class Consumer:
         """Insert the inbox rows of ``items``; returns the positions that were not there yet."""
         result = await conn.execute(_INBOX_INSERT, {
             "consumer": self.name, "producer": self.producer, "status": status,
-            "event_ids": [it.envelope.id for it in items], "positions": [it.position for it in items],
-            "types": [it.envelope.type for it in items], "handled_at": [it.envelope.time for it in items],
+            "event_ids": [it.head.id for it in items], "positions": [it.position for it in items],
+            "types": [it.head.type for it in items], "handled_at": [it.head.time for it in items],
         })
         return set(result.scalars())
 
@@ -542,33 +565,62 @@ class Consumer:
         for f in requests:
             f.set_result(None)
 
-    async def _read_for_rebuild(self, chunks: asyncio.Queue[list[tuple[Envelope, Any, Any]] | None]) -> None:
+    async def _read_for_rebuild(self, chunks: asyncio.Queue[list[_Ahead] | None], context: Any) -> None:
         """Read, validate, decode and prepare the stream ahead of the runs being applied, a chunk at a time:
-        the reader works while the runs wait on PostgreSQL. An event it cannot decode is left to the run,
+        the reader works while the runs wait on PostgreSQL — in a process of its own on a long stream
+        (:mod:`sipas_events.rebuild_reader`), else in this one. An event it cannot decode is left to the run,
         which decodes it again and handles the error as the live consumer does."""
-        chunk: list[tuple[Envelope, Any, Any]] = []
-        handlers, catalogue, prepare = self.projection.handlers, self._catalogue, self.projection.rebuild_prepare
+        stream, prepare = stream_name(self.producer), self.projection.rebuild_prepare
         try:
-            async for msg in self._bus.read_stream(stream_name(self.producer)):
-                env = Envelope.model_validate_json(msg.data)
-                event = prepared = None
-                if env.event_name in handlers:
-                    with contextlib.suppress(Exception):
-                        event = catalogue.decode(env)
-                        if prepare is not None:
-                            prepared = prepare(event, env)
-                chunk.append((env, event, prepared))
-                if len(chunk) >= REBUILD_CHUNK:
+            url = await self._reader_process_url(stream)
+            if url is not None:
+                assert prepare is not None
+                self.rebuild_reader = "process"
+                async with contextlib.aclosing(read_in_process(
+                        url, stream, prepare, set(self.projection.handlers), context, f"{self.name}-rebuild")) as read:
+                    async for batch in read:
+                        await chunks.put([self._ahead(e, context) if isinstance(e, bytes) else stamped(e)
+                                          for e in batch])
+            else:
+                self.rebuild_reader = "in-process"
+                chunk: list[_Ahead] = []
+                async for msg in self._bus.read_stream(stream):
+                    chunk.append(self._ahead(msg.data, context))
+                    if len(chunk) >= REBUILD_CHUNK:
+                        await chunks.put(chunk)
+                        chunk = []
+                if chunk:
                     await chunks.put(chunk)
-                    chunk = []
-            if chunk:
-                await chunks.put(chunk)
         except asyncio.CancelledError:
             raise  # the rebuild stopped: nobody reads the queue any more
         except BaseException:
             await chunks.put(None)  # wake the rebuild, which then awaits this task and gets the error
             raise
         await chunks.put(None)
+
+    async def _reader_process_url(self, stream: str) -> str | None:
+        """The NATS URL a reader process reads ``stream`` from, when the rebuild reads it that way: the
+        projection prepares its events, the bus is a NATS one, and the stream holds at least
+        ``rebuild_process_min`` messages (below that, starting a process costs more than it saves)."""
+        url = getattr(self._bus, "url", None)
+        if (self.projection.rebuild_prepare is None or not url or self._catalogue is not CATALOGUE
+                or self.rebuild_process_min is None):
+            return None
+        size = await self._bus.stream_size(stream)  # type: ignore[attr-defined]
+        return str(url) if size >= self.rebuild_process_min else None
+
+    def _ahead(self, data: bytes, context: Any) -> _Ahead:
+        """One envelope read ahead in this process: validated (raising as the rebuild always did), its event
+        decoded and prepared if the projection handles it (None where that fails: the run meets it again)."""
+        env = Envelope.model_validate_json(data)
+        event = prepared = None
+        if env.event_name in self.projection.handlers:
+            with contextlib.suppress(Exception):
+                event = self._catalogue.decode(env)
+                prepare = self.projection.rebuild_prepare
+                if prepare is not None:
+                    prepared = prepare(event, env, context)
+        return env, event, prepared, None
 
     async def rebuild_now(self) -> None:
         """Drop the projection, then replay the producer's stream (filling holes from its store)."""
@@ -578,18 +630,19 @@ class Consumer:
                 await conn.execute(text(f"TRUNCATE {names}"))
             await conn.execute(delete(inbox).where(inbox.c.consumer == self.name))
             await conn.execute(delete(consumer_checkpoints).where(consumer_checkpoints.c.consumer == self.name))
+            context = None if self.projection.rebuild_context is None else await self.projection.rebuild_context(conn)
         self.position, self._buffer, self._gap_since = 0, {}, None
         grace, self._gap_grace = self._gap_grace, 0.0
         batch, self._batch = self._batch, self._batch * REBUILD_RUNS
         self._rebuilding = True
         thresholds = gc.get_threshold()
         gc.set_threshold(REBUILD_GC_THRESHOLD, *thresholds[1:])
-        chunks: asyncio.Queue[list[tuple[Envelope, Any, Any]] | None] = asyncio.Queue(maxsize=REBUILD_RUNS * 4)
-        reader = asyncio.create_task(self._read_for_rebuild(chunks))
+        chunks: asyncio.Queue[list[_Ahead] | None] = asyncio.Queue(maxsize=REBUILD_RUNS * 4)
+        reader = asyncio.create_task(self._read_for_rebuild(chunks, context))
         try:
             while (chunk := await chunks.get()) is not None:
-                for env, event, prepared in chunk:
-                    self._accept(env, None, event, prepared)
+                for head, event, prepared, raw in chunk:
+                    self._accept(head, None, event, prepared, raw)
                 if len(self._buffer) >= self._batch:
                     await self._drain()
             await reader  # raises what stopped the reader, if anything did
@@ -607,7 +660,7 @@ class Consumer:
         if self.projection.rebuilt is not None:
             async with self._engine.begin() as conn:
                 await self.projection.rebuilt(conn)
-        log.info("consumer.rebuilt", consumer=self.name, position=self.position)
+        log.info("consumer.rebuilt", consumer=self.name, position=self.position, reader=self.rebuild_reader)
 
 
     # ---- dead letters -----------------------------------------------------------------------

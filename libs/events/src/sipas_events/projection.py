@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_events.envelope import Envelope
+from sipas_events.envelope import Envelope, Stamp
 
 Handler = Callable[[AsyncConnection, Any, Envelope], Awaitable[None]]
 RunHandler = Callable[[AsyncConnection, Sequence[tuple[Any, Envelope]]], Awaitable[None]]
+RebuildHandler = Callable[[AsyncConnection, Sequence[tuple[Any, Envelope | Stamp]]], Awaitable[None]]
 Hook = Callable[[AsyncConnection], Awaitable[None]]
-Prepare = Callable[[Any, Envelope], Any]
+Prepare = Callable[[Any, Any, Any], Any]
+ContextHook = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 @dataclass
@@ -40,11 +42,19 @@ class Projection:
     the projection's handlers (which must settle what is owed before they add to it).
 
     ``rebuild_prepare`` (optional, :meth:`prepare_for_rebuild`) is called by a rebuild's reader on each
-    event it decoded, ahead of the event's run and outside any transaction: what it returns is what
-    ``rebuild_handler`` receives in place of the event (the per-event handlers always get the event). It
-    must not touch the database; it is for the work a run would do on each event alone (serialising,
-    encoding), which the reader then does while the runs wait on PostgreSQL. If it raises, the event
-    goes to ``rebuild_handler`` as it is.
+    event it decoded, as ``prepare(event, envelope, context)``, ahead of the event's run and outside any
+    transaction: what it returns (not None) is what ``rebuild_handler`` receives in place of the event
+    (the per-event handlers always get the event). It is for the work a run would do on each event alone
+    (validating, serialising, encoding), which the reader then does while the runs wait on PostgreSQL.
+    It must be a module-level function that touches no database and returns plain picklable data (tuples,
+    strings, bytes; no models): on a long stream the reader runs in a process of its own
+    (:mod:`sipas_events.rebuild_reader`), which imports the function by name and sends what it returns
+    across a pipe. ``context`` is what ``rebuild_context`` (optional, :meth:`context_for_rebuild`)
+    returned once at the start of the rebuild (picklable too; None without it). If ``prepare`` raises or
+    returns None, the event goes to ``rebuild_handler`` as it is. While a projection is rebuilt, the
+    envelopes ``rebuild_handler`` receives beside prepared events may be :class:`sipas_events.envelope.Stamp`
+    (``id``, ``type``, ``time``, ``position``, ``correlationid``, ``event_name``: no data, the prepared
+    event stands for it).
     """
 
     name: str
@@ -52,9 +62,10 @@ class Projection:
     tables: Sequence[Table]
     handlers: dict[str, Handler] = field(default_factory=dict)
     run_handler: RunHandler | None = None
-    rebuild_handler: RunHandler | None = None
+    rebuild_handler: RebuildHandler | None = None
     rebuilt: Hook | None = None
     rebuild_prepare: Prepare | None = None
+    rebuild_context: ContextHook | None = None
 
     def on(self, event_name: str) -> Callable[[Handler], Handler]:
         def wrap(fn: Handler) -> Handler:
@@ -67,7 +78,7 @@ class Projection:
         self.run_handler = fn
         return fn
 
-    def on_rebuild_run(self, fn: RunHandler) -> RunHandler:
+    def on_rebuild_run(self, fn: RebuildHandler) -> RebuildHandler:
         self.rebuild_handler = fn
         return fn
 
@@ -77,4 +88,8 @@ class Projection:
 
     def prepare_for_rebuild(self, fn: Prepare) -> Prepare:
         self.rebuild_prepare = fn
+        return fn
+
+    def context_for_rebuild(self, fn: ContextHook) -> ContextHook:
+        self.rebuild_context = fn
         return fn

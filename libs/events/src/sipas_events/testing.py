@@ -64,6 +64,11 @@ def counting_projection(fail_on: Callable[[AgencyRegistered], bool] | None = Non
     return projection
 
 
+def prepare_registered(event: AgencyRegistered, env: Envelope, context: Any) -> tuple[Any, ...]:
+    """A rebuild's ``prepare`` for tests: plain data a reader process can send (see ``Projection``)."""
+    return ("prepared", event.agency_id, event.name, env.position, context)
+
+
 async def projected(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         return {r.agency_id: r.applied for r in await conn.execute(select(seen))}

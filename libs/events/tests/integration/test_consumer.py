@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from sipas_events import sequencer
@@ -290,7 +291,7 @@ async def test_a_rebuild_applies_runs_through_the_rebuild_handler_then_calls_reb
                                             "position": env.position} for (_, e), env in events])
 
     @projection.prepare_for_rebuild
-    def prepare(event, env):
+    def prepare(event, env, context):
         return ("prepared", event)
 
     @projection.after_rebuild
@@ -558,3 +559,121 @@ async def test_a_rebuild_meets_an_event_published_twice_at_two_positions(engine,
     assert before == after and rows == 5 and position == 6
     assert sorted(p for (p,) in kept) == [1, 2, 3, 4, 5]  # the copy at 6 was never applied
     assert runs == [[1, 2, 3, 4, 5]]
+
+
+def _rebuild_by_records(projection, received):
+    """A rebuild handler writing the test projection from ``prepare_registered``'s records (or, for an event
+    the reader did not prepare — one filled from the store — from the event)."""
+    from sipas_events.testing import seen
+
+    @projection.on_rebuild_run
+    async def rebuilding(conn, events):
+        received.extend(events)
+        rows = []
+        for record, head in events:
+            agency_id, name = (record[1], record[2]) if isinstance(record, tuple) else (record.agency_id, record.name)
+            rows.append({"agency_id": agency_id, "name": name, "applied": 1, "position": head.position})
+        await conn.execute(seen.insert(), rows)
+
+
+@pytest.mark.parametrize("share", [1.0, 0.5])
+async def test_a_long_rebuild_reads_and_prepares_in_a_process_of_its_own(engine, jetstream, monkeypatch, share):
+    """Past ``rebuild_process_min`` messages a child process reads the stream, validates, decodes and prepares
+    the events of its share of the batches (the consumer those of the others); the runs get what was
+    prepared, with a stamp of the envelope from the child, and the projection comes out byte for byte as
+    before — a message missing from the stream still filled from the store."""
+    from sqlalchemy import text
+
+    from sipas_events import rebuild_reader
+    from sipas_events.envelope import Stamp
+    from sipas_events.testing import prepare_registered
+
+    monkeypatch.setattr(rebuild_reader, "BATCH", 10)
+    monkeypatch.setattr(rebuild_reader, "SHARE", share)
+    await create_test_tables(engine)
+    projection = counting_projection()
+    received: list = []
+    _rebuild_by_records(projection, received)
+    projection.prepare_for_rebuild(prepare_registered)
+
+    @projection.context_for_rebuild
+    async def context(conn):
+        return {"asked": (await conn.execute(text("SELECT 41 + 1"))).scalar()}
+
+    store = EventStore("registry")
+    run = Running(engine, jetstream, projection).start()
+    run.consumer.rebuild_process_min = 0
+    await append_agencies(engine, store, 1, 120)
+    await eventually(lambda: _all_applied(engine, 120))
+    async with engine.connect() as conn:
+        before, rows = await export_digest(conn, projection.tables)
+    await jetstream._js.delete_msg("SIPAS_REGISTRY", 40)
+    await run.consumer.rebuild()
+    async with engine.connect() as conn:
+        after, rows_after = await export_digest(conn, projection.tables)
+        stored = [Envelope.model_validate_json(e.envelope_json()) for e in await store.read_all(conn, 0, 200)]
+    await run.close()
+    assert run.consumer.rebuild_reader == "process"
+    assert rows == rows_after == 120 and before == after
+    # The 40th came from the store, as an envelope with its event; the others prepared, by either process.
+    prepared = [(record, head) for record, head in received if isinstance(record, tuple)]
+    by_child = [head for _, head in prepared if isinstance(head, Stamp)]
+    assert len(prepared) == 119 and len(received) == 120
+    assert len(by_child) == (119 if share == 1.0 else 59)  # positions 11-20, 31-40 (but 40), ... came as bytes
+    assert [record for record, _ in prepared] == [("prepared", f"a{p}", f"Đơn vị {p}", p, {"asked": 42})
+                                                  for p in range(1, 121) if p != 40]
+    assert [head if isinstance(head, Stamp) else Stamp.of(head) for _, head in prepared] == [
+        Stamp.of(env) for env in stored if env.position != 40]
+    assert set((await projected(engine)).values()) == {1}
+
+
+async def test_a_rebuild_whose_reader_process_is_lost_stops_and_the_next_one_completes(engine, jetstream, monkeypatch):
+    """The reader process killed once the consumer has its first batch (the pipe cannot hold the rest): the
+    rebuild raises (as when NATS goes away); the next rebuild reads everything again and reproduces the
+    projection."""
+    import psutil
+
+    from sipas_events import frames, rebuild_reader
+    from sipas_events.testing import prepare_registered
+
+    monkeypatch.setattr(rebuild_reader, "BATCH", 100)
+    monkeypatch.setattr(rebuild_reader, "SHARE", 1.0)
+    started, killed = [], []
+    spawn, read = rebuild_reader.asyncio.create_subprocess_exec, frames.aread
+
+    async def spawning(*args, **kwargs):
+        started.append(await spawn(*args, **kwargs))
+        return started[-1]
+
+    async def reading(reader):
+        found = await read(reader)
+        if not killed:
+            started[-1].kill()
+            killed.append(started[-1].pid)
+        return found
+
+    await create_test_tables(engine)
+    projection = counting_projection()
+    received: list = []
+    _rebuild_by_records(projection, received)
+    projection.prepare_for_rebuild(prepare_registered)
+    store = EventStore("registry")
+    run = Running(engine, jetstream, projection).start()
+    run.consumer.rebuild_process_min = 0
+    n = 2000
+    await append_agencies(engine, store, 1, n)
+    await eventually(lambda: _all_applied(engine, n), timeout=120)
+    async with engine.connect() as conn:
+        before, _ = await export_digest(conn, projection.tables)
+    monkeypatch.setattr(rebuild_reader.asyncio, "create_subprocess_exec", spawning)
+    monkeypatch.setattr(frames, "aread", reading)
+    with pytest.raises(Exception, match="reader process of SIPAS_REGISTRY was lost"):
+        await run.consumer.rebuild()
+    assert len(killed) == 1 and len(await projected(engine)) < n  # it stopped half-way
+    await run.consumer.rebuild()
+    async with engine.connect() as conn:
+        after, rows = await export_digest(conn, projection.tables)
+    await run.close()
+    assert rows == n and after == before
+    assert len(started) == 2 and all(p.returncode is not None for p in started)  # none left behind
+    assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE

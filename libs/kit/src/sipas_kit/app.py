@@ -129,7 +129,8 @@ async def _connect_and_run(ctx: ServiceContext, definition: ServiceDefinition) -
     replay = ctx.replay = _replay_source(s)
     for projection in definition.projections:
         consumer = Consumer(ctx.service, projection, ctx.engine, ctx.bus, ctx.metrics, replay=replay,
-                            batch=s.consumer_batch, retry=RetryPolicy(max_attempts=s.consumer_max_attempts))
+                            batch=s.consumer_batch, retry=RetryPolicy(max_attempts=s.consumer_max_attempts),
+                            rebuild_process_min=s.rebuild_process_min)
         ctx.consumers[projection.name] = consumer
         runners.append(consumer.run(ctx.stop))
     await asyncio.gather(*runners)

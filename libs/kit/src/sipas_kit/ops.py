@@ -190,5 +190,8 @@ async def projections(ctx: Ctx, _: Reader) -> list[dict[str, Any]]:
 
 @router.post("/ops/projections/{name}/rebuild", summary="Drop a projection and replay it from the streams")
 async def rebuild(ctx: Ctx, _: Operator, name: str) -> dict[str, Any]:
-    await ctx.consumer(name).rebuild()
-    return await _projection_state(ctx, name)
+    """The projection's state after the rebuild, and how it read its stream (``reader``: ``process`` — a
+    process of its own read and prepared the events beside the runs — or ``in-process``)."""
+    consumer = ctx.consumer(name)
+    await consumer.rebuild()
+    return {**await _projection_state(ctx, name), "reader": consumer.rebuild_reader}

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sipas_events.consumer import REBUILD_PROCESS_MIN
+
 SHARED = ("nats_url", "jwt_jwks_file", "jwt_issuer", "jwt_audience", "log_format", "log_level",
           "stream_replicas", "peers")
 
@@ -39,6 +41,10 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = Field(default=1000, ge=1, le=10000)
     consumer_batch: int = Field(default=1000, ge=1, le=5000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    rebuild_process_min: int | None = Field(
+        default=REBUILD_PROCESS_MIN, ge=0, description="A projection's rebuild reads its stream in a process of its "
+        "own (reading and preparing beside the runs, on another core) when the stream holds at least this many "
+        "messages; unset: never")
     db_pool_size: int = Field(default=10, ge=1, le=200)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="JSON and form bodies")

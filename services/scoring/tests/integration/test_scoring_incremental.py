@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from sipas_events.catalogue import ballots as bal
 from sipas_events.catalogue import registry as reg
-from sipas_events.envelope import Envelope
+from sipas_events.envelope import Envelope, Stamp
 from sipas_events.ids import new_id
 from sipas_kit.reference import reference_projection
 from sipas_scoring.adapters.tables import reference
@@ -173,11 +174,20 @@ def applied_both_ways(database: str, actions, cuts: list[int]):
                 async with engine.begin() as conn:
                     await counted.run_handler(conn, run_events)
             assert counted.rebuild_handler is not None  # as a rebuild applies runs: tallies owed, then settled
-            assert counted.rebuild_prepare is not None  # and its reader prepares the events ahead of each run
-            for run_events in runs_of(events_of(rebuilt, actions), cuts):
+            assert counted.rebuild_prepare is not None  # and its reader prepares the events ahead of each run,
+            assert counted.rebuild_context is not None  # with the codebooks known when the rebuild starts
+            async with engine.connect() as conn:
+                books = await counted.rebuild_context(conn)
+            assert rebuilt in books
+            for k, run_events in enumerate(runs_of(events_of(rebuilt, actions), cuts)):
+                context = books if k % 2 == 0 else None  # without a codebook: the run encodes the answers itself
+                pairs = []
+                for e, env in run_events:
+                    # As a reader process sends it: the record through a pickle, the envelope as a stamp.
+                    record = pickle.loads(pickle.dumps(counted.rebuild_prepare(e, env, context)))
+                    pairs.append((e, env) if record is None else (record, Stamp.of(env)))
                 async with engine.begin() as conn:
-                    await counted.rebuild_handler(conn, [(counted.rebuild_prepare(e, env), env)
-                                                         for e, env in run_events])
+                    await counted.rebuild_handler(conn, pairs)
             async with engine.begin() as conn:
                 await settle(conn, [rebuilt])
             async with engine.connect() as conn:

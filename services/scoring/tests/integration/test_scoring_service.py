@@ -326,8 +326,12 @@ async def test_weights_from_sampling_drive_the_weighted_estimates(scoring):
     assert after["exact"] != weighted["exact"] or after["se"] != weighted["se"]
 
 
-async def test_a_rebuild_reproduces_the_tallies_and_the_figures(scoring):
+@pytest.mark.parametrize("reader", ["in-process", "process"])
+async def test_a_rebuild_reproduces_the_tallies_and_the_figures(scoring, reader):
+    """Read in this process (a short stream) or, past ``rebuild_process_min`` messages, in a process of its
+    own that validates, decodes and prepares each ballot (answer codes included) for the runs."""
     api, feed = scoring
+    api.app.state.ctx.consumers["tallies"].rebuild_process_min = 0 if reader == "process" else 10**9
     rng = random.Random(21)
     events = [accepted(f"r{i:03d}", "c-share", rng.choice(list(AGENCIES)), random_answers(rng)) for i in range(80)]
     voids = [bal.BallotVoided(ballot_id=e.ballot_id, campaign_id="c-share", reason="duplicate respondent")
@@ -339,6 +343,7 @@ async def test_a_rebuild_reproduces_the_tallies_and_the_figures(scoring):
     figures_before = await scores(api, "c-share")
     rebuilt = (await api.client.post("/v1/ops/projections/tallies/rebuild", headers=admin)).json()
     assert rebuilt["sha256"] == before["sha256"] and rebuilt["rows"] == before["rows"] > 0
+    assert rebuilt["reader"] == reader
     await api.client.post("/v1/campaigns/c-share/scores/refresh", headers=admin)
     assert (await scores(api, "c-share"))["digest"] == figures_before["digest"]
 

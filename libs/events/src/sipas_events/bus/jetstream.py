@@ -82,10 +82,11 @@ class JetStreamSubscription:
 
 
 class JetStreamBus:
-    def __init__(self, nc: Client, publish_timeout: float = 10.0) -> None:
+    def __init__(self, nc: Client, publish_timeout: float = 10.0, url: str | None = None) -> None:
         self._nc = nc
         self._js = nc.jetstream(publish_async_max_pending=8192)
         self._publish_timeout = publish_timeout
+        self.url = url  # what it connected to, for a process of ours that reads beside it
 
     @classmethod
     async def connect(cls, url: str, name: str) -> JetStreamBus:
@@ -93,7 +94,14 @@ class JetStreamBus:
             url, name=name, allow_reconnect=True, max_reconnect_attempts=-1,
             reconnect_time_wait=0.25, connect_timeout=5,
         )
-        return cls(nc)
+        return cls(nc, url=url)
+
+    async def stream_size(self, stream: str) -> int:
+        """How many messages ``stream`` holds now."""
+        try:
+            return int((await self._js.stream_info(stream)).state.messages)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise BusUnavailable(f"cannot read {stream}: {exc!r}") from exc
 
     @property
     def connected(self) -> bool:

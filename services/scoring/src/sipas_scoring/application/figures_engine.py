@@ -28,7 +28,6 @@ import contextlib
 import gc
 import hashlib
 import os
-import pickle
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from sipas_events import frames
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.application.measured import Batch, Counted, Measured
 from sipas_scoring.domain.codes import Codebook
@@ -330,12 +330,9 @@ class ProcessRunner(Runner):
             process = self._process
             assert process.stdin is not None and process.stdout is not None
             try:
-                body = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
-                process.stdin.write(len(body).to_bytes(8, "big") + body)
+                process.stdin.write(frames.encode(request))
                 await process.stdin.drain()
-                size = int.from_bytes(await process.stdout.readexactly(8), "big")
-                # Our own child over a private pipe: trusted.
-                status, value = pickle.loads(await process.stdout.readexactly(size))  # noqa: S301
+                status, value = await frames.aread(process.stdout)
             except (OSError, asyncio.IncompleteReadError) as exc:
                 log.warning("figures.process_lost", error=repr(exc)[:200])
                 await self._stop()
@@ -384,17 +381,14 @@ def serve() -> None:
 
     served = 0
     while True:
-        head = requests.read(8)
-        if len(head) < 8:
+        more, request = frames.read(requests)
+        if not more:
             return
-        request = pickle.loads(requests.read(int.from_bytes(head, "big")))  # noqa: S301  (our parent, a private pipe)
         try:
             out: tuple[str, Any] = ("ok", None if request is None else engine.run(request))
         except Exception as exc:
             out = ("error", repr(exc)[:2000])
-        body = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.write(len(body).to_bytes(8, "big") + body)
-        replies.flush()
+        frames.write(replies, out)
         served += 1
         _settle_garbage(served)
 

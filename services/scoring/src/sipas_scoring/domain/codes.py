@@ -65,8 +65,14 @@ class Codebook:
             factor_overall=tuple(column[c] for c in overall))
 
     @cached_property
+    def digest(self) -> bytes:
+        """SHA-256 of what the codes depend on (the items, the values and the options): two codebooks with
+        the same digest encode every ballot alike."""
+        return hashlib.sha256(repr((self.items, self.values, self.options)).encode()).digest()
+
+    @cached_property
     def tag(self) -> bytes:
-        return hashlib.sha256(repr((self.items, self.values, self.options)).encode()).digest()[:TAG_BYTES]
+        return self.digest[:TAG_BYTES]
 
     @property
     def width(self) -> int:

@@ -23,11 +23,12 @@ so a rebuild interrupted half-way leaves tallies that are owed, never wrong.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -37,19 +38,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events.catalogue.ballots import BallotAccepted, BallotVoided, OnlineRatingsRecorded
+from sipas_events.consumer import NotReady
 from sipas_events.copy import copy_records
-from sipas_events.envelope import Envelope
+from sipas_events.envelope import Envelope, Stamp
 from sipas_events.projection import Projection
-from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, tallies
+from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, reference, tallies
 from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.recount import recount, replace
 from sipas_scoring.domain.codes import Codebook
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.tallies import ballot_tallies
 from sipas_scoring.projections.marks import mark_dirty, mark_dirty_since
+from sipas_scoring.projections.records import AcceptedRecord, prepare
 
 projection = Projection(name="tallies", producer="ballots", tables=[ballots, tallies, dossiers, recounts_owed])
-_BALLOT_EVENTS = frozenset({BallotAccepted, BallotVoided})
+_BALLOT_EVENTS: frozenset[type] = frozenset({BallotAccepted, BallotVoided})
 """Events of one ballot. Checked by exact type, as the catalogue decodes them (``isinstance`` on a pydantic
 model goes through ``ABCMeta``: a run's checks were a few percent of a rebuild)."""
 UNASSIGNED = "unassigned"
@@ -146,7 +149,7 @@ async def on_online_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env
     await mark_dirty(conn, e.campaign_id, env, [])
 
 
-async def _record_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env: Envelope) -> None:
+async def _record_ratings(conn: AsyncConnection, e: OnlineRatingsRecorded, env: Envelope | Stamp) -> None:
     latest = {r.dossier_id: r for r in e.ratings}  # a batch naming a dossier twice: its last rating stands
     rows = [{"campaign_id": e.campaign_id, "dossier_id": r.dossier_id, "agency_code": r.agency_code,
              "province": e.province, "completed_on": r.completed_on, "rated_unsatisfied": r.rated_unsatisfied,
@@ -215,7 +218,7 @@ async def apply_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]
 
 
 @projection.on_rebuild_run
-async def rebuild_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]]) -> None:
+async def rebuild_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope | Stamp]]) -> None:
     """A run while the projection is rebuilt: the ballots as :func:`apply_run` writes them, but no tallies —
     their campaigns are marked owed instead, and :func:`settle` recounts each once at the end (the recount
     counts a million ballots in a few seconds; adding ~30 tally rows a ballot run by run was most of a
@@ -223,44 +226,25 @@ async def rebuild_run(conn: AsyncConnection, events: Sequence[tuple[Any, Envelop
     await _apply(conn, events, owe=True)
 
 
-_codebooks: dict[str, Codebook] = {}
-"""The codebook each campaign's runs last encoded with, for :func:`prepare`. A run uses what was prepared
-with it only when it encodes with that very codebook (the campaign's instrument may have changed since)."""
+_RUN_BALLOTS = _BALLOT_EVENTS | {AcceptedRecord}
+"""What a run may hold of one ballot: its events, and accepted ballots as a rebuild's reader prepared them."""
 
 
-class Prepared(NamedTuple):
-    """A ``BallotAccepted`` as a rebuild's reader prepares it for :func:`rebuild_run` (a tuple: made once an
-    event, where a frozen dataclass's ``__init__`` took a twentieth of the reader's time)."""
-
-    event: BallotAccepted
-    expectations: list[str]  # sorted, as stored
-    texts: tuple[str, str]  # the answers and the expectations as JSON, for the COPY
-    codebook: Codebook | None
-    codes: bytes | None
-
-
-@projection.prepare_for_rebuild
-def prepare(event: Any, env: Envelope) -> Any:
-    """What a run would do with each accepted ballot alone, done by a rebuild's reader ahead of the run."""
-    if type(event) is not BallotAccepted:
-        return event
-    expectations = sorted(event.expectations)
-    book = _codebooks.get(event.campaign_id)
-    return Prepared(event, expectations, (to_json(event.answers).decode(), to_json(expectations).decode()), book,
-                    None if book is None else book.encode(event.answers, event.expectations))
+@projection.context_for_rebuild
+async def codebooks(conn: AsyncConnection) -> dict[str, Codebook]:
+    """The codebook of every campaign known when a rebuild starts, for :func:`prepare` to encode with."""
+    out = {}
+    for campaign_id in (await conn.execute(select(reference.campaigns.c.campaign_id))).scalars():
+        with contextlib.suppress(NotReady):
+            out[campaign_id] = Codebook.of((await definitions.basis(conn, campaign_id)).instrument)
+    return out
 
 
-async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], owe: bool) -> None:
-    prepared_for: dict[int, Prepared] = {}  # by the id of the event inside
-    if owe:
-        unwrapped = []
-        for e, env in events:
-            if type(e) is Prepared:
-                prepared_for[id(e.event)] = e
-                e = e.event
-            unwrapped.append((e, env))
-        events = unwrapped
-    ids = sorted({e.ballot_id for e, _ in events if type(e) in _BALLOT_EVENTS})
+projection.prepare_for_rebuild(prepare)
+
+
+async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope | Stamp]], owe: bool) -> None:
+    ids = sorted({e.ballot_id for e, _ in events if type(e) in _RUN_BALLOTS})
     state: dict[str, dict[str, Any]] = {}  # each ballot of the run as stored, then as the run leaves it
     if ids:
         for r in await conn.execute(_KNOWN, {"ids": ids}):
@@ -273,7 +257,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
     marks: dict[str, tuple[dt.datetime, set[str]]] = {}
     coded: dict[str, tuple[Codebook, list[tuple[str, bytes]]]] = {}  # per campaign, new ballots' agency and codes
 
-    def mark(campaign_id: str, env: Envelope, agency_ids: Sequence[str]) -> None:
+    def mark(campaign_id: str, env: Envelope | Stamp, agency_ids: Sequence[str]) -> None:
         found = marks.get(campaign_id)
         if found is None:
             marks[campaign_id] = (env.time, set(agency_ids))
@@ -289,34 +273,39 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
         if found is None:
             basis = await definitions.basis(conn, campaign_id)
             found = bases[campaign_id] = (basis, Codebook.of(basis.instrument))
-            _codebooks[campaign_id] = found[1]
         return found
 
     for e, env in events:
         kind = type(e)
-        if kind is BallotAccepted:
+        if kind is BallotAccepted or kind is AcceptedRecord:
             basis, codebook = await basis_of(e.campaign_id)
             if e.ballot_id in state:
                 continue  # counted already, or voided before (a tombstone): never twice
             agency_id = e.agency_id or UNASSIGNED
-            ready = prepared_for.get(id(e))
-            codes = ready.codes if ready is not None and ready.codebook is codebook else codebook.encode(
-                e.answers, e.expectations)
+            texts: tuple[str, str] | None = None
+            if kind is AcceptedRecord:
+                texts = e.texts
+                answers, expectations = e.answers() if e.book != codebook.digest or not owe else (None, None)
+                codes = e.codes if e.book == codebook.digest else codebook.encode(answers, expectations)
+            else:
+                answers, expectations = e.answers, sorted(e.expectations)
+                codes = codebook.encode(answers, expectations)
             if codes is None:  # counting a ballot also checks its answers are on the scale
+                assert answers is not None and expectations is not None  # (a record's are read when it has no codes)
                 deltas[(e.campaign_id, agency_id)].update(ballot_tallies(basis.instrument, _ballot(
-                    e.ballot_id, e.answers, e.expectations)))
+                    e.ballot_id, answers, expectations)))
             elif not owe:  # codes only for answers on the scale: counted below, the run's at once
                 coded.setdefault(e.campaign_id, (codebook, []))[1].append((agency_id, codes))
             row: dict[str, Any] = {"ballot_id": e.ballot_id, "campaign_id": e.campaign_id, "unit_id": e.unit_id,
                                    "agency_id": agency_id, "province": e.province, "stratum": e.stratum,
-                                   "draw_id": e.weight_ref, "channel": e.channel, "answers": e.answers,
-                                   "expectations": ready.expectations if ready else sorted(e.expectations),
+                                   "draw_id": e.weight_ref, "channel": e.channel, "answers": answers,
+                                   "expectations": expectations,
                                    "status": "accepted",
                                    "accepted_position": env.position, "voided_position": None,
                                    "accepted_at": env.time,
                                    "answer_codes": codes}
-            if ready is not None:
-                row["texts"] = ready.texts
+            if texts is not None:
+                row["texts"] = texts
             state[e.ballot_id] = new[e.ballot_id] = row
             mark(e.campaign_id, env, [agency_id])
         elif kind is BallotVoided:
@@ -352,7 +341,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope]], 
         _count_codes(codebook, campaign_id, found, deltas)
     if owe:
         deltas.clear()  # counted by the recount that settles the campaign, as every other ballot
-        owed = sorted({e.campaign_id for e, _ in events if type(e) in _BALLOT_EVENTS})
+        owed = sorted({e.campaign_id for e, _ in events if type(e) in _RUN_BALLOTS})
         if owed:
             await conn.execute(_OWE, {"ids": owed})
     await _write_run(conn, new, voided, deltas, subtracted)
