@@ -48,7 +48,8 @@ def test_a_respondent_answers_online_on_a_phone(platform, admin, run_round, brow
     browser.get(f"{base}/b")
     box = browser.find_element(By.ID, "code")
     box.send_keys(f"{code[:4]}-{code[4:8]}-{code[8:]}".lower())
-    box.submit()
+    box.submit()  # navigates asynchronously: wait for the ballot's page, not for the submit call
+    WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith(f"/b/{code}"))
     assert browser.current_url.endswith(f"/b/{code}")
     assert "<script" not in browser.page_source  # works without JavaScript
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # fits the phone
