@@ -171,9 +171,19 @@ def server_pids(pg: Any, nats_server: Any = None) -> dict[str, list[int]]:
     return found
 
 
+def _ended_children_seconds() -> float:
+    """CPU seconds of this process's children that have ended and been waited for."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 class CpuMeter:
     """Cores kept busy on average, over the timed blocks, by this process ("client"), by each kind of
-    process that ``pids`` names (servers), and by everything else on the machine ("others")."""
+    process that ``pids`` names (servers), by this process's children that ended during a block ("ended
+    children": e.g. a rebuild's reader process; a child still running is not counted there), and by
+    everything else on the machine ("others")."""
 
     def __init__(self, pids: Pids) -> None:
         self._pids = pids
@@ -186,6 +196,7 @@ class CpuMeter:
         import psutil
 
         self._cpu0 = {k: cpu_seconds(v) for k, v in self._pids().items()}
+        self._ended0 = _ended_children_seconds()
         self._sys0 = psutil.cpu_times()
         self._load0 = os.getloadavg()[0]
         self._py0, self._t0 = time.process_time(), time.perf_counter()
@@ -202,6 +213,9 @@ class CpuMeter:
             before = self._cpu0.get(kind, {})
             after = cpu_seconds(sorted(set(now.get(kind, [])) | set(before)))
             used[kind] = sum(t - before.get(p, 0.0) for p, t in after.items())
+        ended = _ended_children_seconds() - self._ended0
+        if ended > 0.01:
+            used["ended children"] = ended
         s0, s1 = self._sys0, psutil.cpu_times()
         machine = sum(getattr(s1, k) - getattr(s0, k) for k in s1._fields
                       if k not in ("idle", "iowait", "guest", "guest_nice"))

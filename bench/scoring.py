@@ -389,6 +389,7 @@ class Replay:
     catchup_seconds: float = 0.0       # the service's durable consumer, from position 0, live
     rebuild_seconds: float = 0.0       # consumer.rebuild(): truncate, read the stream, apply every event (median)
     rebuild_trials: list[float] = field(default_factory=list)  # each timed rebuild, in order
+    reader: str = ""  # how the rebuilds read the stream: "process" or "in-process" (Consumer.rebuild_reader)
     cpu_rebuild: dict[str, float] = field(default_factory=dict)
     cpu_catchup: dict[str, float] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
@@ -815,6 +816,7 @@ async def replay_streams(stack: Stack, url: str, dsn: str, maker: Ballots, n: in
             out.rebuild_trials.append(time.perf_counter() - t0)
             meter.stop()
         out.rebuild_seconds = statistics.median(out.rebuild_trials)
+        out.reader = consumer.rebuild_reader
         out.cpu_rebuild = meter.cores()
         out.statements = await statements(dsn, limit=6)
         profiler = cProfile.Profile()
@@ -1425,8 +1427,12 @@ def replay_lines(report: Report) -> list[str]:
          f"fetch, apply in runs, ack; {cores_text(y.cpu_catchup)} cores busy"),
         ("j", "**`consumer.rebuild()`** of the tallies projection", f"**{fmt_rate(rebuild)} events/s**",
          f"**{secs(y.rebuild_seconds)}**", f"**{rebuild / raw_sub:.1%} of raw pull-consume (2)**<br>"
-         f"{rebuild / same:.1%} of (g)", "truncate, read and prepare ahead, COPY the ballots in runs of 4,000 (one "
-         "transaction each, tallies owed), then one recount of the campaign from the answer codes; "
+         f"{rebuild / same:.1%} of (g)", "truncate, read and prepare ahead"
+         + ((" (in a reader process of its own, " + ("\"ended children\" below)" if "ended children" in
+                                                      y.cpu_rebuild else "among the \"others\" below)"))
+            if y.reader == "process" else "")
+         + ", COPY the ballots in runs of 4,000 (one transaction each, tallies owed), then one recount of the "
+         "campaign from the answer codes; "
          + (f"the median of {len(y.rebuild_trials)} rebuilds one after another ("
             + ", ".join(f"{secs(t)} = {rate(y.n, t) / raw_sub:.1%}" for t in y.rebuild_trials)
             + "), as each raw ceiling is the median of its rounds; " if len(y.rebuild_trials) > 1 else "")
@@ -1638,16 +1644,22 @@ def limits(report: Report) -> list[str]:
             f"reader (batches of 1,000 asked ahead on a plain subscription) read the stream at "
             f"{rate(y.n, y.read_seconds) / r['js_sub'].rate:.0%} of raw pull-consume (h), and at "
             f"{rate(y.n, y.decode_seconds) / r['js_sub'].rate:.0%} validating each envelope (i). A rebuild reads, "
-            "validates, decodes and prepares each event (an accepted ballot's answer codes and JSON texts) in a task "
-            "ahead of its runs; each run of up to 4,000 events COPYs its ballots, writes its inbox rows and owes the "
+            "validates, decodes and prepares each event (an accepted ballot's answer codes and JSON texts) ahead of "
+            + ("its runs, in a process of its own on a stream this long (`sipas_events.rebuild_reader`, which "
+               "prepares a share of the batches and leaves the others to the service's process)"
+               if y.reader == "process" else "its runs, in a task of the service's process")
+            + "; each run of up to 4,000 events COPYs its ballots, writes its inbox rows and owes the "
             f"tallies (one recount at the end; {sum(s['calls'] for s in y.statements):,} statements for {y.n:,} "
             f"events in `pg_stat_statements`): {y.rebuild_seconds / y.n * 1000:.3f} ms an event in all, of which "
             f"{total / y.n * 1000:.3f} ms in the server.{top_text} {REPLAY_AIM:.0%} of raw pull-consume "
             f"({fmt_rate(REPLAY_AIM * r['js_sub'].rate)} events/s here) leaves "
-            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.3f} ms an event for everything. What is left is Python in one "
-            f"process ({y.cpu_rebuild.get('client', float('nan')):.2f} cores busy during the rebuild): pydantic "
-            "validating and decoding each envelope and event, the runs' rows and inbox entries, and the recount at "
-            "the end (see the rebuild's profile above).")
+            f"{1000 / (REPLAY_AIM * r['js_sub'].rate):.3f} ms an event for everything. What is left is Python "
+            f"({y.cpu_rebuild.get('client', float('nan')):.2f} cores busy in the service's process during the "
+            + (f"rebuild, {y.cpu_rebuild['ended children']:.2f} in its reader process" if "ended children" in
+               y.cpu_rebuild else "rebuild" + (", its reader process among the others" if y.reader == "process"
+                                                else "")) + "): pydantic validating "
+            "and decoding each envelope and event, the runs' rows and inbox entries, and the recount at the end "
+            "(see the rebuild's profile above), with PostgreSQL and NATS on the same two cores.")
     fresh = [f for f in report.freshness if f.latency]
     if fresh:
         parts = []
