@@ -12,8 +12,13 @@ from sipas_cli.stack import free_port_block
 
 @pytest.fixture(scope="session")
 def platform():
+    import os
+
     from conftest import traversable_tmp
 
+    # A rebuild of the scoring tallies reads its stream in a process of its own, as a long stream's does in
+    # production (50,000 messages or more): the deployed shape of that path runs here on a short one.
+    os.environ["SIPAS_SCORING_REBUILD_PROCESS_MIN"] = "0"
     names = ("postgres", "nats", "nats_monitor", *SERVICES)
     base = free_port_block(len(names))
     p = Platform(traversable_tmp("sipas-e2e-"), ports={n: base + i for i, n in enumerate(names)},
@@ -26,6 +31,7 @@ def platform():
         yield p
     finally:
         p.stop()
+        os.environ.pop("SIPAS_SCORING_REBUILD_PROCESS_MIN", None)
 
 
 @pytest.fixture(scope="session")

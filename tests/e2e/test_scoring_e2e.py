@@ -87,6 +87,17 @@ def test_ballots_become_indices_and_a_void_leaves_them(platform, admin, run_roun
         head = httpx.get(platform.url(producer) + "/v1/events/chain", params={"at": position}, headers=admin).json()
         assert head["chain_hash"] == taken["chain_heads"][producer]
 
+    # A rebuild of the tallies (read by a process of its own: the platform runs with
+    # SIPAS_SCORING_REBUILD_PROCESS_MIN=0) reproduces them, and the figures computed from them.
+    ops = platform.url("scoring") + "/v1/ops/projections"
+    before = {p["name"]: p for p in httpx.get(ops, headers=admin).json()}["tallies"]
+    figures_before = httpx.get(scores_url, headers=admin).json()["digest"]
+    rebuilt = httpx.post(f"{ops}/tallies/rebuild", headers=admin, timeout=120).json()
+    assert rebuilt["reader"] == "process"
+    assert rebuilt["sha256"] == before["sha256"] and rebuilt["rows"] == before["rows"] > 0
+    httpx.post(scores_url + "/refresh", headers=admin, timeout=60).raise_for_status()
+    assert httpx.get(scores_url, headers=admin).json()["digest"] == figures_before
+
     # The operator's CLI reads the same figures.
     from typer.testing import CliRunner
 
