@@ -106,7 +106,9 @@ LIBRARIES = ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "async
 
 # ---- seeding ------------------------------------------------------------------------------------
 def builtin(kind: str, ident: str) -> dict[str, Any]:
-    return json.loads((REFERENCE / f"{kind}s" / f"{ident}.json").read_text(encoding="utf-8"))["definition"]  # type: ignore[no-any-return]
+    from sipas_cli.registry_client import builtin_definition
+
+    return builtin_definition(kind, ident, REFERENCE)
 
 
 def items() -> list[str]:

@@ -22,6 +22,12 @@ MAP63_FROM, MAP63_BASIS = "2008-08-01", "Nghị quyết 15/2008/QH12"
 MAP34_FROM, MAP34_BASIS = "2025-07-01", "Nghị quyết 202/2025/QH15"
 
 
+def builtin_definition(kind: str, ident: str, folder: Path = REFERENCE) -> dict[str, Any]:
+    """The definition of a built-in ``instrument`` or ``scheme`` as shipped in ``data/reference``."""
+    doc = json.loads((folder / f"{kind}s" / f"{ident}.json").read_text(encoding="utf-8"))
+    return doc["definition"]  # type: ignore[no-any-return]
+
+
 def province_id(code: str, valid_from: str) -> str:
     """The id a loaded province gets: the same on every machine and every run."""
     return str(uuid.uuid5(NAMESPACE, f"province:{code}:{valid_from}"))

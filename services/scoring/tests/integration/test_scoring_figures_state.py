@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import service_database
@@ -20,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sipas_cli.registry_client import builtin_definition
 from sipas_events import canonical
 from sipas_events.catalogue import ballots as bal
 from sipas_events.catalogue import registry as reg
@@ -35,9 +34,8 @@ from sipas_scoring.application.recount import verify
 from sipas_scoring.projections.sample import projection as sample
 from sipas_scoring.projections.tallies import projection as counted
 
-REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
-SIPAS = json.loads((REFERENCE / "instruments" / "sipas-2017.json").read_text(encoding="utf-8"))["definition"]
-SCHEME = json.loads((REFERENCE / "schemes" / "share-satisfied.json").read_text(encoding="utf-8"))["definition"]
+SIPAS = builtin_definition("instrument", "sipas-2017")
+SCHEME = builtin_definition("scheme", "share-satisfied")
 SMALL = {**SCHEME, "small_cell_n": 2}  # small cells still shown: the figures themselves are compared
 ITEMS = [code for f in SIPAS["factors"] for code in [*(i["code"] for i in f["items"][:2]), f["overall_item"]["code"]]]
 AGENCIES = {"a1": "01", "a2": "01", "a3": "79"}

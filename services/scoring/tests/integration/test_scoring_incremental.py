@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
-import json
 import pickle
-from pathlib import Path
 
 import pytest
 from conftest import service_database
@@ -20,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sipas_cli.registry_client import builtin_definition
 from sipas_events.catalogue import ballots as bal
 from sipas_events.catalogue import registry as reg
 from sipas_events.envelope import Envelope, Stamp
@@ -33,9 +32,8 @@ from sipas_scoring.domain.tallies import ballot_tallies, sum_tallies
 from sipas_scoring.projections.tallies import projection as counted
 from sipas_scoring.projections.tallies import settle
 
-REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
-SIPAS = json.loads((REFERENCE / "instruments" / "sipas-2017.json").read_text(encoding="utf-8"))["definition"]
-SCHEME = json.loads((REFERENCE / "schemes" / "share-satisfied.json").read_text(encoding="utf-8"))["definition"]
+SIPAS = builtin_definition("instrument", "sipas-2017")
+SCHEME = builtin_definition("scheme", "share-satisfied")
 ITEMS = [i["code"] for f in SIPAS["factors"] for i in f["items"]][:8]  # a few items keep examples readable
 INSTRUMENT = instrument_of(reg.InstrumentDefinition.model_validate(SIPAS))
 AGENCIES = ["a1", "a2", "a3"]

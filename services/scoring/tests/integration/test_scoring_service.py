@@ -12,7 +12,6 @@ import json
 import random
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 import openpyxl
 import pytest
@@ -20,6 +19,7 @@ from conftest import wait_for_async
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sipas_cli.registry_client import builtin_definition
 from sipas_events.catalogue import ballots as bal
 from sipas_events.catalogue import registry as reg
 from sipas_events.catalogue import sampling as smp
@@ -31,11 +31,7 @@ from sipas_scoring.domain.suppression import Cell, Suppression, unrecoverable
 from sipas_scoring.domain.tallies import ballot_tallies, sum_tallies
 
 pytestmark = pytest.mark.asyncio
-REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
-def builtin(kind: str, ident: str) -> dict:
-    return json.loads((REFERENCE / f"{kind}s" / f"{ident}.json").read_text(encoding="utf-8"))["definition"]
-
-
+builtin = builtin_definition
 WINDOW = {"start": "2026-01-01", "end": "2099-12-31"}
 FRAME = {"start": "2025-10-01", "end": "2025-12-31"}
 SIPAS = builtin("instrument", "sipas-2017")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sipas_cli.registry_client import builtin_definition
 from sipas_events import canonical
 from sipas_events.catalogue.registry import InstrumentDefinition, SchemeDefinition
 from sipas_scoring.application.definitions import CampaignBasis, instrument_of, labels_of, scheme_of
@@ -22,15 +22,8 @@ from sipas_scoring.domain.codes import Codebook
 from sipas_scoring.domain.scheme import Ballot
 from sipas_scoring.domain.tallies import ballot_tallies
 
-REFERENCE = Path(__file__).resolve().parents[4] / "data" / "reference"
-
-
-def definition(kind: str, name: str) -> dict:
-    return json.loads((REFERENCE / kind / f"{name}.json").read_text(encoding="utf-8"))["definition"]
-
-
-INSTRUMENT = InstrumentDefinition.model_validate(definition("instruments", "sipas-2017"))
-SCHEME = SchemeDefinition.model_validate({**definition("schemes", "share-satisfied"), "small_cell_n": 3})
+INSTRUMENT = InstrumentDefinition.model_validate(builtin_definition("instrument", "sipas-2017"))
+SCHEME = SchemeDefinition.model_validate({**builtin_definition("scheme", "share-satisfied"), "small_cell_n": 3})
 BASIS = CampaignBasis("c-text", 2026, "province", "01", ("sipas-2017", 1), ("share-satisfied", 1),
                       instrument_of(INSTRUMENT), scheme_of(SCHEME), labels_of(INSTRUMENT))
 BOOK = Codebook.of(BASIS.instrument)
