@@ -576,12 +576,20 @@ class Consumer:
             if url is not None:
                 assert prepare is not None
                 self.rebuild_reader = "process"
-                async with contextlib.aclosing(read_in_process(
-                        url, stream, prepare, set(self.projection.handlers), context, f"{self.name}-rebuild")) as read:
-                    async for batch in read:
-                        await chunks.put([self._ahead(e, context) if isinstance(e, bytes) else stamped(e)
-                                          for e in batch])
-            else:
+                read_any = False
+                try:
+                    async with contextlib.aclosing(read_in_process(url, stream, prepare, set(self.projection.handlers),
+                                                                   context, f"{self.name}-rebuild")) as read:
+                        async for batch in read:
+                            read_any = True
+                            await chunks.put([self._ahead(e, context) if isinstance(e, bytes) else stamped(e)
+                                              for e in batch])
+                except BusUnavailable as exc:
+                    if read_any:
+                        raise  # lost half-way: the rebuild stops, as when NATS goes away
+                    log.warning("consumer.rebuild_reader_unavailable", consumer=self.name, error=str(exc)[:300])
+                    url = None  # it never started: read in this process instead
+            if url is None:
                 self.rebuild_reader = "in-process"
                 chunk: list[_Ahead] = []
                 async for msg in self._bus.read_stream(stream):
@@ -602,9 +610,9 @@ class Consumer:
         """The NATS URL a reader process reads ``stream`` from, when the rebuild reads it that way: the
         projection prepares its events, the bus is a NATS one, and the stream holds at least
         ``rebuild_process_min`` messages (below that, starting a process costs more than it saves)."""
-        url = getattr(self._bus, "url", None)
-        if (self.projection.rebuild_prepare is None or not url or self._catalogue is not CATALOGUE
-                or self.rebuild_process_min is None):
+        url, prepare = getattr(self._bus, "url", None), self.projection.rebuild_prepare
+        if (prepare is None or not url or self._catalogue is not CATALOGUE or self.rebuild_process_min is None
+                or "<" in prepare.__qualname__):  # a nested function: the child could not import it
             return None
         size = await self._bus.stream_size(stream)  # type: ignore[attr-defined]
         return str(url) if size >= self.rebuild_process_min else None

@@ -677,3 +677,31 @@ async def test_a_rebuild_whose_reader_process_is_lost_stops_and_the_next_one_com
     assert rows == n and after == before
     assert len(started) == 2 and all(p.returncode is not None for p in started)  # none left behind
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_a_reader_process_that_cannot_start_leaves_the_rebuild_to_this_process(engine, jetstream, monkeypatch):
+    """The child fails before its first batch (here: a share it cannot use): the rebuild reads in its own
+    process instead, and reproduces the projection."""
+    from sipas_events import rebuild_reader
+    from sipas_events.testing import prepare_registered
+
+    monkeypatch.setattr(rebuild_reader, "SHARE", "not a share")
+    await create_test_tables(engine)
+    projection = counting_projection()
+    received: list = []
+    _rebuild_by_records(projection, received)
+    projection.prepare_for_rebuild(prepare_registered)
+    store = EventStore("registry")
+    run = Running(engine, jetstream, projection).start()
+    run.consumer.rebuild_process_min = 0
+    await append_agencies(engine, store, 1, 60)
+    await eventually(lambda: _all_applied(engine, 60))
+    async with engine.connect() as conn:
+        before, _ = await export_digest(conn, projection.tables)
+    await run.consumer.rebuild()
+    async with engine.connect() as conn:
+        after, rows = await export_digest(conn, projection.tables)
+    await run.close()
+    assert run.consumer.rebuild_reader == "in-process"
+    assert rows == 60 and after == before
+    assert [record[1] for record, _ in received] == [f"a{i}" for i in range(1, 61)]  # prepared here, in order
