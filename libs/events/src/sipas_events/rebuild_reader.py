@@ -37,8 +37,8 @@ BATCH = 500
 SHARE = 0.6
 """The part of the batches the child prepares; it sends the others as bytes, which the consumer validates,
 decodes and prepares itself. The runs leave the consumer's process idle for half its time or more, and the
-child, which also reads, is the slower of the two when it prepares everything (measured: ``docs/performance-
-scoring.md``); sharing the work keeps both busy."""
+child, which also reads, is the slower of the two when it prepares everything (measured, see the Notes of
+``docs/performance-scoring.md``); sharing the work keeps both busy."""
 
 Element = bytes | tuple[Any, ...]
 """An event as the child sends it: its envelope's bytes, or (bytes, id as an int, type, time, position,
