@@ -576,6 +576,29 @@ def _rebuild_by_records(projection, received):
         await conn.execute(seen.insert(), rows)
 
 
+async def _projected_by_records(engine, jetstream, n, context=None):
+    """The test projection rebuilt from ``prepare_registered``'s records, with a reader process whatever the
+    stream's length, once ``n`` agencies are applied live: (the running consumer, the projection, what its
+    rebuild handler receives, the projection's digest before any rebuild)."""
+    from sipas_events.testing import prepare_registered
+
+    await create_test_tables(engine)
+    projection = counting_projection()
+    received: list = []
+    _rebuild_by_records(projection, received)
+    projection.prepare_for_rebuild(prepare_registered)
+    if context is not None:
+        projection.context_for_rebuild(context)
+    run = Running(engine, jetstream, projection).start()
+    run.consumer.rebuild_process_min = 0
+    await append_agencies(engine, EventStore("registry"), 1, n)
+    await eventually(lambda: _all_applied(engine, n), timeout=120)
+    async with engine.connect() as conn:
+        before, rows = await export_digest(conn, projection.tables)
+    assert rows == n
+    return run, projection, received, before
+
+
 @pytest.mark.parametrize("share", [1.0, 0.5])
 async def test_a_long_rebuild_reads_and_prepares_in_a_process_of_its_own(engine, jetstream, monkeypatch, share):
     """Past ``rebuild_process_min`` messages a child process reads the stream, validates, decodes and prepares
@@ -586,35 +609,23 @@ async def test_a_long_rebuild_reads_and_prepares_in_a_process_of_its_own(engine,
 
     from sipas_events import rebuild_reader
     from sipas_events.envelope import Stamp
-    from sipas_events.testing import prepare_registered
 
     monkeypatch.setattr(rebuild_reader, "BATCH", 10)
     monkeypatch.setattr(rebuild_reader, "SHARE", share)
-    await create_test_tables(engine)
-    projection = counting_projection()
-    received: list = []
-    _rebuild_by_records(projection, received)
-    projection.prepare_for_rebuild(prepare_registered)
 
-    @projection.context_for_rebuild
     async def context(conn):
         return {"asked": (await conn.execute(text("SELECT 41 + 1"))).scalar()}
 
-    store = EventStore("registry")
-    run = Running(engine, jetstream, projection).start()
-    run.consumer.rebuild_process_min = 0
-    await append_agencies(engine, store, 1, 120)
-    await eventually(lambda: _all_applied(engine, 120))
-    async with engine.connect() as conn:
-        before, rows = await export_digest(conn, projection.tables)
+    run, projection, received, before = await _projected_by_records(engine, jetstream, 120, context)
     await jetstream._js.delete_msg("SIPAS_REGISTRY", 40)
     await run.consumer.rebuild()
     async with engine.connect() as conn:
         after, rows_after = await export_digest(conn, projection.tables)
-        stored = [Envelope.model_validate_json(e.envelope_json()) for e in await store.read_all(conn, 0, 200)]
+        stored = [Envelope.model_validate_json(e.envelope_json())
+                  for e in await EventStore("registry").read_all(conn, 0, 200)]
     await run.close()
     assert run.consumer.rebuild_reader == "process"
-    assert rows == rows_after == 120 and before == after
+    assert rows_after == 120 and before == after
     # The 40th came from the store, as an envelope with its event; the others prepared, by either process.
     prepared = [(record, head) for record, head in received if isinstance(record, tuple)]
     by_child = [head for _, head in prepared if isinstance(head, Stamp)]
@@ -634,7 +645,6 @@ async def test_a_rebuild_whose_reader_process_is_lost_stops_and_the_next_one_com
     import psutil
 
     from sipas_events import frames, rebuild_reader
-    from sipas_events.testing import prepare_registered
 
     monkeypatch.setattr(rebuild_reader, "BATCH", 100)
     monkeypatch.setattr(rebuild_reader, "SHARE", 1.0)
@@ -652,19 +662,8 @@ async def test_a_rebuild_whose_reader_process_is_lost_stops_and_the_next_one_com
             killed.append(started[-1].pid)
         return found
 
-    await create_test_tables(engine)
-    projection = counting_projection()
-    received: list = []
-    _rebuild_by_records(projection, received)
-    projection.prepare_for_rebuild(prepare_registered)
-    store = EventStore("registry")
-    run = Running(engine, jetstream, projection).start()
-    run.consumer.rebuild_process_min = 0
     n = 2000
-    await append_agencies(engine, store, 1, n)
-    await eventually(lambda: _all_applied(engine, n), timeout=120)
-    async with engine.connect() as conn:
-        before, _ = await export_digest(conn, projection.tables)
+    run, projection, _, before = await _projected_by_records(engine, jetstream, n)
     monkeypatch.setattr(rebuild_reader.asyncio, "create_subprocess_exec", spawning)
     monkeypatch.setattr(frames, "aread", reading)
     with pytest.raises(Exception, match="reader process of SIPAS_REGISTRY was lost"):
@@ -683,21 +682,9 @@ async def test_a_reader_process_that_cannot_start_leaves_the_rebuild_to_this_pro
     """The child fails before its first batch (here: a share it cannot use): the rebuild reads in its own
     process instead, and reproduces the projection."""
     from sipas_events import rebuild_reader
-    from sipas_events.testing import prepare_registered
 
     monkeypatch.setattr(rebuild_reader, "SHARE", "not a share")
-    await create_test_tables(engine)
-    projection = counting_projection()
-    received: list = []
-    _rebuild_by_records(projection, received)
-    projection.prepare_for_rebuild(prepare_registered)
-    store = EventStore("registry")
-    run = Running(engine, jetstream, projection).start()
-    run.consumer.rebuild_process_min = 0
-    await append_agencies(engine, store, 1, 60)
-    await eventually(lambda: _all_applied(engine, 60))
-    async with engine.connect() as conn:
-        before, _ = await export_digest(conn, projection.tables)
+    run, projection, received, before = await _projected_by_records(engine, jetstream, 60)
     await run.consumer.rebuild()
     async with engine.connect() as conn:
         after, rows = await export_digest(conn, projection.tables)
