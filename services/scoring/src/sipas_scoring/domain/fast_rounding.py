@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,13 +60,16 @@ def _rounded(value: Fraction | Decimal | int | float, rule: RoundingRule, places
                 return (-1 if value < 0 else 1), whole
     n, d = value.as_integer_ratio()
     scaled = abs(n) * (_POWERS[places] if 0 <= places < len(_POWERS) else 10**places)
+    return n, _quotient(scaled, d, rule)
+
+
+def _quotient(scaled: Any, d: Any, rule: RoundingRule) -> Any:
+    """``scaled / d`` rounded by ``rule``, exactly: for Python integers, or int64 arrays element by element."""
     if rule == "half_up":
-        magnitude = (2 * scaled + d) // (2 * d)
-    elif rule == "truncate":
-        magnitude = scaled // d
-    else:
-        raise ValueError(f"unknown rounding rule {rule!r}")
-    return n, magnitude
+        return (2 * scaled + d) // (2 * d)
+    if rule == "truncate":
+        return scaled // d
+    raise ValueError(f"unknown rounding rule {rule!r}")
 
 
 def present_floats(values: NDArray[np.float64], places: int = 2, rule: RoundingRule = "half_up") -> list[str | None]:
@@ -107,13 +111,7 @@ def present_ratios(numerators: NDArray[np.int64], denominators: NDArray[np.int64
             int(denominators.max(initial=0)) >= 2**61:
         return [present_text(Fraction(int(a), int(b)), rule, places)
                 for a, b in zip(numerators.tolist(), denominators.tolist(), strict=True)]
-    scaled = numerators * power
-    if rule == "half_up":
-        magnitude = (2 * scaled + denominators) // (2 * denominators)
-    elif rule == "truncate":
-        magnitude = scaled // denominators
-    else:
-        raise ValueError(f"unknown rounding rule {rule!r}")
+    magnitude = _quotient(numerators * power, denominators, rule)
     if not places:
         return [str(m) for m in magnitude.tolist()]
     units, decimals = np.divmod(magnitude, power)
