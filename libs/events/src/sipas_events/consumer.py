@@ -610,12 +610,11 @@ class Consumer:
         """The NATS URL a reader process reads ``stream`` from, when the rebuild reads it that way: the
         projection prepares its events, the bus is a NATS one, and the stream holds at least
         ``rebuild_process_min`` messages (below that, starting a process costs more than it saves)."""
-        url, prepare = getattr(self._bus, "url", None), self.projection.rebuild_prepare
+        url, prepare = self._bus.url, self.projection.rebuild_prepare
         if (prepare is None or not url or self._catalogue is not CATALOGUE or self.rebuild_process_min is None
                 or "<" in prepare.__qualname__):  # a nested function: the child could not import it
             return None
-        size = await self._bus.stream_size(stream)  # type: ignore[attr-defined]
-        return str(url) if size >= self.rebuild_process_min else None
+        return url if await self._bus.stream_size(stream) >= self.rebuild_process_min else None
 
     def _ahead(self, data: bytes, context: Any) -> _Ahead:
         """One envelope read ahead in this process: validated (raising as the rebuild always did), its event

@@ -37,6 +37,7 @@ async def test_publish_stores_in_order_and_drops_repeated_ids(bus):
     assert again[0].seq == first[2].seq
     stored = [m async for m in bus.read_stream("SIPAS_REGISTRY")]
     assert [m.data for m in stored] == [f"payload-{i}".encode() for i in range(6)]
+    assert await bus.stream_size("SIPAS_REGISTRY") == 6
 
 
 async def test_reading_a_stream_from_a_position_through_a_filter_across_many_batches(bus, monkeypatch):
@@ -55,6 +56,7 @@ async def test_reading_a_stream_from_a_position_through_a_filter_across_many_bat
         bus.lose("SIPAS_REGISTRY", 20)
     everything = [m async for m in bus.read_stream("SIPAS_REGISTRY")]
     assert [m.seq for m in everything] == [s for s in range(1, 62) if s != 20]
+    assert await bus.stream_size("SIPAS_REGISTRY") == 60  # what it holds, not its last sequence
     if isinstance(bus, JetStreamBus):  # the in-memory bus keeps no headers of its own
         assert everything[0].headers["Nats-Msg-Id"] == "id-0"
     hanoi = [m async for m in bus.read_stream("SIPAS_REGISTRY", "sipas.registry.*.01", start_seq=11)]

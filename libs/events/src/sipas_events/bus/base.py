@@ -79,6 +79,9 @@ class StoredMessage:
 
 
 class Bus(Protocol):
+    url: str | None
+    """Where another process of ours reaches the same bus (a rebuild's reader process); None: nowhere (in memory)."""
+
     async def ensure_stream(self, config: StreamConfig) -> None: ...
     async def publish_batch(self, messages: Sequence[OutMessage]) -> list[PublishResult]:
         """Publish pipelined, in order; return when every message is stored (or raise)."""
@@ -86,6 +89,9 @@ class Bus(Protocol):
     async def subscribe(self, config: ConsumerConfig) -> Subscription: ...
     def read_stream(self, stream: str, subject: str | None = None, start_seq: int = 1) -> AsyncIterator[StoredMessage]:
         """Every message currently in a stream from ``start_seq``, then stop (no waiting)."""
+        ...
+    async def stream_size(self, stream: str) -> int:
+        """How many messages ``stream`` holds now."""
         ...
     async def close(self) -> None: ...
 

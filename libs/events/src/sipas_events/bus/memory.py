@@ -131,6 +131,8 @@ class MemorySubscription:
 
 
 class MemoryBus:
+    url: str | None = None  # in this process only
+
     def __init__(self) -> None:
         self._streams: dict[str, _Stream] = {}
         self._consumers: dict[tuple[str, str], _Consumer] = {}
@@ -171,6 +173,9 @@ class MemoryBus:
         key = (config.stream, config.durable)
         consumer = self._consumers.setdefault(key, _Consumer(config))
         return MemorySubscription(self, consumer)
+
+    async def stream_size(self, stream: str) -> int:
+        return len(self._streams[stream].messages)
 
     async def read_stream(
         self, stream: str, subject: str | None = None, start_seq: int = 1
