@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from sipas_events.bus.base import BusUnavailable
 from sipas_events.export import export_digest
 from sipas_events.schema import consumer_checkpoints, dead_letters
 from sipas_events.sequencer import relay_positions
@@ -22,7 +23,7 @@ from sipas_kit import audit
 from sipas_kit.auth import Principal, Role, require_roles
 from sipas_kit.http import Ctx
 from sipas_kit.pagination import MAX_LIMIT, Page, decode_cursor, page_of
-from sipas_kit.problems import Problem
+from sipas_kit.problems import RETRY_AFTER_SECONDS, Problem
 
 router = APIRouter(prefix="/v1", tags=["operations"])
 MAX_POSITION = 2**63 - 1  # store positions are BIGINT: a larger ``after`` is a 422, not a database error
@@ -193,5 +194,10 @@ async def rebuild(ctx: Ctx, _: Operator, name: str) -> dict[str, Any]:
     """The projection's state after the rebuild, and how it read its stream (``reader``: ``process`` — a
     process of its own read and prepared the events beside the runs — or ``in-process``)."""
     consumer = ctx.consumer(name)
-    await consumer.rebuild()
+    try:
+        await consumer.rebuild()
+    except BusUnavailable as exc:  # NATS, or the rebuild's reader process, lost half-way
+        raise Problem(503, "Service unavailable", f"The rebuild of {name} stopped: {exc}. What it applied is "
+                      "kept (derived state owed, never wrong); ask for the rebuild again, which starts over.",
+                      headers={"Retry-After": RETRY_AFTER_SECONDS}) from exc
     return {**await _projection_state(ctx, name), "reader": consumer.rebuild_reader}

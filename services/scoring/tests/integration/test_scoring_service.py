@@ -344,6 +344,38 @@ async def test_a_rebuild_reproduces_the_tallies_and_the_figures(scoring, reader)
     assert (await scores(api, "c-share"))["digest"] == figures_before["digest"]
 
 
+async def test_a_rebuild_whose_reader_is_lost_answers_503_and_the_next_one_reproduces_the_tallies(scoring,
+                                                                                                 monkeypatch):
+    """The reader lost after its first batch (as a killed reader process or a lost NATS would be): a
+    precise 503 problem, not a 500; asked again, the rebuild starts over and reproduces the tallies."""
+    from sipas_events import consumer as consumer_module
+    from sipas_events.bus.base import BusUnavailable
+
+    api, feed = scoring
+    rng = random.Random(5)
+    await feed.send("ballots", *[accepted(f"l{i:03d}", "c-share", rng.choice(list(AGENCIES)), random_answers(rng))
+                                 for i in range(40)])
+    await caught_up(api, "ballots", feed.positions["ballots"])
+    admin = api.auth("ministry-admin")
+    before = {p["name"]: p for p in (await api.client.get("/v1/ops/projections", headers=admin)).json()}["tallies"]
+    api.app.state.ctx.consumers["tallies"].rebuild_process_min = 0
+    real = consumer_module.read_in_process
+
+    async def lost(*args, **kwargs):
+        async for batch in real(*args, **kwargs):
+            yield batch
+            raise BusUnavailable("the reader process of SIPAS_BALLOTS was lost")
+
+    monkeypatch.setattr(consumer_module, "read_in_process", lost)
+    r = await api.client.post("/v1/ops/projections/tallies/rebuild", headers=admin)
+    assert r.status_code == 503 and r.headers["content-type"].startswith("application/problem+json")
+    assert "The rebuild of tallies stopped: the reader process of SIPAS_BALLOTS was lost" in r.json()["detail"]
+    assert r.headers["retry-after"]
+    monkeypatch.setattr(consumer_module, "read_in_process", real)
+    rebuilt = (await api.client.post("/v1/ops/projections/tallies/rebuild", headers=admin)).json()
+    assert rebuilt["reader"] == "process" and rebuilt["sha256"] == before["sha256"] and rebuilt["rows"] == before["rows"]
+
+
 async def test_bad_requests_are_precise_problems(scoring):
     api, _ = scoring
     r = await api.client.get("/v1/campaigns/nope/scores", headers=api.auth("ministry-admin"))
