@@ -245,13 +245,11 @@ async def load(conn: AsyncConnection, campaign_id: str) -> tuple[dict[str, Count
 
 @dataclass
 class Domain:
-    """What a unit's estimates of one kind (weighted or not) run over: its weight groups' moments, and per
-    ballot of the unit its row in the measured state and its group (to count who answered an estimate's
-    items)."""
+    """What a unit's estimates of one kind (weighted or not) run over: its weight groups' moments, where they
+    are in the block prepared with it, and through the block the cells each group sums (to count who
+    answered an estimate's items)."""
 
     moments: Moments
-    row_group: Any
-    rows: Any
     block: Block
     """The stack its moments are rows of (made with the moments of the units prepared with it)."""
     span: tuple[int, int]
@@ -262,10 +260,13 @@ class Domain:
 class Block:
     """The moments of the domains prepared together (:meth:`CampaignFigures._prepare`): Σ v as floats and
     Σ v vᵀ of each domain's weight groups, one domain after another. :func:`estimate_arrays` gathers from it
-    the rows and columns each term set needs, so no domain's moments are stacked again per term set."""
+    the rows and columns each term set needs, so no domain's moments are stacked again per term set. Group
+    ``g`` sums the measured cells ``cells[starts[g]:starts[g + 1]]``."""
 
     sums: Any
     cross: Any
+    cells: Any
+    starts: Any
 
     @staticmethod
     def of(domains: Sequence[Domain]) -> tuple[Any, Any, Any]:
@@ -286,25 +287,18 @@ class Block:
         return block.sums, block.cross, np.concatenate([np.arange(a, a + n) for a, n in (d.span for d in domains)])
 
 
-def _answering_all(domains: Iterable[Domain], hits: Any) -> dict[int, Any]:
+def _answering_all(domains: Iterable[Domain], cell_hits: Any) -> dict[int, Any]:
     """Per domain (by ``id``), per weight group (rows) and per set of items (columns), its ballots that
-    answered any item of the set; ``hits``: per ballot of the campaign and set, whether it did. The domains
-    of one :class:`Block` are counted together: one bincount per set over all their ballots."""
+    answered any item of the set; ``cell_hits``: per measured cell and set, how many of its ballots did
+    (:meth:`~sipas_scoring.application.measured.Measured.answering`). The domains of one :class:`Block` are
+    counted together: one sum over the cells of each of its groups."""
     out: dict[int, Any] = {}
-    if hits is None:  # nothing to estimate
-        return out
-    by_block: dict[int, tuple[Block, dict[int, Domain]]] = {}
+    by_block: dict[int, tuple[Block, list[Domain]]] = {}
     for domain in domains:
-        by_block.setdefault(id(domain.block), (domain.block, {}))[1].setdefault(id(domain), domain)
-    sets = hits.shape[1]
+        by_block.setdefault(id(domain.block), (domain.block, []))[1].append(domain)
     for block, members in by_block.values():
-        listed = list(members.values())
-        rows = np.concatenate([d.rows for d in listed])
-        at = np.concatenate([d.row_group + d.span[0] for d in listed])  # each ballot's group in the block
-        hit = hits[rows]
-        counts = np.stack([np.bincount(at, weights=hit[:, k], minlength=len(block.sums)) for k in range(sets)],
-                          axis=1).astype(np.int64)
-        for d in listed:
+        counts = np.add.reduceat(cell_hits[block.cells], block.starts, axis=0)
+        for d in members:
             out[id(d)] = counts[d.span[0]:d.span[0] + d.span[1]]
     return out
 
@@ -445,7 +439,7 @@ class CampaignFigures:
                 {"code": info.get("code"), "name": info.get("name") or ("—" if agency_id == UNASSIGNED else None),
                  "province": province}, rows))
         out: list[Unit] = [Unit(NATIONAL, "national", NATIONAL, None, Counter(),
-                                rows=np.arange(len(self.measured), dtype=np.int64))]
+                                rows=self.measured.order)]
         for province in sorted(provinces):
             members = provinces[province]
             self._members[f"P:{province}"] = members
@@ -536,15 +530,15 @@ class CampaignFigures:
         plain_cross = cross[unit_first[:-1]]  # a unit of one weight group (most agencies): that group's
         for k in np.flatnonzero(np.diff(unit_first) > 1).tolist():  # of several: summed (integers: exact)
             plain_cross[k] = cross[unit_first[k]:unit_first[k + 1]].sum(axis=0)
-        plain = Block(plain_sums.astype(np.float64), plain_cross)
-        weighted = Block(sums.astype(np.float64), cross)
+        plain = Block(plain_sums.astype(np.float64), plain_cross, every, starts[unit_first[:-1]])
+        weighted = Block(sums.astype(np.float64), cross, every, starts)
         weights_known = np.bincount(group_owner, weights=group_at < 0, minlength=len(todo)) == 0
         bounds = unit_first.tolist()
         for k, unit in enumerate(todo):
             n = len(unit.rows)
             self._domains[(unit.key, False)] = Domain(
                 Moments(UNWEIGHTED, np.array([n], dtype=np.int64), plain_sums[k:k + 1], plain.cross[k:k + 1],
-                        {"all": n}), np.zeros(n, dtype=np.int64), unit.rows, plain, (k, 1))
+                        {"all": n}), plain, (k, 1))
             found: Domain | None = None
             if weights_known[k]:
                 a, b = bounds[k], bounds[k + 1]
@@ -552,15 +546,14 @@ class CampaignFigures:
                 listed = local.tolist()
                 groups = _groups([self._group_weight[g] for g in listed], [self._group_stratum[g] for g in listed])
                 moments = Moments(groups, rows[a:b], sums[a:b], cross[a:b], {s: m.pool[s] for s in set(groups.stratum)})
-                found = Domain(moments, np.searchsorted(local, self._group[unit.rows]), unit.rows, weighted, (a, b - a))
+                found = Domain(moments, weighted, (a, b - a))
             self._domains[(unit.key, True)] = found
 
     def _take(self, measured: Measured) -> None:
         """The measured state: per ballot which items it answered, its stratum and weight group; per cell
         (agency, weight group) the moments every interval is computed from."""
         self.measured = measured
-        self._answered = measured.answered
-        self._stratum, self._group = measured.stratum, measured.group
+        self._stratum = measured.stratum
         self._group_weight, self._group_stratum = measured.group_weight, measured.group_stratum
         self._strata_digests = measured.strata_digests
         self._strata_groups = measured.strata_groups
@@ -623,12 +616,10 @@ class CampaignFigures:
         for batch_key, (terms, _) in batches.items():
             asked = self._select(terms.items).any(axis=1)
             set_of_batch[batch_key] = asked_sets.setdefault(asked.tobytes(), len(asked_sets))
-        asked_matrix = np.zeros((len(self.items), len(asked_sets)), dtype=np.int32)
-        for raw, k in asked_sets.items():
-            asked_matrix[:, k] = np.frombuffer(raw, dtype=bool)
-        # Once for every ballot of the campaign (not once per unit holding it): which sets it answered.
-        hits = (self.measured.answers_x.astype(np.int32) @ asked_matrix) > 0 if batches else None
-        counted = _answering_all((domain for _, members in batches.values() for _, domain in members), hits)
+        # Who answered each set is kept per cell with the moments: a group's count is its cells' summed.
+        columns = self.measured.answering([np.frombuffer(raw, dtype=bool) for raw in asked_sets])
+        counted = _answering_all((domain for _, members in batches.values() for _, domain in members),
+                                 self.measured.cell_hits[:, columns])
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
             answering = [counted[id(domain)][:, k] for _, domain in members]
@@ -691,32 +682,34 @@ class CampaignFigures:
 
     def _simples_for(self, units: Sequence[Unit]) -> None:
         """Before the rows of ``units`` are written: the item and expectation figures they will show that are
-        not kept yet, made in one batch (a growing campaign needs thousands of new ones a refresh)."""
+        not kept yet, made in one batch (a growing campaign needs thousands of new ones a refresh). The stores
+        keep at least twice what this computation shows in each generation, so none of it is dropped before
+        its rows are written (at a million counted ballots most of a refresh's figures are new ones)."""
         satisfied, criteria = self.instrument.satisfied_levels, self.instrument.criteria
         options = self.instrument.expectation_options
-        wanted: dict[tuple[str, int, int], None] = {}
-        get = self._simples.get
+        asked: dict[tuple[str, int, int], None] = {}
         for unit in units:
             t = unit.counts
             for code in criteria:
                 found = t.item(code, satisfied)
-                key = ("item", found.satisfied, found.valid)
-                if get(key) is None:
-                    wanted[key] = None
+                asked[("item", found.satisfied, found.valid)] = None
             total = t["expect"]
             for code in options:
-                key = ("expect", t[f"expect:{code}"], total)
-                if get(key) is None:
-                    wanted[key] = None
+                asked[("expect", t[f"expect:{code}"], total)] = None
+        for store in (self._simples, _SIMPLE_TEXTS):
+            store.limit = max(store.limit, 2 * len(asked))
+        get = self._simples.get
+        wanted = [key for key in asked if get(key) is None]
         if wanted:
-            self._make_simples(list(wanted))
+            self._make_simples(wanted)
 
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
         the terms ask about — they only ever ask about the items measured."""
-        if not len(unit.rows):
+        cells = self._cells(unit)
+        if not len(cells):
             return frozenset()
-        return frozenset(self.items[k] for k in np.flatnonzero(self._answered[unit.rows].any(axis=0)).tolist())
+        return frozenset(self.items[k] for k in np.flatnonzero(self.measured.cell_given[cells].any(axis=0)).tolist())
 
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
         t = unit.counts
@@ -862,7 +855,7 @@ class CampaignFigures:
         h.update(self._tally_digest(unit))
         rows = unit.rows
         h.update(self.measured.row_digests[rows].tobytes())  # each ballot's id, stratum, weight and measures
-        strata = np.unique(self._stratum[rows]).tolist()
+        strata = np.flatnonzero(np.bincount(self._stratum[rows], minlength=len(self._strata_digests))).tolist()
         for s in strata:
             h.update(self._strata_digests[s])
         groups = sorted(set().union(*(self._strata_groups[s] for s in strata)))

@@ -6,15 +6,18 @@ group, and the digests a unit's memo key is made of. Ballots arrive as a :class:
 codes (:mod:`~sipas_scoring.domain.codes`, one byte an item, as the tallies projection stores them) and
 their design, in columns — and are measured by table lookup, not item by item in Python. The figures
 worker keeps the state per campaign and, on the next refresh, applies only the ballots accepted or voided
-since (:meth:`Measured.apply`). An applied state equals, array
-for array, the one :meth:`Measured.build` makes from the same ballots: rows in ballot-id order, strata and
-weight groups numbered as first met in that order, the same per-stratum digests — so the document is the
-same bytes whichever way the state was made.
+since (:meth:`Measured.apply`). An applied state answers every question the way the one
+:meth:`Measured.build` makes from the same ballots does: each agency's and stratum's rows in ballot-id
+order, strata and weight groups numbered as first met in that order, the same per-stratum digests — so the
+document is the same bytes whichever way the state was made. The rows themselves stay where they came (new
+ballots are appended; :attr:`Measured.order` lists them in id order), so a refresh costs what changed, not
+what the campaign holds; removing a voided ballot is the one step that moves every row.
 
 Beside the rows it keeps each *cell*'s moments — the ballots of one agency in one weight group: how many,
-Σ (y, x) and Σ (y, x)(y, x)ᵀ over the items (:mod:`~sipas_scoring.domain.survey_arrays`) — added to and
-taken from as ballots come and go. They are integers, so a kept cell equals one summed from scratch, and a
-unit's intervals are computed from its cells' moments rather than from its ballots.
+Σ (y, x) and Σ (y, x)(y, x)ᵀ over the items (:mod:`~sipas_scoring.domain.survey_arrays`), who answered
+each item and each set of items an estimate asks about — added to and taken from as ballots come and go.
+They are integers, so a kept cell equals one summed from scratch, and a unit's intervals and counts are
+computed from its cells rather than from its ballots.
 """
 
 from __future__ import annotations
@@ -111,15 +114,18 @@ def _tables(basis: CampaignBasis) -> tuple[np.ndarray, np.ndarray]:
     return y, x
 
 
-def _first_met(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber stable codes as first met along the rows: (per-row index, the codes in that order)."""
+def _first_met(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stable codes renumbered as first met along ``codes``: (per stable code its number, the codes in that
+    order, the place each is first met at)."""
     if not len(codes):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    unique, first = np.unique(codes, return_index=True)
-    order = unique[np.argsort(first, kind="stable")]
-    remap = np.empty(int(unique.max()) + 1, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first = np.full(int(codes.max()) + 1, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes), dtype=np.int64))  # no sort of the rows
+    present = np.flatnonzero(first < len(codes))
+    order = present[np.argsort(first[present], kind="stable")]
+    remap = np.full(len(first), -1, dtype=np.int64)
     remap[order] = np.arange(len(order), dtype=np.int64)
-    return remap[codes], order
+    return remap, order, first[order]
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
@@ -131,9 +137,10 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 class Measured:
     """The measured counted ballots of one campaign (see the module's docstring).
 
-    Per row (ballot, in ballot-id order): ``y``/``x``/``answered`` per item, stable codes of its stratum
-    label, weight group and agency, and a digest of the row (id, stratum, weight, measures) that the
-    memo keys of strata and units are made of, so no refresh hashes every ballot's text again."""
+    Per row (ballot, in the order they came; :attr:`order` lists them in id order): ``y``/``x``/``answered``
+    per item, stable codes of its stratum label, weight group and agency, and a digest of the row (id,
+    stratum, weight, measures) that the memo keys of strata and units are made of, so no refresh hashes every
+    ballot's text again."""
 
     def __init__(self, basis: CampaignBasis) -> None:
         self.items = items_of(basis)
@@ -142,6 +149,10 @@ class Measured:
         self._book = Codebook.of(basis.instrument)
         self._lut_y, self._lut_x = _tables(basis)
         self.ids = _objects([])
+        """The ballots' ids in id order."""
+        self.order = np.zeros(0, dtype=np.int64)
+        """Per id of :attr:`ids`, its row. Rows are kept in the order the ballots came (a refresh appends its
+        new ones and moves no other row): everything that depends on the order of ballots follows this."""
         self.provinces = _objects([])
         self.strata = _objects([])
         self.y = np.zeros((0, self.width), dtype=np.int16)
@@ -168,6 +179,16 @@ class Measured:
         self.cell_sums = np.zeros((0, 2 * self.width), dtype=np.int64)
         self.cell_cross = np.zeros((0, 2 * self.width, 2 * self.width), dtype=np.float64)
         self._cross_buffer = self.cell_cross
+        self.cell_given = np.zeros((0, self.width), dtype=np.int64)
+        """Per cell and item, its ballots that answered the item."""
+        self.row_cell = np.zeros(0, dtype=np.int64)
+        """Per row, its cell."""
+        # Sets of items whose answering ballots are counted per cell (see :meth:`answering`).
+        self._set_column: dict[bytes, int] = {}
+        self._set_masks = np.zeros((self.width, 0), dtype=np.int32)
+        self.cell_hits = np.zeros((0, 0), dtype=np.int64)
+        self._label_digests: dict[int, bytes] = {}  # per strata label's stable code, its ballots' digest
+        self._buffers: dict[str, np.ndarray] = {}  # the row columns' buffers (see :meth:`_append`)
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
@@ -180,20 +201,22 @@ class Measured:
          out.row_digests) = out._measure(ordered)
         out.ids, out.provinces, out.strata = (_objects(ordered.ids), _objects(ordered.provinces),
                                               _objects(ordered.strata))
-        out._add_moments(np.arange(len(ordered), dtype=np.int64), 1)
+        out.order = np.arange(len(ordered), dtype=np.int64)
+        out.row_cell = out._add_moments(out.order, 1)
         out._index()
         return out
 
-    def _add_moments(self, rows: np.ndarray, sign: int) -> None:
-        """Add (``sign`` 1) or take away (-1) the moments of ``rows`` to their cells."""
+    def _add_moments(self, rows: np.ndarray, sign: int) -> np.ndarray:
+        """Add (``sign`` 1) or take away (-1) the moments of ``rows`` to their cells (with who answered each
+        item and each set of :meth:`answering`); returns each row's cell."""
         if not len(rows):
-            return
+            return np.zeros(0, dtype=np.int64)
         pairs = list(zip(self.agency_codes[rows].tolist(), self.group_codes[rows].tolist(), strict=True))
         self._open_cells(set(pairs))
-        cells = np.array([self._cell_code[p] for p in pairs], dtype=np.int64)
+        row_cells = np.array([self._cell_code[p] for p in pairs], dtype=np.int64)
         v = np.hstack([self.y[rows], self.x[rows]]).astype(np.int64)
-        order = np.argsort(cells, kind="stable")
-        cells, v = cells[order], v[order]
+        order = np.argsort(row_cells, kind="stable")
+        cells, v = row_cells[order], v[order]
         starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
         touched = cells[starts]
         bounds = np.r_[starts, len(cells)]
@@ -203,6 +226,32 @@ class Measured:
             self.cell_cross[cell] += sign * (part.T @ part)  # integers: exact in float64 below 2**53
         self.cell_sums[touched] += sign * np.add.reduceat(v, starts, axis=0)
         self.cell_rows[touched] += sign * np.diff(bounds)
+        self.cell_given[touched] += sign * np.add.reduceat(self.answered[rows][order].astype(np.int64), starts, axis=0)
+        if self._set_column:
+            hits = ((self.x[rows][order] > 0).astype(np.int32) @ self._set_masks) > 0
+            self.cell_hits[touched] += sign * np.add.reduceat(hits.astype(np.int64), starts, axis=0)
+        return row_cells
+
+    def answering(self, sets: Sequence[np.ndarray]) -> list[int]:
+        """The columns of :attr:`cell_hits` — per cell, its ballots with a valid answer (``x`` > 0) to any item
+        of the set — of ``sets`` (each a boolean mask over the items). A set not asked before is counted once
+        over every ballot, then kept with the moments as ballots come and go (a campaign asks a few: its
+        factors' items and the overall index's)."""
+        new = [s for s in {bytes(np.asarray(s, dtype=bool)): s for s in sets}.items() if s[0] not in self._set_column]
+        if new:
+            if len(self._set_column) + len(new) > SETS_KEPT:
+                self._set_column.clear()
+                self._set_masks = np.zeros((self.width, 0), dtype=np.int32)
+                self.cell_hits = np.zeros((len(self.cell_rows), 0), dtype=np.int64)
+            masks = np.stack([np.asarray(s, dtype=bool) for _, s in new], axis=1).astype(np.int32)
+            hits = ((self.x > 0).astype(np.int32) @ masks) > 0
+            counts = np.stack([np.bincount(self.row_cell, weights=hits[:, k], minlength=len(self.cell_rows))
+                               for k in range(len(new))], axis=1).astype(np.int64)
+            for key, _ in new:
+                self._set_column[key] = len(self._set_column)
+            self._set_masks = np.hstack([self._set_masks, masks])
+            self.cell_hits = np.hstack([self.cell_hits, counts])
+        return [self._set_column[bytes(np.asarray(s, dtype=bool))] for s in sets]
 
     def _open_cells(self, pairs: set[tuple[int, int]]) -> None:
         """Cells for the (agency, group) pairs not met before, with empty moments."""
@@ -216,6 +265,8 @@ class Measured:
         self.cell_group = np.concatenate([self.cell_group, np.array([g for _, g in new], dtype=np.int64)])
         self.cell_rows = np.concatenate([self.cell_rows, np.zeros(count, dtype=np.int64)])
         self.cell_sums = np.concatenate([self.cell_sums, np.zeros((count, width), dtype=np.int64)])
+        self.cell_given = np.concatenate([self.cell_given, np.zeros((count, self.width), dtype=np.int64)])
+        self.cell_hits = np.concatenate([self.cell_hits, np.zeros((count, self.cell_hits.shape[1]), dtype=np.int64)])
         # The cross products (25 KB a cell for sipas-2017) live in a buffer grown by half again when full, so
         # a refresh that opens a few cells does not copy all of them; ``cell_cross`` is a view of its cells.
         used = len(self.cell_cross)
@@ -279,7 +330,8 @@ class Measured:
         counted."""
         batch = added if isinstance(added, Batch) else Batch.of(self._basis, added)
         n = len(self.ids)
-        gone = self._found(_objects(sorted(set(removed))))
+        gone_at = self._found(_objects(sorted(set(removed))))  # places in ``ids``
+        gone = self.order[gone_at]  # rows
         first: dict[str, int] = {}
         for row, ballot_id in enumerate(batch.ids):
             first.setdefault(ballot_id, row)
@@ -288,21 +340,47 @@ class Measured:
         if not len(gone) and not len(new_ids):
             return
         measuring = batch.take([first[i] for i in new_ids.tolist()], self._book.width)
+        touched = set(self.label_codes[gone].tolist())
         self._add_moments(gone, -1)
         y, x, answered, labels, groups, agencies, digests = self._measure(measuring)
-        columns = ["ids", "provinces", "strata", "y", "x", "answered", "label_codes", "group_codes",
-                   "agency_codes", "row_digests"]
-        values = [new_ids, _objects(measuring.provinces), _objects(measuring.strata), y, x, answered, labels,
-                  groups, agencies, digests]
-        kept_ids = np.delete(self.ids, gone)
-        at = np.searchsorted(kept_ids, new_ids) if len(kept_ids) else np.zeros(len(new_ids), dtype=np.int64)
-        for name, value in zip(columns, values, strict=True):
-            setattr(self, name, np.insert(np.delete(getattr(self, name), gone, axis=0), at, value, axis=0))
-        self._add_moments(at + np.arange(len(at), dtype=np.int64), 1)  # the new rows' places after insertion
-        self._index()
+        if len(gone):
+            self._drop(gone, gone_at)
+        start = len(self.ids)
+        rows = np.arange(start, start + len(new_ids), dtype=np.int64)
+        for name, value in zip(_ROW_COLUMNS, [_objects(measuring.provinces), _objects(measuring.strata), y, x,
+                                              answered, labels, groups, agencies, digests,
+                                              np.zeros(len(new_ids), dtype=np.int64)], strict=True):
+            self._append(name, value)
+        at = np.searchsorted(self.ids, new_ids)
+        self.ids, self.order = np.insert(self.ids, at, new_ids), np.insert(self.order, at, rows)
+        self.row_cell[rows] = self._add_moments(rows, 1)
+        self._index(touched | set(labels.tolist()))
+
+    def _append(self, name: str, value: np.ndarray) -> None:
+        """Rows added at the end of a column, in a buffer grown by half again when full (no other row moves)."""
+        column = getattr(self, name)
+        used, buffer = len(column), self._buffers.get(name)
+        if buffer is None or used + len(value) > len(buffer):
+            buffer = np.empty((max(used + len(value), len(column) * 3 // 2, 1024), *column.shape[1:]),
+                              dtype=column.dtype)
+            buffer[:used] = column
+            self._buffers[name] = buffer
+        buffer[used:used + len(value)] = value
+        setattr(self, name, buffer[:used + len(value)])
+
+    def _drop(self, rows: np.ndarray, at: np.ndarray) -> None:
+        """Rows no longer counted (``at``: their ids' places in :attr:`ids`): the others close up, in order."""
+        keep = np.ones(len(self.order), dtype=bool)
+        keep[rows] = False
+        for name in _ROW_COLUMNS:
+            setattr(self, name, getattr(self, name)[keep])
+        self._buffers.clear()
+        renumbered = np.cumsum(keep) - 1
+        self.ids, self.order = np.delete(self.ids, at), renumbered[np.delete(self.order, at)]
 
     def _found(self, ids: np.ndarray, missing: bool = False) -> np.ndarray:
-        """Rows of ``ids`` (sorted) that are here; with ``missing``, the positions in ``ids`` of those not."""
+        """The places in :attr:`ids` of ``ids`` (sorted) that are here; with ``missing``, the positions in
+        ``ids`` of those not."""
         n = len(self.ids)
         if not len(ids) or not n:
             return np.arange(len(ids), dtype=np.int64) if missing else np.zeros(0, dtype=np.int64)
@@ -311,32 +389,46 @@ class Measured:
         here[here] = self.ids[at[here]] == ids[here]
         return np.flatnonzero(~here) if missing else at[here]
 
-    def _index(self) -> None:
-        """The per-row numbering of strata and groups as first met, the rows of each stratum and agency, the
-        strata digests, and where each cell's weight group is in that numbering."""
-        self.stratum, label_order = _first_met(self.label_codes)
+    def _index(self, touched: Iterable[int] | None = None) -> None:
+        """The per-row numbering of strata and groups as first met, the rows of each agency, the strata
+        digests, and where each cell's weight group is in that numbering. ``touched``: the stable codes of the
+        strata labels whose ballots changed since the last call (None: every one) — only their digests are
+        made again."""
+        order = self.order  # numbered as first met in id order, as a full build meets them
+        label_remap, label_order, label_first = _first_met(self.label_codes[order])
+        self.stratum = label_remap[self.label_codes]
         weighted = self.group_codes >= 0
         self.weighted = weighted
         group = np.full(len(self.group_codes), -1, dtype=np.int64)
-        renumbered, group_order = _first_met(self.group_codes[weighted])
-        group[weighted] = renumbered
+        in_order = self.group_codes[order]
+        group_remap, group_order, _ = _first_met(in_order[in_order >= 0])
+        group[weighted] = group_remap[self.group_codes[weighted]]
         self.group = group
         self.group_weight = [self._groups[g][1] for g in group_order.tolist()]
         self.group_stratum = [self._groups[g][0] for g in group_order.tolist()]
-        self.strata_rows = _split(self.stratum, len(label_order))
-        """Per stratum (index as first met), its rows in order."""
-        self.strata_groups = [{int(g) for g in np.unique(group[rows]).tolist() if g >= 0} for rows in self.strata_rows]
+        # A group's ballots all have its label: a stratum's groups are the groups of its label.
+        stratum_of_label = dict(zip(label_order.tolist(), range(len(label_order)), strict=True))
+        self.strata_groups: list[set[int]] = [set() for _ in range(len(label_order))]
+        """Per stratum (index as first met), its weight groups (as first met)."""
+        for g, code in enumerate(group_order.tolist()):
+            self.strata_groups[stratum_of_label[self._label_code[self._groups[code][0]]]].add(g)
         # A stratum's ballots (ids, measures, weights) — never campaign-wide indices: they move when
-        # unrelated ballots come or go.
-        self.strata_digests = [hashlib.sha256(self.row_digests[rows].tobytes()).digest() for rows in self.strata_rows]
-        self.agency_rows = {self._agencies[code]: rows
-                            for code, rows in enumerate(_split(self.agency_codes, len(self._agencies))) if len(rows)}
+        # unrelated ballots come or go. Kept per label, made again only for the labels whose ballots changed.
+        kept = {} if touched is None else self._label_digests
+        again = set(touched or ()) | (set(label_order.tolist()) - kept.keys())
+        again &= set(stratum_of_label)
+        kept = {code: digest for code, digest in kept.items() if code in stratum_of_label and code not in again}
+        if again:
+            strata_rows = [order[at] for at in _split(self.stratum[order], len(label_order))]
+            for code in again:
+                kept[code] = hashlib.sha256(self.row_digests[strata_rows[stratum_of_label[code]]].tobytes()).digest()
+        self._label_digests = kept
+        self.strata_digests = [kept[code] for code in label_order.tolist()]
+        self.agency_rows = {self._agencies[code]: order[at]
+                            for code, at in enumerate(_split(self.agency_codes[order], len(self._agencies))) if len(at)}
         """Per agency id, its rows in order."""
-        seen = {int(rows[0]) for rows in self.strata_rows if len(rows)}
-        self.strata_seen = {self.strata[r] for r in seen} - {None}
+        self.strata_seen = {self.strata[r] for r in order[label_first].tolist()} - {None}
         """The strata keys of the ballots counted."""
-        self.answers_x = self.x > 0
-        """Per row and item: a valid answer (it counts in the item's x)."""
         labels = [self._labels[code] for code in label_order.tolist()]
         pool = np.bincount(self.stratum[weighted], minlength=len(labels)).tolist()
         self.pool = {label: int(count) for label, count in zip(labels, pool, strict=True) if count}
@@ -356,8 +448,16 @@ class Measured:
         return len(self.ids)
 
 
+_ROW_COLUMNS = ("provinces", "strata", "y", "x", "answered", "label_codes", "group_codes", "agency_codes",
+                "row_digests", "row_cell")
+"""The columns of :class:`Measured` with one row a ballot, in the order the ballots came."""
+SETS_KEPT = 64
+"""Sets of items counted per cell (:meth:`Measured.answering`) before the count starts again."""
+
+
 def _split(codes: np.ndarray, count: int) -> list[np.ndarray]:
     """Per code 0..count-1, the rows holding it, in order."""
-    order = np.argsort(codes, kind="stable")
+    keys = codes.astype(np.uint16) if count <= 1 << 16 else codes  # (a stable sort of 16-bit keys is a radix sort)
+    order = np.argsort(keys, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(count + 1))
     return [order[bounds[k]:bounds[k + 1]] for k in range(count)]
