@@ -61,6 +61,7 @@ def view(m: Measured) -> dict:
         "groups": list(zip(m.group_weight, m.group_stratum, strict=True)),
         "strata_digests": m.strata_digests, "strata_groups": m.strata_groups,
         "strata_seen": m.strata_seen, "pool": m.pool, "cells": cells,
+        "agency_digests": m.agency_digests, "agency_strata": m.agency_strata,
         "rows": {ids[r]: (m.y[r].tolist(), m.x[r].tolist(), bytes(m.row_digests[r])) for r in range(len(m))},
     }
 
@@ -75,6 +76,10 @@ def check_against_rows(m: Measured) -> None:
     agencies = {m._agencies[code] for code in m.agency_codes.tolist()}
     assert {a: rows.tolist() for a, rows in m.agency_rows.items()} == {
         a: [r for r in in_order if m._agencies[m.agency_codes[r]] == a] for a in agencies}
+    for agency, rows in m.agency_rows.items():
+        assert m.agency_digests[agency] == hashlib.sha256(m.row_digests[rows].tobytes()).digest()
+        assert m.agency_strata[agency] == sorted({int(m.stratum[r]) for r in rows.tolist()})
+    assert m.agency_digests.keys() == m.agency_strata.keys() == m.agency_rows.keys()
     firsts = [next(r for r in in_order if m.stratum[r] == s) for s in range(len(m.strata_digests))]
     assert firsts == sorted(firsts, key=in_order.index)  # strata numbered as first met in id order
 

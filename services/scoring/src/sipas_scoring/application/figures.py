@@ -553,7 +553,6 @@ class CampaignFigures:
         """The measured state: per ballot which items it answered, its stratum and weight group; per cell
         (agency, weight group) the moments every interval is computed from."""
         self.measured = measured
-        self._stratum = measured.stratum
         self._group_weight, self._group_stratum = measured.group_weight, measured.group_stratum
         self._strata_digests = measured.strata_digests
         self._strata_groups = measured.strata_groups
@@ -853,10 +852,16 @@ class CampaignFigures:
         h.update(repr((unit.key, unit.level, unit.unit_id, unit.parent,
                        sorted((k, v) for k, v in unit.info.items() if k != "rated"))).encode())
         h.update(self._tally_digest(unit))
-        rows = unit.rows
-        h.update(self.measured.row_digests[rows].tobytes())  # each ballot's id, stratum, weight and measures
-        strata = np.flatnonzero(np.bincount(self._stratum[rows], minlength=len(self._strata_digests))).tolist()
-        for s in strata:
+        # Its ballots (each one's id, stratum, weight and measures) are its agencies' (a province's rows are
+        # its agencies' rows, one agency after another): their digests, made when their ballots changed.
+        m = self.measured
+        members = [unit] if unit.level == "agency" else self._members.get(unit.key, [])
+        strata: set[int] = set()
+        for member in members:
+            name = member.unit_id.encode()
+            h.update(b"%d:%s" % (len(name), name) + m.agency_digests.get(member.unit_id, b""))
+            strata.update(m.agency_strata.get(member.unit_id, ()))
+        for s in sorted(strata):
             h.update(self._strata_digests[s])
         groups = sorted(set().union(*(self._strata_groups[s] for s in strata)))
         h.update(repr([(self._group_stratum[g], self._group_weight[g]) for g in groups]).encode())

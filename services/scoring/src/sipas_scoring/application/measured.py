@@ -189,6 +189,7 @@ class Measured:
         self.cell_hits = np.zeros((0, 0), dtype=np.int64)
         self._label_digests: dict[int, bytes] = {}  # per strata label's stable code, its ballots' digest
         self._buffers: dict[str, np.ndarray] = {}  # the row columns' buffers (see :meth:`_append`)
+        self._agencies_kept: dict[int, tuple[bytes, list[int]]] = {}  # per agency's stable code: see _index
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
@@ -340,7 +341,7 @@ class Measured:
         if not len(gone) and not len(new_ids):
             return
         measuring = batch.take([first[i] for i in new_ids.tolist()], self._book.width)
-        touched = set(self.label_codes[gone].tolist())
+        touched = set(self.label_codes[gone].tolist()), set(self.agency_codes[gone].tolist())
         self._add_moments(gone, -1)
         y, x, answered, labels, groups, agencies, digests = self._measure(measuring)
         if len(gone):
@@ -354,7 +355,7 @@ class Measured:
         at = np.searchsorted(self.ids, new_ids)
         self.ids, self.order = np.insert(self.ids, at, new_ids), np.insert(self.order, at, rows)
         self.row_cell[rows] = self._add_moments(rows, 1)
-        self._index(touched | set(labels.tolist()))
+        self._index(touched[0] | set(labels.tolist()), touched[1] | set(agencies.tolist()))
 
     def _append(self, name: str, value: np.ndarray) -> None:
         """Rows added at the end of a column, in a buffer grown by half again when full (no other row moves)."""
@@ -389,11 +390,11 @@ class Measured:
         here[here] = self.ids[at[here]] == ids[here]
         return np.flatnonzero(~here) if missing else at[here]
 
-    def _index(self, touched: Iterable[int] | None = None) -> None:
-        """The per-row numbering of strata and groups as first met, the rows of each agency, the strata
-        digests, and where each cell's weight group is in that numbering. ``touched``: the stable codes of the
-        strata labels whose ballots changed since the last call (None: every one) — only their digests are
-        made again."""
+    def _index(self, touched: Iterable[int] | None = None, touched_agencies: Iterable[int] | None = None) -> None:
+        """The per-row numbering of strata and groups as first met, the rows, digest and strata of each agency,
+        the strata digests, and where each cell's weight group is in that numbering. ``touched`` and
+        ``touched_agencies``: the stable codes of the strata labels and agencies whose ballots changed since
+        the last call (None: every one) — only their digests are made again."""
         order = self.order  # numbered as first met in id order, as a full build meets them
         label_remap, label_order, label_first = _first_met(self.label_codes[order])
         self.stratum = label_remap[self.label_codes]
@@ -424,9 +425,28 @@ class Measured:
                 kept[code] = hashlib.sha256(self.row_digests[strata_rows[stratum_of_label[code]]].tobytes()).digest()
         self._label_digests = kept
         self.strata_digests = [kept[code] for code in label_order.tolist()]
-        self.agency_rows = {self._agencies[code]: order[at]
-                            for code, at in enumerate(_split(self.agency_codes[order], len(self._agencies))) if len(at)}
+        self.agency_rows = {}
         """Per agency id, its rows in order."""
+        self.agency_digests: dict[str, bytes] = {}
+        """Per agency id, the digest of its rows' digests in order (a unit's memo key is made of its agencies')."""
+        self.agency_strata: dict[str, list[int]] = {}
+        """Per agency id, the strata (as first met) of its ballots."""
+        again_agencies = None if touched_agencies is None else set(touched_agencies)
+        agencies_kept: dict[int, tuple[bytes, list[int]]] = {}
+        for code, at in enumerate(_split(self.agency_codes[order], len(self._agencies))):
+            if not len(at):
+                continue
+            rows = order[at]
+            found = None if again_agencies is None or code in again_agencies else self._agencies_kept.get(code)
+            if found is None:  # its digest and the labels of its strata
+                found = (hashlib.sha256(self.row_digests[rows].tobytes()).digest(),
+                         sorted(set(self.label_codes[rows].tolist())))
+            agencies_kept[code] = found
+            agency_id = self._agencies[code]
+            self.agency_rows[agency_id] = rows
+            self.agency_digests[agency_id] = found[0]
+            self.agency_strata[agency_id] = sorted(stratum_of_label[label] for label in found[1])
+        self._agencies_kept = agencies_kept
         self.strata_seen = {self.strata[r] for r in order[label_first].tolist()} - {None}
         """The strata keys of the ballots counted."""
         labels = [self._labels[code] for code in label_order.tolist()]
