@@ -111,3 +111,20 @@ def test_rows_stay_where_they_came_and_a_removal_closes_them_up():
     assert m.order.tolist() == [0, 3, 1, 4, 2]  # the new ones appended, listed in id order
     m.apply(Batch(), ["b0005"])
     assert m.ids.tolist() == ["b0001", "b0003", "b0007", "b0009"] and m.order.tolist() == [0, 2, 3, 1]
+
+
+def test_asked_sets_past_the_store_start_again_and_still_count_right(monkeypatch):
+    from sipas_scoring.application import measured
+
+    monkeypatch.setattr(measured, "SETS_KEPT", 3)
+    m = Measured.build(BASIS, batch_of(list(range(40)), 1))
+    sets = [np.array([k % n == 0 for k in range(m.width)]) for n in (2, 3, 5, 7)]
+    m.answering(sets[:2])
+    m.apply(batch_of(list(range(40, 60)), 1), ["b0003"])  # kept counts follow the ballots
+    asked = [sets[0], sets[2], sets[3]]  # one kept and two new: past three, the store starts again
+    columns = m.answering(asked)
+    assert len(m._set_column) == 3
+    for column, mask in zip(columns, asked, strict=True):
+        for cell in range(len(m.cell_rows)):
+            rows = m.row_cell == cell
+            assert m.cell_hits[cell, column] == ((m.x[rows] > 0) & mask).any(axis=1).sum()

@@ -238,21 +238,23 @@ class Measured:
         of the set — of ``sets`` (each a boolean mask over the items). A set not asked before is counted once
         over every ballot, then kept with the moments as ballots come and go (a campaign asks a few: its
         factors' items and the overall index's)."""
-        new = [s for s in {bytes(np.asarray(s, dtype=bool)): s for s in sets}.items() if s[0] not in self._set_column]
+        keys = [np.asarray(s, dtype=bool).tobytes() for s in sets]
+        new = {key: np.frombuffer(key, dtype=bool) for key in keys if key not in self._set_column}
         if new:
             if len(self._set_column) + len(new) > SETS_KEPT:
                 self._set_column.clear()
                 self._set_masks = np.zeros((self.width, 0), dtype=np.int32)
                 self.cell_hits = np.zeros((len(self.cell_rows), 0), dtype=np.int64)
-            masks = np.stack([np.asarray(s, dtype=bool) for _, s in new], axis=1).astype(np.int32)
+                new = {key: np.frombuffer(key, dtype=bool) for key in keys}
+            masks = np.stack(list(new.values()), axis=1).astype(np.int32)
             hits = ((self.x > 0).astype(np.int32) @ masks) > 0
             counts = np.stack([np.bincount(self.row_cell, weights=hits[:, k], minlength=len(self.cell_rows))
                                for k in range(len(new))], axis=1).astype(np.int64)
-            for key, _ in new:
+            for key in new:
                 self._set_column[key] = len(self._set_column)
             self._set_masks = np.hstack([self._set_masks, masks])
             self.cell_hits = np.hstack([self.cell_hits, counts])
-        return [self._set_column[bytes(np.asarray(s, dtype=bool))] for s in sets]
+        return [self._set_column[key] for key in keys]
 
     def _open_cells(self, pairs: set[tuple[int, int]]) -> None:
         """Cells for the (agency, group) pairs not met before, with empty moments."""
