@@ -188,3 +188,33 @@ def test_figures_made_together_are_the_ones_made_one_by_one(keys, rule, places):
     for (kind, hits, n), (figure, text) in zip(keys, simple_figures(keys, rule, places), strict=True):
         assert figure == reference_simple(kind, hits, n, rule, places)
         assert text == canonical.dumps(figure)
+
+
+def test_digests_and_sums_kept_beside_tallies_follow_a_change_to_the_new_objects():
+    """A change carries an agency's kept digest (chained with the change) and its province's kept sum (with
+    the change added) to the new tallies objects, so a refresh makes neither again from whole tallies: the
+    sum is the one summed afresh, and the digest moves exactly when the tallies do."""
+    from sipas_scoring.application.figures_engine import Carried
+    from sipas_scoring.domain.tallies import sum_tallies
+
+    campaign = Campaign()
+    campaign.add("a1", [5, 4, 2])
+    campaign.add("a2", [1, 5])
+    by_agency = campaign.tallies()
+    digests = {a: (bag, a.encode() * 4) for a, bag in by_agency.items()}
+    sums = {"P:01": ((by_agency["a1"], by_agency["a2"]), sum_tallies([by_agency["a1"], by_agency["a2"]]))}
+    carried = Carried(digests, sums)
+    change = delta(campaign.add("a1", [5, 3]))
+    for codes in change.plus["a1"][:1]:  # one of them goes again: plus and minus in one change
+        change.add("a1", codes, False)
+    before = dict(digests)
+    change.apply(BOOK, by_agency, carried)
+    removed = campaign.ballots[-2][0]  # the first of the two new ones went again
+    campaign.ballots = [b for b in campaign.ballots if b[0] != removed]
+    assert by_agency == campaign.tallies()
+    new_a1 = by_agency["a1"]
+    assert digests["a1"][0] is new_a1 and digests["a1"][1] != before["a1"][1]
+    assert digests["a2"] == before["a2"]  # not changed: kept as it was
+    objects, total = sums["P:01"]
+    assert objects[0] is new_a1 and objects[1] is by_agency["a2"]
+    assert total == sum_tallies([new_a1, by_agency["a2"]])

@@ -120,23 +120,27 @@ class TallyDeltas:
                              dtype=np.uint8).reshape(len(owners), book.width)
         return book.tallies_of(rows, np.array(owners, dtype=np.int64), len(agencies))
 
-    def apply(self, book: Codebook, by_agency: dict[str, Counter[str]]) -> list[str]:
-        """Change ``by_agency`` in place; returns the agencies left with no tallies (removed from it)."""
+    def apply(self, book: Codebook, by_agency: dict[str, Counter[str]],
+              carried: Carried | None = None) -> list[str]:
+        """Change ``by_agency`` in place; returns the agencies left with no tallies (removed from it). With
+        ``carried``, the digests and sums kept beside the old tallies objects follow each change."""
         emptied = []
         agencies = self.agencies()
         changes = {1: self._changes(book, self.plus, agencies), -1: self._changes(book, self.minus, agencies)}
+        # id(old object) -> (old object: held, so no new object takes its id meanwhile; new object; net change)
+        moved: dict[int, tuple[Counter[str], Counter[str], dict[str, int]]] = {}
         for k, agency_id in enumerate(agencies):
             # A new object (tallies are never changed in place: digests are kept beside the object they were
             # made of), copied at C speed; only the keys the change names are visited in Python.
-            bag: Counter[str] = Counter(by_agency.get(agency_id, {}))
+            old = by_agency.get(agency_id)
+            bag: Counter[str] = Counter(old or {})
             get = bag.get
-            changed: set[str] = set()
+            net: dict[str, int] = {}
             for sign, found in changes.items():
-                change = found[k]
-                for tally, count in change.items():
+                for tally, count in found[k].items():
                     bag[tally] = get(tally, 0) + sign * count
-                changed.update(change)
-            for tally in changed:
+                    net[tally] = net.get(tally, 0) + sign * count
+            for tally in net:
                 count = bag[tally]
                 if count < 0:
                     raise ValueError(f"the tallies of agency {agency_id} would go negative")
@@ -144,10 +148,46 @@ class TallyDeltas:
                     del bag[tally]
             if bag:
                 by_agency[agency_id] = bag
+                if old is not None:
+                    moved[id(old)] = (old, bag, net)
+                    if carried is not None:
+                        carried.digest(agency_id, old, bag, net)
             else:
                 by_agency.pop(agency_id, None)
                 emptied.append(agency_id)
+        if carried is not None:
+            carried.sums(moved)
         return emptied
+
+
+@dataclass
+class Carried:
+    """What the engine keeps beside the agencies' tallies objects, carried to the new objects a change makes
+    (:meth:`TallyDeltas.apply`) instead of being made again from whole tallies: an agency's digest chains
+    the old one with the change (equal digests still mean equal tallies: equal starts and equal changes),
+    and a province's sum takes its changed agencies' changes."""
+
+    tally_digests: dict[str, tuple[Counter[str], bytes]]
+    tally_sums: dict[str, tuple[tuple[Counter[str], ...], Counter[str]]]
+
+    def digest(self, agency_id: str, old: Counter[str], new: Counter[str], net: dict[str, int]) -> None:
+        found = self.tally_digests.get(agency_id)
+        if found is not None and found[0] is old:
+            change = repr(sorted((tally, count) for tally, count in net.items() if count)).encode()
+            self.tally_digests[agency_id] = (new, hashlib.sha256(b"changed" + found[1] + change).digest())
+
+    def sums(self, moved: dict[int, tuple[Counter[str], Counter[str], dict[str, int]]]) -> None:
+        for key, (objects, total) in list(self.tally_sums.items()):
+            if not any(id(o) in moved for o in objects):
+                continue
+            summed = Counter(total)
+            get = summed.get
+            for o in objects:
+                found = moved.get(id(o))
+                if found is not None:
+                    for tally, count in found[2].items():
+                        summed[tally] = get(tally, 0) + count
+            self.tally_sums[key] = (tuple(moved[id(o)][1] if id(o) in moved else o for o in objects), +summed)
 
 
 @dataclass
@@ -211,7 +251,8 @@ class Engine:
                     state.by_agency.pop(agency_id, None)
                     state.agencies.pop(agency_id, None)
                 state.by_agency.update(c.by_agency)
-                for agency_id in request.deltas.apply(Codebook.of(basis.instrument), state.by_agency):
+                carried = Carried(state.tally_digests, state.tally_sums)
+                for agency_id in request.deltas.apply(Codebook.of(basis.instrument), state.by_agency, carried):
                     state.agencies.pop(agency_id, None)
                 state.agencies.update({a: info for a, info in c.agencies.items() if a in state.by_agency})
             except Exception:
