@@ -187,9 +187,9 @@ class Measured:
         self._set_column: dict[bytes, int] = {}
         self._set_masks = np.zeros((self.width, 0), dtype=np.int32)
         self.cell_hits = np.zeros((0, 0), dtype=np.int64)
-        self._label_digests: dict[int, bytes] = {}  # per strata label's stable code, its ballots' digest
+        self._label_digests: dict[int, Any] = {}  # per strata label's stable code, its ballots' digest
         self._buffers: dict[str, np.ndarray] = {}  # the row columns' buffers (see :meth:`_append`)
-        self._agencies_kept: dict[int, tuple[bytes, list[int]]] = {}  # per agency's stable code: see _index
+        self._agencies_kept: dict[int, Any] = {}  # per agency's stable code, its digest and strata labels
 
     # ---- building -------------------------------------------------------------------------------
     @classmethod
@@ -415,40 +415,21 @@ class Measured:
         """Per stratum (index as first met), its weight groups (as first met)."""
         for g, code in enumerate(group_order.tolist()):
             self.strata_groups[stratum_of_label[self._label_code[self._groups[code][0]]]].add(g)
-        # A stratum's ballots (ids, measures, weights) — never campaign-wide indices: they move when
-        # unrelated ballots come or go. Kept per label, made again only for the labels whose ballots changed.
-        kept = {} if touched is None else self._label_digests
-        again = set(touched or ()) | (set(label_order.tolist()) - kept.keys())
-        again &= set(stratum_of_label)
-        kept = {code: digest for code, digest in kept.items() if code in stratum_of_label and code not in again}
-        if again:
-            strata_rows = [order[at] for at in _split(self.stratum[order], len(label_order))]
-            for code in again:
-                kept[code] = hashlib.sha256(self.row_digests[strata_rows[stratum_of_label[code]]].tobytes()).digest()
-        self._label_digests = kept
-        self.strata_digests = [kept[code] for code in label_order.tolist()]
-        self.agency_rows = {}
+        # A stratum's and an agency's ballots (ids, measures, weights) — never campaign-wide indices: they move
+        # when unrelated ballots come or go. Kept per stable code, made again only where ballots changed.
+        _, self._label_digests = self._per_code(self.label_codes, len(self._labels), touched, self._label_digests,
+                                                self._digest_of)
+        self.strata_digests = [self._label_digests[code] for code in label_order.tolist()]
+        rows_of, self._agencies_kept = self._per_code(
+            self.agency_codes, len(self._agencies), touched_agencies, self._agencies_kept,
+            lambda rows: (self._digest_of(rows), sorted(set(self.label_codes[rows].tolist()))))
+        self.agency_rows = {self._agencies[code]: rows for code, rows in rows_of.items()}
         """Per agency id, its rows in order."""
-        self.agency_digests: dict[str, bytes] = {}
+        self.agency_digests = {self._agencies[code]: kept[0] for code, kept in self._agencies_kept.items()}
         """Per agency id, the digest of its rows' digests in order (a unit's memo key is made of its agencies')."""
-        self.agency_strata: dict[str, list[int]] = {}
+        self.agency_strata = {self._agencies[code]: sorted(stratum_of_label[label] for label in kept[1])
+                              for code, kept in self._agencies_kept.items()}
         """Per agency id, the strata (as first met) of its ballots."""
-        again_agencies = None if touched_agencies is None else set(touched_agencies)
-        agencies_kept: dict[int, tuple[bytes, list[int]]] = {}
-        for code, at in enumerate(_split(self.agency_codes[order], len(self._agencies))):
-            if not len(at):
-                continue
-            rows = order[at]
-            found = None if again_agencies is None or code in again_agencies else self._agencies_kept.get(code)
-            if found is None:  # its digest and the labels of its strata
-                found = (hashlib.sha256(self.row_digests[rows].tobytes()).digest(),
-                         sorted(set(self.label_codes[rows].tolist())))
-            agencies_kept[code] = found
-            agency_id = self._agencies[code]
-            self.agency_rows[agency_id] = rows
-            self.agency_digests[agency_id] = found[0]
-            self.agency_strata[agency_id] = sorted(stratum_of_label[label] for label in found[1])
-        self._agencies_kept = agencies_kept
         self.strata_seen = {self.strata[r] for r in order[label_first].tolist()} - {None}
         """The strata keys of the ballots counted."""
         labels = [self._labels[code] for code in label_order.tolist()]
@@ -465,6 +446,22 @@ class Measured:
                              if len(cells)}
         self.agency_cells = {agency: live[cells] for agency, cells in self.agency_cells.items()}
         """Per agency id, its cells holding ballots."""
+
+    def _per_code(self, codes: np.ndarray, count: int, touched: Iterable[int] | None, kept: dict[int, Any],
+                  make: Any) -> tuple[dict[int, np.ndarray], dict[int, Any]]:
+        """Per stable code (0..count-1) holding rows: its rows in id order, and what ``make`` makes of them —
+        taken from ``kept`` unless the code is in ``touched`` (None: made again for every code)."""
+        again = None if touched is None else set(touched)
+        rows_of, made = {}, {}
+        for code, at in enumerate(_split(codes[self.order], count)):
+            if len(at):
+                rows = rows_of[code] = self.order[at]
+                found = None if again is None or code in again else kept.get(code)
+                made[code] = make(rows) if found is None else found
+        return rows_of, made
+
+    def _digest_of(self, rows: np.ndarray) -> bytes:
+        return hashlib.sha256(self.row_digests[rows].tobytes()).digest()
 
     def __len__(self) -> int:
         return len(self.ids)
