@@ -290,10 +290,13 @@ def estimate_arrays(
             at = picked if at is None else at[picked]
     if every:  # one gather of the rows wanted (none at all for every row)
         sums, cross = (stacked_sums, stacked_cross) if at is None else (stacked_sums[at], stacked_cross[at])
-    else:  # one gather of the rows and columns wanted
-        sums = (stacked_sums if at is None else stacked_sums[at])[:, columns]
-        cross = stacked_cross[:, columns[:, None], columns[None, :]]  # (numpy lays this out columns first)
-        cross = np.ascontiguousarray(cross) if at is None else cross[at]  # C-contiguous either way
+    else:  # one gather of the rows and columns wanted, each group's matrix taken as a flat row (C-contiguous)
+        groups, width = stacked_cross.shape[0], stacked_cross.shape[1]
+        flat = stacked_cross.reshape(groups, width * width)
+        cells = (columns[:, None] * width + columns[None, :]).ravel()
+        sums = (stacked_sums if at is None else stacked_sums[at])[:, columns]  # (as numpy lays it out: the
+        cross = np.take(flat, cells, axis=1) if at is None else flat[np.ix_(at, cells)]  # same in any batch)
+        cross = cross.reshape(len(cross), len(columns), len(columns))
     linear = np.einsum("gi,gi->g", sums, a)                                    # Σ z per group
     square = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, a), a)       # Σ z² per group
     magnitude = np.abs(a)                                                      # Σ (|a|·v)² ≥ Σ z²: the scale
