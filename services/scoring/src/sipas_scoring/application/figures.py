@@ -67,7 +67,7 @@ from sipas_scoring.domain.rounding import RoundingRule
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, Moments, estimate_arrays
-from sipas_scoring.domain.tallies import Tallies, points_scores, share_scores, sum_tallies
+from sipas_scoring.domain.tallies import NO_ANSWER, Tallies, points_scores, share_scores, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
 
@@ -689,8 +689,9 @@ class CampaignFigures:
         asked: dict[tuple[str, int, int], None] = {}
         for unit in units:
             t = unit.counts
+            answered = t.items(satisfied)
             for code in criteria:
-                found = t.item(code, satisfied)
+                found = answered.get(code, NO_ANSWER)
                 asked[("item", found.satisfied, found.valid)] = None
             total = t["expect"]
             for code in options:
@@ -713,8 +714,8 @@ class CampaignFigures:
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
         t = unit.counts
         scores = share_scores(self.instrument, self.scheme, t)
-        satisfied = self.instrument.satisfied_levels
-        items = {code: self._simple("item", t.item(code, satisfied).satisfied, ix.n)
+        answered = t.items(self.instrument.satisfied_levels)
+        items = {code: self._simple("item", answered.get(code, NO_ANSWER).satisfied, ix.n)
                  for code, ix in scores.items.items()}
         factors = {}
         for which, factor in enumerate(self.instrument.factors):

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from pydantic_core import to_json
 
 from sipas_events import frames
 from sipas_scoring.application.definitions import CampaignBasis
@@ -173,7 +174,7 @@ class Carried:
     def digest(self, agency_id: str, old: Counter[str], new: Counter[str], net: dict[str, int]) -> None:
         found = self.tally_digests.get(agency_id)
         if found is not None and found[0] is old:
-            change = repr(sorted((tally, count) for tally, count in net.items() if count)).encode()
+            change = to_json({tally: count for tally, count in sorted(net.items()) if count})
             self.tally_digests[agency_id] = (new, hashlib.sha256(b"changed" + found[1] + change).digest())
 
     def sums(self, moved: dict[int, tuple[Counter[str], Counter[str], dict[str, int]]]) -> None:

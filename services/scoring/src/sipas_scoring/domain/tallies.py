@@ -64,7 +64,21 @@ def sum_tallies(bags: Iterable[Mapping[str, int]]) -> Counter[str]:
     return +total  # drop keys that went to zero, so equal states compare equal
 
 
-_NO_ANSWER = Tally()
+NO_ANSWER = Tally()
+_TALLIES: dict[tuple[int, int], Tally] = {}
+"""Tallies by their counts, made once per process (they are immutable, and the same small counts recur in
+every unit); emptied when ``_TALLIES_KEPT`` are held."""
+_TALLIES_KEPT = 100_000
+
+
+def _tally(satisfied: int, valid: int) -> Tally:
+    key = (satisfied, valid)
+    found = _TALLIES.get(key)
+    if found is None:
+        if len(_TALLIES) >= _TALLIES_KEPT:
+            _TALLIES.clear()
+        found = _TALLIES[key] = Tally(satisfied, valid)
+    return found
 _ANSWER_KEYS: dict[str, tuple[str, int] | tuple[()]] = {}
 """Each key met, parsed once per process: (item, value) of a valid answer's key, () for any other key."""
 _KEYS_KEPT = 100_000
@@ -112,20 +126,32 @@ class Tallies:
             by_item.setdefault(item, {})[value] = count
         return by_item
 
-    def item(self, item: str, satisfied: frozenset[int]) -> Tally:
-        """``share((item,), satisfied)``, kept: a unit's figures ask for every item's tally, some several
-        times, so the first question makes them all, in one pass over the counts."""
+    def items(self, satisfied: frozenset[int]) -> dict[str, Tally]:
+        """Every answered item's ``share((item,), satisfied)``, kept: a unit's figures ask for every item's
+        tally, some several times, so the first question makes them all, in one pass over the counts."""
         kept: dict[frozenset[int], dict[str, Tally]] = self._items  # type: ignore[attr-defined]
         every = kept.get(satisfied)
         if every is None:
             hits: dict[str, int] = {}
             valid: dict[str, int] = {}
-            for code, value, count in self._answers():
-                valid[code] = valid.get(code, 0) + count
-                if value in satisfied:
-                    hits[code] = hits.get(code, 0) + count
-            every = kept[satisfied] = {code: Tally(hits.get(code, 0), n) for code, n in valid.items()}
-        return every.get(item, _NO_ANSWER)
+            parsed = _ANSWER_KEYS
+            for key, count in self.counts.items():
+                found = parsed.get(key)
+                if found is None:
+                    found = _answer_of(key)
+                    if len(parsed) < _KEYS_KEPT:
+                        parsed[key] = found
+                if found and count:
+                    code = found[0]
+                    valid[code] = valid.get(code, 0) + count
+                    if found[1] in satisfied:
+                        hits[code] = hits.get(code, 0) + count
+            every = kept[satisfied] = {code: _tally(hits.get(code, 0), n) for code, n in valid.items()}
+        return every
+
+    def item(self, item: str, satisfied: frozenset[int]) -> Tally:
+        """``share((item,), satisfied)`` (from :meth:`items`)."""
+        return self.items(satisfied).get(item, NO_ANSWER)
 
     def answers(self, item: str) -> dict[int, int]:
         """Valid answers to ``item`` by value."""
@@ -150,10 +176,11 @@ class Tallies:
 
 def share_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> ShareScores:
     """:func:`shares.score_shares` from tallies: the same figures, the same ``n``."""
+    answered = tallies.items(instrument.satisfied_levels)
     satisfied = instrument.satisfied_levels
 
     def item(code: str) -> ShareIndex:
-        found = tallies.item(code, satisfied)  # its valid answers are the item's n
+        found = answered.get(code, NO_ANSWER)  # its valid answers are the item's n
         return ShareIndex(found.index, found.valid)
 
     items = {code: item(code) for code in instrument.criteria}
