@@ -246,6 +246,11 @@ async def test_scores_updated_is_emitted_and_a_snapshot_records_what_it_covers(s
                             "UNION ALL SELECT encode(sha256(convert_to(document::text, 'UTF8')), 'hex'), digest "
                             "FROM sc_figures")
     assert len(stored) == 2 and all(computed == digest for computed, digest in stored)
+    # The live row, replaced at every refresh, is kept uncompressed (migration 0010); snapshots compressed.
+    storage = dict(await sql(api, "SELECT attrelid::regclass::text, attstorage::text FROM pg_attribute "
+                                  "WHERE attname = 'document' AND attrelid IN ('sc_figures'::regclass, "
+                                  "'sc_snapshots'::regclass)"))
+    assert storage == {"sc_figures": "e", "sc_snapshots": "x"}
     # Exports carry the same figures.
     r = await api.client.get(f"/v1/snapshots/{snap['snapshot_id']}", params={"format": "csv"},
                              headers=api.auth("auditor"))
