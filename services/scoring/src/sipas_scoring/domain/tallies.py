@@ -128,7 +128,8 @@ class Tallies:
 
     def items(self, satisfied: frozenset[int]) -> dict[str, Tally]:
         """Every answered item's ``share((item,), satisfied)``, kept: a unit's figures ask for every item's
-        tally, some several times, so the first question makes them all, in one pass over the counts."""
+        tally, some several times, so the first question makes them all, in one pass over the counts. The dict
+        is the one kept: read it, never change it."""
         kept: dict[frozenset[int], dict[str, Tally]] = self._items  # type: ignore[attr-defined]
         every = kept.get(satisfied)
         if every is None:
