@@ -59,25 +59,39 @@ def view(m: Measured) -> dict:
         "stratum": {ids[r]: int(s) for r, s in enumerate(m.stratum.tolist())},
         "group": {ids[r]: int(g) for r, g in enumerate(m.group.tolist())},
         "groups": list(zip(m.group_weight, m.group_stratum, strict=True)),
-        "strata_digests": m.strata_digests, "strata_groups": m.strata_groups,
-        "strata_seen": m.strata_seen, "pool": m.pool, "cells": cells,
-        "agency_digests": m.agency_digests, "agency_strata": m.agency_strata,
+        "strata_groups": m.strata_groups, "strata_seen": m.strata_seen, "pool": m.pool, "cells": cells,
+        "agency_strata": m.agency_strata,
         "rows": {ids[r]: (m.y[r].tolist(), m.x[r].tolist(), bytes(m.row_digests[r])) for r in range(len(m))},
     }
 
 
-def check_against_rows(m: Measured) -> None:
-    """The per-stratum and per-agency answers against the rows themselves, taken in id order."""
+def digests(m: Measured) -> dict[tuple[str, str], tuple[bytes, frozenset[str]]]:
+    """Each stratum's (by label) and agency's digest, with the ballots it stands for."""
+    ids = {row: str(m.ids[at]) for at, row in enumerate(m.order.tolist())}
+    labels = {int(m.stratum[r]): m._labels[m.label_codes[r]] for r in range(len(m))}
+    out = {}
+    for s, digest in enumerate(m.strata_digests):
+        out[("stratum", labels[s])] = (digest, frozenset(ids[r] for r in range(len(m)) if m.stratum[r] == s))
+    for agency, rows in m.agency_rows.items():
+        out[("agency", agency)] = (m.agency_digests[agency], frozenset(ids[r] for r in rows.tolist()))
+    return out
+
+
+def check_against_rows(m: Measured, built: bool = False) -> None:
+    """The per-stratum and per-agency answers against the rows themselves, taken in id order; a state built
+    from scratch digests each one's rows in that order."""
     in_order = m.order.tolist()
     for s, groups in enumerate(m.strata_groups):
         rows = [r for r in in_order if m.stratum[r] == s]
         assert groups == {int(m.group[r]) for r in rows if m.group[r] >= 0}
-        assert m.strata_digests[s] == hashlib.sha256(m.row_digests[rows].tobytes()).digest()
+        if built:
+            assert m.strata_digests[s] == hashlib.sha256(m.row_digests[rows].tobytes()).digest()
     agencies = {m._agencies[code] for code in m.agency_codes.tolist()}
     assert {a: rows.tolist() for a, rows in m.agency_rows.items()} == {
         a: [r for r in in_order if m._agencies[m.agency_codes[r]] == a] for a in agencies}
     for agency, rows in m.agency_rows.items():
-        assert m.agency_digests[agency] == hashlib.sha256(m.row_digests[rows].tobytes()).digest()
+        if built:
+            assert m.agency_digests[agency] == hashlib.sha256(m.row_digests[rows].tobytes()).digest()
         assert m.agency_strata[agency] == sorted({int(m.stratum[r]) for r in rows.tolist()})
     assert m.agency_digests.keys() == m.agency_strata.keys() == m.agency_rows.keys()
     firsts = [next(r for r in in_order if m.stratum[r] == s) for s in range(len(m.strata_digests))]
@@ -92,15 +106,28 @@ steps = st.lists(st.tuples(st.lists(st.integers(0, 80), max_size=25), st.lists(s
 @given(st.lists(st.integers(0, 80), max_size=30), steps, st.integers(0, 3))
 def test_a_kept_state_answers_as_one_built_from_scratch(start, changes, seed):
     kept = Measured.build(BASIS, batch_of(sorted(set(start)), seed))
+    check_against_rows(kept, built=True)
     counted = set(start)
+    seen: dict[tuple[str, str], set[tuple[bytes, frozenset[str]]]] = {}
     for added, removed in changes:
         removed = [i for i in removed if i not in added]  # the caller never sends one ballot both ways
+        before = digests(kept)
         kept.apply(batch_of(added, seed), [f"b{i:04d}" for i in removed])
         counted = (counted | set(added)) - set(removed)
         scratch = Measured.build(BASIS, batch_of(sorted(counted), seed))
         assert view(kept) == view(scratch)
         check_against_rows(kept)
         assert len(kept) == len(counted)
+        # A digest is kept while its ballots stay, and made anew when they change: never one standing for
+        # other ballots than it did (a unit's memo would be used for rows it was not made of).
+        after = digests(kept)
+        for key, (digest, ballots) in after.items():
+            if key in before and before[key][1] == ballots:
+                assert digest == before[key][0]
+            for earlier in seen.get(key, ()):
+                assert earlier[0] != digest or earlier[1] == ballots
+            seen.setdefault(key, set()).add((digest, ballots))
+        assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in digests(scratch).items()}
 
 
 def test_rows_stay_where_they_came_and_a_removal_closes_them_up():

@@ -23,6 +23,7 @@ computed from its cells rather than from its ballots.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -344,6 +345,7 @@ class Measured:
             return
         measuring = batch.take([first[i] for i in new_ids.tolist()], self._book.width)
         touched = set(self.label_codes[gone].tolist()), set(self.agency_codes[gone].tolist())
+        went = self._changes(gone)  # (their row digests, read before the rows close up)
         self._add_moments(gone, -1)
         y, x, answered, labels, groups, agencies, digests = self._measure(measuring)
         if len(gone):
@@ -357,7 +359,24 @@ class Measured:
         at = np.searchsorted(self.ids, new_ids)
         self.ids, self.order = np.insert(self.ids, at, new_ids), np.insert(self.order, at, rows)
         self.row_cell[rows] = self._add_moments(rows, 1)
-        self._index(touched[0] | set(labels.tolist()), touched[1] | set(agencies.tolist()))
+        came = self._changes(rows)
+        self._index(touched[0] | set(labels.tolist()), touched[1] | set(agencies.tolist()),
+                    {kind: (went[kind], came[kind]) for kind in ("labels", "agencies")})
+
+    def _changes(self, rows: np.ndarray) -> dict[str, dict[int, tuple[bytes, list[int]]]]:
+        """Of ``rows`` (in id order), per strata label's and per agency's stable code: the digest of their row
+        digests in order, and their strata labels."""
+        out: dict[str, dict[int, tuple[bytes, list[int]]]] = {"labels": {}, "agencies": {}}
+        if not len(rows):
+            return out
+        for kind, codes in (("labels", self.label_codes[rows]), ("agencies", self.agency_codes[rows])):
+            order = np.argsort(codes, kind="stable")
+            bounds = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0, True]).tolist()
+            for a, b in itertools.pairwise(bounds):
+                picked = rows[order[a:b]]
+                out[kind][int(codes[order[a]])] = (self._digest_of(picked),
+                                                   sorted(set(self.label_codes[picked].tolist())))
+        return out
 
     def _append(self, name: str, value: np.ndarray) -> None:
         """Rows added at the end of a column, in a buffer grown by half again when full (no other row moves)."""
@@ -392,7 +411,8 @@ class Measured:
         here[here] = self.ids[at[here]] == ids[here]
         return np.flatnonzero(~here) if missing else at[here]
 
-    def _index(self, touched: Iterable[int] | None = None, touched_agencies: Iterable[int] | None = None) -> None:
+    def _index(self, touched: Iterable[int] | None = None, touched_agencies: Iterable[int] | None = None,
+               changes: dict[str, tuple[dict[int, Any], dict[int, Any]]] | None = None) -> None:
         """The per-row numbering of strata and groups as first met, the rows, digest and strata of each agency,
         the strata digests, and where each cell's weight group is in that numbering. ``touched`` and
         ``touched_agencies``: the stable codes of the strata labels and agencies whose ballots changed since
@@ -417,12 +437,19 @@ class Measured:
             self.strata_groups[stratum_of_label[self._label_code[self._groups[code][0]]]].add(g)
         # A stratum's and an agency's ballots (ids, measures, weights) — never campaign-wide indices: they move
         # when unrelated ballots come or go. Kept per stable code, made again only where ballots changed.
-        _, self._label_digests = self._per_code(self.label_codes, len(self._labels), touched, self._label_digests,
-                                                self._digest_of)
+        went, came = (changes or {}).get("labels", ({}, {}))
+        _, self._label_digests = self._per_code(
+            self.label_codes, len(self._labels), touched, self._label_digests, self._digest_of,
+            lambda code, digest, rows: _chained(digest, went.get(code), came.get(code)))
         self.strata_digests = [self._label_digests[code] for code in label_order.tolist()]
+        went, came = (changes or {}).get("agencies", ({}, {}))
         rows_of, self._agencies_kept = self._per_code(
             self.agency_codes, len(self._agencies), touched_agencies, self._agencies_kept,
-            lambda rows: (self._digest_of(rows), sorted(set(self.label_codes[rows].tolist()))))
+            lambda rows: (self._digest_of(rows), sorted(set(self.label_codes[rows].tolist()))),
+            lambda code, kept, rows: (_chained(kept[0], went.get(code), came.get(code)),
+                                      # a removal may take a stratum's last ballot of the agency: its rows say
+                                      sorted(set(self.label_codes[rows].tolist())) if code in went
+                                      else sorted({*kept[1], *came[code][1]})))
         self.agency_rows = {self._agencies[code]: rows for code, rows in rows_of.items()}
         """Per agency id, its rows in order."""
         self.agency_digests = {self._agencies[code]: kept[0] for code, kept in self._agencies_kept.items()}
@@ -448,16 +475,22 @@ class Measured:
         """Per agency id, its cells holding ballots."""
 
     def _per_code(self, codes: np.ndarray, count: int, touched: Iterable[int] | None, kept: dict[int, Any],
-                  make: Any) -> tuple[dict[int, np.ndarray], dict[int, Any]]:
+                  make: Any, change: Any = None) -> tuple[dict[int, np.ndarray], dict[int, Any]]:
         """Per stable code (0..count-1) holding rows: its rows in id order, and what ``make`` makes of them —
-        taken from ``kept`` unless the code is in ``touched`` (None: made again for every code)."""
+        taken from ``kept`` unless the code is in ``touched`` (None: made again for every code); a touched code
+        with something kept has it changed by ``change(code, kept, rows)`` instead, when given."""
         again = None if touched is None else set(touched)
         rows_of, made = {}, {}
         for code, at in enumerate(_split(codes[self.order], count)):
             if len(at):
                 rows = rows_of[code] = self.order[at]
-                found = None if again is None or code in again else kept.get(code)
-                made[code] = make(rows) if found is None else found
+                found = kept.get(code)
+                if again is None or found is None:
+                    made[code] = make(rows)
+                elif code in again:
+                    made[code] = make(rows) if change is None else change(code, found, rows)
+                else:
+                    made[code] = found
         return rows_of, made
 
     def _digest_of(self, rows: np.ndarray) -> bytes:
@@ -472,6 +505,17 @@ _ROW_COLUMNS = ("provinces", "strata", "y", "x", "answered", "label_codes", "gro
 """The columns of :class:`Measured` with one row a ballot, in the order the ballots came."""
 SETS_KEPT = 64
 """Sets of items counted per cell (:meth:`Measured.answering`) before the count starts again."""
+
+
+def _chained(digest: bytes, went: tuple[bytes, Any] | None, came: tuple[bytes, Any] | None) -> bytes:
+    """A kept digest of some rows, after a change took the rows digested in ``went`` and brought those in
+    ``came``: made of the digest before and the change, not of all the rows again (a national campaign's
+    agency holds a thousand ballots at the end of a round, and a refresh touches most agencies). Equal digests
+    still mean equal rows — equal rows before and equal changes — and a change always makes a new one; a
+    state built from scratch digests the rows themselves, so its digests differ from a kept state's (a memo
+    made from one is not used by the other: the rows are computed again)."""
+    return hashlib.sha256(b"changed" + digest + b"-" + (went[0] if went else b"") + b"+" + (came[0] if came else b"")
+                          ).digest()
 
 
 def _split(codes: np.ndarray, count: int) -> list[np.ndarray]:
