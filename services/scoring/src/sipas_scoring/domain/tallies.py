@@ -79,6 +79,8 @@ def _tally(satisfied: int, valid: int) -> Tally:
             _TALLIES.clear()
         found = _TALLIES[key] = Tally(satisfied, valid)
     return found
+
+
 _ANSWER_KEYS: dict[str, tuple[str, int] | tuple[()]] = {}
 """Each key met, parsed once per process: (item, value) of a valid answer's key, () for any other key."""
 _KEYS_KEPT = 100_000
@@ -128,25 +130,18 @@ class Tallies:
 
     def items(self, satisfied: frozenset[int]) -> dict[str, Tally]:
         """Every answered item's ``share((item,), satisfied)``, kept: a unit's figures ask for every item's
-        tally, some several times, so the first question makes them all, in one pass over the counts. The dict
+        tally, some several times, so the first question makes them all, in one pass over the counts (tallies
+        interned by their counts). The dict
         is the one kept: read it, never change it."""
         kept: dict[frozenset[int], dict[str, Tally]] = self._items  # type: ignore[attr-defined]
         every = kept.get(satisfied)
         if every is None:
             hits: dict[str, int] = {}
             valid: dict[str, int] = {}
-            parsed = _ANSWER_KEYS
-            for key, count in self.counts.items():
-                found = parsed.get(key)
-                if found is None:
-                    found = _answer_of(key)
-                    if len(parsed) < _KEYS_KEPT:
-                        parsed[key] = found
-                if found and count:
-                    code = found[0]
-                    valid[code] = valid.get(code, 0) + count
-                    if found[1] in satisfied:
-                        hits[code] = hits.get(code, 0) + count
+            for code, value, count in self._answers():
+                valid[code] = valid.get(code, 0) + count
+                if value in satisfied:
+                    hits[code] = hits.get(code, 0) + count
             every = kept[satisfied] = {code: _tally(hits.get(code, 0), n) for code, n in valid.items()}
         return every
 
@@ -177,8 +172,8 @@ class Tallies:
 
 def share_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> ShareScores:
     """:func:`shares.score_shares` from tallies: the same figures, the same ``n``."""
-    answered = tallies.items(instrument.satisfied_levels)
     satisfied = instrument.satisfied_levels
+    answered = tallies.items(satisfied)
 
     def item(code: str) -> ShareIndex:
         found = answered.get(code, NO_ANSWER)  # its valid answers are the item's n
