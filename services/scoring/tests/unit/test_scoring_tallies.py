@@ -12,7 +12,10 @@ from sipas_scoring.domain.scheme import Ballot, Factor, Instrument, Scheme, five
 from sipas_scoring.domain.shares import expectation_shares as expectation_shares_of_ballots
 from sipas_scoring.domain.shares import score_shares
 from sipas_scoring.domain.tallies import (
+    NO_ANSWER,
+    SharePlan,
     Tallies,
+    TallyMatrix,
     ballot_tallies,
     expectation_shares,
     points_scores,
@@ -95,3 +98,25 @@ def test_provinces_pool_their_agencies_tallies():
     second = [Ballot("3", {"a": 4, "c": 3})]
     pooled = Tallies(sum_tallies([tallies_of(first).counts, tallies_of(second).counts]))
     assert share_scores(INSTRUMENT, Scheme(), pooled) == score_shares(INSTRUMENT, Scheme(), first + second)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(ballot, max_size=12), min_size=1, max_size=6))
+def test_a_matrix_of_units_tallies_counts_what_each_units_tallies_count(units):
+    """The figures count every changed unit's items at once (:class:`TallyMatrix`): each unit's satisfied and
+    valid answers per item, and any key's count, must be what its own tallies give."""
+    bags = [tallies_of(ballots).counts for ballots in units]
+    plan = SharePlan.of(INSTRUMENT)
+    matrix = TallyMatrix(bags, plan.items, INSTRUMENT.satisfied_levels)
+    for u, bag in enumerate(bags):
+        answered = Tallies(bag).items(INSTRUMENT.satisfied_levels)
+        assert matrix.hits[u].tolist() == [answered.get(c, NO_ANSWER).satisfied for c in plan.items]
+        assert matrix.valid[u].tolist() == [answered.get(c, NO_ANSWER).valid for c in plan.items]
+        for key in ("ballots", "criteria", "factor-overall", "factor:F3", "expect", "expect:E2", "item:a:na"):
+            assert int(matrix.count(key)[u]) == bag.get(key, 0)
+
+
+def test_a_matrix_of_no_units_and_of_units_without_answers():
+    assert TallyMatrix([], SharePlan.of(INSTRUMENT).items, frozenset({4, 5})).hits.shape == (0, len(ITEMS))
+    matrix = TallyMatrix([Counter(ballots=2), Counter()], SharePlan.of(INSTRUMENT).items, frozenset({4, 5}))
+    assert matrix.valid.tolist() == [[0] * len(ITEMS)] * 2 and matrix.count("ballots").tolist() == [2, 0]

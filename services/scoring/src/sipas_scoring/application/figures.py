@@ -66,8 +66,8 @@ from sipas_scoring.domain.ranking import RankInput, rank_with_intervals
 from sipas_scoring.domain.rounding import RoundingRule
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
-from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, Moments, estimate_arrays
-from sipas_scoring.domain.tallies import NO_ANSWER, Tallies, points_scores, share_scores, sum_tallies
+from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, Layout, Moments, estimate_arrays
+from sipas_scoring.domain.tallies import SharePlan, Tallies, TallyMatrix, points_scores, share_values, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
 
@@ -394,6 +394,7 @@ class CampaignFigures:
         """Each unit's row before suppression and ranks, by the digest of everything it was computed from:
         handed to the next computation of the campaign (see :meth:`_unit_row`)."""
         self.recomputed: list[str] = []  # the units computed, not taken from ``memo``
+        self._bodies: dict[str, dict[str, Any]] = {}  # share figures made together before their rows
         self._previous_texts = texts or {}
         self.texts: dict[str, Text] = {}
         """Each unit's row as canonical JSON, with what made it (see :meth:`text`): handed on like ``memo``."""
@@ -619,16 +620,22 @@ class CampaignFigures:
         columns = self.measured.answering([np.frombuffer(raw, dtype=bool) for raw in asked_sets])
         counted = _answering_all((domain for _, members in batches.values() for _, domain in members),
                                  self.measured.cell_hits[:, columns])
+        layouts: dict[tuple[int, ...], Layout] = {}  # the term sets of the same domains share their layout
         for batch_key, (terms, members) in batches.items():
             select, k = self._select(terms.items), set_of_batch[batch_key]
             answering = [counted[id(domain)][:, k] for _, domain in members]
             weighted = batch_key[1]
             wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
                       if count.any()]
+            domains = [domain for _, domain, _ in wanted]
+            same = tuple(map(id, domains))
+            layout = layouts.get(same)
+            if layout is None:
+                layout = layouts[same] = Layout.of([domain.moments for domain in domains])
             # Only the weighted estimate's point is shown (exactly); the unweighted one gives its interval.
             found = estimate_arrays([(domain.moments, count) for _, domain, count in wanted], select,
                                     terms.coefficients, self.population if weighted else None, lonely="certainty",
-                                    exact=weighted, stack=Block.of([domain for _, domain, _ in wanted]))
+                                    exact=weighted, stack=Block.of(domains), layout=layout)
             shown = self._weighted_figures(found) if weighted else _intervals(found)
             for (key, _, _), figure in zip(wanted, shown, strict=True):
                 self._estimates[key][weighted] = figure
@@ -679,29 +686,47 @@ class CampaignFigures:
             self._simples.put(key, figure)
             _SIMPLE_TEXTS.put(id(figure), (figure, text))
 
-    def _simples_for(self, units: Sequence[Unit]) -> None:
-        """Before the rows of ``units`` are written: the item and expectation figures they will show that are
-        not kept yet, made in one batch (a growing campaign needs thousands of new ones a refresh). The stores
-        keep at least twice what this computation shows in each generation, so none of it is dropped before
-        its rows are written (at a million counted ballots most of a refresh's figures are new ones)."""
-        satisfied, criteria = self.instrument.satisfied_levels, self.instrument.criteria
-        options = self.instrument.expectation_options
-        asked: dict[tuple[str, int, int], None] = {}
-        for unit in units:
-            t = unit.counts
-            answered = t.items(satisfied)
-            for code in criteria:
-                found = answered.get(code, NO_ANSWER)
-                asked[("item", found.satisfied, found.valid)] = None
-            total = t["expect"]
-            for code in options:
-                asked[("expect", t[f"expect:{code}"], total)] = None
+    def _share_bodies(self, units: Sequence[Unit]) -> dict[str, dict[str, Any]]:
+        """The ``share-satisfied`` figures of ``units`` (each its :meth:`_share_unit`), made together: every
+        unit's item counts in one :class:`TallyMatrix`, and the item and expectation figures not kept yet in
+        one batch (a growing campaign needs thousands of new ones a refresh). The stores keep at least twice
+        what this computation shows in each generation, so none of it is dropped before its rows are written
+        (at a million counted ballots most of a refresh's figures are new ones). The unit's estimates are
+        asked for here (:meth:`_interval_pair`): estimate the units together first (:meth:`_estimate_all`)."""
+        instrument, scheme = self.instrument, self.scheme
+        plan = SharePlan.of(instrument)
+        criteria, options = range(len(instrument.criteria)), instrument.expectation_options
+        matrix = TallyMatrix([unit.tallies for unit in units], plan.items, instrument.satisfied_levels)
+        hits, valid = matrix.hits.tolist(), matrix.valid.tolist()
+        counted = {key: matrix.count(key).tolist()
+                   for key in ("criteria", "factor-overall", *(f[1] for f in plan.factors))}
+        expect = matrix.count("expect").tolist()
+        chosen = [matrix.count(f"expect:{code}").tolist() for code in options]
+        keys = [[("item", h[k], v[k]) for k in criteria] for h, v in zip(hits, valid, strict=True)]
+        expects = [[("expect", c[u], expect[u]) for c in chosen] for u in range(len(units))]
+        asked = dict.fromkeys(key for listed in (*keys, *expects) for key in listed)
         for store in (self._simples, _SIMPLE_TEXTS):
             store.limit = max(store.limit, 2 * len(asked))
         get = self._simples.get
         wanted = [key for key in asked if get(key) is None]
         if wanted:
             self._make_simples(wanted)
+        codes, factor_codes = instrument.criteria, [f.code for f in instrument.factors]
+        bodies = {}
+        for u, unit in enumerate(units):
+            factors_of, overall_of = share_values(instrument, scheme, hits[u], valid[u],
+                                                  lambda key, u=u: counted[key][u])  # type: ignore[misc]
+            factors = {}
+            for which, code in enumerate(factor_codes):
+                ix = factors_of[code]
+                factors[code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
+            overall = self._index(overall_of.value, overall_of.n, self._interval_pair(unit, len(factor_codes)))
+            bodies[unit.key] = {"overall": overall, "factors": factors,
+                                "items": {code: get(key) or self._simple(*key)
+                                          for code, key in zip(codes, keys[u], strict=True)},
+                                "expectations": {code: get(key) or self._simple(*key)
+                                                 for code, key in zip(options, expects[u], strict=True)}}
+        return bodies
 
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
@@ -712,20 +737,8 @@ class CampaignFigures:
         return frozenset(self.items[k] for k in np.flatnonzero(self.measured.cell_given[cells].any(axis=0)).tolist())
 
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
-        t = unit.counts
-        scores = share_scores(self.instrument, self.scheme, t)
-        answered = t.items(self.instrument.satisfied_levels)
-        items = {code: self._simple("item", answered.get(code, NO_ANSWER).satisfied, ix.n)
-                 for code, ix in scores.items.items()}
-        factors = {}
-        for which, factor in enumerate(self.instrument.factors):
-            ix = scores.factors[factor.code]
-            factors[factor.code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
-        overall = self._index(scores.overall.value, scores.overall.n,
-                              self._interval_pair(unit, len(self.instrument.factors)))
-        expectations = {code: self._simple("expect", t[f"expect:{code}"], t["expect"])
-                        for code in self.instrument.expectation_options}
-        return {"overall": overall, "factors": factors, "items": items, "expectations": expectations}
+        found = self._bodies.pop(unit.key, None)
+        return self._share_bodies([unit])[unit.key] if found is None else found
 
     def _points_unit(self, unit: Unit) -> dict[str, Any]:
         scores = points_scores(self.instrument, self.scheme, unit.counts)
@@ -793,7 +806,7 @@ class CampaignFigures:
                    and not self._reusable(unit, digests.get(unit.key))]
         self._estimate_all(changed)
         if kind == "share-satisfied":
-            self._simples_for(changed)
+            self._bodies = self._share_bodies(changed)
         for unit in self.units:
             if unit.level != "national":
                 rows[unit.key] = self._unit_row(unit, digests.get(unit.key))

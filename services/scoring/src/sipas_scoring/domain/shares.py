@@ -36,15 +36,20 @@ class Tally:
 
     @property
     def index(self) -> Fraction | None:
-        if not self.valid:
-            return None
-        key = (self.satisfied, self.valid)
-        found = _INDICES.get(key)
-        if found is None:  # the same few counts recur in every unit: each share made once per process
-            if len(_INDICES) >= _INDICES_KEPT:
-                _INDICES.clear()
-            found = _INDICES[key] = Fraction(self.satisfied * HUNDRED, self.valid)
-        return found
+        return share_index(self.satisfied, self.valid)
+
+
+def share_index(satisfied: int, valid: int) -> Fraction | None:
+    """satisfied / valid * 100 (None when nothing is valid)."""
+    if not valid:
+        return None
+    key = (satisfied, valid)
+    found = _INDICES.get(key)
+    if found is None:  # the same few counts recur in every unit: each share made once per process
+        if len(_INDICES) >= _INDICES_KEPT:
+            _INDICES.clear()
+        found = _INDICES[key] = Fraction(satisfied * HUNDRED, valid)
+    return found
 
 
 _INDICES: dict[tuple[int, int], Fraction] = {}

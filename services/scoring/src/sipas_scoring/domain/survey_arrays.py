@@ -122,6 +122,86 @@ class Moments:
         return cls(groups, rows, sums, cross, pool)
 
 
+@dataclass
+class Layout:
+    """What :func:`estimate_arrays` needs of a list of domains' moments whatever the terms: their groups'
+    sums, exact and float weights and strata laid end to end. Made once (:meth:`of`) and handed to every
+    term set estimated over the same domains, so the per-domain work is not done again per term set; a
+    subset's (:meth:`take`) is laid out anew, in the same order, so each domain's numbers are unchanged."""
+
+    parts: Sequence[Moments]
+    total: NDArray[np.int64]
+    """Per domain: its ballots."""
+    width: NDArray[np.int64]
+    """Per domain: its sums' columns (2I)."""
+    sizes: NDArray[np.int64]
+    """Per domain: its groups."""
+    starts: NDArray[np.int64]
+    owner: NDArray[np.int64]
+    """Per group: its domain."""
+    scaled: list[int]
+    """Per group: its weight times its domain's common denominator (integers)."""
+    largest: int
+    commons: NDArray[np.float64]
+    weight: NDArray[np.float64]
+    """Per group: its weight in floats."""
+    widths: NDArray[np.int64]
+    """Per domain: its strata."""
+    pair: NDArray[np.int64]
+    """Per group: its (domain, stratum) among every domain's strata, one domain after another."""
+    names: list[str]
+    """Per (domain, stratum): the stratum's name."""
+    n_h: NDArray[np.float64]
+    """Per (domain, stratum): the stratum's ballots in the domain's pool."""
+    sampled: NDArray[np.float64]
+    _frames: tuple[Mapping[str, int], NDArray[np.float64], NDArray[np.float64]] | None = None
+
+    @classmethod
+    def of(cls, parts: Sequence[Moments]) -> Layout:
+        sizes = np.array([len(m.rows) for m in parts], dtype=np.int64)
+        widths = np.array([len(m.groups.strata[0]) for m in parts], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(widths)])
+        scaled = [w for m in parts for w in m.groups.scaled[1]]
+        return cls(
+            parts=parts,
+            total=np.array([m.total for m in parts], dtype=np.int64),
+            width=np.array([m.sums.shape[1] for m in parts], dtype=np.int64),
+            sizes=sizes,
+            starts=np.cumsum(sizes) - sizes,
+            owner=np.repeat(np.arange(len(parts), dtype=np.int64), sizes),
+            scaled=scaled,
+            largest=max(map(abs, scaled), default=0),
+            commons=np.array([m.groups.scaled[0] for m in parts], dtype=np.float64),
+            weight=np.concatenate([m.groups.floats for m in parts]) if parts else np.zeros(0),
+            widths=widths,
+            pair=(np.concatenate([m.groups.strata[1] + offsets[i] for i, m in enumerate(parts)]) if parts
+                  else np.zeros(0, dtype=np.int64)),
+            names=[name for m in parts for name in m.groups.strata[0]],
+            n_h=np.array([m.pool.get(name, 0) for m in parts for name in m.groups.strata[0]], dtype=np.float64),
+            sampled=np.array([m.sampled for m in parts], dtype=np.float64),
+        )
+
+    @cached_property
+    def scaled_int64(self) -> NDArray[np.int64]:
+        """:attr:`scaled` in int64 (only when :attr:`largest` fits)."""
+        return np.array(self.scaled, dtype=np.int64)
+
+    def take(self, domains: Sequence[int]) -> Layout:
+        """The layout of the domains at ``domains`` (in that order)."""
+        if len(domains) == len(self.parts):
+            return self
+        return Layout.of([self.parts[d] for d in domains])
+
+    def frames(self, population: Mapping[str, int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Per (domain, stratum) its frame size (-1 where unknown), and per domain its strata's frames summed."""
+        if self._frames is None or self._frames[0] is not population:
+            per_stratum = np.array([population.get(name, -1) for name in self.names], dtype=np.float64)
+            per_domain = np.array([sum(population.get(s, 0) for s in m.groups.strata[0]) for m in self.parts],
+                                  dtype=np.float64)
+            self._frames = (population, per_stratum, per_domain)
+        return self._frames[1], self._frames[2]
+
+
 def estimate_moments(
     moments: Moments,
     select: NDArray[np.int64],
@@ -196,13 +276,15 @@ def estimate_arrays(
     lonely: LonelyStratum = "fail",
     exact: bool = True,
     stack: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64] | None] | None = None,
+    layout: Layout | None = None,
 ) -> Estimates:
     """:func:`estimate_many` as arrays (:class:`Estimates`), for a caller that presents many estimates at once.
     With ``exact=False`` θ is not made as a fraction: its float is Σ c_k·(Y_k/X_k) in floats (within a few
     units in the last place of the exact value's; a caller that shows only the interval needs no more).
     ``stack``: the domains' moments already stacked — Σ v as floats and Σ v vᵀ of every weight group of a
     larger list of domains, and the rows of these domains' groups in it, in order (None: all) — for a caller
-    that estimates several term sets over the same domains and stacks their moments once."""
+    that estimates several term sets over the same domains and stacks their moments once; ``layout``: the
+    domains' :class:`Layout` (the moments of ``domains``, in order), for the same caller."""
     items, terms = select.shape
     count = len(domains)
     errors: list[DesignError | None] = [None] * count
@@ -210,14 +292,15 @@ def estimate_arrays(
     nan = np.full(count, np.nan)
     out = Estimates(errors, exacts, nan.copy(), nan.copy(), nan.copy(), nan.copy(), np.zeros(count, dtype=np.int64),
                     nan.copy())
-    usable = []
-    for d, (moments, _) in enumerate(domains):
-        if not moments.total:
-            errors[d] = DesignError("no observations")
-        elif terms == 0 or moments.sums.shape[1] != 2 * items:
-            errors[d] = DesignError("observations disagree on the number of terms")
-        else:
-            usable.append(d)
+    if layout is None:
+        layout = Layout.of([moments for moments, _ in domains])
+    elif len(layout.parts) != count:
+        raise ValueError("a layout of other domains")
+    wrong = (layout.total == 0) | (terms == 0) | (layout.width != 2 * items)
+    for d in np.flatnonzero(wrong).tolist():
+        errors[d] = DesignError("no observations" if not layout.total[d]
+                                else "observations disagree on the number of terms")
+    usable = np.flatnonzero(~wrong).tolist()
     if not usable:
         return out
     if coefficients is not None and len(coefficients) != terms:
@@ -225,15 +308,11 @@ def estimate_arrays(
 
     # Exact: each group's weight times its domain's common denominator is an integer, so a domain's term
     # totals are integers over that denominator, which cancels in each ratio.
-    candidates = [domains[d][0] for d in usable]
-    sizes = [len(m.rows) for m in candidates]
-    starts = np.cumsum([0, *sizes[:-1]])
-    sums_all = np.concatenate([m.sums for m in candidates])
+    work = layout.take(usable)
+    sums_all = np.concatenate([m.sums for m in work.parts])
     term_x, term_y = sums_all[:, items:] @ select, sums_all[:, :items] @ select
-    scaled = [w for m in candidates for w in m.groups.scaled[1]]
-    commons = np.array([m.groups.scaled[0] for m in candidates], dtype=np.float64)
-    totals_x, floats_x = _domain_totals(scaled, term_x, starts, sizes)
-    totals_y, floats_y = _domain_totals(scaled, term_y, starts, sizes)
+    totals_x, floats_x = _domain_totals(work, term_x)
+    totals_y, floats_y = _domain_totals(work, term_y)
     pairs_given: list[tuple[int, int]] = []
     if coefficients is None:
         answered = (floats_x != 0).sum(axis=1)
@@ -253,9 +332,10 @@ def estimate_arrays(
         errors[usable[i]] = DesignError(reason)
     if not len(rows_kept):
         return out
-    kept = [usable[i] for i in rows_kept.tolist()]
+    listed_kept = rows_kept.tolist()
+    kept = [usable[i] for i in listed_kept]
     if exact:
-        for i, d in zip(rows_kept.tolist(), kept, strict=True):
+        for i, d in zip(listed_kept, kept, strict=True):
             tx = totals_x[i]
             pairs = pairs_given if coefficients is not None else [(1, int(answered[i])) if t else (0, 1) for t in tx]
             exacts[d] = _sum_of_ratios(pairs, totals_y[i], tx)
@@ -263,14 +343,13 @@ def estimate_arrays(
     # (float(c)/(X/common) and Y/X: numpy's division of the same exactly held values as Python's int / int).
     tx_f, ty_f, c_f = floats_x[rows_kept], floats_y[rows_kept], c_f[rows_kept]
     on = c_f != 0
-    scale = np.divide(c_f, tx_f / commons[rows_kept][:, None], out=np.zeros_like(c_f), where=on)
+    scale = np.divide(c_f, tx_f / work.commons[rows_kept][:, None], out=np.zeros_like(c_f), where=on)
     rate = np.divide(ty_f, tx_f, out=np.zeros_like(c_f), where=on)
     chosen = select.astype(np.float64)
     vectors = np.hstack([np.einsum("dk,ik->di", scale, chosen), -np.einsum("dk,ik->di", scale * rate, chosen)])
 
-    parts = [domains[d][0] for d in kept]
-    lengths = np.array([len(m.rows) for m in parts], dtype=np.int64)
-    owner = np.repeat(np.arange(len(parts), dtype=np.int64), lengths)
+    final = work.take(listed_kept)
+    owner = final.owner
     # Only the items the terms select enter z: the float work runs over their columns of the moments.
     asked = np.flatnonzero(select.any(axis=1))
     columns = np.concatenate([asked, items + asked])
@@ -279,14 +358,13 @@ def estimate_arrays(
     # Every array C-contiguous, whatever was gathered: a domain's floats then come out the same bits in any
     # batch (einsum's order of summation follows the layout).
     if stack is None:
-        stacked_sums = np.concatenate([m.sums for m in parts]).astype(np.float64)
-        stacked_cross, at = np.concatenate([m.cross for m in parts]), None
+        stacked_sums = np.concatenate([m.sums for m in final.parts]).astype(np.float64)
+        stacked_cross, at = np.concatenate([m.cross for m in final.parts]), None
     else:
         stacked_sums, stacked_cross, at = stack
         if len(kept) < len(domains):  # the refused domains' groups leave the stack too
-            sizes_all = np.array([len(m.rows) for m, _ in domains], dtype=np.int64)
-            ends = np.cumsum(sizes_all)
-            picked = np.concatenate([np.arange(ends[d] - sizes_all[d], ends[d]) for d in kept])
+            ends = np.cumsum(layout.sizes)
+            picked = np.concatenate([np.arange(ends[d] - layout.sizes[d], ends[d]) for d in kept])
             at = picked if at is None else at[picked]
     if every:  # one gather of the rows wanted (none at all for every row)
         sums, cross = (stacked_sums, stacked_cross) if at is None else (stacked_sums[at], stacked_cross[at])
@@ -301,30 +379,24 @@ def estimate_arrays(
     square = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, a), a)       # Σ z² per group
     magnitude = np.abs(a)                                                      # Σ (|a|·v)² ≥ Σ z²: the scale
     bound = np.einsum("gi,gi->g", np.einsum("gij,gj->gi", cross, magnitude), magnitude)  # of its noise
-    weight = np.concatenate([m.groups.floats for m in parts])
+    weight = final.weight
     answering = np.concatenate([domains[d][1] for d in kept]).astype(np.float64)
 
     # Per (domain, stratum): Σ u, Σ u², and the scale of Σ u² (u = w z).
-    widths = np.array([len(m.groups.strata[0]) for m in parts], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(widths)])
-    pair = np.concatenate([m.groups.strata[1] + offsets[i] for i, m in enumerate(parts)])
-    width = int(offsets[-1])
+    pair, width = final.pair, len(final.names)
     totals = np.bincount(pair, weights=weight * linear, minlength=width)
     squares = np.bincount(pair, weights=weight * weight * square, minlength=width)
     scales = np.bincount(pair, weights=weight * weight * bound, minlength=width)
-    variance, refused = _stratified_variances(parts, widths, totals, squares, scales, population, lonely)
+    variance, refused = _stratified_variances(final, totals, squares, scales, population, lonely)
     # Per domain, over its answering ballots (those answering nothing have z = 0: they add nothing).
-    count_kept = len(parts)
+    count_kept = len(final.parts)
     srs_w = np.bincount(owner, weights=weight * answering, minlength=count_kept)
     srs_z = np.bincount(owner, weights=weight * linear, minlength=count_kept)
     srs_zz = np.bincount(owner, weights=weight * square, minlength=count_kept)
     srs_scale = np.bincount(owner, weights=weight * bound, minlength=count_kept)
     srs_n = np.bincount(owner, weights=answering, minlength=count_kept).astype(np.int64)
-    frames = None
-    if population is not None:
-        frames = np.array([sum(population.get(s, 0) for s in m.groups.strata[0]) for m in parts], dtype=np.float64)
-    sampled = np.array([m.sampled for m in parts], dtype=np.float64)
-    srs = _srs_variances(srs_n, srs_w, srs_z, srs_zz, srs_scale, sampled, frames)
+    frames = None if population is None else final.frames(population)[1]
+    srs = _srs_variances(srs_n, srs_w, srs_z, srs_zz, srs_scale, final.sampled, frames)
 
     if exact:
         value = np.array([float(exacts[d]) for d in kept], dtype=np.float64)  # type: ignore[arg-type]
@@ -355,34 +427,32 @@ def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int],
     return Fraction(sum(n * (common // d) for n, d in parts), common)
 
 
-def _domain_totals(scaled: Sequence[int], values: NDArray[np.int64], starts: NDArray[np.int64],
-                   sizes: Sequence[int]) -> tuple[list[list[int]], NDArray[np.float64]]:
-    """Per domain (its groups from ``starts``, ``sizes`` of them), Σ_g scaled[g] · values[g, k] per k, exactly
-    (in int64 when it cannot overflow, else in Python's integers), and the same as floats (each the nearest
-    float to the exact integer, as Python's ``float(int)``)."""
+def _domain_totals(layout: Layout, values: NDArray[np.int64]) -> tuple[list[list[int]], NDArray[np.float64]]:
+    """Per domain of ``layout``, Σ_g scaled[g] · values[g, k] per k over its groups, exactly (in int64 when it
+    cannot overflow, else in Python's integers), and the same as floats (each the nearest float to the exact
+    integer, as Python's ``float(int)``)."""
+    scaled, starts, sizes = layout.scaled, layout.starts, layout.sizes
     if not len(scaled):
-        return [[0] * values.shape[1] for _ in sizes], np.zeros((len(sizes), values.shape[1]))
-    largest = max(abs(s) for s in scaled)
-    if largest < _SAFE_INT and largest * int(np.abs(values).max(initial=0)) * max(sizes) < _SAFE_INT:
-        weighted = np.add.reduceat(np.array(scaled, dtype=np.int64)[:, None] * values, starts, axis=0)
+        return [[0] * values.shape[1] for _ in range(len(sizes))], np.zeros((len(sizes), values.shape[1]))
+    largest = layout.largest
+    if largest < _SAFE_INT and largest * int(np.abs(values).max(initial=0)) * int(sizes.max()) < _SAFE_INT:
+        weighted = np.add.reduceat(layout.scaled_int64[:, None] * values, starts, axis=0)
         return weighted.tolist(), weighted.astype(np.float64)
     columns = values.tolist()
     found = [[sum(scaled[g] * columns[g][k] for g in range(start, start + size)) for k in range(values.shape[1])]
-             for start, size in zip(starts.tolist(), sizes, strict=True)]
+             for start, size in zip(starts.tolist(), sizes.tolist(), strict=True)]
     return found, np.array([[float(t) for t in row] for row in found], dtype=np.float64)
 
 
-def _stratified_variances(parts: Sequence[Moments], widths: NDArray[np.int64], totals: NDArray[Any],
-                          squares: NDArray[Any], scales: NDArray[Any],
+def _stratified_variances(layout: Layout, totals: NDArray[Any], squares: NDArray[Any], scales: NDArray[Any],
                           population: Mapping[str, int] | None, lonely: LonelyStratum
                           ) -> tuple[NDArray[Any], list[DesignError | None]]:
-    """Per domain, Σ_h (1 - f_h) n_h/(n_h - 1) Σ_i (u_i - ū_h)² from each of its strata's Σ u, Σ u² (and their
-    noise scale), given stratum by stratum (``widths`` per domain, its strata in name order); and per domain
-    the :class:`DesignError` that refuses it (a lone ballot in a stratum, under ``lonely="fail"``; a stratum
+    """Per domain of ``layout``, Σ_h (1 - f_h) n_h/(n_h - 1) Σ_i (u_i - ū_h)² from each of its strata's Σ u,
+    Σ u² (and their noise scale), given stratum by stratum (its strata in name order); and per domain the
+    :class:`DesignError` that refuses it (a lone ballot in a stratum, under ``lonely="fail"``; a stratum
     without a frame size as large as its ballots), else None."""
-    names = [name for m in parts for name in m.groups.strata[0]]
-    owner = np.repeat(np.arange(len(parts), dtype=np.int64), widths)
-    n_h = np.array([m.pool.get(name, 0) for m in parts for name in m.groups.strata[0]], dtype=np.float64)
+    names, n_h = layout.names, layout.n_h
+    owner = np.repeat(np.arange(len(layout.parts), dtype=np.int64), layout.widths)
     counted = n_h >= 2
     problems: list[tuple[int, str]] = []  # (the stratum's place, why): a domain is refused by its first
     if lonely == "fail":
@@ -390,11 +460,11 @@ def _stratified_variances(parts: Sequence[Moments], widths: NDArray[np.int64], t
                      for k in np.flatnonzero(n_h == 1).tolist()]
     fpc = np.ones_like(n_h)
     if population is not None:
-        frame = np.array([population.get(name, -1) for name in names], dtype=np.float64)
+        frame = layout.frames(population)[0]
         problems += [(k, f"stratum {names[k]!r} needs a frame size of at least {int(n_h[k])}")
                      for k in np.flatnonzero(counted & (frame < n_h)).tolist()]
         fpc = 1 - np.divide(n_h, frame, out=np.zeros_like(n_h), where=counted & (frame > 0))
-    refused: list[DesignError | None] = [None] * len(parts)
+    refused: list[DesignError | None] = [None] * len(layout.parts)
     for k, why in sorted(problems):
         if refused[owner[k]] is None:
             refused[owner[k]] = DesignError(why)
@@ -402,7 +472,7 @@ def _stratified_variances(parts: Sequence[Moments], widths: NDArray[np.int64], t
         spread = squares - totals * totals / n_h
         term = fpc * n_h / (n_h - 1) * spread
     term = np.where(counted & (spread > NO_SPREAD * scales), term, 0.0)
-    return np.bincount(owner, weights=term, minlength=len(parts)), refused
+    return np.bincount(owner, weights=term, minlength=len(layout.parts)), refused
 
 
 def _srs_variances(n: NDArray[np.int64], total_w: NDArray[Any], sum_z: NDArray[Any],

@@ -17,16 +17,20 @@ Keys (text, so they store as rows):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 
+import numpy as np
+from numpy.typing import NDArray
+
 from sipas_scoring.domain.errors import SchemeMismatch
 from sipas_scoring.domain.points import FactorPoints, PointsScores, PointsTally
 from sipas_scoring.domain.scheme import Ballot, Instrument, Scheme
-from sipas_scoring.domain.shares import HUNDRED, ShareIndex, ShareScores, Tally, mean
+from sipas_scoring.domain.shares import HUNDRED, ShareIndex, ShareScores, Tally, mean, share_index
 
 NA = "na"
 
@@ -86,6 +90,20 @@ _ANSWER_KEYS: dict[str, tuple[str, int] | tuple[()]] = {}
 _KEYS_KEPT = 100_000
 
 
+def _parsed(key: str) -> tuple[str, int] | tuple[()]:
+    """:func:`_answer_of`, kept in :data:`_ANSWER_KEYS`."""
+    found = _ANSWER_KEYS.get(key)
+    if found is None:
+        found = _answer_of(key)
+        if len(_ANSWER_KEYS) < _KEYS_KEPT:  # bounded: keys are few (items x values), but never trusted to be
+            _ANSWER_KEYS[key] = found
+    return found
+
+
+_EXACT_FLOAT = 2**53
+"""Integers below it are exact in float64, and so are sums of them below it."""
+
+
 def _answer_of(key: str) -> tuple[str, int] | tuple[()]:
     if not key.startswith("item:"):
         return ()
@@ -115,9 +133,7 @@ class Tallies:
         for key, count in self.counts.items():
             found = parsed.get(key)
             if found is None:
-                found = _answer_of(key)
-                if len(parsed) < _KEYS_KEPT:  # bounded: keys are few (items x values), but never trusted to be
-                    parsed[key] = found
+                found = _parsed(key)
             if found and count:
                 yield found[0], found[1], count
 
@@ -170,38 +186,128 @@ class Tallies:
         return self[item_key(item, None)]
 
 
+@dataclass(frozen=True)
+class SharePlan:
+    """Where a unit's share figures find their items, as places in :attr:`items` — the criteria first, then
+    the factors' and the instrument's overall items — made once per instrument."""
+
+    items: tuple[str, ...]
+    factors: tuple[tuple[str, str, tuple[int, ...], int | None], ...]
+    """Per factor: its code, its count's key, its items' places, its overall item's place (or None)."""
+    criteria: tuple[int, ...]
+    overall: int | None
+
+    @staticmethod
+    def of(instrument: Instrument) -> SharePlan:
+        found = _PLANS.get(instrument)
+        if found is None:
+            items = list(instrument.criteria)
+            for code in [f.overall_item for f in instrument.factors] + [instrument.overall_item]:
+                if code is not None and code not in items:
+                    items.append(code)
+            place = {code: k for k, code in enumerate(items)}
+            found = _PLANS[instrument] = SharePlan(
+                tuple(items),
+                tuple((f.code, f"factor:{f.code}", tuple(place[c] for c in f.items),
+                       None if f.overall_item is None else place[f.overall_item]) for f in instrument.factors),
+                tuple(place[c] for c in instrument.criteria),
+                None if instrument.overall_item is None else place[instrument.overall_item])
+        return found
+
+
+_PLANS: dict[Instrument, SharePlan] = {}
+
+
+def share_values(instrument: Instrument, scheme: Scheme, hits: Sequence[int], valid: Sequence[int],
+                 count: Callable[[str], int]) -> tuple[dict[str, ShareIndex], ShareIndex]:
+    """A unit's factor and overall indices by ``scheme``, from its items' satisfied (``hits``) and valid answers
+    in the places of :class:`SharePlan` and its other counts (``count(key)``)."""
+    plan = SharePlan.of(instrument)
+    factors: dict[str, ShareIndex] = {}
+    for code, key, places, overall_at in plan.factors:
+        if scheme.factor_index == "mean_items":
+            factors[code] = ShareIndex(_mean_share(hits, valid, places), count(key))
+        elif scheme.factor_index == "pooled":
+            factors[code] = ShareIndex(share_index(sum(hits[k] for k in places), sum(valid[k] for k in places)),
+                                       count(key))
+        else:
+            if overall_at is None:
+                raise SchemeMismatch(f"factor {code} has no overall item")
+            factors[code] = ShareIndex(share_index(hits[overall_at], valid[overall_at]), valid[overall_at])
+    if scheme.overall_index == "mean_factors":
+        n = count("factor-overall" if scheme.factor_index == "overall_item" else "criteria")
+        overall = ShareIndex(mean([f.value for f in factors.values()]), n)
+    elif scheme.overall_index == "pooled":
+        overall = ShareIndex(share_index(sum(hits[k] for k in plan.criteria), sum(valid[k] for k in plan.criteria)),
+                             count("criteria"))
+    else:
+        if plan.overall is None:
+            raise SchemeMismatch("the instrument has no overall item")
+        overall = ShareIndex(share_index(hits[plan.overall], valid[plan.overall]), valid[plan.overall])
+    return factors, overall
+
+
+def _mean_share(hits: Sequence[int], valid: Sequence[int], places: Sequence[int]) -> Fraction | None:
+    """:func:`mean` of the items' shares (those with a valid answer), from their counts: Σ 100·h/v over m items
+    is 100·Σ h·(L/v) / (L·m) with L the valid counts' lcm — the same fraction, without one per item."""
+    answered = [k for k in places if valid[k]]
+    if not answered:
+        return None
+    common = math.lcm(*(valid[k] for k in answered))
+    return Fraction(HUNDRED * sum(hits[k] * (common // valid[k]) for k in answered), common * len(answered))
+
+
 def share_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> ShareScores:
     """:func:`shares.score_shares` from tallies: the same figures, the same ``n``."""
-    satisfied = instrument.satisfied_levels
-    answered = tallies.items(satisfied)
-
-    def item(code: str) -> ShareIndex:
-        found = answered.get(code, NO_ANSWER)  # its valid answers are the item's n
-        return ShareIndex(found.index, found.valid)
-
-    items = {code: item(code) for code in instrument.criteria}
-    factors: dict[str, ShareIndex] = {}
-    for factor in instrument.factors:
-        n = tallies[f"factor:{factor.code}"]
-        if scheme.factor_index == "mean_items":
-            factors[factor.code] = ShareIndex(mean(items[code].value for code in factor.items), n)
-        elif scheme.factor_index == "pooled":
-            factors[factor.code] = ShareIndex(tallies.share(factor.items, satisfied).index, n)
-        else:
-            if factor.overall_item is None:
-                raise SchemeMismatch(f"factor {factor.code} has no overall item")
-            factors[factor.code] = item(factor.overall_item)
-
-    if scheme.overall_index == "mean_factors":
-        n = tallies["factor-overall" if scheme.factor_index == "overall_item" else "criteria"]
-        overall = ShareIndex(mean(f.value for f in factors.values()), n)
-    elif scheme.overall_index == "pooled":
-        overall = ShareIndex(tallies.share(instrument.criteria, satisfied).index, tallies["criteria"])
-    else:
-        if instrument.overall_item is None:
-            raise SchemeMismatch("the instrument has no overall item")
-        overall = item(instrument.overall_item)
+    plan = SharePlan.of(instrument)
+    answered = tallies.items(instrument.satisfied_levels)
+    found = [answered.get(code, NO_ANSWER) for code in plan.items]
+    hits, valid = [t.satisfied for t in found], [t.valid for t in found]
+    items = {code: ShareIndex(share_index(hits[k], valid[k]), valid[k]) for k, code in enumerate(instrument.criteria)}
+    factors, overall = share_values(instrument, scheme, hits, valid, tallies.__getitem__)
     return ShareScores(items=items, factors=factors, overall=overall, ballots=tallies.ballots)
+
+
+class TallyMatrix:
+    """Many units' tallies at once, for figures that ask the same of every unit: each item's satisfied and
+    valid answers (``hits``, ``valid``: units by the items given, what :meth:`Tallies.items` gives one unit)
+    in two integer products, and any key's counts (:meth:`count`), where reading each unit's keys one by one
+    in Python was most of the cost."""
+
+    def __init__(self, bags: Sequence[Mapping[str, int]], items: Sequence[str], satisfied: frozenset[int]) -> None:
+        columns: dict[str, int] = {}
+        places: list[int] = []
+        values: list[int] = []
+        lengths: list[int] = []
+        for bag in bags:
+            if not columns.keys() >= bag.keys():
+                for key in bag:
+                    columns.setdefault(key, len(columns))
+            places.extend(map(columns.__getitem__, bag))
+            values.extend(bag.values())
+            lengths.append(len(bag))
+        counts = np.zeros((len(bags), len(columns)), dtype=np.int64)
+        counts[np.repeat(np.arange(len(bags)), lengths), places] = values
+        place = {code: k for k, code in enumerate(items)}
+        hit = np.zeros((len(columns), len(items)), dtype=np.int64)
+        answer = np.zeros_like(hit)
+        for key, k in columns.items():
+            found = _parsed(key)
+            if found and found[0] in place:
+                answer[k, place[found[0]]] = 1
+                hit[k, place[found[0]]] = found[1] in satisfied
+        self.columns, self.counts = columns, counts
+        if len(columns) and int(np.abs(counts).max()) * len(columns) < _EXACT_FLOAT:  # exact in floats: BLAS
+            as_floats = counts.astype(np.float64)
+            self.hits = (as_floats @ hit.astype(np.float64)).astype(np.int64)
+            self.valid = (as_floats @ answer.astype(np.float64)).astype(np.int64)
+        else:
+            self.hits, self.valid = counts @ hit, counts @ answer
+
+    def count(self, key: str) -> NDArray[np.int64]:
+        """Each unit's count of ``key``."""
+        k = self.columns.get(key)
+        return np.zeros(len(self.counts), dtype=np.int64) if k is None else self.counts[:, k]
 
 
 def points_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> PointsScores:
