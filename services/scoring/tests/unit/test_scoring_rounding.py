@@ -90,3 +90,29 @@ def test_floats_presented_together_are_each_presented_alone(values, rule, places
 
     together = present_floats(np.array(values, dtype=np.float64), places, rule)
     assert together == [None if math.isnan(v) else present_text(v, rule, places) for v in values]
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**12), st.integers(1, 10**9)), max_size=30),
+       st.sampled_from(["half_up", "truncate"]), st.integers(-1, 6))
+def test_ratios_presented_together_are_each_presented_alone(pairs, rule, places):
+    """Item and expectation figures present their shares a batch at a time: each text is ``present_text``'s of
+    the exact ratio (in int64 where it cannot overflow, else one by one)."""
+    import numpy as np
+
+    from sipas_scoring.domain.fast_rounding import present_ratios, present_text
+
+    numerators = np.array([a for a, _ in pairs], dtype=np.int64)
+    denominators = np.array([b for _, b in pairs], dtype=np.int64)
+    together = present_ratios(numerators, denominators, rule, places)
+    assert together == [present_text(Fraction(a, b), rule, places) for a, b in pairs]
+
+
+@given(st.lists(st.tuples(st.one_of(st.integers(-10**6, 10**12), st.integers(2**62, 2**80)),
+                          st.one_of(st.integers(1, 10**9), st.integers(2**63, 2**70))), max_size=20),
+       st.sampled_from(["half_up", "truncate"]), st.integers(0, 4))
+def test_fractions_presented_together_are_each_presented_alone(pairs, rule, places):
+    """Weighted figures present their exact values a batch at a time: int64 arrays when every one fits and none
+    is negative, else one by one — the same texts either way."""
+    from sipas_scoring.domain.fast_rounding import present_fractions, present_text
+
+    assert present_fractions(pairs, rule, places) == [present_text(Fraction(a, b), rule, places) for a, b in pairs]

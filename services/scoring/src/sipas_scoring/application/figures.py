@@ -58,7 +58,7 @@ from sipas_scoring.application.figures_engine import (
 )
 from sipas_scoring.application.measured import Batch, Counted, Measured, items_of, measurable_codes
 from sipas_scoring.domain.codes import TAG_BYTES, Codebook
-from sipas_scoring.domain.fast_rounding import present_floats, present_ratios, present_text
+from sipas_scoring.domain.fast_rounding import present_floats, present_fractions, present_ratios, present_text
 from sipas_scoring.domain.intervals import Interval, wilson, wilson_arrays, z_value
 from sipas_scoring.domain.online766 import Dossier, score_online_766
 from sipas_scoring.domain.points import presented_factor_points, presented_total
@@ -647,14 +647,21 @@ class CampaignFigures:
         deff = present_floats(found.deff, places=4)
         with np.errstate(divide="ignore", invalid="ignore"):
             effective = present_floats(np.where(found.deff > 0, found.n / found.deff, np.nan), places=1)
-        out: list[dict[str, Any] | None] = []
-        for d, (error, point) in enumerate(zip(found.errors, found.exact, strict=True)):
-            if error is not None or point is None:
-                out.append(None)
-                continue
-            value = point * HUNDRED
-            out.append({"value": self.present(value), "exact": exact(value), "n": int(found.n[d]), "se": se[d],
-                        "ci": ci[d], "deff": deff[d], "effective_n": effective[d]})
+        shown = [d for d, (error, point) in enumerate(zip(found.errors, found.exact, strict=True))
+                 if error is None and point is not None]
+        # θ·100 as its reduced integer ratio (θ = n/d reduced: 100n/d reduces by gcd(100, d) alone), presented
+        # a batch at a time.
+        ratios = []
+        for d in shown:
+            n, m = found.exact[d].as_integer_ratio()  # type: ignore[union-attr]
+            common = math.gcd(HUNDRED, m)
+            ratios.append((n * (HUNDRED // common), m // common))
+        values = present_fractions(ratios, self.scheme.rounding.rule, self.scheme.rounding.places)
+        out: list[dict[str, Any] | None] = [None] * len(found.errors)
+        counts = found.n.tolist()
+        for d, (n, m), value in zip(shown, ratios, values, strict=True):
+            out[d] = {"value": value, "exact": f"{n}/{m}", "n": counts[d], "se": se[d], "ci": ci[d], "deff": deff[d],
+                      "effective_n": effective[d]}
         return out
 
     # ---- one unit -----------------------------------------------------------------------------
