@@ -561,6 +561,7 @@ class CampaignFigures:
         self._estimates: dict[tuple[str, int], dict[bool, Any]] = {}
         self._terms: dict[str, list[Terms]] = {}
         self._terms_of_answered: dict[frozenset[str], list[Terms]] = {}
+        self._answered: dict[str, frozenset[str]] = {}  # units' answered items, made together (_answered_all)
 
     def _interval_pair(self, unit: Unit, which: int) -> dict[str, Any]:
         """The unweighted estimate's interval and the weighted estimate's figure (each None where there is no
@@ -597,19 +598,30 @@ class CampaignFigures:
         sames: dict[int, Any] = {}  # per terms (made once per answered set: few), its batch key
         units = list(units)
         self._prepare([u for u in units if u.level != "national"])
+        self._answered_all(units)
+        # Units asking for the same terms (the same list: made once per answered set) are batched together.
+        by_terms: dict[int, tuple[list[Terms], list[Unit]]] = {}
         for unit in units:
-            for which, terms in enumerate(self._terms_asked(unit)):
-                self._estimates[(unit.key, which)] = {False: None, True: None}
-                if not terms.items or not len(unit.rows):
+            asked = self._terms_asked(unit)
+            by_terms.setdefault(id(asked), (asked, []))[1].append(unit)
+        for asked, alike in by_terms.values():
+            for unit in alike:
+                for which in range(len(asked)):
+                    self._estimates[(unit.key, which)] = {False: None, True: None}
+            held = [unit for unit in alike if len(unit.rows)]
+            of_kind = {weighted: [(unit.key, self._domain(unit, weighted)) for unit in held]
+                       for weighted in (False, True)}
+            for which, terms in enumerate(asked):
+                if not terms.items:
                     continue
                 same = sames.get(id(terms))
                 if same is None:
                     same = sames[id(terms)] = (terms.items, tuple((c.numerator, c.denominator)
                                                                   for c in terms.coefficients))
                 for weighted in (False, True):
-                    domain = self._domain(unit, weighted)
-                    if domain is not None:
-                        batches.setdefault((same, weighted), (terms, []))[1].append(((unit.key, which), domain))
+                    listed = [((key, which), domain) for key, domain in of_kind[weighted] if domain is not None]
+                    if listed:
+                        batches.setdefault((same, weighted), (terms, []))[1].extend(listed)
         # Who answered each batch's items, per domain and weight group: every set of items at once per domain.
         asked_sets: dict[bytes, int] = {}
         set_of_batch = {}
@@ -625,8 +637,12 @@ class CampaignFigures:
             select, k = self._select(terms.items), set_of_batch[batch_key]
             answering = [counted[id(domain)][:, k] for _, domain in members]
             weighted = batch_key[1]
-            wanted = [(key, domain, count) for (key, domain), count in zip(members, answering, strict=True)
-                      if count.any()]
+            # Who has anyone answering the terms' items: every domain's groups at once.
+            sizes = [len(count) for count in answering]
+            anyone = np.logical_or.reduceat(np.concatenate(answering) > 0,
+                                            np.cumsum(sizes) - np.array(sizes, dtype=np.int64)).tolist()
+            wanted = [(key, domain, count) for (key, domain), count, some
+                      in zip(members, answering, anyone, strict=True) if some]
             domains = [domain for _, domain, _ in wanted]
             same = tuple(map(id, domains))
             layout = layouts.get(same)
@@ -714,10 +730,13 @@ class CampaignFigures:
         asked = dict.fromkeys(key for listed in (*keys, *expects) for key in listed)
         for store in (self._simples, _SIMPLE_TEXTS):
             store.limit = max(store.limit, 2 * len(asked))
-        get = self._simples.get
-        wanted = [key for key in asked if get(key) is None]
+        simples = self._simples
+        shown = {key: simples.get(key) for key in asked}
+        wanted = [key for key, figure in shown.items() if figure is None]
         if wanted:
             self._make_simples(wanted)
+            shown.update((key, simples.get(key)) for key in wanted)
+        get = shown.get
         codes, factor_codes = instrument.criteria, [f.code for f in instrument.factors]
         bodies = {}
         for u, unit in enumerate(units):
@@ -735,9 +754,35 @@ class CampaignFigures:
                                                  for code, key in zip(options, expects[u], strict=True)}}
         return bodies
 
+    def _answered_all(self, units: Sequence[Unit]) -> None:
+        """:meth:`_answered_items` of many units at once (one pass over their cells), kept for
+        :meth:`_terms_asked`."""
+        if self.scheme.kind != "share-satisfied":
+            return
+        todo = [u for u in units if u.key not in self._terms and u.key not in self._answered]
+        cells = [self._cells(u) for u in todo]
+        sizes = np.array([len(c) for c in cells], dtype=np.int64)
+        held = np.flatnonzero(sizes).tolist()
+        for k in np.flatnonzero(sizes == 0).tolist():
+            self._answered[todo[k].key] = frozenset()
+        if not held:
+            return
+        given = self.measured.cell_given[np.concatenate([cells[k] for k in held])]
+        rows = np.logical_or.reduceat(given, np.cumsum(sizes[held]) - sizes[held], axis=0)
+        sets: dict[bytes, frozenset[str]] = {}
+        for k, row in zip(held, rows, strict=True):
+            raw = row.tobytes()
+            found = sets.get(raw)
+            if found is None:
+                found = sets[raw] = frozenset(self.items[i] for i in np.flatnonzero(row).tolist())
+            self._answered[todo[k].key] = found
+
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
         the terms ask about — they only ever ask about the items measured."""
+        found = self._answered.get(unit.key)
+        if found is not None:
+            return found
         cells = self._cells(unit)
         if not len(cells):
             return frozenset()

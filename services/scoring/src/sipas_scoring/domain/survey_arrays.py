@@ -41,6 +41,8 @@ NO_SPREAD = 1e-12
 """A spread this small relative to the scale of the sums it is the difference of (Σ (|a|·v)², see
 :func:`estimate_moments`) is rounding noise: every ballot alike."""
 _SAFE_INT = 2**62
+_EXACT_FLOAT = 2**53
+"""Integers below it are exact in float64, and so are sums of them below it."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,30 @@ class Layout:
             sampled=np.array([m.sampled for m in parts], dtype=np.float64),
         )
 
+    def term_sums(self, select: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Per group, each term's Σ x and Σ y (its items' columns summed): in a float product (BLAS) while
+        every sum is an integer float64 holds exactly, else in integers."""
+        items = select.shape[0]
+        sums = self.sums
+        if self.sums_max * max(int(np.abs(select).sum(axis=0).max(initial=0)), 1) < _EXACT_FLOAT:
+            chosen = select.astype(np.float64)
+            floats = self.float_sums
+            return (floats[:, items:] @ chosen).astype(np.int64), (floats[:, :items] @ chosen).astype(np.int64)
+        return sums[:, items:] @ select, sums[:, :items] @ select
+
+    @cached_property
+    def sums(self) -> NDArray[np.int64]:
+        """Per group: Σ (y, x) (integers)."""
+        return np.concatenate([m.sums for m in self.parts])
+
+    @cached_property
+    def float_sums(self) -> NDArray[np.float64]:
+        return self.sums.astype(np.float64)
+
+    @cached_property
+    def sums_max(self) -> int:
+        return int(np.abs(self.sums).max(initial=0))
+
     @cached_property
     def scaled_int64(self) -> NDArray[np.int64]:
         """:attr:`scaled` in int64 (only when :attr:`largest` fits)."""
@@ -309,10 +335,9 @@ def estimate_arrays(
     # Exact: each group's weight times its domain's common denominator is an integer, so a domain's term
     # totals are integers over that denominator, which cancels in each ratio.
     work = layout.take(usable)
-    sums_all = np.concatenate([m.sums for m in work.parts])
-    term_x, term_y = sums_all[:, items:] @ select, sums_all[:, :items] @ select
-    totals_x, floats_x = _domain_totals(work, term_x)
-    totals_y, floats_y = _domain_totals(work, term_y)
+    term_x, term_y = work.term_sums(select)
+    totals_x, floats_x = _domain_totals(work, term_x, exact)
+    totals_y, floats_y = _domain_totals(work, term_y, exact)
     pairs_given: list[tuple[int, int]] = []
     if coefficients is None:
         answered = (floats_x != 0).sum(axis=1)
@@ -427,17 +452,18 @@ def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int],
     return Fraction(sum(n * (common // d) for n, d in parts), common)
 
 
-def _domain_totals(layout: Layout, values: NDArray[np.int64]) -> tuple[list[list[int]], NDArray[np.float64]]:
+def _domain_totals(layout: Layout, values: NDArray[np.int64], exact: bool = True
+                   ) -> tuple[list[list[int]], NDArray[np.float64]]:
     """Per domain of ``layout``, Σ_g scaled[g] · values[g, k] per k over its groups, exactly (in int64 when it
-    cannot overflow, else in Python's integers), and the same as floats (each the nearest float to the exact
-    integer, as Python's ``float(int)``)."""
+    cannot overflow, else in Python's integers; not listed unless ``exact``), and the same as floats (each the
+    nearest float to the exact integer, as Python's ``float(int)``)."""
     scaled, starts, sizes = layout.scaled, layout.starts, layout.sizes
     if not len(scaled):
         return [[0] * values.shape[1] for _ in range(len(sizes))], np.zeros((len(sizes), values.shape[1]))
     largest = layout.largest
     if largest < _SAFE_INT and largest * int(np.abs(values).max(initial=0)) * int(sizes.max()) < _SAFE_INT:
         weighted = np.add.reduceat(layout.scaled_int64[:, None] * values, starts, axis=0)
-        return weighted.tolist(), weighted.astype(np.float64)
+        return weighted.tolist() if exact else [], weighted.astype(np.float64)
     columns = values.tolist()
     found = [[sum(scaled[g] * columns[g][k] for g in range(start, start + size)) for k in range(values.shape[1])]
              for start, size in zip(starts.tolist(), sizes.tolist(), strict=True)]
