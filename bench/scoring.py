@@ -946,6 +946,7 @@ async def freshness_run(stack: Stack, agencies: Sequence[AgencySpec], scenario: 
             return out
         found = json.loads(result.read_text())
     during = [seconds for start, seconds in timer.runs if start >= found["start"]]  # not the warm-up's
+    print("RUNS", [(round(start - found["start"], 2), round(seconds, 2)) for start, seconds in timer.runs], flush=True)
     out.quiet_refresh = max((seconds for start, seconds in timer.runs if start < found["start"]), default=math.nan)
     out.refreshes = len(during)
     out.refresh_seconds = percentiles(during)

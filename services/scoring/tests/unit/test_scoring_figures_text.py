@@ -113,10 +113,9 @@ def refresh(engine: Engine, campaign: Campaign, at: int, added: Batch):
                               added, [], len(campaign.ballots), [], delta(added)))
 
 
-def test_a_rows_text_copies_its_shared_figures_and_is_still_canonical():
-    """A row's items and expectations are shared figures whose text is kept: the row's text copies them in
-    (most of a row) and must still be ``canonical.dumps`` of the row, byte for byte; a row holding a blanked
-    copy among them is written whole."""
+def test_a_rows_text_is_canonical_json_of_the_row():
+    """Rows are written by orjson (:func:`figures._row_text`): each must be ``canonical.dumps`` of the row, byte
+    for byte — rows of agencies, provinces and the nation, names with diacritics, blanked small cells."""
     import random
 
     from sipas_scoring.application import figures
@@ -132,13 +131,37 @@ def test_a_rows_text_copies_its_shared_figures_and_is_still_canonical():
         tallies.setdefault(agency, Counter()).update(ballot_tallies(BASIS.instrument, ballot))
     document = CampaignFigures(BASIS, tallies, Campaign.batch(ballots), AGENCIES, None, [],
                                {"01": "Hà Nội"}).document()
-    copied = 0
+    levels = set()
     for row in document["units"]:
         assert figures._row_text(row) == canonical.dumps(row)
-        shared = [f for part in ("items", "expectations") for f in row[part].values()]
-        if shared and all((figures._SIMPLE_TEXTS.get(id(f)) or (None,))[0] is f for f in shared):
-            copied += 1
-    assert copied >= 3  # the three agencies' rows at least took the copying path
+        levels.add(row["level"])
+    assert levels == {"national", "province", "agency"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_rows_are_written_as_canonical_json_whatever_they_hold(row):
+    """orjson writes what a row can hold as canonical JSON does — keys in code-point order, every character
+    as UTF-8 with the same escapes — and what it would write otherwise (integers past 64 bits, lone
+    surrogates) goes to ``canonical.dumps``."""
+    from sipas_scoring.application import figures
+
+    assert figures._row_text(row) == canonical.dumps(row)
+
+
+def test_what_orjson_would_write_otherwise_is_written_by_canonical_json():
+    import datetime as dt
+
+    from sipas_scoring.application import figures
+
+    for row in ({"n": 2**64}, {"name": "\ud800"}, {"at": dt.datetime(2026, 12, 1, tzinfo=dt.UTC)}):
+        assert figures._row_text(row) == canonical.dumps(row)
 
 
 def test_kept_figures_keep_what_is_used_and_drop_what_is_not():
@@ -182,12 +205,11 @@ def reference_simple(kind, hits, n, rule, places):
        st.sampled_from(["half_up", "truncate"]), st.integers(0, 4))
 def test_figures_made_together_are_the_ones_made_one_by_one(keys, rule, places):
     """Item and expectation figures are made a batch at a time (thousands a refresh of a growing campaign):
-    each must be the figure made alone, and its text ``canonical.dumps`` of it."""
+    each must be the figure made alone."""
     from sipas_scoring.application.figures import simple_figures
 
-    for (kind, hits, n), (figure, text) in zip(keys, simple_figures(keys, rule, places), strict=True):
+    for (kind, hits, n), figure in zip(keys, simple_figures(keys, rule, places), strict=True):
         assert figure == reference_simple(kind, hits, n, rule, places)
-        assert text == canonical.dumps(figure)
 
 
 def test_digests_and_sums_kept_beside_tallies_follow_a_change_to_the_new_objects():

@@ -24,7 +24,6 @@ recomputes only the units they reach. The document is the one a computation from
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -37,6 +36,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import orjson
 from pydantic_core import to_json
 from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -112,12 +112,6 @@ class Kept:
 
 _SIMPLES: dict[tuple[str, int], Kept] = {}
 """Per rounding (rule, places): item and expectation figures by their counts (:meth:`CampaignFigures._simple`)."""
-_SIMPLE_TEXTS = Kept(SIMPLES_KEPT)
-"""Each shared item and expectation figure's canonical JSON, by the figure's identity (checked: the figure
-is kept beside it), so a row's text copies it instead of writing it again (:func:`_row_text`)."""
-_SHARED_PARTS = ("expectations", "items")
-"""A row's parts made of shared figures (their texts are copied into the row's)."""
-_SPLICED = tuple(f'"{part}":{{}}' for part in _SHARED_PARTS)
 
 
 @dataclass
@@ -320,16 +314,15 @@ def _groups(weights: Sequence[Fraction], strata: Sequence[str]) -> Groups:
     return found
 
 
-def simple_figures(keys: Sequence[tuple[str, int, int]], rule: RoundingRule, places: int
-                   ) -> list[tuple[dict[str, Any], str]]:
+def simple_figures(keys: Sequence[tuple[str, int, int]], rule: RoundingRule, places: int) -> list[dict[str, Any]]:
     """Item figures (kind ``"item"``: the share hits/n on 0-100 with its Wilson interval) and expectation
-    figures (``"expect"``: the share) of many (kind, hits, n) at once, each with its canonical JSON text:
-    the figure is the value presented by the scheme's rounding, the exact fraction and n (nothing but n
-    when n is 0). The share's presentation and exact fraction are integer array arithmetic, the intervals
-    float arrays (:func:`wilson_arrays`, the same floats as :func:`wilson`), presented together."""
+    figures (``"expect"``: the share) of many (kind, hits, n) at once: the value presented by the scheme's
+    rounding, the exact fraction and n (nothing but n when n is 0). The share's presentation and exact
+    fraction are integer array arithmetic, the intervals float arrays (:func:`wilson_arrays`, the same floats
+    as :func:`wilson`), presented together."""
     hits = np.array([k[1] for k in keys], dtype=np.int64)
     n = np.array([k[2] for k in keys], dtype=np.int64)
-    out: list[tuple[dict[str, Any], str]] = []
+    out: list[dict[str, Any]] = []
     shown = np.flatnonzero(n > 0)
     numerators, denominators = hits[shown] * HUNDRED, n[shown]
     common = np.gcd(numerators, denominators)
@@ -341,23 +334,13 @@ def simple_figures(keys: Sequence[tuple[str, int, int]], rule: RoundingRule, pla
     at = dict(zip(shown.tolist(), range(len(shown)), strict=True))
     for k, (kind, _, count) in enumerate(keys):
         j = at.get(k)
-        figure: dict[str, Any]
         if kind == "item":
-            if j is None:
-                figure = {"value": None, "exact": None, "n": count, "ci": None, "ci_method": "wilson"}
-                text = f'{{"ci":null,"ci_method":"wilson","exact":null,"n":{count},"value":null}}'
-            else:
-                figure = {"value": values[j], "exact": exacts[j], "n": count, "ci": [lows[j], highs[j]],
-                          "ci_method": "wilson"}
-                text = (f'{{"ci":["{lows[j]}","{highs[j]}"],"ci_method":"wilson","exact":"{exacts[j]}",'
-                        f'"n":{count},"value":"{values[j]}"}}')
-        elif j is None:
-            figure = {"value": None, "exact": None, "n": count}
-            text = f'{{"exact":null,"n":{count},"value":null}}'
+            out.append({"value": None, "exact": None, "n": count, "ci": None, "ci_method": "wilson"} if j is None
+                       else {"value": values[j], "exact": exacts[j], "n": count, "ci": [lows[j], highs[j]],
+                             "ci_method": "wilson"})
         else:
-            figure = {"value": values[j], "exact": exacts[j], "n": count}
-            text = f'{{"exact":"{exacts[j]}","n":{count},"value":"{values[j]}"}}'
-        out.append((figure, text))
+            out.append({"value": None, "exact": None, "n": count} if j is None
+                       else {"value": values[j], "exact": exacts[j], "n": count})
     return out
 
 
@@ -702,12 +685,10 @@ class CampaignFigures:
         return found  # type: ignore[no-any-return]
 
     def _make_simples(self, keys: Sequence[tuple[str, int, int]]) -> None:
-        """Make the figures of ``keys`` (kind, hits, n) together (:func:`simple_figures`) and keep them with
-        their texts."""
+        """Make the figures of ``keys`` (kind, hits, n) together (:func:`simple_figures`) and keep them."""
         rounding = self.scheme.rounding
-        for key, (figure, text) in zip(keys, simple_figures(keys, rounding.rule, rounding.places), strict=True):
+        for key, figure in zip(keys, simple_figures(keys, rounding.rule, rounding.places), strict=True):
             self._simples.put(key, figure)
-            _SIMPLE_TEXTS.put(id(figure), (figure, text))
 
     def _share_bodies(self, units: Sequence[Unit]) -> dict[str, dict[str, Any]]:
         """The ``share-satisfied`` figures of ``units`` (each its :meth:`_share_unit`), made together: every
@@ -728,8 +709,7 @@ class CampaignFigures:
         keys = [[("item", h[k], v[k]) for k in criteria] for h, v in zip(hits, valid, strict=True)]
         expects = [[("expect", c[u], expect[u]) for c in chosen] for u in range(len(units))]
         asked = dict.fromkeys(key for listed in (*keys, *expects) for key in listed)
-        for store in (self._simples, _SIMPLE_TEXTS):
-            store.limit = max(store.limit, 2 * len(asked))
+        self._simples.limit = max(self._simples.limit, 2 * len(asked))
         simples = self._simples
         shown = {key: simples.get(key) for key in asked}
         wanted = [key for key, figure in shown.items() if figure is None]
@@ -1042,34 +1022,21 @@ class CampaignFigures:
                                                         "worst": found.worst, "of": found.of}
 
 
-@functools.lru_cache(maxsize=4096)
-def _key_text(code: str) -> str:
-    return canonical.dumps(code)
+_ROW_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | \
+    orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def _row_text(row: dict[str, Any]) -> str:
-    """``canonical.dumps(row)``, byte for byte, with its items' and expectations' figures copied from their
-    kept texts (most of a row; they are shared figures, :meth:`CampaignFigures._simple`); a row holding any
-    other figure there (a blanked copy) is written whole."""
-    spliced = []
-    for part in _SHARED_PARTS:
-        figures = row.get(part)
-        if not isinstance(figures, dict):
-            return canonical.dumps(row)
-        texts = []
-        for code in sorted(figures):
-            figure = figures[code]
-            found = _SIMPLE_TEXTS.get(id(figure))
-            if found is None or found[0] is not figure:
-                return canonical.dumps(row)
-            texts.append(f"{_key_text(code)}:{found[1]}")
-        spliced.append("{" + ",".join(texts) + "}")
-    outer = canonical.dumps({**row, **{part: {} for part in _SHARED_PARTS}})
-    if any(outer.count(place) != 1 for place in _SPLICED):  # never for a row of ours; if so, written whole
+    """``canonical.dumps(row)``, byte for byte, written by orjson (a national refresh writes some thousand
+    rows of a few KB: about a quarter of the time). For what rows hold — dictionaries, lists, strings,
+    integers, None; never a float — its output is canonical JSON's (keys sorted by code point, UTF-8, the
+    same escapes: a property test holds the two equal); whatever it would write otherwise (a datetime, a
+    dataclass, a subclass, an integer past 64 bits, a lone surrogate) it refuses, and the row is written
+    by :func:`canonical.dumps`."""
+    try:
+        return orjson.dumps(row, option=_ROW_OPTIONS).decode()
+    except TypeError:
         return canonical.dumps(row)
-    for place, text in zip(_SPLICED, spliced, strict=True):
-        outer = outer.replace(place, place[:-2] + text, 1)
-    return outer
 
 
 def _small_parts(row: Mapping[str, Any], small: int) -> dict[str, dict[str, Any]] | None:
