@@ -430,6 +430,7 @@ class Freshness:
     driver_cpu: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     timeline: list[list[float]] = field(default_factory=list)       # [t, published, applied, covered]
+    runs: list[list[float]] = field(default_factory=list)           # [start after the clock, seconds] each refresh
     error: str = ""
 
     @property
@@ -946,7 +947,7 @@ async def freshness_run(stack: Stack, agencies: Sequence[AgencySpec], scenario: 
             return out
         found = json.loads(result.read_text())
     during = [seconds for start, seconds in timer.runs if start >= found["start"]]  # not the warm-up's
-    print("RUNS", [(round(start - found["start"], 2), round(seconds, 2)) for start, seconds in timer.runs], flush=True)
+    out.runs = [[round(start - found["start"], 3), round(seconds, 3)] for start, seconds in timer.runs]
     out.quiet_refresh = max((seconds for start, seconds in timer.runs if start < found["start"]), default=math.nan)
     out.refreshes = len(during)
     out.refresh_seconds = percentiles(during)
