@@ -251,6 +251,8 @@ async def test_scores_updated_is_emitted_and_a_snapshot_records_what_it_covers(s
                                   "WHERE attname = 'document' AND attrelid IN ('sc_figures'::regclass, "
                                   "'sc_snapshots'::regclass)"))
     assert storage == {"sc_figures": "e", "sc_snapshots": "x"}
+    # Tallies pages keep room for their rows' updates under intake (migration 0011).
+    assert await sql(api, "SELECT reloptions FROM pg_class WHERE oid = 'sc_tallies'::regclass") == [(["fillfactor=70"],)]
     # Exports carry the same figures.
     r = await api.client.get(f"/v1/snapshots/{snap['snapshot_id']}", params={"format": "csv"},
                              headers=api.auth("auditor"))
