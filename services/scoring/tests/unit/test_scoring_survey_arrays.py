@@ -229,3 +229,25 @@ def test_a_stack_of_questionnaire_sized_domains_gives_each_the_bits_it_gets_alon
                 alone = estimate_arrays([domains[d]], select)
                 assert stacked.exact[k] == alone.exact[0]
                 assert stacked.variance[k] == alone.variance[0] and stacked.deff[k] == alone.deff[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5), st.data())
+def test_exact_sums_of_ratios_in_arrays_are_the_ones_made_one_by_one(terms, data):
+    """A weighted estimate's exact point, Σ c_k·Y_k/X_k, is made for every domain of a batch at once in int64
+    (each term reduced, the lcm of the denominators, the sum over it): each must be the fraction made one by
+    one — and a row whose numbers int64 could not hold comes back None (for Python's integers), never wrong."""
+    from sipas_scoring.domain.survey_arrays import _sum_of_ratios, _sums_of_ratios
+
+    size = st.one_of(st.integers(0, 10**4), st.integers(0, 2**62), st.integers(0, 2**63 - 1))
+    rows = data.draw(st.lists(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 40), size, size),
+                                       min_size=terms, max_size=terms), min_size=1, max_size=8))
+    rows = [[(a, b, min(y, x), x) for a, b, y, x in row] for row in rows]  # satisfied never past answered
+    a, b, y, x = (np.array([[t[k] for t in row] for row in rows], dtype=np.int64) for k in range(4))
+    for row, found in zip(rows, _sums_of_ratios(a, b, y, x), strict=True):
+        expected = _sum_of_ratios([(p, q) for p, q, _, _ in row], [t[2] for t in row], [t[3] for t in row])
+        assert found is None or found == expected
+    small = np.array([[1, 2], [3, 4]], dtype=np.int64)
+    assert _sums_of_ratios(np.ones_like(small), np.ones_like(small), small, small * 3) == [Fraction(2, 3)] * 2
+    edge = np.array([[2**62 - 1]], dtype=np.int64)  # a numerator (3 * Y) past int64 though the denominator fits
+    assert _sums_of_ratios(np.array([[3]]), np.array([[1]]), edge, edge) in ([None], [Fraction(3)])

@@ -727,11 +727,13 @@ class CampaignFigures:
                 ix = factors_of[code]
                 factors[code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
             overall = self._index(overall_of.value, overall_of.n, self._interval_pair(unit, len(factor_codes)))
-            bodies[unit.key] = {"overall": overall, "factors": factors,
-                                "items": {code: get(key) or self._simple(*key)
-                                          for code, key in zip(codes, keys[u], strict=True)},
-                                "expectations": {code: get(key) or self._simple(*key)
-                                                 for code, key in zip(options, expects[u], strict=True)}}
+            items = dict(zip(codes, map(get, keys[u]), strict=True))
+            expectations = dict(zip(options, map(get, expects[u]), strict=True))
+            for part, asked_for in ((items, keys[u]), (expectations, expects[u])):
+                if None in part.values():  # dropped from the store meanwhile (never while its limit holds them)
+                    part.update((code, self._simple(*key)) for code, key in zip(part, asked_for, strict=True)
+                                if part[code] is None)
+            bodies[unit.key] = {"overall": overall, "factors": factors, "items": items, "expectations": expectations}
         return bodies
 
     def _answered_all(self, units: Sequence[Unit]) -> None:

@@ -136,17 +136,22 @@ class TallyDeltas:
             old = by_agency.get(agency_id)
             bag: Counter[str] = Counter(old or {})
             get = bag.get
-            net: dict[str, int] = {}
-            for sign, found in changes.items():
-                for tally, count in found[k].items():
-                    bag[tally] = get(tally, 0) + sign * count
-                    net[tally] = net.get(tally, 0) + sign * count
-            for tally in net:
-                count = bag[tally]
-                if count < 0:
-                    raise ValueError(f"the tallies of agency {agency_id} would go negative")
-                if not count:
-                    del bag[tally]
+            came, went = changes[1][k], changes[-1][k]
+            if not went and all(count > 0 for count in came.values()):  # ballots only came (most agencies):
+                net = came  # every count grows, none reaches zero
+                dict.update(bag, {tally: get(tally, 0) + count for tally, count in came.items()})  # set, not add
+            else:
+                net = {}
+                for sign, found in ((1, came), (-1, went)):
+                    for tally, count in found.items():
+                        bag[tally] = get(tally, 0) + sign * count
+                        net[tally] = net.get(tally, 0) + sign * count
+                for tally in net:
+                    count = bag[tally]
+                    if count < 0:
+                        raise ValueError(f"the tallies of agency {agency_id} would go negative")
+                    if not count:
+                        del bag[tally]
             if bag:
                 by_agency[agency_id] = bag
                 if old is not None:

@@ -336,8 +336,8 @@ def estimate_arrays(
     # totals are integers over that denominator, which cancels in each ratio.
     work = layout.take(usable)
     term_x, term_y = work.term_sums(select)
-    totals_x, floats_x = _domain_totals(work, term_x, exact)
-    totals_y, floats_y = _domain_totals(work, term_y, exact)
+    totals_x, floats_x = _domain_totals(work, term_x)
+    totals_y, floats_y = _domain_totals(work, term_y)
     pairs_given: list[tuple[int, int]] = []
     if coefficients is None:
         answered = (floats_x != 0).sum(axis=1)
@@ -360,10 +360,28 @@ def estimate_arrays(
     listed_kept = rows_kept.tolist()
     kept = [usable[i] for i in listed_kept]
     if exact:
-        for i, d in zip(listed_kept, kept, strict=True):
-            tx = totals_x[i]
-            pairs = pairs_given if coefficients is not None else [(1, int(answered[i])) if t else (0, 1) for t in tx]
-            exacts[d] = _sum_of_ratios(pairs, totals_y[i], tx)
+        if isinstance(totals_x, np.ndarray) and isinstance(totals_y, np.ndarray):  # int64: every domain at once
+            tx, ty = totals_x[rows_kept], totals_y[rows_kept]
+            if coefficients is not None:
+                a = np.broadcast_to(np.array([p for p, _ in pairs_given], dtype=np.int64), tx.shape)
+                b = np.broadcast_to(np.array([q for _, q in pairs_given], dtype=np.int64), tx.shape)
+            else:
+                a = (tx != 0).astype(np.int64)
+                b = np.where(tx != 0, answered[rows_kept][:, None], 1).astype(np.int64)
+            found = _sums_of_ratios(a, b, ty, tx)
+            for j, (d, point) in enumerate(zip(kept, found, strict=True)):
+                if point is None:  # past what int64 holds: this one in Python's integers
+                    pairs = list(zip(a[j].tolist(), b[j].tolist(), strict=True))
+                    point = _sum_of_ratios(pairs, ty[j].tolist(), tx[j].tolist())
+                exacts[d] = point
+        else:  # Python's integers (one of the two past int64: both as lists)
+            listed_x = totals_x.tolist() if isinstance(totals_x, np.ndarray) else totals_x
+            listed_y = totals_y.tolist() if isinstance(totals_y, np.ndarray) else totals_y
+            for i, d in zip(listed_kept, kept, strict=True):
+                tx_i = listed_x[i]
+                pairs = pairs_given if coefficients is not None else [(1, int(answered[i])) if t else (0, 1)
+                                                                      for t in tx_i]
+                exacts[d] = _sum_of_ratios(pairs, listed_y[i], tx_i)
     # The linearisation's a per domain: z = a · (y, x), a = (S s, -S (s r)) with s_k = c_k / X_k, r_k = Y_k / X_k
     # (float(c)/(X/common) and Y/X: numpy's division of the same exactly held values as Python's int / int).
     tx_f, ty_f, c_f = floats_x[rows_kept], floats_y[rows_kept], c_f[rows_kept]
@@ -441,6 +459,41 @@ def estimate_arrays(
     return out
 
 
+def _sums_of_ratios(a: NDArray[np.int64], b: NDArray[np.int64], numerators: NDArray[np.int64],
+                    denominators: NDArray[np.int64]) -> list[Fraction | None]:
+    """Per row, :func:`_sum_of_ratios` of its terms (coefficients a_k/b_k, b_k > 0) in int64 arrays, every row
+    at once: each term reduced, the row's denominators' lcm, the numerators over it, reduced once more. A row
+    whose numbers could pass what int64 holds (checked in floats, with margin, before each product) is None:
+    the caller computes it in Python's integers."""
+    rows, terms = numerators.shape
+    limit = float(2**62)
+    present = (a != 0) & (numerators != 0)
+    ok = ~(present & (denominators == 0)).any(axis=1)
+    ok &= ((np.abs(a) * np.abs(numerators.astype(np.float64)) < limit)
+           & (np.abs(b) * np.abs(denominators.astype(np.float64)) < limit)).all(axis=1)
+    with np.errstate(over="ignore"):
+        n = np.where(present & ok[:, None], a * numerators, 0)
+        d = np.where(present & ok[:, None], b * denominators, 1)
+        d_negative = d < 0
+        n, d = np.where(d_negative, -n, n), np.where(d_negative, -d, d)
+        common = np.gcd(n, d)
+        n, d = n // common, d // common
+        lcm = np.ones(rows, dtype=np.int64)
+        for k in range(terms):
+            step = lcm // np.gcd(lcm, d[:, k])
+            ok &= step.astype(np.float64) * d[:, k] < limit
+            lcm = np.where(ok, step * d[:, k], 1)
+        scaled = np.where(ok[:, None], lcm[:, None] // d, 0)
+        ok &= (np.abs(n.astype(np.float64)) * scaled).sum(axis=1) < limit
+        total = np.where(ok, (n * scaled).sum(axis=1), 0)
+    common = np.gcd(total, lcm)
+    out: list[Fraction | None] = []
+    for good, numerator, denominator in zip(ok.tolist(), (total // common).tolist(), (lcm // common).tolist(),
+                                            strict=True):
+        out.append(Fraction(numerator, denominator) if good else None)
+    return out
+
+
 def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int], denominators: Sequence[int]
                    ) -> Fraction:
     """Σ_k c_k · numerators[k] / denominators[k], exactly, reduced once (not once a term); c_k as the pair
@@ -452,18 +505,18 @@ def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int],
     return Fraction(sum(n * (common // d) for n, d in parts), common)
 
 
-def _domain_totals(layout: Layout, values: NDArray[np.int64], exact: bool = True
-                   ) -> tuple[list[list[int]], NDArray[np.float64]]:
-    """Per domain of ``layout``, Σ_g scaled[g] · values[g, k] per k over its groups, exactly (in int64 when it
-    cannot overflow, else in Python's integers; not listed unless ``exact``), and the same as floats (each the
-    nearest float to the exact integer, as Python's ``float(int)``)."""
+def _domain_totals(layout: Layout, values: NDArray[np.int64]
+                   ) -> tuple[NDArray[np.int64] | list[list[int]], NDArray[np.float64]]:
+    """Per domain of ``layout``, Σ_g scaled[g] · values[g, k] per k over its groups, exactly (an int64 array
+    when it cannot overflow, else lists of Python's integers), and the same as floats (each the nearest float
+    to the exact integer, as Python's ``float(int)``)."""
     scaled, starts, sizes = layout.scaled, layout.starts, layout.sizes
     if not len(scaled):
         return [[0] * values.shape[1] for _ in range(len(sizes))], np.zeros((len(sizes), values.shape[1]))
     largest = layout.largest
     if largest < _SAFE_INT and largest * int(np.abs(values).max(initial=0)) * int(sizes.max()) < _SAFE_INT:
         weighted = np.add.reduceat(layout.scaled_int64[:, None] * values, starts, axis=0)
-        return weighted.tolist() if exact else [], weighted.astype(np.float64)
+        return weighted, weighted.astype(np.float64)
     columns = values.tolist()
     found = [[sum(scaled[g] * columns[g][k] for g in range(start, start + size)) for k in range(values.shape[1])]
              for start, size in zip(starts.tolist(), sizes.tolist(), strict=True)]
