@@ -449,6 +449,48 @@ async def test_the_figures_worker_keeps_up_while_ballots_arrive(scoring):
     assert a1["ballots"] == 90
 
 
+async def test_the_worker_stores_figures_while_it_computes_the_next_and_in_order(scoring, monkeypatch):
+    """The worker stores a campaign's figures beside the computation of its next ones (a slow store here):
+    a computation starts while a store is in flight, stores come in the order computed — each reflecting at
+    least what the one before did — and the last stored figures reflect every ballot."""
+    from sipas_scoring.application import scores
+
+    api, feed = scoring
+    computing, storing, stored_positions = [], [], []
+    compute, store = scores.compute, scores.store
+
+    async def timed_compute(ctx, campaign_id):
+        computing.append(asyncio.get_running_loop().time())
+        return await compute(ctx, campaign_id)
+
+    async def slow_store(ctx, done):
+        began = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.4)
+        try:
+            return await store(ctx, done)
+        finally:
+            storing.append((began, asyncio.get_running_loop().time()))
+            stored_positions.append(done.at.get("ballots", 0))
+
+    monkeypatch.setattr(scores, "compute", timed_compute)
+    monkeypatch.setattr(scores, "store", slow_store)
+    rng = random.Random(9)
+    for burst in range(6):
+        await feed.send("ballots", *[accepted(f"p{burst}-{i:03d}", "c-share", "a1", random_answers(rng))
+                                     for i in range(10)])
+        await asyncio.sleep(0.25)
+    await caught_up(api, "ballots", feed.positions["ballots"])
+
+    async def settled() -> bool:
+        return (await sql(api, "SELECT count(*) FROM sc_dirty"))[0][0] == 0 and len(storing) == len(computing)
+    await wait_for_async(settled)
+    assert any(began < started < ended for began, ended in storing for started in computing)
+    assert stored_positions == sorted(stored_positions)
+    assert all(a[1] <= b[0] for a, b in zip(storing, storing[1:], strict=False))  # one store at a time
+    stored = await sql(api, "SELECT document->'units' FROM sc_figures WHERE campaign_id = 'c-share'")
+    assert next(u for u in stored[0][0] if u["id"] == "a1")["ballots"] == 60
+
+
 async def test_a_refresh_recomputes_only_the_units_a_change_reached_and_equals_a_full_computation(scoring):
     """Each computation hands its units' rows to the next, by the digest of their inputs: after ballots of
     one agency, only it and its province are computed again; a void in a stratum two agencies share

@@ -4,7 +4,8 @@ The figures worker wakes every ``scores_interval`` seconds (default 0.5), takes 
 tallies or weights changed (``sc_dirty``), computes each one's document in a REPEATABLE READ snapshot
 together with the consumers' checkpoints it reflects, and stores it: the figures the API serves are that
 fresh. The dirty mark is cleared only if no event touched the campaign meanwhile (``marks`` unchanged);
-otherwise the next tick computes again.
+otherwise the next tick computes again. A campaign's figures are stored while its next ones are computed
+(the figures process computes, the service stores), one store at a time, in order.
 
 Announcing is paced separately: ``ScoresUpdated`` (provisional) is appended in the same transaction as
 the figures when their digest differs from the last one announced and the campaign's last announcement is
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -86,14 +88,40 @@ def _event_interval(ctx: ServiceContext) -> dt.timedelta:
     return dt.timedelta(seconds=float(getattr(ctx.settings, "scores_event_interval", 2.0)))
 
 
-async def refresh(ctx: ServiceContext, campaign_id: str, *, document: bool = True) -> dict[str, Any]:
-    """Recompute one campaign's figures and store them; announce them (``ScoresUpdated``) if they changed and
-    the campaign's last announcement is old enough (see the module's docstring). Returns the positions,
-    digest and time, and the document unless ``document`` is false (the worker never reads it)."""
+@dataclass
+class Computed:
+    """A campaign's figures computed and not stored yet (:func:`compute`, then :func:`store`)."""
+
+    campaign_id: str
+    started: dt.datetime
+    mark: Any
+    """The campaign's dirty mark (a row mapping) as it was before the figures were computed (None: not marked)."""
+    found: Figures
+    at: dict[str, int]
+
+
+async def compute(ctx: ServiceContext, campaign_id: str) -> Computed:
+    """The first half of :func:`refresh`: the dirty mark, then the figures and the positions they reflect."""
     started = dt.datetime.now(dt.UTC)
     async with ctx.engine.connect() as conn:
         mark = (await conn.execute(select(dirty).where(dirty.c.campaign_id == campaign_id))).mappings().first()
     found, at = await computed(ctx, campaign_id)
+    return Computed(campaign_id, started, mark, found, at)
+
+
+async def refresh(ctx: ServiceContext, campaign_id: str, *, document: bool = True) -> dict[str, Any]:
+    """Recompute one campaign's figures and store them; announce them (``ScoresUpdated``) if they changed and
+    the campaign's last announcement is old enough (see the module's docstring). Returns the positions,
+    digest and time, and the document unless ``document`` is false (the worker never reads it)."""
+    done = await compute(ctx, campaign_id)
+    result = await store(ctx, done)
+    return result | ({"document": done.found.document} if document else {})
+
+
+async def store(ctx: ServiceContext, done: Computed) -> dict[str, Any]:
+    """The second half of :func:`refresh`: store the figures (unless figures reflecting more are stored
+    already), announce them when due, and clear the dirty mark if no event touched the campaign meanwhile."""
+    campaign_id, mark, found, at, started = done.campaign_id, done.mark, done.found, done.at, done.started
     figures_digest, now = found.digest, dt.datetime.now(dt.UTC)
     result = {"positions": at, "digest": figures_digest, "computed_at": now.isoformat()}
     async with ctx.engine.begin() as conn:
@@ -102,7 +130,7 @@ async def refresh(ctx: ServiceContext, campaign_id: str, *, document: bool = Tru
                                      .where(f.campaign_id == campaign_id).with_for_update())).mappings().first()
         if before is not None and any(int(v) > at.get(p, 0) for p, v in before["positions"].items()):
             # Another replica stored figures reflecting more meanwhile: they stand (and cover the mark).
-            return result | ({"document": found.document} if document else {})
+            return result
         pending = sorted({*(before["pending_units"] if before else []), *(mark["agency_ids"] if mark else [])})
         stmt = insert(figures).values(campaign_id=campaign_id, computed_at=now, positions=at, digest=figures_digest,
                                       document=_stored(found.text), pending_units=pending)
@@ -122,7 +150,7 @@ async def refresh(ctx: ServiceContext, campaign_id: str, *, document: bool = Tru
                                                    dirty.c.since < started).values(since=started))
     if mark is not None:
         _freshness(ctx).observe(max(0.0, (dt.datetime.now(dt.UTC) - mark["since"]).total_seconds()))
-    return result | ({"document": found.document} if document else {})
+    return result
 
 
 async def _announce(ctx: ServiceContext, conn: AsyncConnection, campaign_id: str, at: dict[str, int],
@@ -200,29 +228,56 @@ async def figures_worker(ctx: ServiceContext) -> None:
 
 
 async def _work(ctx: ServiceContext, interval: float) -> None:
-    while not ctx.stop.is_set():
-        started = time.monotonic()
-        try:
-            async with ctx.engine.connect() as conn:
-                campaigns = list((await conn.execute(select(dirty.c.campaign_id).order_by(dirty.c.since))).scalars())
-                announcing = [c for c in await owed(conn, ctx) if c not in campaigns]
-            for campaign_id in campaigns:
-                try:
-                    await refresh(ctx, campaign_id, document=False)
-                except Exception as exc:  # one campaign's trouble never stops the others
-                    log.warning("scores.refresh_failed", campaign_id=campaign_id, error=repr(exc)[:300])
-            for campaign_id in announcing:
-                try:
-                    await announce_owed(ctx, campaign_id)
-                except Exception as exc:
-                    log.warning("scores.announce_failed", campaign_id=campaign_id, error=repr(exc)[:300])
-        except Exception as exc:
-            log.warning("scores.worker_error", error=repr(exc)[:300])
-        wait = max(0.05, interval - (time.monotonic() - started))
-        try:
-            await asyncio.wait_for(ctx.stop.wait(), wait)
-        except TimeoutError:
-            pass
+    """The worker's passes. A campaign's figures are stored while its next figures are computed: the store (a
+    national document is a few MB) runs beside the figures process's computation, not after it, so a busy
+    campaign's refreshes follow each other a store sooner. A campaign's stores run one at a time, in the
+    order computed; a campaign's owed announcement waits for its store."""
+    storing: dict[str, asyncio.Task[None]] = {}
+    try:
+        while not ctx.stop.is_set():
+            started = time.monotonic()
+            try:
+                async with ctx.engine.connect() as conn:
+                    campaigns = list((await conn.execute(
+                        select(dirty.c.campaign_id).order_by(dirty.c.since))).scalars())
+                    announcing = [c for c in await owed(conn, ctx) if c not in campaigns]
+                for campaign_id in campaigns:
+                    try:
+                        done = await compute(ctx, campaign_id)
+                    except Exception as exc:  # one campaign's trouble never stops the others
+                        log.warning("scores.refresh_failed", campaign_id=campaign_id, error=repr(exc)[:300])
+                        continue
+                    await _stored_before(storing, campaign_id)
+                    storing[campaign_id] = asyncio.create_task(_store_logged(ctx, done))
+                for campaign_id in announcing:
+                    await _stored_before(storing, campaign_id)
+                    try:
+                        await announce_owed(ctx, campaign_id)
+                    except Exception as exc:
+                        log.warning("scores.announce_failed", campaign_id=campaign_id, error=repr(exc)[:300])
+            except Exception as exc:
+                log.warning("scores.worker_error", error=repr(exc)[:300])
+            wait = max(0.05, interval - (time.monotonic() - started))
+            try:
+                await asyncio.wait_for(ctx.stop.wait(), wait)
+            except TimeoutError:
+                pass
+    finally:
+        for task in list(storing.values()):
+            await asyncio.shield(task)  # figures computed are stored before the worker stops
+
+
+async def _stored_before(storing: dict[str, asyncio.Task[None]], campaign_id: str) -> None:
+    task = storing.pop(campaign_id, None)
+    if task is not None:
+        await task
+
+
+async def _store_logged(ctx: ServiceContext, done: Computed) -> None:
+    try:
+        await store(ctx, done)
+    except Exception as exc:  # the next refresh stores newer figures
+        log.warning("scores.refresh_failed", campaign_id=done.campaign_id, error=repr(exc)[:300])
 
 
 async def snapshot(ctx: ServiceContext, campaign_id: str, actor: str, correlation_id: str) -> dict[str, Any]:
