@@ -8,6 +8,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import itertools
 import json
 import random
 from collections import Counter
@@ -431,14 +432,19 @@ async def test_comparison_restates_an_earlier_year_on_todays_provinces(scoring):
     assert Counter(u["id"] for u in r.json()["units"])["77"] == 0  # 77 is no longer a province of its own
 
 
+async def send_bursts(api, feed, prefix: str, bursts: int, size: int, pause: float, seed: int) -> None:
+    """Bursts of ballots of agency a1 while the worker runs, then wait until the tallies consumer has them."""
+    rng = random.Random(seed)
+    for burst in range(bursts):
+        await feed.send("ballots", *[accepted(f"{prefix}{burst}-{i:03d}", "c-share", "a1", random_answers(rng))
+                                     for i in range(size)])
+        await asyncio.sleep(pause)
+    await caught_up(api, "ballots", feed.positions["ballots"])
+
+
 async def test_the_figures_worker_keeps_up_while_ballots_arrive(scoring):
     api, feed = scoring
-    rng = random.Random(8)
-    for burst in range(3):
-        await feed.send("ballots", *[accepted(f"k{burst}-{i:03d}", "c-share", "a1", random_answers(rng))
-                                     for i in range(30)])
-        await asyncio.sleep(0.3)
-    await caught_up(api, "ballots", feed.positions["ballots"])
+    await send_bursts(api, feed, "k", bursts=3, size=30, pause=0.3, seed=8)
 
     async def settled() -> bool:
         rows = await sql(api, "SELECT count(*) FROM sc_dirty")
@@ -474,19 +480,14 @@ async def test_the_worker_stores_figures_while_it_computes_the_next_and_in_order
 
     monkeypatch.setattr(scores, "compute", timed_compute)
     monkeypatch.setattr(scores, "store", slow_store)
-    rng = random.Random(9)
-    for burst in range(6):
-        await feed.send("ballots", *[accepted(f"p{burst}-{i:03d}", "c-share", "a1", random_answers(rng))
-                                     for i in range(10)])
-        await asyncio.sleep(0.25)
-    await caught_up(api, "ballots", feed.positions["ballots"])
+    await send_bursts(api, feed, "p", bursts=6, size=10, pause=0.25, seed=9)
 
     async def settled() -> bool:
         return (await sql(api, "SELECT count(*) FROM sc_dirty"))[0][0] == 0 and len(storing) == len(computing)
     await wait_for_async(settled)
     assert any(began < started < ended for began, ended in storing for started in computing)
     assert stored_positions == sorted(stored_positions)
-    assert all(a[1] <= b[0] for a, b in zip(storing, storing[1:], strict=False))  # one store at a time
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(storing))  # one store at a time
     stored = await sql(api, "SELECT document->'units' FROM sc_figures WHERE campaign_id = 'c-share'")
     assert next(u for u in stored[0][0] if u["id"] == "a1")["ballots"] == 60
 
