@@ -581,7 +581,8 @@ class CampaignFigures:
         sames: dict[int, Any] = {}  # per terms (made once per answered set: few), its batch key
         units = list(units)
         self._prepare([u for u in units if u.level != "national"])
-        self._answered_all(units)
+        if self.scheme.kind == "share-satisfied":  # the terms they ask follow from the items answered
+            self._answered_all([u for u in units if u.key not in self._terms])
         # Units asking for the same terms (the same list: made once per answered set) are batched together.
         by_terms: dict[int, tuple[list[Terms], list[Unit]]] = {}
         for unit in units:
@@ -739,9 +740,7 @@ class CampaignFigures:
     def _answered_all(self, units: Sequence[Unit]) -> None:
         """:meth:`_answered_items` of many units at once (one pass over their cells), kept for
         :meth:`_terms_asked`."""
-        if self.scheme.kind != "share-satisfied":
-            return
-        todo = [u for u in units if u.key not in self._terms and u.key not in self._answered]
+        todo = [u for u in units if u.key not in self._answered]
         cells = [self._cells(u) for u in todo]
         sizes = np.array([len(c) for c in cells], dtype=np.int64)
         held = np.flatnonzero(sizes).tolist()
@@ -762,13 +761,9 @@ class CampaignFigures:
     def _answered_items(self, unit: Unit) -> frozenset[str]:
         """The items someone in the unit answered: of :func:`answered_items` (every answered code), what
         the terms ask about — they only ever ask about the items measured."""
-        found = self._answered.get(unit.key)
-        if found is not None:
-            return found
-        cells = self._cells(unit)
-        if not len(cells):
-            return frozenset()
-        return frozenset(self.items[k] for k in np.flatnonzero(self.measured.cell_given[cells].any(axis=0)).tolist())
+        if unit.key not in self._answered:
+            self._answered_all([unit])
+        return self._answered[unit.key]
 
     def _share_unit(self, unit: Unit) -> dict[str, Any]:
         found = self._bodies.pop(unit.key, None)

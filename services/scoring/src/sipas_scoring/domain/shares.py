@@ -22,6 +22,9 @@ from sipas_scoring.domain.errors import SchemeMismatch, ScoringError
 from sipas_scoring.domain.scheme import Ballot, Factor, Instrument, NationalIndexRule, Scheme, check_on_scale
 
 HUNDRED = 100
+EXACT_FLOAT = 2**53
+"""Integers below it are exact in float64, and so are sums of them below it (a float product of integer
+arrays below it is exact: numpy's BLAS instead of its integer loops)."""
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,13 @@ from numpy.typing import NDArray
 
 from sipas_scoring.domain.errors import DesignError
 from sipas_scoring.domain.intervals import Interval, z_value
+from sipas_scoring.domain.shares import EXACT_FLOAT
 from sipas_scoring.domain.survey import LonelyStratum, SurveyEstimate
 
 NO_SPREAD = 1e-12
 """A spread this small relative to the scale of the sums it is the difference of (Σ (|a|·v)², see
 :func:`estimate_moments`) is rounding noise: every ballot alike."""
 _SAFE_INT = 2**62
-_EXACT_FLOAT = 2**53
-"""Integers below it are exact in float64, and so are sums of them below it."""
 
 
 @dataclass(frozen=True)
@@ -187,12 +186,11 @@ class Layout:
         """Per group, each term's Σ x and Σ y (its items' columns summed): in a float product (BLAS) while
         every sum is an integer float64 holds exactly, else in integers."""
         items = select.shape[0]
-        sums = self.sums
-        if self.sums_max * max(int(np.abs(select).sum(axis=0).max(initial=0)), 1) < _EXACT_FLOAT:
+        if self.sums_max * max(int(np.abs(select).sum(axis=0).max(initial=0)), 1) < EXACT_FLOAT:
             chosen = select.astype(np.float64)
             floats = self.float_sums
             return (floats[:, items:] @ chosen).astype(np.int64), (floats[:, :items] @ chosen).astype(np.int64)
-        return sums[:, items:] @ select, sums[:, :items] @ select
+        return self.sums[:, items:] @ select, self.sums[:, :items] @ select
 
     @cached_property
     def sums(self) -> NDArray[np.int64]:

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from sipas_scoring.domain.errors import SchemeMismatch
 from sipas_scoring.domain.points import FactorPoints, PointsScores, PointsTally
 from sipas_scoring.domain.scheme import Ballot, Instrument, Scheme
-from sipas_scoring.domain.shares import HUNDRED, ShareIndex, ShareScores, Tally, mean, share_index
+from sipas_scoring.domain.shares import EXACT_FLOAT, HUNDRED, ShareIndex, ShareScores, Tally, mean, share_index
 
 NA = "na"
 
@@ -100,10 +100,6 @@ def _parsed(key: str) -> tuple[str, int] | tuple[()]:
     return found
 
 
-_EXACT_FLOAT = 2**53
-"""Integers below it are exact in float64, and so are sums of them below it."""
-
-
 def _answer_of(key: str) -> tuple[str, int] | tuple[()]:
     if not key.startswith("item:"):
         return ()
@@ -161,26 +157,9 @@ class Tallies:
             every = kept[satisfied] = {code: _tally(hits.get(code, 0), n) for code, n in valid.items()}
         return every
 
-    def item(self, item: str, satisfied: frozenset[int]) -> Tally:
-        """``share((item,), satisfied)`` (from :meth:`items`)."""
-        return self.items(satisfied).get(item, NO_ANSWER)
-
     def answers(self, item: str) -> dict[int, int]:
         """Valid answers to ``item`` by value."""
         return dict(self._by_item.get(item, {}))
-
-    def share(self, items: Iterable[str], satisfied: frozenset[int]) -> Tally:
-        by_item = self._by_item
-        hits = valid = 0
-        for item in items:
-            for value, count in by_item.get(item, {}).items():
-                valid += count
-                if value in satisfied:
-                    hits += count
-        return Tally(hits, valid)
-
-    def valid(self, item: str) -> int:
-        return sum(self._by_item.get(item, {}).values())
 
     def unanswered(self, item: str) -> int:
         return self[item_key(item, None)]
@@ -297,7 +276,7 @@ class TallyMatrix:
                 answer[k, place[found[0]]] = 1
                 hit[k, place[found[0]]] = found[1] in satisfied
         self.columns, self.counts = columns, counts
-        if len(columns) and int(np.abs(counts).max()) * len(columns) < _EXACT_FLOAT:  # exact in floats: BLAS
+        if len(columns) and int(np.abs(counts).max()) * len(columns) < EXACT_FLOAT:  # exact in floats: BLAS
             as_floats = counts.astype(np.float64)
             self.hits = (as_floats @ hit.astype(np.float64)).astype(np.int64)
             self.valid = (as_floats @ answer.astype(np.float64)).astype(np.int64)
