@@ -621,7 +621,8 @@ def reconcile(platform: Platform, api: Api, rnd: Round, outcomes: list[Outcome],
                           f"({len(ids - set(counted))} missing, {len(set(counted) - ids)} extra)")
     ratings_check = reconcile_ratings(platform, cid, ratings, mismatches)
     tally_n = int(_rows(platform, "scoring", (
-        f"SELECT coalesce(sum(count), 0) AS n FROM sc_tallies WHERE campaign_id = '{cid}' AND key = 'ballots'"))[0]["n"])
+        "SELECT coalesce(sum(t.counts[array_position(l.keys, 'ballots')]), 0) AS n FROM sc_tallies AS t"
+        f" JOIN sc_tally_keys AS l USING (campaign_id) WHERE campaign_id = '{cid}'"))[0]["n"])
     # Publishing: a release drafted, approved by a second person, published; its national n.
     demo_release.publish(api, rnd, None)  # type: ignore[arg-type]  # no partner needed here
     figures = api.get("publishing", f"/v1/releases/{rnd.release['release_id']}/scores", ORGANISER)["units"]

@@ -238,8 +238,10 @@ def test_tallies_replaced_by_a_recount_are_read_again(database):
         builds = runner.builds
         async with campaign.engine.begin() as conn:  # drift, as a bug would leave it (no ballot changes)
             drifted = (await conn.execute(text(
-                "UPDATE sc_tallies SET count = count + 3 WHERE campaign_id = :c AND agency_id = 'a3'"
-                " AND key = 'ballots'"), {"c": campaign.campaign_id})).rowcount
+                "UPDATE sc_tallies AS t SET counts[array_position(l.keys, 'ballots')] ="
+                " t.counts[array_position(l.keys, 'ballots')] + 3 FROM sc_tally_keys AS l"
+                " WHERE l.campaign_id = t.campaign_id AND t.campaign_id = :c AND t.agency_id = 'a3'"),
+                {"c": campaign.campaign_id})).rowcount
             assert drifted == 1
         async with campaign.engine.connect() as conn:
             basis = await definitions.basis(conn, campaign.campaign_id)

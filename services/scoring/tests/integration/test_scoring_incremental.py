@@ -24,7 +24,7 @@ from sipas_events.catalogue import registry as reg
 from sipas_events.envelope import Envelope, Stamp
 from sipas_events.ids import new_id
 from sipas_kit.reference import reference_projection
-from sipas_scoring.adapters.tables import reference
+from sipas_scoring.adapters.tables import TALLIES_EXPORT, reference
 from sipas_scoring.application.definitions import definitions, instrument_of
 from sipas_scoring.application.recount import recount
 from sipas_scoring.domain.scheme import Ballot
@@ -120,7 +120,7 @@ async def open_campaign(engine, campaign_id: str) -> None:
 
 
 async def state_of(conn, campaign_id: str) -> tuple[dict[tuple[str, str], int], list[tuple]]:
-    rows = await conn.execute(text("SELECT agency_id, key, count FROM sc_tallies WHERE campaign_id = :c"),
+    rows = await conn.execute(text(f"SELECT agency_id, key, count FROM ({TALLIES_EXPORT}) AS t WHERE campaign_id = :c"),
                               {"c": campaign_id})
     kept = {(a, key): int(c) for a, key, c in rows}
     counted_rows = [(r[0].removeprefix(campaign_id), *r[1:]) for r in await conn.execute(text(

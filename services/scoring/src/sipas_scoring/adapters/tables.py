@@ -8,7 +8,8 @@ last computed, the latest provisional figures, and the frozen snapshots.
 The v1 columns are frozen in :func:`_columns_v1`; migration 0003 creates exactly these, and later
 migrations add what follows them (0005: ``sc_ballots.answer_codes`` and ``sc_recounts_owed``; 0006: what
 each campaign's figures last announced, ``sc_figures.announced_digest``/``announced_at``/``pending_units``;
-0007: ``sc_tally_revisions``, a working table).
+0007: ``sc_tally_revisions``, a working table; 0012: ``sc_tallies`` one row per agency, its counts in the
+campaign's key layout ``sc_tally_keys`` — :mod:`sipas_scoring.adapters.tally_rows`).
 """
 
 from __future__ import annotations
@@ -114,8 +115,26 @@ for _position in ("accepted_position", "voided_position"):  # since 0008: a refr
     Index(f"ix_sc_ballots_{_position}", _tables["sc_ballots"].c.campaign_id, _tables["sc_ballots"].c[_position])
 for _name in ("sc_figures", "sc_snapshots"):  # since 0009: the canonical text as written, not parsed into JSONB
     _tables[_name].c.document.type = JSON()
-units, weights, ballots, tallies, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots",
-                                                                     "sc_tallies", "sc_dossiers"))
+metadata.remove(_tables.pop("sc_tallies"))  # since 0012: one row per agency, not per agency and key
+units, weights, ballots, dossiers = (_tables[n] for n in ("sc_units", "sc_weights", "sc_ballots", "sc_dossiers"))
+
+TALLY_KEYS_COMMENT = "Each campaign's tally keys, in the order sc_tallies.counts keeps them (adapters.tally_rows)"
+TALLIES_COMMENT = "One row per agency: counts[i] counts the campaign's sc_tally_keys.keys[i] (adapters.tally_rows)"
+TALLIES_EXPORT = (
+    "SELECT t.campaign_id, t.agency_id, k.key, k.count FROM sc_tallies AS t"
+    " JOIN sc_tally_keys AS l ON l.campaign_id = t.campaign_id, unnest(l.keys, t.counts) AS k(key, count)"
+    " WHERE k.count <> 0 ORDER BY t.campaign_id, t.agency_id, k.key"
+)
+"""The tallies' canonical rows — one per agency and key counted, as stored before 0012 — for the projection's
+export (:mod:`sipas_events.export`): the layout's order is the order keys were first seen, which a rebuild
+(one recount, keys sorted) does not reproduce, so the stored rows are not what is compared."""
+tally_keys = Table(
+    "sc_tally_keys", metadata, Column("campaign_id", Text, primary_key=True),
+    Column("keys", ARRAY(Text), nullable=False), comment=TALLY_KEYS_COMMENT, info={"export": None})
+tallies = Table(
+    "sc_tallies", metadata, Column("campaign_id", Text, nullable=False), Column("agency_id", Text, nullable=False),
+    Column("counts", ARRAY(BigInteger), nullable=False), PrimaryKeyConstraint("campaign_id", "agency_id"),
+    comment=TALLIES_COMMENT, info={"export": TALLIES_EXPORT})
 dirty, figures, snapshots = _tables["sc_dirty"], _tables["sc_figures"], _tables["sc_snapshots"]
 
 recounts_owed = Table(

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_scoring.adapters.tables import reference, tallies
+from sipas_scoring.adapters import tally_rows
+from sipas_scoring.adapters.tables import reference
 from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.figures import exact
 from sipas_scoring.domain.errors import ScoringError
@@ -26,12 +27,13 @@ from sipas_scoring.domain.tallies import Tallies, points_scores, share_scores, s
 
 
 async def _province_tallies(conn: AsyncConnection, campaign_id: str) -> dict[str, Counter[str]]:
-    t, a = tallies, reference.agencies
-    rows = await conn.execute(select(a.c.province, t.c.key, t.c.count).select_from(
-        t.join(a, a.c.agency_id == t.c.agency_id, isouter=True)).where(t.c.campaign_id == campaign_id))
+    by_agency = await tally_rows.read(conn, campaign_id)
+    a = reference.agencies.c
+    province = dict((await conn.execute(select(a.agency_id, a.province)
+                                        .where(a.agency_id.in_(sorted(by_agency))))).all())
     out: dict[str, Counter[str]] = defaultdict(Counter)
-    for province, key, count in rows:
-        out[province or "--"][key] += int(count)
+    for agency_id, counts in by_agency.items():
+        out[province.get(agency_id) or "--"].update(counts)
     return out
 
 

@@ -39,11 +39,11 @@ import numpy as np
 import orjson
 from pydantic_core import to_json
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events import canonical
-from sipas_scoring.adapters.tables import ballots, dossiers, reference, tallies, tally_revisions, units, weights
+from sipas_scoring.adapters import tally_rows
+from sipas_scoring.adapters.tables import ballots, dossiers, reference, tally_revisions, units, weights
 from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.figures_engine import (
     Context,
@@ -152,16 +152,7 @@ async def load_context(conn: AsyncConnection, campaign_id: str,
     """Everything a document is computed from but the counted ballots: tallies by agency (of ``only``, or of
     every agency), the names of those agencies and of ``named``, the adjusted weights and strata
     populations (``adjusted`` if read already), dossiers, province names."""
-    t = tallies.c
-    by_agency: dict[str, Counter[str]] = {}
-    if only is None or only:
-        query = (select(t.agency_id, func.array_agg(aggregate_order_by(t.key, t.key)),  # an agency's keys as one
-                        func.array_agg(aggregate_order_by(t.count, t.key)))  # row: fewer rows to fetch
-                 .where(t.campaign_id == campaign_id).group_by(t.agency_id))
-        if only is not None:
-            query = query.where(t.agency_id.in_(list(only)))
-        for agency_id, keys, counts in await conn.execute(query):
-            by_agency[agency_id] = Counter(dict(zip(keys, map(int, counts), strict=True)))
+    by_agency = await tally_rows.read(conn, campaign_id, only)
     if adjusted is None:
         adjusted = await load_weights(conn, campaign_id)
     agencies: dict[str, dict[str, Any]] = {}

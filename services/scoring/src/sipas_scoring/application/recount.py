@@ -27,9 +27,9 @@ from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sipas_events.copy import copy_records
 from sipas_events.ids import new_id
-from sipas_scoring.adapters.tables import recounts_owed, tallies, tally_revisions
+from sipas_scoring.adapters import tally_rows
+from sipas_scoring.adapters.tables import recounts_owed, tally_revisions
 from sipas_scoring.application.definitions import CampaignBasis
 from sipas_scoring.domain.codes import Codebook
 
@@ -102,9 +102,7 @@ async def recount(conn: AsyncConnection, basis: CampaignBasis) -> dict[tuple[str
 
 
 async def kept(conn: AsyncConnection, campaign_id: str) -> dict[tuple[str, str], int]:
-    rows = await conn.execute(text("SELECT agency_id, key, count FROM sc_tallies WHERE campaign_id = :c"),
-                              {"c": campaign_id})
-    return {(agency_id, key): int(count) for agency_id, key, count in rows}
+    return await tally_rows.read_pairs(conn, campaign_id)
 
 
 async def verify(conn: AsyncConnection, basis: CampaignBasis, apply: bool = False) -> dict[str, Any]:
@@ -122,10 +120,7 @@ async def verify(conn: AsyncConnection, basis: CampaignBasis, apply: bool = Fals
 async def replace(conn: AsyncConnection, campaign_id: str, counted: dict[tuple[str, str], int]) -> None:
     """The campaign's tallies replaced by ``counted`` (a recount): nothing is owed any more, and the campaign's
     tally revision moves (the figures then read every tally again, not only the changed agencies')."""
-    await conn.execute(delete(tallies).where(tallies.c.campaign_id == campaign_id))
-    if counted:  # COPY, in the transaction (the delete began it): a third of the time of binding arrays
-        await copy_records(conn, tallies.name, ("campaign_id", "agency_id", "key", "count"),
-                           [(campaign_id, a, k, c) for (a, k), c in sorted(counted.items())])
+    await tally_rows.replace(conn, campaign_id, counted)
     await conn.execute(delete(recounts_owed).where(recounts_owed.c.campaign_id == campaign_id))
     stmt = insert(tally_revisions).values(campaign_id=campaign_id, revision=str(new_id()))
     await conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id"],

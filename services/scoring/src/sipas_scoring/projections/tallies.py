@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 from pydantic_core import to_json
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,7 +42,8 @@ from sipas_events.consumer import NotReady
 from sipas_events.copy import copy_records
 from sipas_events.envelope import Envelope, Stamp
 from sipas_events.projection import Projection
-from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, reference, tallies
+from sipas_scoring.adapters import tally_rows
+from sipas_scoring.adapters.tables import ballots, dossiers, recounts_owed, reference, tallies, tally_keys
 from sipas_scoring.application.definitions import CampaignBasis, definitions
 from sipas_scoring.application.recount import recount, replace
 from sipas_scoring.domain.codes import Codebook
@@ -51,26 +52,15 @@ from sipas_scoring.domain.tallies import ballot_tallies
 from sipas_scoring.projections.marks import mark_dirty, mark_dirty_since
 from sipas_scoring.projections.records import AcceptedRecord, prepare
 
-projection = Projection(name="tallies", producer="ballots", tables=[ballots, tallies, dossiers, recounts_owed])
+projection = Projection(name="tallies", producer="ballots",
+                        tables=[ballots, tallies, tally_keys, dossiers, recounts_owed])
 _BALLOT_EVENTS: frozenset[type] = frozenset({BallotAccepted, BallotVoided})
 """Events of one ballot. Checked by exact type, as the catalogue decodes them (``isinstance`` on a pydantic
 model goes through ``ABCMeta``: a run's checks were a few percent of a rebuild)."""
 UNASSIGNED = "unassigned"
 
-_ADD = text(
-    "INSERT INTO sc_tallies (campaign_id, agency_id, key, count)"
-    " SELECT :campaign_id, :agency_id, k, c FROM unnest(CAST(:keys AS text[]), CAST(:counts AS bigint[])) AS t(k, c)"
-    " ON CONFLICT (campaign_id, agency_id, key) DO UPDATE SET count = sc_tallies.count + EXCLUDED.count"
-)
-
-
 async def _add(conn: AsyncConnection, campaign_id: str, agency_id: str, bag: Counter[str], sign: int) -> None:
-    keys = sorted(bag)
-    await conn.execute(_ADD, {"campaign_id": campaign_id, "agency_id": agency_id, "keys": keys,
-                              "counts": [sign * bag[k] for k in keys]})
-    if sign < 0:  # a count back at zero is no count: the state equals a recompute row for row
-        await conn.execute(delete(tallies).where(tallies.c.campaign_id == campaign_id,
-                                                 tallies.c.agency_id == agency_id, tallies.c.count == 0))
+    await tally_rows.add(conn, {(campaign_id, agency_id): {k: sign * n for k, n in bag.items()}})
 
 
 def _ballot(ballot_id: str, answers: dict[str, int | None], expectations: list[str]) -> Ballot:
@@ -173,19 +163,6 @@ _VOID_BALLOTS = text(
     " FROM unnest(CAST(:ballot_ids AS text[]), CAST(:positions AS bigint[])) AS v(b, p)"
     " WHERE sc_ballots.ballot_id = v.b AND sc_ballots.status = 'accepted'"
 )
-_ADD_MANY = text(  # an agency's changes as one JSON object: a run's ~30 keys a ballot bound as a few values each
-    "INSERT INTO sc_tallies (campaign_id, agency_id, key, count)"
-    " SELECT t.c, t.a, j.key, CAST(j.value AS bigint)"
-    " FROM unnest(CAST(:campaign_ids AS text[]), CAST(:agency_ids AS text[]), CAST(:bags AS jsonb[])) AS t(c, a, b),"
-    " jsonb_each_text(t.b) AS j"
-    " ON CONFLICT (campaign_id, agency_id, key) DO UPDATE SET count = sc_tallies.count + EXCLUDED.count"
-)
-_DROP_ZEROS = text(
-    "DELETE FROM sc_tallies USING unnest(CAST(:campaign_ids AS text[]), CAST(:agency_ids AS text[])) AS v(c, a)"
-    " WHERE sc_tallies.campaign_id = v.c AND sc_tallies.agency_id = v.a AND sc_tallies.count = 0"
-)
-
-
 _HEAD, _TAIL = itemgetter(*_INSERTED[:8]), itemgetter(*_INSERTED[10:])  # the columns around the two JSONB ones
 
 
@@ -253,7 +230,6 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope | S
     new: dict[str, dict[str, Any]] = {}  # rows to insert, in their final state
     voided: dict[str, int | None] = {}  # stored accepted rows the run voids, with the void's position
     deltas: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    subtracted: set[tuple[str, str]] = set()
     marks: dict[str, tuple[dt.datetime, set[str]]] = {}
     coded: dict[str, tuple[Codebook, list[tuple[str, bytes]]]] = {}  # per campaign, new ballots' agency and codes
 
@@ -329,7 +305,6 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope | S
                 bag = ballot_tallies(basis.instrument, _ballot(e.ballot_id, known["answers"],
                                                                known["expectations"] or []))
                 deltas[(e.campaign_id, known["agency_id"])].subtract(bag)
-                subtracted.add((e.campaign_id, known["agency_id"]))
             mark(e.campaign_id, env, [known["agency_id"]])
         elif kind is OnlineRatingsRecorded:  # dossiers do not meet ballots: written in order as they come
             await _record_ratings(conn, e, env)
@@ -344,7 +319,7 @@ async def _apply(conn: AsyncConnection, events: Sequence[tuple[Any, Envelope | S
         owed = sorted({e.campaign_id for e, _ in events if type(e) in _RUN_BALLOTS})
         if owed:
             await conn.execute(_OWE, {"ids": owed})
-    await _write_run(conn, new, voided, deltas, subtracted)
+    await _write_run(conn, new, voided, deltas)
     for campaign_id, (since, agency_ids) in sorted(marks.items()):
         await mark_dirty_since(conn, campaign_id, since, agency_ids)
 
@@ -364,19 +339,11 @@ def _count_codes(codebook: Codebook, campaign_id: str, found: list[tuple[str, by
 
 
 async def _write_run(conn: AsyncConnection, new: dict[str, dict[str, Any]], voided: dict[str, int | None],
-                     deltas: dict[tuple[str, str], Counter[str]], subtracted: set[tuple[str, str]]) -> None:
+                     deltas: dict[tuple[str, str], Counter[str]]) -> None:
     if new:
         await _copy_ballots(conn, list(new.values()))
     if voided:
         result = await conn.execute(_VOID_BALLOTS, {"ballot_ids": list(voided), "positions": list(voided.values())})
         if result.rowcount != len(voided):
             raise RunConflict(f"{len(voided) - result.rowcount} of the ballots the run voids changed meanwhile")
-    changed = [(c, a, {k: n for k, n in bag.items() if n}) for (c, a), bag in sorted(deltas.items())]
-    changed = [(c, a, bag) for c, a, bag in changed if bag]
-    if changed:
-        await conn.execute(_ADD_MANY, {"campaign_ids": [c for c, _, _ in changed],
-                                       "agency_ids": [a for _, a, _ in changed],
-                                       "bags": [to_json(bag).decode() for _, _, bag in changed]})
-    if subtracted:  # a count back at zero is no count: the state equals a recompute row for row
-        pairs = sorted(subtracted)
-        await conn.execute(_DROP_ZEROS, {"campaign_ids": [c for c, _ in pairs], "agency_ids": [a for _, a in pairs]})
+    await tally_rows.add(conn, deltas)
