@@ -159,7 +159,7 @@ class Consumer:
         metrics: BackboneMetrics, *, replay: ReplaySource | None = None,
         catalogue: Catalogue = CATALOGUE, batch: int = 1000, retry: RetryPolicy | None = None,
         gap_grace: float = 0.5, idle_check: float = 10.0, fetch_timeout: float = 1.0,
-        log_each: bool = True, rebuild_process_min: int | None = REBUILD_PROCESS_MIN,
+        log_each: bool = True, rebuild_process_min: int | None = REBUILD_PROCESS_MIN, run_interval: float = 0.0,
     ) -> None:
         self.service, self.projection = service, projection
         self.producer = projection.producer
@@ -168,6 +168,9 @@ class Consumer:
         self._catalogue, self._batch = catalogue, batch
         self._retry = retry or RetryPolicy()
         self._gap_grace, self._idle_check, self._fetch_timeout = gap_grace, idle_check, fetch_timeout
+        self._run_interval = run_interval  # see _pause
+        self._last_run = 0.0  # when the last run began (monotonic)
+        self._held = False  # what is buffered was held back by _pause: the next fetch waits only briefly
         self._log_each = log_each  # a line per applied event with its correlation id (INFO for one per run)
         self.rebuild_process_min = rebuild_process_min  # see _reader_process_url; None: never a process
         self.rebuild_reader = ""  # how the last rebuild read its stream: "process" or "in-process"
@@ -212,6 +215,12 @@ class Consumer:
                             self._message_bytes = max(len(d.data) for d in deliveries)
                         for d in deliveries:
                             await self._receive_delivery(d)
+                        pause = self._pause()
+                        if pause > 0:
+                            self._held = True
+                            await _sleep(stop, pause)  # what arrives meanwhile comes with the next fetch
+                            continue
+                        self._held = False
                         await self._drain()
                         if not deliveries and not self._buffer:
                             await self._idle()
@@ -248,8 +257,19 @@ class Consumer:
         """How many messages the next fetch asks for: about ``FETCH_BYTES`` of the last fetch's largest."""
         return max(1, min(self._batch, FETCH_BYTES // max(1, self._message_bytes)))
 
+    def _pause(self) -> float:
+        """Seconds to wait before applying what is buffered: while less than a batch waits, runs begin at most
+        every ``run_interval`` seconds. Each run costs a transaction and its statements whatever its size, so
+        under a steady stream fewer, larger runs cost less (at 1,000 events/s and 0.1 s, runs of ~100 instead
+        of a few dozen); an event arriving after a quiet spell is applied at once. Never while rebuilding."""
+        if self._run_interval <= 0 or self._rebuilding or not self._buffer or len(self._buffer) >= self._batch:
+            return 0.0
+        return self._last_run + self._run_interval - time.monotonic()
+
     def _next_timeout(self) -> float:
         waits = [i.retry_at - time.monotonic() for i in self._buffer.values() if i.retry_at]
+        if self._held:
+            waits.append(0.0)
         return max(0.05, min([self._fetch_timeout, *waits]))
 
     async def _load_checkpoint(self) -> int:
@@ -307,6 +327,7 @@ class Consumer:
             run = self._contiguous_run()
             if run:
                 self._gap_since = None
+                self._last_run = time.monotonic()
                 await self._apply_run(run)
                 continue
             if not await self._maybe_fill_gap():

@@ -131,7 +131,7 @@ async def _connect_and_run(ctx: ServiceContext, definition: ServiceDefinition) -
     for projection in definition.projections:
         consumer = Consumer(ctx.service, projection, ctx.engine, ctx.bus, ctx.metrics, replay=replay,
                             batch=s.consumer_batch, retry=RetryPolicy(max_attempts=s.consumer_max_attempts),
-                            rebuild_process_min=s.rebuild_process_min)
+                            rebuild_process_min=s.rebuild_process_min, run_interval=s.consumer_run_interval)
         ctx.consumers[projection.name] = consumer
         runners.append(consumer.run(ctx.stop))
     _freeze_startup_heap()

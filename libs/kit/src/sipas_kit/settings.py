@@ -41,6 +41,9 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = Field(default=1000, ge=1, le=10000)
     consumer_batch: int = Field(default=1000, ge=1, le=5000)
     consumer_max_attempts: int = Field(default=5, ge=1, le=100)
+    consumer_run_interval: float = Field(
+        default=0.1, ge=0, le=5, description="Under a steady stream, a consumer's runs (one transaction each) begin "
+        "at most this often while less than a batch waits: fewer, larger runs; 0: a run as soon as events come")
     rebuild_process_min: int | None = Field(
         default=REBUILD_PROCESS_MIN, ge=0, description="A projection's rebuild reads its stream in a process of its "
         "own (reading and preparing beside the runs, on another core) when the stream holds at least this many "
