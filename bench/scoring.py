@@ -235,15 +235,16 @@ UNIT_COLUMNS = ["unit_id", "campaign_id", "draw_id", "agency_id", "stratum", "de
                 "source_position"]
 
 
-def ballot_records(maker: Ballots, campaign_id: str, prefix: str, start: int, count: int
+def ballot_records(maker: Ballots, campaign_id: str, prefix: str, start: int, count: int, first_position: int = 1
                    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Rows of ``sc_ballots`` (as the tallies projection writes them) and of ``sc_units`` (as the sample
-    projection writes them) for ``count`` counted ballots."""
+    projection writes them) for ``count`` counted ballots, the ``i``-th accepted at stream position
+    ``first_position + i``."""
     ballots, units = [], []
     for i, a, (_answers, answers_json, _chosen, chosen_json, codes) in maker.stream(prefix, start, count):
         u = unit_id(prefix, i)
         ballots.append((ballot_id(prefix, i), campaign_id, u, a.agency_id, a.province, a.code, DRAW_ID,
-                        CHANNELS[i % 4], answers_json, chosen_json, "accepted", i + 1, ACCEPTED_AT, codes))
+                        CHANNELS[i % 4], answers_json, chosen_json, "accepted", first_position + i, ACCEPTED_AT, codes))
         units.append((u, campaign_id, DRAW_ID, a.agency_id, a.code, a.weight, "active", 1))
     return ballots, units
 
@@ -312,8 +313,9 @@ def new_database(pg: Any, name: str) -> str:
 
 
 async def copy_ballots(dsn: str, maker: Ballots, campaign_id: str, prefix: str, count: int,
-                       start: int = 0) -> tuple[float, float]:
-    """COPY ``count`` ballots and their units; returns (seconds in COPY calls, seconds generating rows)."""
+                       start: int = 0, first_position: int = 1) -> tuple[float, float]:
+    """COPY ``count`` ballots and their units (positions from ``first_position``, as :func:`ballot_records`);
+    returns (seconds in COPY calls, seconds generating rows)."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
@@ -321,7 +323,8 @@ async def copy_ballots(dsn: str, maker: Ballots, campaign_id: str, prefix: str, 
     try:
         for first in range(start, start + count, COPY_BATCH):
             t0 = time.perf_counter()
-            ballots, units = ballot_records(maker, campaign_id, prefix, first, min(COPY_BATCH, start + count - first))
+            ballots, units = ballot_records(maker, campaign_id, prefix, first, min(COPY_BATCH, start + count - first),
+                                            first_position)
             t1 = time.perf_counter()
             await conn.copy_records_to_table("sc_units", records=units, columns=UNIT_COLUMNS)
             await conn.copy_records_to_table("sc_ballots", records=ballots, columns=BALLOT_COLUMNS)
@@ -428,6 +431,7 @@ class Freshness:
     histogram: dict[str, float] = field(default_factory=dict)        # sipas_scoring_freshness_seconds
     histogram_count: int = 0
     scores_updated: int = 0
+    statements: list[dict[str, Any]] = field(default_factory=list)  # the drive's, by server time
     driver_cpu: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     timeline: list[list[float]] = field(default_factory=list)       # [t, published, applied, covered]
@@ -565,13 +569,18 @@ async def counted_campaign(url: str, dsn: str, maker: Ballots, campaign_id: str,
                            future: int = 0) -> tuple[float, int]:
     """``n`` counted ballots of a campaign with their tallies (stored by ``verify(apply=True)``, as an
     operator's repair would), and the sampled units of ``future`` ballots still to come. Returns the
-    seconds ``verify`` took and the tallies it stored."""
+    seconds ``verify`` took and the tallies it stored.
+
+    The ballots were accepted before the stream the freshness drives publish (positions ``1 - n`` to 0; the
+    drive's are 1, 2, …), as a day's intake follows what was counted before it: with positions of the drive's
+    own range, each refresh's read of the ballots changed since its last position found thousands of these
+    counted ones too, for nothing, until the drive's positions passed theirs."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from sipas_scoring.application.definitions import definitions
     from sipas_scoring.application.recount import verify
 
-    await copy_ballots(dsn, maker, campaign_id, prefix, n)
+    await copy_ballots(dsn, maker, campaign_id, prefix, n, first_position=1 - n)
     if future:
         await copy_units(dsn, maker, campaign_id, "live", future)
     engine = create_async_engine(url)
@@ -950,6 +959,7 @@ async def freshness_run(stack: Stack, agencies: Sequence[AgencySpec], scenario: 
         spec.write_text(json.dumps({
             "nats_url": stack.nats.url, "dsn": dsn, "campaign_id": campaign.campaign_id,
             "province": campaign.province, "rate": rate, "seconds": seconds, "expected": expected}))
+        await statements(dsn, reset=True)
         with timer.installed():
             async with running_service(url, stack.nats.url, interval=interval) as ctx:
                 meter = CpuMeter(lambda: {**stack.pids(), "figures process": figures_process_pids()})
@@ -960,6 +970,7 @@ async def freshness_run(stack: Stack, agencies: Sequence[AgencySpec], scenario: 
                 code = await proc.wait()
                 meter.stop()
                 out.cpu = meter.cores()
+                out.statements = await statements(dsn, limit=8)
                 buckets = histogram_buckets(ctx.metrics.registry, FRESHNESS_METRIC)
                 engine = create_async_engine(url)
                 try:
@@ -1538,6 +1549,12 @@ def freshness_lines(report: Report) -> list[str]:
         shown = worst.timeline[::step] + ([worst.timeline[-1]] if (len(worst.timeline) - 1) % step else [])
         out += md_table(["Seconds", "Published", "Applied to tallies", "Reflected in the figures"],
                         ((f"{t:.0f}", f"{int(p):,}", f"{int(a):,}", f"{int(c):,}") for t, p, a, c in shown), "rrrr")
+        out.append("")
+    busiest = max(report.freshness, key=lambda f: sum(s["ms"] for s in f.statements), default=None)
+    if busiest is not None and busiest.statements:
+        out += [f"Statements of the {busiest.label} campaign's drive (worker every {busiest.interval:g} s; the "
+                "service's and the driver's), by server time (`pg_stat_statements`):", ""]
+        out += statements_table(busiest.statements)
         out.append("")
     return out
 
