@@ -1416,8 +1416,8 @@ def figures_lines(report: Report) -> list[str]:
            "growing size (the same agencies, weights from `sc_units`, tallies in place): `load()` reads tallies, "
            "every counted ballot and its weight, `document()` computes every unit's indices with Wilson and Taylor "
            "intervals (unweighted and weighted), suppression and rank intervals. Before them, each campaign's "
-           "tallies were stored by `verify(apply=True)` over empty tallies (the recount, then one INSERT of every "
-           "tally row from arrays), timed too.", ""]
+           "tallies were stored by `verify(apply=True)` over empty tallies (the recount, then one COPY of a row per "
+           "agency in the campaign's key layout, `adapters/tally_rows.py`), timed too.", ""]
     rows, previous = [], None
     for f in report.figures:
         growth = ""
@@ -1508,7 +1508,7 @@ def freshness_lines(report: Report) -> list[str]:
            "the tallies consumer's checkpoint. Each drive had a database of its own, the earlier phases' databases "
            "were dropped once measured, and a drive began once no autovacuum worker was running (at most "
            f"{max((f.quiet_wait for f in report.freshness), default=0.0):.0f} s waited here): what an earlier phase "
-           "left to clean up — the dead versions of a drive's two million tally updates — is not the drive's "
+           "left to clean up — the dead versions of a drive's tally and ballot updates — is not the drive's "
            "work. Each campaign already held its counted ballots (with tallies) and the "
            f"sampled units of the ballots to come; {WARMUP_BALLOTS} warm-up ballots were published and reflected "
            "before the clock started; the refresh that reflected them (with no backlog) is the \"refresh alone\". "
@@ -1531,7 +1531,9 @@ def freshness_lines(report: Report) -> list[str]:
                      f"{secs(f.refresh_seconds.get('max', math.nan))}",
                      f"<= {secs(f.histogram.get('p50', math.nan))} / <= {secs(f.histogram.get('p99', math.nan))} "
                      f"({f.histogram_count})", f"{f.scores_updated}",
-                     cores_text(f.cpu, "service") + f", driver {f.driver_cpu:.2f}"
+                     cores_text({k: v for k, v in f.cpu.items() if k != "ended children"}, "service")
+                     + f", driver process {f.cpu.get('ended children', math.nan):.2f} (while the clock ran "
+                     f"{f.driver_cpu:.2f})"
                      + (f"; {f.error}" if f.error else "")))
     out += md_table(["Campaign (counted + sent)", "Worker interval", "Rate target / held", "Sustained", "Reflected",
                      "Publish -> figures p50 / p95 / p99 / max", "Publish -> applied p50 / p99",
@@ -1738,10 +1740,12 @@ def limits(report: Report) -> list[str]:
                  "figures process's own work is most of it: each changed unit's row with its estimates (made for all "
                  "changed units at once, in array passes over one block of their moments, `estimate_arrays`), its "
                  "share figures (from one integer matrix of their tallies), presented figures and digests, on a core "
-                 "the consumers, PostgreSQL and the benchmark share, of which it gets about 0.6 (see Notes). ")
+                 "the consumers, PostgreSQL and the benchmark share")
         national = [f for f in fresh if f.scope == "national"]
         fastest = min((f.interval for f in national), default=None)
         at_fastest = [f for f in national if f.interval == fastest]
+        got = [f.cpu["figures process"] for f in at_fastest if "figures process" in f.cpu]
+        text += (f", of which it got {max(got):.2f} in the national drive every {fastest:g} s. " if got else ". ")
         if at_fastest and all(f.sustained and f.latency.get("p99", math.inf) < FRESHNESS_AIM for f in at_fastest):
             text += (f"With the worker every {fastest:g} s that keeps the national campaign within the aim, by a "
                      "margin that varies from run to run (see Notes).")
