@@ -8,8 +8,9 @@ dossier sent again in a later batch replaces its earlier rating, so it is never 
 
 The consumer applies a run of events (up to its batch) through :func:`apply_run`, set-based: the run's
 ballots are followed in memory from their stored rows, event by event in position order, then written
-with one statement per table — new rows, rows voided, the tallies summed per agency and key, one
-dirty mark per campaign. The state it leaves is the one the per-event handlers below leave (the
+— new rows and rows voided one statement each, the tallies summed per agency and each touched
+agency's row read and written back once (:mod:`sipas_scoring.adapters.tally_rows`), one dirty mark per
+campaign. The state it leaves is the one the per-event handlers below leave (the
 property test in ``tests/integration`` checks both against a recompute); they stay the reference, and
 the consumer falls back to them when a run cannot be applied at once (a campaign not known yet, an
 answer off the scale), so such an event is retried or dead-lettered on its own.
