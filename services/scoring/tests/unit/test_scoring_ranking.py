@@ -50,3 +50,29 @@ def test_rank_interval_contains_the_rank(inputs, higher_is_better):
     assert len(ranked) == len(inputs) - len(suppressed)
     for r in ranked:
         assert 1 <= r.best <= r.rank <= r.worst <= r.of == len(ranked)
+
+
+@st.composite
+def float_units(draw):
+    """Units with float figures and ties, as the figures rank them (intervals of floats)."""
+    result = []
+    for i in range(draw(st.integers(0, 30))):
+        a, b, c = sorted(draw(st.lists(st.sampled_from([0.0, 12.5, 33.3, 50.0, 66.7, 87.5, 100.0])
+                                       | st.floats(0, 100), min_size=3, max_size=3)))
+        result.append(RankInput(f"u{i}", b, a, c))
+    return result
+
+
+@given(float_units(), st.booleans())
+def test_ranks_are_the_counts_the_definitions_name(inputs, higher_is_better):
+    """The binary searches give exactly the counts of the module's definitions, pair by pair."""
+    suppressed = {u.key for u in inputs[::5]}
+    ranked = {r.key: r for r in rank_with_intervals(inputs, suppressed, higher_is_better)}
+    sign = 1 if higher_is_better else -1
+    kept = [(u.key, sign * u.estimate, min(sign * u.lower, sign * u.upper), max(sign * u.lower, sign * u.upper))
+            for u in inputs if u.key not in suppressed]
+    assert set(ranked) == {k for k, *_ in kept}
+    for key, estimate, lower, upper in kept:
+        assert ranked[key] == Ranked(key, rank=1 + sum(e > estimate for _, e, _, _ in kept),
+                                     best=1 + sum(low > upper for _, _, low, _ in kept),
+                                     worst=len(kept) - sum(high < lower for _, _, _, high in kept), of=len(kept))

@@ -529,6 +529,7 @@ class CampaignFigures:
         (agency, weight group) the moments every interval is computed from."""
         self.measured = measured
         self._group_weight, self._group_stratum = measured.group_weight, measured.group_stratum
+        self._group_texts = measured.group_texts
         self._strata_digests = measured.strata_digests
         self._strata_groups = measured.strata_groups
         self._selects: dict[tuple[tuple[str, ...], ...], Any] = {}
@@ -883,36 +884,31 @@ class CampaignFigures:
         never change (the projection writes them once; voiding removes the ballot), so its id and measures
         stand for it."""
         h = hashlib.sha256(self._campaign_digest)
-        h.update(repr((unit.key, unit.level, unit.unit_id, unit.parent,
-                       sorted((k, v) for k, v in unit.info.items() if k != "rated"))).encode())
-        h.update(self._tally_digest(unit))
-        # Its ballots (each one's id, stratum, weight and measures) are its agencies' (a province's rows are
-        # its agencies' rows, one agency after another): their digests, made when their ballots changed.
+        h.update(orjson.dumps([unit.key, unit.level, unit.unit_id, unit.parent,
+                               sorted((k, v) for k, v in unit.info.items() if k != "rated")], default=repr))
+        # Its tallies (an agency's digest is kept with them; a province's are its agencies', see
+        # :meth:`_tally_digest`) and its ballots (each one's id, stratum, weight and measures: a province's rows are
+        # its agencies' rows, one agency after another), both per agency: their digests, made when they changed.
         m = self.measured
         members = [unit] if unit.level == "agency" else self._members.get(unit.key, [])
         strata: set[int] = set()
         for member in members:
             name = member.unit_id.encode()
-            h.update(b"%d:%s" % (len(name), name) + m.agency_digests.get(member.unit_id, b""))
+            h.update(b"%d:%s%s%s" % (len(name), name, self._tally_digest(member),
+                                     m.agency_digests.get(member.unit_id, b"")))
             strata.update(m.agency_strata.get(member.unit_id, ()))
         for s in sorted(strata):
             h.update(self._strata_digests[s])
         groups = sorted(set().union(*(self._strata_groups[s] for s in strata)))
-        h.update(repr([(self._group_stratum[g], self._group_weight[g]) for g in groups]).encode())
+        h.update(orjson.dumps([(self._group_stratum[g], self._group_texts[g]) for g in groups]))
         return h.digest()
 
     def _tally_digest(self, unit: Unit) -> bytes:
-        """A digest of the unit's tallies. An agency's is kept in the store handed in (the engine keeps it with
-        the agencies' tallies) beside the very tallies object it was made of, and used again while the agency
-        holds that object: tallies are never changed in place — a change gives the agency a new object
+        """A digest of an agency's tallies, kept in the store handed in (the engine keeps it with the agencies'
+        tallies) beside the very tallies object it was made of, and used again while the agency holds that
+        object: tallies are never changed in place — a change gives the agency a new object
         (:meth:`~sipas_scoring.application.figures_engine.TallyDeltas.apply`). A province's tallies are its
-        agencies' summed: its digest is made of theirs."""
-        if unit.level != "agency":
-            h = hashlib.sha256(b"members")
-            for member in self._members.get(unit.key, []):
-                name = member.unit_id.encode()
-                h.update(b"%d:%s" % (len(name), name) + self._tally_digest(member))
-            return h.digest()
+        agencies' summed: :meth:`_inputs_digest` takes its agencies' digests."""
         found = self._tally_digests.get(unit.unit_id)
         if found is None or found[0] is not unit.tallies:
             found = self._tally_digests[unit.unit_id] = (  # canonical JSON: a third of the time of repr
@@ -1000,7 +996,8 @@ class CampaignFigures:
                 if r["suppressed"] or figure["exact"] is None:
                     continue
                 ci = figure.get("ci")  # the interval shown beside the figure ranked, never another one
-                estimate = float(Fraction(*map(int, figure["exact"].split("/"))))
+                numerator, denominator = figure["exact"].split("/")
+                estimate = int(numerator) / int(denominator)  # correctly rounded, as float(Fraction(...)) is
                 low, high = (min(float(ci[0]), estimate), max(float(ci[1]), estimate)) if ci else (estimate, estimate)
                 inputs.append(RankInput(r["key"], estimate, low, high))
             ranked = {x.key: x for x in rank_with_intervals(inputs)}

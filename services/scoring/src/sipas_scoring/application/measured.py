@@ -429,6 +429,8 @@ class Measured:
         self.group = group
         self.group_weight = [self._groups[g][1] for g in group_order.tolist()]
         self.group_stratum = [self._groups[g][0] for g in group_order.tolist()]
+        self.group_texts = [self._group_texts[g] for g in group_order.tolist()]
+        """Per weight group (as first met), its weight as ``str(weight)`` writes it."""
         # A group's ballots all have its label: a stratum's groups are the groups of its label.
         stratum_of_label = dict(zip(label_order.tolist(), range(len(label_order)), strict=True))
         self.strata_groups: list[set[int]] = [set() for _ in range(len(label_order))]
