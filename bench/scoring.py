@@ -1792,7 +1792,7 @@ def limits(report: Report) -> list[str]:
                      "margin that varies from run to run (see Notes).")
         elif at_fastest:
             text += (f"With the worker every {fastest:g} s the national campaign is not within the aim in this run: "
-                     "its refreshes' work would have to shrink further, or have a core of its own.")
+                     "its refreshes' work would have to shrink further (see Notes).")
         slow = sorted({f.interval for f in fresh if f.interval >= FRESHNESS_AIM})
         if slow:
             text += (f" With the worker every {slow[0]:g} s no campaign can be: an event that arrives as a pass "
