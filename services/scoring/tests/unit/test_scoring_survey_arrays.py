@@ -201,8 +201,8 @@ def test_estimates_from_a_stack_are_the_ones_made_alone(batch, with_population, 
 
 
 def test_a_stack_of_questionnaire_sized_domains_gives_each_the_bits_it_gets_alone():
-    """At the questionnaire's size (28 items; a factor's few, most, every item), over groups of unequal
-    weights: the rows and columns gathered from a stack give each domain the bits it gets alone."""
+    """At the questionnaire's size (28 items; a factor's few, most, every item, items apart), over groups of
+    unequal weights: the rows and columns gathered from a stack give each domain the bits it gets alone."""
     rng = np.random.default_rng(7)
     items, domains = 28, []
     for d in range(30):
@@ -220,7 +220,8 @@ def test_a_stack_of_questionnaire_sized_domains_gives_each_the_bits_it_gets_alon
     starts = np.cumsum([0] + [len(m.rows) for m, _ in domains])
     chosen = [3, 4, 9, 17, 18, 29]
     at = np.concatenate([np.arange(starts[d], starts[d + 1]) for d in chosen])
-    for asked in (range(5), range(3, 25), range(items)):  # a factor's items, most of them, every item
+    # a factor's items, most of them, every item (runs of columns: a strided copy), and items apart (a gather)
+    for asked in (range(5), range(3, 25), range(items), (0, 2, 5, 9, 27)):
         select = np.zeros((items, len(asked)), dtype=np.int64)
         select[list(asked), range(len(asked))] = 1
         for subset, rows_at in ((chosen, at), (list(range(30)), None)):
