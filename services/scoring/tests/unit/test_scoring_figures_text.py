@@ -109,8 +109,10 @@ def rows(text: str) -> dict[str, dict]:
 def refresh(engine: Engine, campaign: Campaign, at: int, added: Batch):
     """A delta as the figures worker sends it: the ballots counted since, and their codes as the tallies'
     change."""
-    return engine.run(Request(("db", "c-text"), BASIS, Context({}, {}, {}, [], {"01": "Hà Nội"}), "fp", at, at - 1,
-                              added, [], len(campaign.ballots), [], delta(added)))
+    reply = engine.run(Request(("db", "c-text"), BASIS, Context({}, {}, {}, [], {"01": "Hà Nội"}), "fp", at, at - 1,
+                               added, [], [], delta(added)))
+    assert reply.held == len(campaign.ballots)  # what the worker checks against the database's count
+    return reply
 
 
 def test_a_rows_text_is_canonical_json_of_the_row():

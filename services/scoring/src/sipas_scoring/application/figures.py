@@ -24,11 +24,13 @@ recomputes only the units they reach. The document is the one a computation from
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import structlog
 from pydantic_core import to_json
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,6 +73,8 @@ from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, La
 from sipas_scoring.domain.tallies import SharePlan, Tallies, TallyMatrix, points_scores, share_values, sum_tallies
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
+
+log = structlog.get_logger(__name__)
 
 NATIONAL = "national"
 SIMPLES_KEPT = 20_000
@@ -1157,10 +1162,9 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
             retallied = sorted(unknown)
             context = await load_context(conn, campaign_id, adjusted, retallied, named=deltas.agencies())
             added = _batch_of(basis, new, adjusted)
-            count = (await conn.execute(select(func.count()).select_from(ballots).where(
-                b.campaign_id == campaign_id, b.status == "accepted"))).scalar_one()
-            reply = await runner.run(Request(key, basis, context, fingerprint, at, held.at, added, removed, count,
-                                             retallied, deltas.without(unknown)))
+            reply = await _checked(conn, campaign_id, runner.run(Request(
+                key, basis, context, fingerprint, at, held.at, added, removed, retallied=retallied,
+                deltas=deltas.without(unknown))))
             if reply.text is not None:
                 held.ids.difference_update(removed)
                 held.ids.update(added.ids)
@@ -1172,6 +1176,27 @@ async def figures_of(conn: AsyncConnection, basis: CampaignBasis, positions: Map
         reply = await runner.run(Request(key, basis, context, fingerprint, at, None, counted))
         runner.keep(key, Held(fingerprint, at, set(counted.ids)))
         return Figures.of(reply)
+
+
+async def _checked(conn: AsyncConnection, campaign_id: str, computing: Awaitable[Reply]) -> Reply:
+    """The engine's reply to a delta, checked against the database: the ballots the state holds must be as many
+    as ``conn``'s snapshot counts (else a delta went astray: the reply is refused, ``text=None``, and the
+    caller sends everything). The count — a scan of the campaign's ballots, the one read of a refresh that
+    grows with the campaign — runs on the server while the engine computes, not before it."""
+    task = asyncio.ensure_future(computing)
+    try:
+        count = (await conn.execute(select(func.count()).select_from(ballots).where(
+            ballots.c.campaign_id == campaign_id, ballots.c.status == "accepted"))).scalar_one()
+    except BaseException:
+        task.cancel()  # (an engine in another process is stopped half-way: it starts afresh, holding nothing)
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    reply = await task
+    if reply.text is not None and reply.held != count:
+        log.warning("figures.state_disagrees", campaign_id=campaign_id, held=reply.held, counted=count)
+        return Reply(None)
+    return reply
 
 
 def units_of(document: Mapping[str, Any], level: str | None = None, unit: str | None = None,

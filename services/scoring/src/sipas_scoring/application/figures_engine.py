@@ -9,12 +9,12 @@ counted, the ids no longer counted, and the tallies' change as those ballots' an
 everything else a document is computed from (weights, dossiers, province names: small, read again every
 time). The engine applies a delta only to a state it holds that was made under the same fingerprint (the
 campaign's definitions, the other producers' positions, the weights, the tallies' revision) at a position
-between ``since`` and ``at``; otherwise, or when the ballots it then holds are not as many as the database
-counts, it answers ``text=None`` and the caller sends everything.
+between ``since`` and ``at``; otherwise it answers ``text=None`` and the caller sends everything.
 
-The reply is the document as canonical JSON text (what is stored and hashed, as it is), its digest, and
-the province it covers: the dictionary never crosses, and its rows' parts may be shared between documents
-(see :mod:`~sipas_scoring.application.figures`).
+The reply is the document as canonical JSON text (what is stored and hashed, as it is), its digest, the
+province it covers and how many counted ballots the state holds — the caller counts the database's meanwhile
+and, when the two disagree, discards the document and sends everything. The dictionary never crosses, and
+its rows' parts may be shared between documents (see :mod:`~sipas_scoring.application.figures`).
 
 The engine runs in the calling process (:class:`LocalRunner`, a thread) or in one spawned process
 (:class:`ProcessRunner`) that holds the states: the figures worker uses the latter, so the CPU-bound
@@ -85,8 +85,6 @@ class Request:
     """None: ``added`` is every counted ballot; else the position of the state the delta applies to."""
     added: Batch | list[Counted] = field(default_factory=Batch)
     removed: list[str] = field(default_factory=list)
-    count: int | None = None
-    """How many ballots the database counts (checked after a delta)."""
     retallied: list[str] = field(default_factory=list)
     """In a delta: the agencies whose tallies were read again (those ``context.by_agency`` lacks have none
     now); every other agency's tallies are the state's, changed by ``deltas``."""
@@ -204,6 +202,9 @@ class Reply:
     province: str | None = None
     recomputed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    held: int = 0
+    """How many counted ballots the state the document was computed from holds (the caller checks it against
+    the database's count, see :func:`~sipas_scoring.application.figures.figures_of`)."""
 
 
 @dataclass
@@ -264,11 +265,6 @@ class Engine:
             except Exception:
                 self._states.pop(key, None)
                 raise
-            if request.count is not None and len(state.measured) != request.count:
-                log.warning("figures.state_disagrees", campaign_id=key[1], held=len(state.measured),
-                            counted=request.count)
-                self._states.pop(key, None)
-                return Reply(None)
             state.at = request.at
             self._states.move_to_end(key)
             measured, by_agency, agencies = state.measured, state.by_agency, state.agencies
@@ -283,7 +279,7 @@ class Engine:
         self._memos.pop(key, None)
         self._keep(self._memos, key, (figures.memo, figures.texts), MEMOS_KEPT)
         return Reply(text, hashlib.sha256(text.encode()).hexdigest(), province_of(document), figures.recomputed,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, len(measured))
 
     @staticmethod
     def _keep(kept: OrderedDict[Key, Any], key: Key, value: Any, limit: int) -> None:

@@ -1,11 +1,12 @@
 """Keeping figures current, and freezing them.
 
-The figures worker wakes every ``scores_interval`` seconds (default 0.5), takes the campaigns whose
-tallies or weights changed (``sc_dirty``), computes each one's document in a REPEATABLE READ snapshot
-together with the consumers' checkpoints it reflects, and stores it: the figures the API serves are that
-fresh. The dirty mark is cleared only if no event touched the campaign meanwhile (``marks`` unchanged);
-otherwise the next tick computes again. A campaign's figures are stored while its next ones are computed
-(the figures process computes, the service stores), one store at a time, in order.
+The figures worker wakes every ``scores_interval`` seconds (default 0.5; at once when a pass took longer,
+so a busy campaign's refreshes follow each other without a pause), takes the campaigns whose tallies or
+weights changed (``sc_dirty``), computes each one's document in a REPEATABLE READ snapshot together with the
+consumers' checkpoints it reflects, and stores it: the figures the API serves are that fresh. The dirty
+mark is cleared only if no event touched the campaign meanwhile (``marks`` unchanged); otherwise the next
+tick computes again. A campaign's figures are stored while its next ones are computed (the figures process
+computes, the service stores), one store at a time, in order.
 
 Announcing is paced separately: ``ScoresUpdated`` (provisional) is appended in the same transaction as
 the figures when their digest differs from the last one announced and the campaign's last announcement is
@@ -257,7 +258,7 @@ async def _work(ctx: ServiceContext, interval: float) -> None:
                         log.warning("scores.announce_failed", campaign_id=campaign_id, error=repr(exc)[:300])
             except Exception as exc:
                 log.warning("scores.worker_error", error=repr(exc)[:300])
-            wait = max(0.05, interval - (time.monotonic() - started))
+            wait = max(0.0, interval - (time.monotonic() - started))
             try:
                 await asyncio.wait_for(ctx.stop.wait(), wait)
             except TimeoutError:
