@@ -228,6 +228,32 @@ def test_a_position_that_went_back_or_a_lost_state_reads_everything_again(databa
                          ("ballots", [("void", 2, {}, ""), ("accept", 2, {ITEMS[0]: 1}, "a1")])], check)
 
 
+def test_a_reply_lost_after_the_engine_applied_its_delta_counts_nothing_twice(database):
+    """A refresh whose reply never reaches the service — cancelled, or its count failed — after the engine
+    applied the delta: the service still holds the state before it, so its next delta carries those ballots
+    again. Their tallies must not be added twice (the measured ballots would not be: a ballot is kept once):
+    the engine applies a delta only to the very state it starts from, else everything is read again."""
+    from sipas_scoring.application.figures_engine import Held
+
+    accepted = [("accept", k, {ITEMS[k % len(ITEMS)]: 1 + k % 5, ITEMS[0]: 4}, sorted(AGENCIES)[k % 3])
+                for k in range(6)]
+
+    async def check(campaign: Campaign, runner: CountingRunner) -> None:
+        key = next(iter(runner.held))
+        held = runner.held[key]
+        before = Held(held.fingerprint, held.at, set(held.ids))
+        await campaign.apply("ballots", [("accept", 7, {ITEMS[0]: 5, ITEMS[1]: 2}, "a1"),
+                                         ("accept", 8, {ITEMS[0]: 1}, "a2")])
+        await campaign.figures()                         # the engine applies the delta and replies
+        runner.keep(key, before)                         # ... but the service never saw the reply
+        builds = runner.builds
+        (document, _), scratch = await campaign.figures()  # the same ballots sent again
+        assert document == scratch and runner.builds == builds + 1
+        assert next(u for u in document["units"] if u["id"] == "a1")["ballots"] == 3
+
+    run_steps(database, [("ballots", accepted)], check)
+
+
 def test_tallies_replaced_by_a_recount_are_read_again(database):
     """A refresh reads only the tallies of agencies whose ballots changed; a recount replaces tallies with no
     ballot changing (an operator's repair, a rebuild settling), so it moves the tally revision and the next

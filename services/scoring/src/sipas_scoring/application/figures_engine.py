@@ -8,8 +8,10 @@ counted, the ids no longer counted, and the tallies' change as those ballots' an
 (:class:`TallyDeltas`; an agency with a changed ballot without codes has its tallies read again) — with
 everything else a document is computed from (weights, dossiers, province names: small, read again every
 time). The engine applies a delta only to a state it holds that was made under the same fingerprint (the
-campaign's definitions, the other producers' positions, the weights, the tallies' revision) at a position
-between ``since`` and ``at``; otherwise it answers ``text=None`` and the caller sends everything.
+campaign's definitions, the other producers' positions, the weights, the tallies' revision) at the very
+position ``since`` — a state that moved on since (a reply the caller never saw: a refresh cancelled, or
+failing after the engine replied) would count the delta's ballots' tallies twice; otherwise it answers
+``text=None`` and the caller sends everything.
 
 The reply is the document as canonical JSON text (what is stored and hashed, as it is), its digest, the
 province it covers and how many counted ballots the state holds — the caller counts the database's meanwhile
@@ -250,7 +252,7 @@ class Engine:
         else:
             state = self._states.get(key)
             if (state is None or request.at is None or state.fingerprint != request.fingerprint
-                    or not request.since <= state.at <= request.at):
+                    or state.at != request.since or request.at < state.at):
                 return Reply(None)
             try:
                 state.measured.apply(request.added, request.removed)
