@@ -41,7 +41,9 @@ import numpy as np
 import orjson
 import structlog
 from pydantic_core import to_json
-from sqlalchemy import case, func, select
+from sqlalchemy import Text as SqlText
+from sqlalchemy import any_, bindparam, case, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sipas_events import canonical
@@ -151,6 +153,13 @@ async def load_weights(conn: AsyncConnection, campaign_id: str) -> dict[tuple[st
             for r in await conn.execute(select(weights).where(weights.c.campaign_id == campaign_id))}
 
 
+_NAMED_KEYS = ("agency_id", "code", "name", "province")
+_NAMED = select(*(reference.agencies.c[k] for k in _NAMED_KEYS)).where(
+    reference.agencies.c.agency_id == any_(bindparam("ids", type_=ARRAY(SqlText))))
+"""Agencies' names, codes and provinces: one statement whatever the number of agencies asked for (an ``IN``
+list is a statement of its own for each length, prepared and planned again on most refreshes)."""
+
+
 async def load_context(conn: AsyncConnection, campaign_id: str,
                        adjusted: dict[tuple[str, str], tuple[Fraction | None, int]] | None = None,
                        only: Sequence[str] | None = None, named: Sequence[str] = ()) -> Context:
@@ -162,10 +171,8 @@ async def load_context(conn: AsyncConnection, campaign_id: str,
         adjusted = await load_weights(conn, campaign_id)
     agencies: dict[str, dict[str, Any]] = {}
     if by_agency or named:
-        agencies = {r.agency_id: dict(r._mapping) for r in await conn.execute(
-            select(reference.agencies.c.agency_id, reference.agencies.c.code, reference.agencies.c.name,
-                   reference.agencies.c.province).where(reference.agencies.c.agency_id.in_(
-                       sorted({*by_agency, *named}))))}
+        found = await conn.execute(_NAMED, {"ids": sorted({*by_agency, *named})})
+        agencies = {row[0]: dict(zip(_NAMED_KEYS, row, strict=True)) for row in found}
     rated = [dict(r._mapping) for r in await conn.execute(
         select(dossiers).where(dossiers.c.campaign_id == campaign_id).order_by(dossiers.c.dossier_id))]
     a = reference.agencies.c
@@ -197,12 +204,15 @@ def _batch_of(basis: CampaignBasis, rows: Iterable[Any],
     (else the ballot's own) and its design weight, or the adjusted weight of its stratum once published."""
     book = Codebook.of(basis.instrument)
     found = []
+    exact: dict[Any, Fraction] = {}  # a design weight's Fraction, made once per value (a stratum's units share it)
     for r in rows:
         if r.unit_draw_id is None:
             draw_id, stratum, weight = r.draw_id, r.stratum, None
         else:
             draw_id, stratum = r.unit_draw_id or r.draw_id, r.unit_stratum or r.stratum
-            weight = Fraction(r.design_weight)
+            weight = exact.get(r.design_weight)
+            if weight is None:
+                weight = exact[r.design_weight] = Fraction(r.design_weight)
         final = adjusted.get((draw_id, stratum))
         if final is not None and final[0] is not None:
             weight = final[0]
