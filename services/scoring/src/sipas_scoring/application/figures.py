@@ -1198,7 +1198,9 @@ async def _checked(conn: AsyncConnection, campaign_id: str, computing: Awaitable
         count = (await conn.execute(select(func.count()).select_from(ballots).where(
             ballots.c.campaign_id == campaign_id, ballots.c.status == "accepted"))).scalar_one()
     except BaseException:
-        task.cancel()  # (an engine in another process is stopped half-way: it starts afresh, holding nothing)
+        # An engine in another process is stopped half-way and starts afresh, holding nothing; one in a thread
+        # may still apply the delta, and then refuses the next one (its state is no longer at ``since``).
+        task.cancel()
         with contextlib.suppress(BaseException):
             await task
         raise

@@ -206,7 +206,7 @@ class Reply:
     seconds: float = 0.0
     held: int = 0
     """How many counted ballots the state the document was computed from holds (the caller checks it against
-    the database's count, see :func:`~sipas_scoring.application.figures.figures_of`)."""
+    the database's count, see :func:`~sipas_scoring.application.figures._checked`)."""
 
 
 @dataclass
@@ -252,7 +252,7 @@ class Engine:
         else:
             state = self._states.get(key)
             if (state is None or request.at is None or state.fingerprint != request.fingerprint
-                    or state.at != request.since or request.at < state.at):
+                    or state.at != request.since or request.at < request.since):
                 return Reply(None)
             try:
                 state.measured.apply(request.added, request.removed)
