@@ -109,10 +109,13 @@ def test_ratios_presented_together_are_each_presented_alone(pairs, rule, places)
 
 @given(st.lists(st.tuples(st.one_of(st.integers(-10**6, 10**12), st.integers(2**62, 2**80)),
                           st.one_of(st.integers(1, 10**9), st.integers(2**63, 2**70))), max_size=20),
-       st.sampled_from(["half_up", "truncate"]), st.integers(0, 4))
-def test_fractions_presented_together_are_each_presented_alone(pairs, rule, places):
+       st.sampled_from(["half_up", "truncate"]), st.integers(-1, 6), st.integers(1, 10**6))
+def test_fractions_presented_together_are_each_presented_alone(pairs, rule, places, common):
     """Weighted figures present their exact values a batch at a time: int64 arrays when every one fits and none
-    is negative, else one by one — the same texts either way."""
+    is negative, else one by one in integers, never reduced — the same texts either way, for a ratio written
+    with a common factor too."""
     from sipas_scoring.domain.fast_rounding import present_fractions, present_text
 
     assert present_fractions(pairs, rule, places) == [present_text(Fraction(a, b), rule, places) for a, b in pairs]
+    widened = [(a * common, b * common) for a, b in pairs]
+    assert present_fractions(widened, rule, places) == [present_text(Fraction(a, b), rule, places) for a, b in pairs]

@@ -1046,7 +1046,8 @@ def _small_parts(row: Mapping[str, Any], small: int) -> dict[str, dict[str, Any]
     out = {}
     for part in ("factors", "items", "expectations"):
         if any(isinstance(f, dict) and f.get("n", small) < small for f in row[part].values()):
-            out[part] = {code: _blanked(f) if isinstance(f, dict) and f.get("n", small) < small else f
+            blanked = _blanked if part == "factors" else _blanked_shared
+            out[part] = {code: blanked(f) if isinstance(f, dict) and f.get("n", small) < small else f
                          for code, f in row[part].items()}
     return out or None
 
@@ -1057,6 +1058,21 @@ def _blanked(figure: dict[str, Any]) -> dict[str, Any]:
     _blank_figure(out)
     out["suppressed"] = "insufficient_sample"
     return out
+
+
+_BLANKED = Kept(SIMPLES_KEPT)
+"""Item and expectation figures blanked (:func:`_blanked_shared`), by the id of the figure blanked, beside it."""
+
+
+def _blanked_shared(figure: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_blanked` of an item or expectation figure — made once per figure and shared like it (see
+    :meth:`CampaignFigures._simple`): a national refresh blanks thousands of small sub-cells, most of them
+    the same few figures. The figure is kept beside its copy, so no other takes its id meanwhile."""
+    found = _BLANKED.get(id(figure))
+    if found is None or found[0] is not figure:
+        found = (figure, _blanked(figure))
+        _BLANKED.put(id(figure), found)
+    return found[1]  # type: ignore[no-any-return]
 
 
 def _blank_figure(figure: dict[str, Any]) -> None:

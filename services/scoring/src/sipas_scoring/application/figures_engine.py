@@ -35,14 +35,13 @@ import threading
 import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import structlog
-from pydantic_core import to_json
 
 from sipas_events import frames
 from sipas_scoring.application.definitions import CampaignBasis
@@ -157,7 +156,8 @@ class TallyDeltas:
                 if old is not None:
                     moved[id(old)] = (old, bag, net)
                     if carried is not None:
-                        carried.digest(agency_id, old, bag, net)
+                        carried.digest(agency_id, old, bag, self.plus.get(agency_id, ()),
+                                       self.minus.get(agency_id, ()))
             else:
                 by_agency.pop(agency_id, None)
                 emptied.append(agency_id)
@@ -176,10 +176,13 @@ class Carried:
     tally_digests: dict[str, tuple[Counter[str], bytes]]
     tally_sums: dict[str, tuple[tuple[Counter[str], ...], Counter[str]]]
 
-    def digest(self, agency_id: str, old: Counter[str], new: Counter[str], net: dict[str, int]) -> None:
+    def digest(self, agency_id: str, old: Counter[str], new: Counter[str], plus: Sequence[bytes],
+               minus: Sequence[bytes]) -> None:
+        """The change is the answer codes of the ballots that came and went (their tallies are the change), in
+        a canonical order: writing them is cheaper than writing the tallies they change."""
         found = self.tally_digests.get(agency_id)
         if found is not None and found[0] is old:
-            change = to_json({tally: count for tally, count in sorted(net.items()) if count})
+            change = b"%d:%d:%s%s" % (len(plus), len(minus), b"".join(sorted(plus)), b"".join(sorted(minus)))
             self.tally_digests[agency_id] = (new, hashlib.sha256(b"changed" + found[1] + change).digest())
 
     def sums(self, moved: dict[int, tuple[Counter[str], Counter[str], dict[str, int]]]) -> None:

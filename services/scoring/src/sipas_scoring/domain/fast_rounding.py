@@ -37,9 +37,14 @@ def present_text(value: Fraction | Decimal | int | float, rule: RoundingRule = "
     """``str(present(value, rule, places))``, written directly: ``-`` only for a non-zero negative, then the
     magnitude with ``places`` decimals."""
     n, magnitude = _rounded(value, rule, places)
+    return _written(n < 0, magnitude, places)
+
+
+def _written(negative: bool, magnitude: int, places: int) -> str:
+    """The text of ``present``'s Decimal from its sign and rounded magnitude (see :func:`present_text`)."""
     if magnitude >= _PLAIN:  # past the Decimal context's 28 digits its text rounds: let it say so
-        return str(Decimal(-magnitude if n < 0 else magnitude).scaleb(-places))
-    sign = "-" if n < 0 and magnitude else ""
+        return str(Decimal(-magnitude if negative else magnitude).scaleb(-places))
+    sign = "-" if negative and magnitude else ""
     if places <= 0:
         return f"{sign}{magnitude * 10**-places}" if places else f"{sign}{magnitude}"
     whole, part = divmod(magnitude, _POWERS[places] if places < len(_POWERS) else 10**places)
@@ -125,7 +130,9 @@ def present_ratios(numerators: NDArray[np.int64], denominators: NDArray[np.int64
 
 def present_fractions(ratios: Sequence[tuple[int, int]], rule: RoundingRule = "half_up", places: int = 2) -> list[str]:
     """``present_text(Fraction(n, d), rule, places)`` of many (n, d > 0) at once: :func:`present_ratios` when
-    they fit in int64 and none is negative, else one by one, exactly."""
+    they fit in int64 and none is negative, else one by one in Python integers — the same formulas on n/d as
+    it is, never reduced (the rounding of a ratio does not depend on how it is written; exact weighted
+    estimates' ratios run to hundreds of digits, and reducing them is most of the work)."""
     try:
         numerators = np.array([n for n, _ in ratios], dtype=np.int64)
         denominators = np.array([d for _, d in ratios], dtype=np.int64)
@@ -133,4 +140,7 @@ def present_fractions(ratios: Sequence[tuple[int, int]], rule: RoundingRule = "h
             return present_ratios(numerators, denominators, rule, places)
     except OverflowError:
         pass
-    return [present_text(Fraction(n, d), rule, places) for n, d in ratios]
+    if not 0 <= places < len(_POWERS):
+        return [present_text(Fraction(n, d), rule, places) for n, d in ratios]
+    power = _POWERS[places]
+    return [_written(n < 0, _quotient(abs(n) * power, d, rule), places) for n, d in ratios]
