@@ -18,6 +18,11 @@ from pathlib import Path
 
 import pytest
 
+# The CLI's consoles (rich) fix their width when made if COLUMNS is set then: the shell's width must not leak
+# into the commands the tests run in-process, which say theirs (``CliRunner.invoke(env={"COLUMNS": ...})``).
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 from sipas_cli.stack import EmbeddedNats, EmbeddedPostgres, free_port
 
 TEMPLATE = "sipas_backbone_template"

@@ -346,8 +346,9 @@ def publishing_verify_release(
         if verdict.audit_heads:
             console.print("audit-chain heads when drafted (signed; GET /v1/audit/verify?upto=<position> on each "
                           "service must give the same head):")
-            for service, head in verdict.audit_heads.items():
-                console.print(f"  {service:<11} position {head['position']:>8}  head {head['head']}")
+            for service, head in verdict.audit_heads.items():  # one line each, whatever the width: a head is
+                # compared with what the service answers, and copied
+                console.print(f"  {service:<11} position {head['position']:>8}  head {head['head']}", soft_wrap=True)
         return
     for problem in verdict.problems:
         console.print(f"[red]{problem}[/red]")
