@@ -1069,7 +1069,7 @@ def _blanked_shared(figure: dict[str, Any]) -> dict[str, Any]:
     :meth:`CampaignFigures._simple`): a national refresh blanks thousands of small sub-cells, most of them
     the same few figures. The figure is kept beside its copy, so no other takes its id meanwhile."""
     found = _BLANKED.get(id(figure))
-    if found is None or found[0] is not figure:
+    if found is None:
         found = (figure, _blanked(figure))
         _BLANKED.put(id(figure), found)
     return found[1]  # type: ignore[no-any-return]
