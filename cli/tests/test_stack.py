@@ -232,3 +232,23 @@ def test_a_leftover_nats_of_a_crashed_handle_is_replaced(workdir: Path) -> None:
         asyncio.run(_publish(second.url, "orders.1", b"after"))
     finally:
         second.stop()
+
+
+# ---- the platform's migrations ----------------------------------------------------------------------
+
+
+def test_migrations_that_fail_are_each_named_with_their_output(stack, monkeypatch: pytest.MonkeyPatch,
+                                                                 workdir: Path) -> None:
+    """The databases are migrated at once; each that cannot be says which it is and why (here: two of them, which
+    do not exist on the real server)."""
+    from sipas_cli import platform
+
+    monkeypatch.setattr(platform, "SERVICES", ("registry", "scoring"))
+    for service in platform.SERVICES:
+        monkeypatch.setenv(f"SIPAS_{service.upper()}_DATABASE_URL", stack.pg.url(f"missing_{service}"))
+    with pytest.raises(RuntimeError) as failed:
+        platform.Platform(workdir, ports={}).migrate()
+    message = str(failed.value)
+    for service in platform.SERVICES:
+        assert f"migrating sipas_{service} exited with 1" in message
+        assert f'database "missing_{service}" does not exist' in message

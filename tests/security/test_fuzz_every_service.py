@@ -4,59 +4,40 @@ real stack with the authorisation matrix's seeded world. No answer is a 5xx; eve
 ``application/problem+json`` whose ``status`` is the response's.
 
 Cases are drawn by schemathesis's strategies, deterministically (``derandomize``) and a bounded
-number per operation, then sent by one async client: half of them with their path ids swapped for
-the world's real ones (so the fuzzing reaches the code behind the 404s), signed in as the ministry,
-as a province operator, or not at all. publishing's partner API has its own fuzz with API keys
+number per operation (on every core, while the world is seeded: ``fuzzcases``), then sent by one
+async client: half of them with their path ids swapped for the world's real ones (so the fuzzing
+reaches the code behind the 404s), signed in as the ministry, as a province operator, or not at all. publishing's partner API has its own fuzz with API keys
 (services/publishing/tests/integration/test_partner_api_fuzz.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.generation import GenerationMode
 
 sys.path.insert(0, str(Path(__file__).parent))
 import worlds
 from authz import HOME, PROBLEM
+from fuzzcases import cases, pool
 
 pytestmark = pytest.mark.asyncio
 SERVICES = ("registry", "sampling", "ballots", "scoring", "publishing")
-EXAMPLES = 8
-"""Per operation and generation mode: 35 operations of the registry make ~500 requests."""
 CALLERS = ("ministry-admin", "ministry-admin", "province-operator", None)
 DROPPED = {"user-agent", "x-schemathesis-testcaseid", "connection", "accept-encoding", "accept"}
 
 
-def cases(doc: dict[str, Any]) -> list[Any]:
-    """Every operation's cases, valid and invalid, drawn without randomness (same cases every run)."""
-    return [case for result in schemathesis.openapi.from_dict(doc).get_all_operations()
-            for mode in GenerationMode for case in drawn(result.ok().as_strategy(generation_mode=mode))]
-
-
-def drawn(strategy: Any) -> list[Any]:
-    found: list[Any] = []
-
-    @settings(max_examples=EXAMPLES, database=None, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def draw(case: Any) -> None:
-        found.append(case)
-
-    try:
-        draw()
-    except Unsatisfiable:  # nothing can break this operation's schema (say, one free-text path id)
-        pass
-    return found
+@pytest.fixture(scope="module")
+def drawing_pool() -> Iterator[Any]:
+    with pool() as workers:
+        yield workers
 
 
 def real_ids(world: Any) -> dict[str, list[Any]]:
@@ -97,10 +78,12 @@ def judged(response: httpx.Response) -> str | None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_no_generated_request_makes_a_5xx_and_every_error_is_problem_json(open_api, service, tmp_path):
+async def test_no_generated_request_makes_a_5xx_and_every_error_is_problem_json(open_api, service, tmp_path,
+                                                                               drawing_pool):
     api = await open_api(service, **worlds.settings(service, tmp_path))
+    drawing = asyncio.create_task(asyncio.to_thread(cases, api.app.openapi(), drawing_pool))
     world = await getattr(worlds, f"{service}_world")(api)
-    generated, ids = cases(api.app.openapi()), real_ids(world)
+    generated, ids = await drawing, real_ids(world)
     transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
     failures, statuses = [], set()
     async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}", timeout=30) as client:
