@@ -74,3 +74,35 @@ async def test_unreadable_files_are_refused_precisely(open_api, content, media, 
     assert says in r.json()["detail"]
     listed = (await api.client.get("/v1/agencies", headers=api.auth("ministry-admin"))).json()["items"]
     assert [u["code"] for u in listed] == ["01"]
+
+
+async def test_an_import_registers_units_under_units_of_the_same_file_each_on_its_own_stream(open_api):
+    """A file's rows may name each other as parents (a commune listed before its district): each unit is
+    registered under the one decided before it, as its stream's first event, with its history — so the next
+    command on it finds it at version 1 — and the import's own event follows them."""
+    api = await open_api("registry")
+    province = await hanoi(api)
+    admin = api.auth("ministry-admin")
+    text = ("code,name,level,parent_code,province,valid_from\n"
+            "X1,Xã Một,commune,D1,01,2020-01-01\nD1,Huyện Một,district,01,01,2020-01-01\n"
+            "S3,Sở Tài chính,department,01,01,2025-07-01\n")
+    r = await api.client.post("/v1/agency-imports", params={"filename": "ha-noi.csv"}, content=text.encode(),
+                              headers=admin | {"Content-Type": "text/csv"})
+    assert r.status_code == 201, r.text
+    units = {u["code"]: u for u in (await api.client.get("/v1/agencies", params={"province": "01"},
+                                                         headers=admin)).json()["items"]}
+    assert units["D1"]["parent_id"] == province and units["S3"]["parent_id"] == province
+    assert units["X1"]["parent_id"] == units["D1"]["agency_id"]
+    assert units["D1"]["valid_to"] == "2025-06-30"  # the law ended every district: the event says so
+    commune = (await api.client.get(f"/v1/agencies/{units['X1']['agency_id']}", headers=admin)).json()
+    assert commune["history"] == [{"effective_date": "2020-01-01", "name": "Xã Một",
+                                   "parent_id": units["D1"]["agency_id"], "legal_basis": None}]
+    renamed = await api.client.post(f"/v1/agencies/{units['X1']['agency_id']}/rename", headers=admin, json={
+        "name": "Xã Một Mới", "effective_date": "2024-01-01", "legal_basis": "Nghị quyết 1"})
+    assert renamed.status_code == 200, renamed.text  # its stream's second event: the import's was its first
+    assert [h["name"] for h in renamed.json()["history"]] == ["Xã Một", "Xã Một Mới"]
+    events = (await api.client.get("/v1/events", params={"limit": 100}, headers=admin)).json()["events"]
+    kinds = [(e["type"].split(".")[-2], e["subject"], e["sequence"]) for e in events][1:4 + 1]
+    registered = [f"agency-{units[c]['agency_id']}" for c in ("D1", "X1", "S3")]
+    assert kinds == [*(("AgencyRegistered", s, 1) for s in registered),
+                     ("AgencyImportCompleted", f"import-{r.json()['import_id']}", 1)]

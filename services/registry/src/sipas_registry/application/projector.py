@@ -71,13 +71,19 @@ async def _end(conn: AsyncConnection, agency_id: str, effective: dt.date) -> Non
 
 @applies(AgencyRegistered)
 async def on_agency_registered(conn: AsyncConnection, e: AgencyRegistered, env: Envelope) -> None:
-    await conn.execute(insert(units).values(
+    await registered_many(conn, [e], [env])
+
+
+async def registered_many(conn: AsyncConnection, events: Sequence[AgencyRegistered],
+                          envelopes: Sequence[Envelope]) -> None:
+    """Apply units' registrations, in order: one statement per table however many there are."""
+    await conn.execute(insert(units), [dict(
         agency_id=e.agency_id, code=e.code, name=e.name, name_search=search_key(e.name), level=e.level,
         parent_id=e.parent_id, province=e.province, valid_from=e.valid_from, valid_to=e.valid_to,
-        legal_basis=e.legal_basis, version=env.sequence,
-    ))
-    await conn.execute(insert(unit_history).values(agency_id=e.agency_id, effective_date=e.valid_from, name=e.name,
-                                                   parent_id=e.parent_id, legal_basis=e.legal_basis))
+        legal_basis=e.legal_basis, version=env.sequence) for e, env in zip(events, envelopes, strict=True)])
+    await conn.execute(insert(unit_history), [dict(
+        agency_id=e.agency_id, effective_date=e.valid_from, name=e.name, parent_id=e.parent_id,
+        legal_basis=e.legal_basis) for e in events])
 
 
 async def _history(conn: AsyncConnection, agency_id: str, effective: dt.date, legal_basis: str,
