@@ -5,7 +5,8 @@ and plays a whole synthetic round (``sipas demo``) that ends with the report's a
 command runs as a subprocess on a fresh temporary SIPAS_HOME and its own ports (two provinces sampled
 instead of six, to keep it short); the test waits for the report URL and the summary, opens the URL in
 headless chromium, checks the release is there — published, signed, each province's figure as the
-release holds it — then stops the platform with Ctrl-C (SIGINT) and checks it exits cleanly.
+release holds it — and every service ready (database, migrations at head, NATS), then stops the platform
+with Ctrl-C (SIGINT) and checks it exits cleanly, every port freed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sipas_cli.platform import SERVICES
 from sipas_cli.stack import free_port_block
 from sipas_kit.auth import DevIdentity, Role
 
@@ -72,6 +74,11 @@ def test_make_run_ends_with_a_published_release_in_the_browser():
         assert "SIPAS is running" in printed and "Published index" in printed, printed
         manifest_sha256 = MANIFEST.search(printed).group(1)  # type: ignore[union-attr]
         assert "Bad submissions planted on purpose" in printed and "sipas trace figure" in printed
+
+        for i, service in enumerate(SERVICES, start=3):  # every service ready: database, migrations at head, NATS
+            ready = httpx.get(f"http://127.0.0.1:{base + i}/readyz", timeout=5)
+            assert ready.status_code == 200, (service, ready.text)
+            assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok"}, service
 
         release_id = url.rsplit("/", 1)[1]
         token = DevIdentity(home / "keys").mint("reader@test", Role.AUDITOR)
