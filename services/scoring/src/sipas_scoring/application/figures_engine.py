@@ -354,6 +354,7 @@ class ProcessRunner(Runner):
         super().__init__()
         self._process: asyncio.subprocess.Process | None = None
         self._turn = asyncio.Lock()
+        self._closing = False
 
     @property
     def pid(self) -> int | None:
@@ -372,6 +373,7 @@ class ProcessRunner(Runner):
         async with self._turn:
             if self._process is None or self._process.returncode is not None:
                 self.held.clear()
+                self._closing = False
                 self._process = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sipas_scoring.application.figures_engine",
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
@@ -382,7 +384,8 @@ class ProcessRunner(Runner):
                 await process.stdin.drain()
                 status, value = await frames.aread(process.stdout)
             except (OSError, asyncio.IncompleteReadError) as exc:
-                log.warning("figures.process_lost", error=repr(exc)[:200])
+                if not self._closing:
+                    log.warning("figures.process_lost", error=repr(exc)[:200])
                 await self._stop()
                 raise RuntimeError("the figures process was lost") from exc
             except BaseException:
@@ -409,7 +412,8 @@ class ProcessRunner(Runner):
                 await asyncio.wait_for(process.wait(), 2.0)
 
     async def close(self) -> None:
-        """Stop the process (at once if it is computing: its states are a cache)."""
+        """Stop the process (at once if it is computing or still starting: its states are a cache)."""
+        self._closing = True
         process = self._process
         if process is not None and process.returncode is None and self._turn.locked():
             with contextlib.suppress(ProcessLookupError):

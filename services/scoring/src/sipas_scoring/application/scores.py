@@ -212,18 +212,28 @@ async def figures_worker(ctx: ServiceContext) -> None:
     interpreter the consumers apply events with. It stops with the worker."""
     interval = float(getattr(ctx.settings, "scores_interval", 0.5))
     process = ProcessRunner() if getattr(ctx.settings, "figures_process", True) else None
-    if process is not None:
-        try:
-            await process.start()
-            use_runner(process)
-        except Exception as exc:  # no process to be had: compute in this one, as before
-            log.warning("scores.figures_process_unavailable", error=repr(exc)[:300])
-            await process.close()
-            process = None
+    starting = None
+    if process is not None:  # started beside the first passes: a refresh meanwhile waits for it
+        use_runner(process)
+        starting = asyncio.create_task(_start(ctx, process))
     try:
         await _work(ctx, interval)
     finally:
         if process is not None:
+            use_runner(None)
+            await process.close()  # at once, even while it still imports the figures
+        if starting is not None:
+            await asyncio.gather(starting, return_exceptions=True)
+
+
+async def _start(ctx: ServiceContext, process: ProcessRunner) -> None:
+    """Start the figures process (it imports the figures: seconds on a small machine, which a service stopped
+    meanwhile no longer waits for). Without a process to be had, documents are computed in this one."""
+    try:
+        await process.start()
+    except Exception as exc:
+        if not ctx.stop.is_set():
+            log.warning("scores.figures_process_unavailable", error=repr(exc)[:300])
             use_runner(None)
             await process.close()
 
