@@ -56,8 +56,7 @@ def sealed() -> Iterator[Platform]:
             p.start_infrastructure()
             assert p.pg is not None
             p.pg.psql(f"CREATE ROLE sipas_app LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-            p.migrate()
-            p.start_services()
+            p.migrate(then_start=True)
             p.wait_ready()
             yield p
         finally:
@@ -191,8 +190,10 @@ def test_no_secret_in_logs_events_metrics_error_bodies_or_other_databases(sealed
         handed = the_round(p, http)
         metrics = {s: http.get(p.url(s) + "/metrics").text for s in SERVICES}
     assert len(recorder.errors) >= 5  # the used code and the refusals above, kept to be read
-    places: dict[str, str] = {f"{s} log": (p.home / "logs" / f"{s}.log").read_text(errors="replace")
-                              for s in SERVICES}
+    logs = {f.stem: f.read_text(errors="replace") for f in (p.home / "logs").glob("*.log")}
+    assert {*SERVICES, *(f"migrate-{s}" for s in SERVICES)} <= logs.keys()  # the services' and their migrations'
+    places: dict[str, str] = {f"{name} log": text for name, text in logs.items() if not name.startswith("migrate-")}
+    migrations = {f"{name} log": text for name, text in logs.items() if name.startswith("migrate-")}  # may be empty
     places |= {f"{s} /metrics": text for s, text in metrics.items()}
     places |= {f"{s} audit export": text for s, text in handed["audit"].items()}  # what auditors take away
     places |= {f"{s} event_store": "\n".join(sql(p, "SELECT body FROM event_store", f"sipas_{s}")) for s in SERVICES}
@@ -205,6 +206,7 @@ def test_no_secret_in_logs_events_metrics_error_bodies_or_other_databases(sealed
             [_bin("pg_dump"), "--data-only", "-h", "127.0.0.1", "-p", str(p.ports["postgres"]), "-U", "postgres",
              f"sipas_{service}"], capture_output=True, text=True, env=_client_env(), check=True).stdout
     assert all(places.values()) and "BallotAccepted" in places["ballots event_store"]
+    places |= migrations
     secrets_ = needles(p, handed)
     found = [f"{what} in {where}" for what, strings in secrets_.items() for where, text in places.items()
              if where.removeprefix("database ") not in KEPT_BY.get(what, set()) and any(s in text for s in strings)]

@@ -71,10 +71,9 @@ def up(
     try:
         with console.status("Starting PostgreSQL and NATS…"):
             platform.start_infrastructure()
-        with console.status("Migrating the five databases…"):
-            platform.migrate()
-        with console.status("Starting the services…"):
-            platform.start_services()
+        with console.status("Migrating the five databases and starting each service on its own…"):
+            platform.reap_leftovers()
+            platform.migrate(then_start=True)
             platform.wait_ready()
         if seed:
             with console.status("Loading reference data through the registry API…"):

@@ -75,21 +75,33 @@ class Platform:
         assert self.nats is not None
         return self.nats.url
 
-    def migrate(self) -> None:
+    def migrate(self, then_start: bool = False) -> None:
         """Upgrade every service's database, the five at once (each its own database and process: most of a
         migration is the interpreter importing alembic and the models, which one at a time took three times
-        as long). A failure names its service and ends with its output."""
-        running = {}
+        as long); with ``then_start``, each service starts as soon as its own database is at head. Each
+        migration's output goes to ``logs/migrate-<service>.log``; a failure names its service and ends with
+        that output (no service starts after one has failed)."""
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        pending = {}
         for service in SERVICES:
             env = os.environ | {f"SIPAS_{service.upper()}_DATABASE_URL": self.database_url(service)}
-            running[service] = subprocess.Popen([sys.executable, "-m", "sipas_kit.migrate", f"sipas_{service}"],
-                                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        failed = []
-        for service, proc in running.items():
-            output, _ = proc.communicate()
-            if proc.returncode:
-                tail = "\n".join(output.decode(errors="replace").splitlines()[-15:])
-                failed.append(f"migrating sipas_{service} exited with {proc.returncode}:\n{tail}")
+            with open(logs / f"migrate-{service}.log", "wb") as out:
+                pending[service] = subprocess.Popen([sys.executable, "-m", "sipas_kit.migrate", f"sipas_{service}"],
+                                                    env=env, stdout=out, stderr=subprocess.STDOUT)
+        failed: list[str] = []
+        while pending:
+            for service, proc in list(pending.items()):
+                if proc.poll() is None:
+                    continue
+                del pending[service]
+                if proc.returncode:
+                    output = (logs / f"migrate-{service}.log").read_text(errors="replace")
+                    tail = "\n".join(output.splitlines()[-15:])
+                    failed.append(f"migrating sipas_{service} exited with {proc.returncode}:\n{tail}")
+                elif then_start and not failed:
+                    self.start_service(service)
+            time.sleep(0.05)
         if failed:
             raise RuntimeError("\n".join(failed))
 
@@ -169,21 +181,24 @@ class Platform:
         return status
 
     def stop_service(self, service: str, sig: int = signal.SIGTERM) -> None:
-        proc = self.procs.pop(service, None)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(sig)
+        self.stop_services([service], sig)
+
+    def stop_services(self, services: list[str], sig: int = signal.SIGTERM) -> None:
+        """Signal each service, then wait for each (20 s, then it is killed): they shut down side by side."""
+        stopping = [(service, proc) for service in services if (proc := self.procs.pop(service, None)) is not None]
+        for _, proc in stopping:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        for service, proc in stopping:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self._pidfile(service).unlink(missing_ok=True)
+            self._pidfile(service).unlink(missing_ok=True)
 
     def stop(self) -> None:
-        for service in list(self.procs):
-            self.stop_service(service)
+        self.stop_services(list(self.procs))
         if self.nats is not None:
             self.nats.stop()
         if self.pg is not None:
@@ -191,6 +206,6 @@ class Platform:
 
     def start(self) -> dict[str, dict[str, object]]:
         self.start_infrastructure()
-        self.migrate()
-        self.start_services()
+        self.reap_leftovers()
+        self.migrate(then_start=True)
         return self.wait_ready()
