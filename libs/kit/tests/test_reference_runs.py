@@ -89,7 +89,7 @@ def test_runs_leave_the_tables_events_one_by_one_leave(two_databases: list[str])
                     await conn.execute(table.delete())
         async with one_by_one.begin() as conn:
             for e, env in stream:
-                await projection.handlers[type(e).__name__](conn, e, env)
+                await projection.handlers[env.event_name](conn, e, env)
         bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
         for start, end in itertools.pairwise(bounds):
             async with in_runs.begin() as conn:

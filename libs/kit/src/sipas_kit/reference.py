@@ -135,7 +135,7 @@ def reference_projection(t: ReferenceTables) -> Projection:
             if stretch:
                 await conn.execute(upsert, list(stretch.values()))
                 stretch.clear()
-            await p.handlers[type(e).__name__](conn, e, env)
+            await p.handlers[env.event_name](conn, e, env)
         if stretch:
             await conn.execute(upsert, list(stretch.values()))
 
