@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import os
 import sys
+import types
 
 import pytest
 from conftest import service_database
@@ -387,4 +388,40 @@ def test_the_figures_process_leaves_when_the_service_dies():
         os.kill(child, 9)
         raise AssertionError("the figures process outlived its service")
 
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("stop", ["before it began", "while it imports", "once it is up"])
+def test_a_figures_worker_leaves_no_process_however_soon_it_stops(stop):
+    """The worker starts its process beside its first passes; stopped before it began, while the process still
+    imports the figures, or once it is up, it leaves no process behind (and a stop does not wait for the
+    import: the process is killed)."""
+    import psutil
+
+    from sipas_scoring.application.scores import figures_worker
+
+    def figures_processes() -> list[psutil.Process]:
+        return [p for p in psutil.Process().children(recursive=True)
+                if "sipas_scoring.application.figures_engine" in " ".join(p.cmdline())]
+
+    async def run() -> None:
+        ctx = types.SimpleNamespace(settings=types.SimpleNamespace(scores_interval=0.5, figures_process=True),
+                                    stop=asyncio.Event(), engine=None)  # no database: no pass gets that far
+        if stop == "before it began":
+            ctx.stop.set()
+        worker = asyncio.create_task(figures_worker(ctx))  # type: ignore[arg-type]
+        if stop != "before it began":
+            for _ in range(600):
+                await asyncio.sleep(0.05)
+                runner = fig._runner
+                up = isinstance(runner, ProcessRunner) and runner.pid is not None and not runner._turn.locked()
+                if figures_processes() and (stop == "while it imports" or up):
+                    break
+            else:
+                raise AssertionError("the figures process never started")
+            ctx.stop.set()
+        await worker
+        assert figures_processes() == []
+
+    assert figures_processes() == []
     asyncio.run(run())

@@ -219,11 +219,11 @@ async def figures_worker(ctx: ServiceContext) -> None:
     try:
         await _work(ctx, interval)
     finally:
-        if process is not None:
+        if process is not None and starting is not None:
             use_runner(None)
             await process.close()  # at once, even while it still imports the figures
-        if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
+            await process.close()  # one the start made after that (the worker stopped before it began) goes too
 
 
 async def _start(ctx: ServiceContext, process: ProcessRunner) -> None:
