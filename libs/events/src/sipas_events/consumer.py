@@ -101,13 +101,27 @@ class NotReady(Exception):
     instrument from the registry): retry later, never dead-letter."""
 
 
+CONFLICTS = ("40001", "40P01", "55P03")
+"""PostgreSQL's serialization failure, deadlock and lock not available: a transaction that lost a race with
+another, and may run again as it is."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONFLICTS
+
+
+DROP_ATTEMPTS = 5
+"""Tries of a rebuild's first transaction that lose a race with another (see :meth:`Consumer._dropped`)."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Errors of the infrastructure, not of the event: never dead-letter because of these."""
+    """Errors of the infrastructure, not of the event: never dead-letter because of these (a deadlock with
+    another transaction is not the event's fault either)."""
     if isinstance(exc, (OSError, ConnectionError, TimeoutError, BusUnavailable, NotReady)):
         return True
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    return isinstance(exc, DBAPIError) and (bool(exc.connection_invalidated) or is_conflict(exc))
 
 
 @dataclass
@@ -652,13 +666,7 @@ class Consumer:
 
     async def rebuild_now(self) -> None:
         """Drop the projection, then replay the producer's stream (filling holes from its store)."""
-        async with self._engine.begin() as conn:
-            names = ", ".join(f'"{t.name}"' for t in self.projection.tables)
-            if names:
-                await conn.execute(text(f"TRUNCATE {names}"))
-            await conn.execute(delete(inbox).where(inbox.c.consumer == self.name))
-            await conn.execute(delete(consumer_checkpoints).where(consumer_checkpoints.c.consumer == self.name))
-            context = None if self.projection.rebuild_context is None else await self.projection.rebuild_context(conn)
+        context = await self._dropped()
         self.position, self._buffer, self._gap_since = 0, {}, None
         grace, self._gap_grace = self._gap_grace, 0.0
         batch, self._batch = self._batch, self._batch * REBUILD_RUNS
@@ -690,6 +698,29 @@ class Consumer:
                 await self.projection.rebuilt(conn)
         log.info("consumer.rebuilt", consumer=self.name, position=self.position, reader=self.rebuild_reader)
 
+
+    async def _dropped(self) -> Any:
+        """Empty the projection's tables, inbox and checkpoint in one transaction; returns the rebuild's context.
+        The TRUNCATE waits for every reader of the tables, one table after another: a reader holding one of them
+        while it asks for another (a service's worker reading two in one transaction) deadlocks with it, and
+        PostgreSQL may end either — when it ends this one, it runs again."""
+        names = ", ".join(f'"{t.name}"' for t in self.projection.tables)
+        for attempt in range(1, DROP_ATTEMPTS + 1):
+            try:
+                async with self._engine.begin() as conn:
+                    if names:
+                        await conn.execute(text(f"TRUNCATE {names}"))
+                    await conn.execute(delete(inbox).where(inbox.c.consumer == self.name))
+                    await conn.execute(delete(consumer_checkpoints).where(consumer_checkpoints.c.consumer == self.name))
+                    if self.projection.rebuild_context is None:
+                        return None
+                    return await self.projection.rebuild_context(conn)
+            except DBAPIError as exc:
+                if not is_conflict(exc) or attempt == DROP_ATTEMPTS:
+                    raise
+                log.info("consumer.rebuild_conflict", consumer=self.name, attempt=attempt, error=repr(exc)[:200])
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     # ---- dead letters -----------------------------------------------------------------------
     async def replay_dead_letter(self, dead_letter_id: Any, actor: str) -> None:
