@@ -50,7 +50,17 @@ def test_a_socket_error_under_another_exception_counts():
     ValueError("bad"),
 ])
 def test_other_errors_are_not(exc):
-    assert not problems.unavailable(exc)
+    assert not problems.unavailable(exc) and not problems.lost_race(exc)
+
+
+@pytest.mark.parametrize("exc", [
+    _dbapi("40P01"),                       # deadlock detected
+    _dbapi("40001"),                       # could not serialize access
+    _dbapi("55P03"),                       # lock not available
+    asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+])
+def test_lost_races_are_told_apart_from_outages(exc):
+    assert problems.lost_race(exc) and not problems.unavailable(exc)
 
 
 async def test_the_app_answers_503_with_retry_after_and_500_for_bugs():
@@ -65,10 +75,16 @@ async def test_the_app_answers_503_with_retry_after_and_500_for_bugs():
     async def bug() -> None:
         raise _dbapi("42P01")
 
+    @app.get("/race")
+    async def race() -> None:
+        raise _dbapi("40P01")
+
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        down_r, bug_r = await client.get("/down"), await client.get("/bug")
+        down_r, bug_r, race_r = await client.get("/down"), await client.get("/bug"), await client.get("/race")
     assert down_r.status_code == 503 and down_r.headers["retry-after"] == problems.RETRY_AFTER_SECONDS
     assert down_r.headers["content-type"] == problems.MEDIA_TYPE
     assert down_r.json()["title"] == "Service unavailable"
     assert bug_r.status_code == 500 and bug_r.json()["title"] == "Internal error"
+    assert race_r.status_code == 503 and race_r.headers["retry-after"] == problems.RETRY_AFTER_SECONDS
+    assert "concurrent change" in race_r.json()["detail"]

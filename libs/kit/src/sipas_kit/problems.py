@@ -64,20 +64,34 @@ def unavailable(exc: BaseException) -> bool:
 
     True for a connection the pool had to invalidate, for PostgreSQL's connection and shutdown SQLSTATEs, and
     for a socket error on the way (refused, reset) anywhere in the exception's chain."""
+    return _in_chain(exc, _UNAVAILABLE_STATES, outage=True)
+
+
+_LOST_RACE_STATES = ("40001", "40P01", "55P03")
+"""Serialization failure, deadlock, lock not available: the request's transaction lost a race with another."""
+
+
+def lost_race(exc: BaseException) -> bool:
+    """PostgreSQL ended the request's transaction to let a concurrent one through (nothing of it was written):
+    answer 503, retry."""
+    return _in_chain(exc, _LOST_RACE_STATES, outage=False)
+
+
+def _in_chain(exc: BaseException, states: tuple[str, ...], outage: bool) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (ConnectionError, TimeoutError)):
+        if outage and isinstance(current, (ConnectionError, TimeoutError)):
             return True
         if isinstance(current, DBAPIError):
-            if current.connection_invalidated:
+            if outage and current.connection_invalidated:
                 return True
             state = getattr(current.orig, "pgcode", None) or getattr(current.orig, "sqlstate", None) or ""
-            if str(state).startswith(_UNAVAILABLE_STATES):
+            if str(state).startswith(states):
                 return True
         state = getattr(current, "sqlstate", None)
-        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+        if isinstance(state, str) and state.startswith(states):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -134,12 +148,17 @@ def install(app: FastAPI, domain_errors: Mapping[type[Exception], tuple[int, str
         # Registered per class, so Starlette answers here instead of in its outermost middleware, which
         # would re-raise to the server after the 500 (and on some paths drop the connection unanswered).
         if unavailable(exc):
-            log.warning("http.unavailable", path=request.url.path, error=repr(exc)[:300])
-            detail = ("The database is unavailable or restarting. Retry shortly: with the same Idempotency-Key,"
-                      " a request that did commit is answered as it was the first time.")
-            return problem_response(Problem(503, "Service unavailable", detail,
-                                            headers={"Retry-After": RETRY_AFTER_SECONDS}), request)
-        return await _unexpected(request, exc)
+            event, detail = "http.unavailable", (
+                "The database is unavailable or restarting. Retry shortly: with the same Idempotency-Key, a request "
+                "that did commit is answered as it was the first time.")
+        elif lost_race(exc):
+            event, detail = "http.lost_race", ("The request met a concurrent change to the same data and was undone, "
+                                               "nothing of it kept. Retry shortly.")
+        else:
+            return await _unexpected(request, exc)
+        log.warning(event, path=request.url.path, error=repr(exc)[:300])
+        return problem_response(Problem(503, "Service unavailable", detail,
+                                        headers={"Retry-After": RETRY_AFTER_SECONDS}), request)
 
     for infrastructure in (DBAPIError, OSError):
         app.add_exception_handler(infrastructure, _infrastructure)
