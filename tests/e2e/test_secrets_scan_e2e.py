@@ -56,7 +56,7 @@ def sealed() -> Iterator[Platform]:
             p.start_infrastructure()
             assert p.pg is not None
             p.pg.psql(f"CREATE ROLE sipas_app LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-            p.migrate(then_start=True)
+            p.start_services()
             p.wait_ready()
             yield p
         finally:

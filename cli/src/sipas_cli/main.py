@@ -72,8 +72,7 @@ def up(
         with console.status("Starting PostgreSQL and NATS…"):
             platform.start_infrastructure()
         with console.status("Migrating the five databases and starting each service on its own…"):
-            platform.reap_leftovers()
-            platform.migrate(then_start=True)
+            platform.start_services()
             platform.wait_ready()
         if seed:
             with console.status("Loading reference data through the registry API…"):

@@ -135,9 +135,10 @@ class Platform:
         return proc
 
     def start_services(self) -> None:
+        """Migrate every database and start each service once its own is at head (what a crashed earlier run
+        left running is stopped first)."""
         self.reap_leftovers()
-        for service in SERVICES:
-            self.start_service(service)
+        self.migrate(then_start=True)
 
     def _pidfile(self, service: str) -> Path:
         run = self.home / "run"
@@ -206,6 +207,5 @@ class Platform:
 
     def start(self) -> dict[str, dict[str, object]]:
         self.start_infrastructure()
-        self.reap_leftovers()
-        self.migrate(then_start=True)
+        self.start_services()
         return self.wait_ready()

@@ -83,6 +83,8 @@ FIRST_GUESS_BYTES = 64 * 1024
 _Ahead = tuple[Envelope | Stamp, Any, Any, bytes | None]
 """An event read ahead by a rebuild's reader: its envelope (or stamp), its event decoded, what the projection
 prepared of it, and the envelope's bytes when it comes as a stamp."""
+DROP_ATTEMPTS = 5
+"""Tries of a rebuild's first transaction that lose a race with another (see :meth:`Consumer._dropped`)."""
 
 _NO_WAIT_FOR_FLUSH = text("SET LOCAL synchronous_commit TO off")
 """A rebuild's runs do not wait for their commit to reach the disk: nothing outside depends on one (no acks,
@@ -108,10 +110,6 @@ another, and may run again as it is."""
 
 def is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONFLICTS
-
-
-DROP_ATTEMPTS = 5
-"""Tries of a rebuild's first transaction that lose a race with another (see :meth:`Consumer._dropped`)."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -697,7 +695,6 @@ class Consumer:
             async with self._engine.begin() as conn:
                 await self.projection.rebuilt(conn)
         log.info("consumer.rebuilt", consumer=self.name, position=self.position, reader=self.rebuild_reader)
-
 
     async def _dropped(self) -> Any:
         """Empty the projection's tables, inbox and checkpoint in one transaction; returns the rebuild's context.

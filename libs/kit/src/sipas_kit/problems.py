@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
+from sipas_events.consumer import CONFLICTS
 from sipas_kit.edge import RequestTooLarge
 
 log = structlog.get_logger(__name__)
@@ -67,14 +68,10 @@ def unavailable(exc: BaseException) -> bool:
     return _in_chain(exc, _UNAVAILABLE_STATES, outage=True)
 
 
-_LOST_RACE_STATES = ("40001", "40P01", "55P03")
-"""Serialization failure, deadlock, lock not available: the request's transaction lost a race with another."""
-
-
 def lost_race(exc: BaseException) -> bool:
-    """PostgreSQL ended the request's transaction to let a concurrent one through (nothing of it was written):
-    answer 503, retry."""
-    return _in_chain(exc, _LOST_RACE_STATES, outage=False)
+    """PostgreSQL ended the request's transaction to let a concurrent one through (a deadlock, a serialization
+    failure, a lock not available: the consumers' ``CONFLICTS``; nothing of it was written): answer 503, retry."""
+    return _in_chain(exc, CONFLICTS, outage=False)
 
 
 def _in_chain(exc: BaseException, states: tuple[str, ...], outage: bool) -> bool:
