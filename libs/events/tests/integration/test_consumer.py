@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import select
@@ -738,12 +739,18 @@ async def test_a_reader_process_that_cannot_start_leaves_the_rebuild_to_this_pro
     assert [record[1] for record, _ in received] == [f"a{i}" for i in range(1, 61)]  # prepared here, in order
 
 
-async def test_a_rebuild_that_deadlocks_with_a_reader_truncates_again(engine, jetstream):
+async def test_a_rebuild_that_deadlocks_with_a_reader_truncates_again(engine, fresh_db, jetstream):
     """A reader holding one of the projection's tables while it asks for another deadlocks with the rebuild's
     TRUNCATE (which takes them one after another). PostgreSQL ends the TRUNCATE here (its wait is the older one,
     and the reader's deadlock timeout is set long); the rebuild runs it again once the reader is done, and
-    completes. A deadlock is transient: a consumer retries it, never dead-letters an event for it."""
+    completes. A deadlock is transient: a consumer retries it, never dead-letters an event for it.
+
+    Which side PostgreSQL ends is decided by whose deadlock check runs first (each waits its own
+    ``deadlock_timeout`` after it begins to wait, then checks once), so each step waits until the other side
+    is seen waiting rather than for a fixed time, and the side meant to be ended checks after 2 s, not the
+    default 1 s, leaving room on a loaded machine."""
     from sqlalchemy import Column, MetaData, Table, Text, text
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     from sipas_events.consumer import is_transient
     from sipas_events.testing import seen
@@ -755,36 +762,40 @@ async def test_a_rebuild_that_deadlocks_with_a_reader_truncates_again(engine, je
         await conn.run_sync(extra_metadata.create_all)
     projection = counting_projection()
     projection.tables.append(extra)
-    run = Running(engine, jetstream, projection=projection).start()
+    rebuilds = create_async_engine(fresh_db, connect_args={"server_settings": {"deadlock_timeout": "2s"}})
+    run = Running(rebuilds, jetstream, projection=projection).start()
     await append_agencies(engine, EventStore("registry"), 1, 10)
     await eventually(lambda: _all_applied(engine, 10))
 
-    async def truncate_waiting() -> bool:
-        async with engine.connect() as conn:
-            return bool((await conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'TRUNCATE%'"
-            ))).scalar())
+    def waiting(statement: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            async with engine.connect() as conn:
+                return bool((await conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :q"
+                ), {"q": statement + "%"})).scalar())
+        return check
 
     async with engine.connect() as reader:
         await reader.execute(text("SET deadlock_timeout = '60s'"))  # the rebuild's check finds the cycle first
         await reader.execute(select(extra))  # holds test_rebuild_extra
         rebuilding = asyncio.create_task(run.consumer.rebuild())
-        await eventually(truncate_waiting)  # holds test_agencies, waits for test_rebuild_extra
+        await eventually(waiting("TRUNCATE"), every=0.01)  # holds test_agencies, waits for test_rebuild_extra
         await reader.execute(select(seen))  # waits for test_agencies: a cycle, which PostgreSQL breaks
         await reader.commit()
     await rebuilding
     assert await _all_applied(engine, 10) and set((await projected(engine)).values()) == {1}
     await run.close()
+    await rebuilds.dispose()
 
     async with engine.connect() as a, engine.connect() as b:  # a deadlock as a consumer would meet it
         await b.execute(text("SET deadlock_timeout = '60s'"))
         await a.execute(select(seen).with_for_update())
         await b.execute(select(extra).with_for_update())
-        waiting = asyncio.create_task(b.execute(text("LOCK TABLE test_agencies IN ACCESS EXCLUSIVE MODE")))
-        await asyncio.sleep(0.2)
+        locking = asyncio.create_task(b.execute(text("LOCK TABLE test_agencies IN ACCESS EXCLUSIVE MODE")))
+        await eventually(waiting("LOCK TABLE test_agencies"), every=0.01)
         with pytest.raises(Exception) as deadlock:
             await a.execute(text("LOCK TABLE test_rebuild_extra IN ACCESS EXCLUSIVE MODE"))
         await a.rollback()
-        await waiting
+        await locking
         await b.rollback()
     assert "deadlock" in str(deadlock.value) and is_transient(deadlock.value)
