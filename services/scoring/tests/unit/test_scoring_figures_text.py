@@ -242,3 +242,29 @@ def test_digests_and_sums_kept_beside_tallies_follow_a_change_to_the_new_objects
     objects, total = sums["P:01"]
     assert objects[0] is new_a1 and objects[1] is by_agency["a2"]
     assert total == sum_tallies([new_a1, by_agency["a2"]])
+
+
+def test_units_whose_share_figures_int64_cannot_hold_are_made_one_by_one_the_same(monkeypatch):
+    """A unit :func:`share_values_many` cannot hold in int64 (counts no campaign reaches; forced here for every
+    other unit) has its factor and overall figures made by :func:`share_values`: the document is the same."""
+    from dataclasses import replace
+
+    from sipas_scoring.application import figures
+
+    campaign = Campaign()
+    for agency, values in (("a1", [5, 4, 2, 1, 5]), ("a2", [5, 5, 3, 1]), ("a3", [1, 2, 3, 4, 5, 5]), ("a4", [4])):
+        campaign.add(agency, values)
+    together = campaign.scratch()
+    made = figures.share_values_many
+    refused = []
+
+    def some_refused(*args):
+        found = made(*args)
+        held = found.held.copy()
+        held[::2] = False
+        refused.append(int((~held).sum()))
+        return replace(found, held=held)
+
+    monkeypatch.setattr(figures, "share_values_many", some_refused)
+    assert campaign.scratch() == together and sum(refused) >= 3
+    assert json.loads(together)["units"][1]["factors"]  # the figures compared hold factor figures

@@ -1,7 +1,9 @@
 """Tallies: the additive state scoring keeps, and the figures derived from it equal those from ballots."""
 
 from collections import Counter
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,8 @@ from sipas_scoring.domain.tallies import (
     expectation_shares,
     points_scores,
     share_scores,
+    share_values,
+    share_values_many,
     sum_tallies,
 )
 
@@ -120,3 +124,47 @@ def test_a_matrix_of_no_units_and_of_units_without_answers():
     assert TallyMatrix([], SharePlan.of(INSTRUMENT).items, frozenset({4, 5})).hits.shape == (0, len(ITEMS))
     matrix = TallyMatrix([Counter(ballots=2), Counter()], SharePlan.of(INSTRUMENT).items, frozenset({4, 5}))
     assert matrix.valid.tolist() == [[0] * len(ITEMS)] * 2 and matrix.count("ballots").tolist() == [2, 0]
+
+
+def _counts(small: bool):
+    """A count: mostly small, sometimes past what int64 can hold once several are multiplied together."""
+    return st.integers(0, 40) if small else st.one_of(st.integers(0, 40), st.integers(2**20, 2**40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), st.integers(0, 6), st.booleans())
+def test_share_values_made_together_are_the_ones_made_unit_by_unit(data, units, small):
+    """The figures make every changed unit's factor and overall indices at once (:func:`share_values_many`):
+    each unit it holds gets the very fraction :func:`share_values` makes for it alone — reduced, None where
+    none — and a unit whose numbers int64 could not hold is left to :func:`share_values`."""
+    width = len(SharePlan.of(INSTRUMENT).items)
+    valid = np.array(data.draw(st.lists(st.lists(_counts(small), min_size=width, max_size=width),
+                                        min_size=units, max_size=units)), dtype=np.int64).reshape(units, width)
+    hits = np.array([[data.draw(st.integers(0, int(v))) for v in row] for row in valid.tolist()],
+                    dtype=np.int64).reshape(units, width)
+    found = share_values_many(INSTRUMENT, Scheme(), hits, valid)
+    assert found is not None
+
+    def fraction(ratios, u):
+        numerator, denominator = int(ratios[0][u]), int(ratios[1][u])
+        return None if denominator == 0 else (numerator, denominator)
+
+    for u in range(units):
+        factors, overall = share_values(INSTRUMENT, Scheme(), hits[u].tolist(), valid[u].tolist(), lambda key: 0)
+        if small:
+            assert found.held[u]  # small counts always fit
+        if not found.held[u]:
+            continue
+        want = [factors[f.code].value for f in INSTRUMENT.factors] + [overall.value]
+        got = [fraction(ratios, u) for ratios in (*found.factors, found.overall)]
+        assert got == [None if w is None else (w.numerator, w.denominator) for w in want]
+        assert all(g is None or Fraction(*g).denominator == g[1] for g in got)  # reduced
+
+
+def test_share_values_made_together_only_for_schemes_that_average():
+    hits = valid = np.zeros((1, len(SharePlan.of(INSTRUMENT).items)), dtype=np.int64)
+    assert share_values_many(INSTRUMENT, Scheme(factor_index="pooled"), hits, valid) is None
+    assert share_values_many(INSTRUMENT, Scheme(overall_index="overall_item"), hits, valid) is None
+    found = share_values_many(INSTRUMENT, Scheme(), hits, valid)
+    assert found is not None and found.held.tolist() == [True]
+    assert [int(r[1][0]) for r in (*found.factors, found.overall)] == [0, 0, 0, 0]  # nobody answered: no figure

@@ -72,7 +72,16 @@ from sipas_scoring.domain.rounding import RoundingRule
 from sipas_scoring.domain.shares import HUNDRED, mean
 from sipas_scoring.domain.suppression import Cell, suppress
 from sipas_scoring.domain.survey_arrays import UNWEIGHTED, Estimates, Groups, Layout, Moments, estimate_arrays
-from sipas_scoring.domain.tallies import SharePlan, Tallies, TallyMatrix, points_scores, share_values, sum_tallies
+from sipas_scoring.domain.tallies import (
+    SharePlan,
+    ShareRatios,
+    Tallies,
+    TallyMatrix,
+    points_scores,
+    share_values,
+    share_values_many,
+    sum_tallies,
+)
 from sipas_scoring.domain.weighted_shares import Terms, factor_terms, overall_terms
 from sipas_scoring.projections.tallies import UNASSIGNED
 
@@ -681,6 +690,31 @@ class CampaignFigures:
             out["ci"], out["ci_method"], out["weighted"] = pair["unweighted"], "taylor", pair["weighted"]
         return out
 
+    @staticmethod
+    def _shown(value: str | None, exact_value: str | None, n: int, pair: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`_index` of a figure presented already (its value and exact text, None where there is none)."""
+        return {"value": value, "exact": exact_value, "n": n, "ci": pair["unweighted"], "ci_method": "taylor",
+                "weighted": pair["weighted"]}
+
+    def _averaged(self, ratios: ShareRatios | None) -> list[list[tuple[str | None, str | None]] | None] | None:
+        """Per unit, its factor figures then its overall figure as (value, exact) texts, from
+        :func:`share_values_many` — presented a batch at a time (:func:`present_ratios`, the rounding of
+        :meth:`present`), each exact ratio written as :func:`exact` writes its fraction. None for a unit whose
+        numbers int64 could not hold (and for all, without ratios): its figures are made one by one."""
+        if ratios is None:
+            return None
+        numerators = np.stack([c[0] for c in (*ratios.factors, ratios.overall)], axis=1)
+        denominators = np.stack([c[1] for c in (*ratios.factors, ratios.overall)], axis=1)
+        shown = (denominators > 0) & ratios.held[:, None]
+        listed_n, listed_d = numerators[shown], denominators[shown]
+        rounding = self.scheme.rounding
+        values = iter(present_ratios(listed_n, listed_d, rounding.rule, rounding.places))
+        exacts = iter([f"{a}/{b}" for a, b in zip(listed_n.tolist(), listed_d.tolist(), strict=True)])
+        out: list[list[tuple[str | None, str | None]] | None] = []
+        for held, row in zip(ratios.held.tolist(), shown.tolist(), strict=True):
+            out.append([(next(values), next(exacts)) if some else (None, None) for some in row] if held else None)
+        return out
+
     def _simple(self, kind: str, hits: int, n: int) -> dict[str, Any]:
         """An item's figure (its share with the Wilson interval) or an expectation's (its share), from
         hits out of n: the same figure for the same counts, so it is made once per process and shared by
@@ -726,15 +760,25 @@ class CampaignFigures:
             shown.update((key, simples.get(key)) for key in wanted)
         get = shown.get
         codes, factor_codes = instrument.criteria, [f.code for f in instrument.factors]
+        averaged = self._averaged(share_values_many(instrument, scheme, matrix.hits, matrix.valid))
+        factor_n = [counted[key] for _, key, _, _ in plan.factors]
+        overall_n = counted["criteria"]
         bodies = {}
         for u, unit in enumerate(units):
-            factors_of, overall_of = share_values(instrument, scheme, hits[u], valid[u],
-                                                  lambda key, u=u: counted[key][u])  # type: ignore[misc]
-            factors = {}
-            for which, code in enumerate(factor_codes):
-                ix = factors_of[code]
-                factors[code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
-            overall = self._index(overall_of.value, overall_of.n, self._interval_pair(unit, len(factor_codes)))
+            presented = averaged[u] if averaged is not None else None
+            if presented is not None:  # the factor and overall figures made together
+                factors = {code: self._shown(*presented[which], factor_n[which][u], self._interval_pair(unit, which))
+                           for which, code in enumerate(factor_codes)}
+                overall = self._shown(*presented[-1], overall_n[u], self._interval_pair(unit, len(factor_codes)))
+            else:
+                factors_of, overall_of = share_values(instrument, scheme, hits[u], valid[u],
+                                                      lambda key, u=u: counted[key][u])  # type: ignore[misc]
+                factors = {}
+                for which, code in enumerate(factor_codes):
+                    ix = factors_of[code]
+                    factors[code] = self._index(ix.value, ix.n, self._interval_pair(unit, which))
+                overall = self._index(overall_of.value, overall_of.n,
+                                      self._interval_pair(unit, len(factor_codes)))
             items = dict(zip(codes, map(get, keys[u]), strict=True))
             expectations = dict(zip(options, map(get, expects[u]), strict=True))
             for part, asked_for in ((items, keys[u]), (expectations, expects[u])):

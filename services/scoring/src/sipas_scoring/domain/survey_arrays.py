@@ -465,12 +465,12 @@ def estimate_arrays(
     return out
 
 
-def _sums_of_ratios(a: NDArray[np.int64], b: NDArray[np.int64], numerators: NDArray[np.int64],
-                    denominators: NDArray[np.int64]) -> list[Fraction | None]:
-    """Per row, :func:`_sum_of_ratios` of its terms (coefficients a_k/b_k, b_k > 0) in int64 arrays, every row
-    at once: each term reduced, the row's denominators' lcm, the numerators over it, reduced once more. A row
-    whose numbers could pass what int64 holds (checked in floats, with margin, before each product) is None:
-    the caller computes it in Python's integers."""
+def ratio_sums(a: NDArray[np.int64], b: NDArray[np.int64], numerators: NDArray[np.int64],
+               denominators: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Per row, Σ_k (a_k/b_k)·(numerators_k/denominators_k) (b_k > 0; a term with a_k or its numerator 0 adds
+    nothing) in int64 arrays, every row at once: each term reduced, the row's denominators' lcm, the numerators
+    over it, reduced once more — (numerators, denominators, held). A row whose numbers could pass what int64
+    holds (checked in floats, with margin, before each product) is not held: its ratio is meaningless."""
     rows, terms = numerators.shape
     limit = float(2**62)
     present = (a != 0) & (numerators != 0)
@@ -493,11 +493,16 @@ def _sums_of_ratios(a: NDArray[np.int64], b: NDArray[np.int64], numerators: NDAr
         ok &= (np.abs(n.astype(np.float64)) * scaled).sum(axis=1) < limit
         total = np.where(ok, (n * scaled).sum(axis=1), 0)
     common = np.gcd(total, lcm)
-    out: list[Fraction | None] = []
-    for good, numerator, denominator in zip(ok.tolist(), (total // common).tolist(), (lcm // common).tolist(),
-                                            strict=True):
-        out.append(Fraction(numerator, denominator) if good else None)
-    return out
+    return total // common, lcm // common, ok
+
+
+def _sums_of_ratios(a: NDArray[np.int64], b: NDArray[np.int64], numerators: NDArray[np.int64],
+                    denominators: NDArray[np.int64]) -> list[Fraction | None]:
+    """Per row, :func:`_sum_of_ratios` of its terms (coefficients a_k/b_k, b_k > 0) as :func:`ratio_sums` makes
+    it; None for a row it does not hold: the caller computes it in Python's integers."""
+    found_n, found_d, ok = ratio_sums(a, b, numerators, denominators)
+    return [Fraction(numerator, denominator) if good else None
+            for good, numerator, denominator in zip(ok.tolist(), found_n.tolist(), found_d.tolist(), strict=True)]
 
 
 def _sum_of_ratios(coeffs: Sequence[tuple[int, int]], numerators: Sequence[int], denominators: Sequence[int]

@@ -31,6 +31,7 @@ from sipas_scoring.domain.errors import SchemeMismatch
 from sipas_scoring.domain.points import FactorPoints, PointsScores, PointsTally
 from sipas_scoring.domain.scheme import Ballot, Instrument, Scheme
 from sipas_scoring.domain.shares import EXACT_FLOAT, HUNDRED, ShareIndex, ShareScores, Tally, mean, share_index
+from sipas_scoring.domain.survey_arrays import ratio_sums
 
 NA = "na"
 
@@ -234,6 +235,61 @@ def _mean_share(hits: Sequence[int], valid: Sequence[int], places: Sequence[int]
         return None
     common = math.lcm(*(valid[k] for k in answered))
     return Fraction(HUNDRED * sum(hits[k] * (common // valid[k]) for k in answered), common * len(answered))
+
+
+Ratios = tuple[NDArray[np.int64], NDArray[np.int64]]
+"""Per unit, a figure as a reduced ratio: (numerators, denominators), denominator 0 where there is none."""
+
+
+@dataclass(frozen=True)
+class ShareRatios:
+    """:func:`share_values` of many units at once (:func:`share_values_many`): per factor (in the instrument's
+    order) and for the overall index, every unit's value as a reduced ratio; ``held[u]`` is False where int64
+    could not hold unit ``u``'s numbers (its ratios are then meaningless: compute it with :func:`share_values`)."""
+
+    factors: tuple[Ratios, ...]
+    overall: Ratios
+    held: NDArray[np.bool_]
+
+
+def _mean_ratios(numerators: NDArray[np.int64], denominators: NDArray[np.int64], scale: int
+                 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Per row, ``scale`` times the mean of n_k/d_k over the k with d_k > 0, reduced — :func:`_mean_share` and
+    :func:`~sipas_scoring.domain.shares.mean` in int64, every row at once (:func:`ratio_sums` with the
+    coefficients scale/m, m the row's terms with d_k > 0); 0/0 where there is none, and, as there, a row is
+    not held where int64 could not hold its numbers."""
+    present = denominators > 0
+    m = present.sum(axis=1)
+    a = np.where(present, scale, 0).astype(np.int64)
+    b = np.broadcast_to(np.maximum(m, 1)[:, None], numerators.shape).astype(np.int64)
+    found_n, found_d, held = ratio_sums(a, b, numerators, np.where(present, denominators, 1))
+    none = m == 0
+    return np.where(none, 0, found_n), np.where(none, 0, found_d), held
+
+
+def share_values_many(instrument: Instrument, scheme: Scheme, hits: NDArray[np.int64], valid: NDArray[np.int64]
+                      ) -> ShareRatios | None:
+    """The factor and overall indices of :func:`share_values` for many units at once (``hits``, ``valid``:
+    units by the items of :class:`SharePlan`), as reduced integer ratios, for a scheme that averages — each
+    factor the mean of its items' shares, the overall index the mean of the factors' — the same fractions
+    :func:`share_values` makes one unit at a time; None for any other scheme."""
+    if scheme.factor_index != "mean_items" or scheme.overall_index != "mean_factors":
+        return None
+    plan = SharePlan.of(instrument)
+    factors = []
+    held = np.ones(len(hits), dtype=bool)
+    for _code, _key, places, _overall_at in plan.factors:
+        at = list(places)
+        numerators, denominators, fits = _mean_ratios(hits[:, at], valid[:, at], HUNDRED)
+        factors.append((numerators, denominators))
+        held &= fits
+    if factors:
+        numerators, denominators, fits = _mean_ratios(np.stack([f[0] for f in factors], axis=1),
+                                                      np.stack([f[1] for f in factors], axis=1), 1)
+    else:
+        numerators = denominators = np.zeros(len(hits), dtype=np.int64)
+        fits = np.ones(len(hits), dtype=bool)
+    return ShareRatios(tuple(factors), (numerators, denominators), held & fits)
 
 
 def share_scores(instrument: Instrument, scheme: Scheme, tallies: Tallies) -> ShareScores:
