@@ -92,11 +92,13 @@ def test_floats_presented_together_are_each_presented_alone(values, rule, places
     assert together == [None if math.isnan(v) else present_text(v, rule, places) for v in values]
 
 
-@given(st.lists(st.tuples(st.integers(0, 10**12), st.integers(1, 10**9)), max_size=30),
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 10**12), st.integers(2**50, 2**63 - 1)),
+                          st.one_of(st.integers(1, 10**9), st.integers(2**60, 2**63 - 1))), max_size=30),
        st.sampled_from(["half_up", "truncate"]), st.integers(-1, 6))
 def test_ratios_presented_together_are_each_presented_alone(pairs, rule, places):
-    """Item and expectation figures present their shares a batch at a time: each text is ``present_text``'s of
-    the exact ratio (in int64 where it cannot overflow, else one by one)."""
+    """Item, expectation, factor and overall figures present their shares a batch at a time: each text is
+    ``present_text``'s of the exact ratio (in int64 where it cannot overflow, the others one by one — a large
+    one among them leaves the rest on the fast path)."""
     import numpy as np
 
     from sipas_scoring.domain.fast_rounding import present_ratios, present_text

@@ -114,18 +114,25 @@ def present_floats(values: NDArray[np.float64], places: int = 2, rule: RoundingR
 def present_ratios(numerators: NDArray[np.int64], denominators: NDArray[np.int64], rule: RoundingRule = "half_up",
                    places: int = 2) -> list[str]:
     """``present_text(Fraction(a, b), rule, places)`` of many non-negative ratios a/b (b > 0) at once, in
-    int64 where it cannot overflow (else one by one, exactly)."""
-    power = 10**places if places >= 0 else 1
-    if places < 0 or int(numerators.max(initial=0)) >= 2**62 // (2 * power) or \
-            int(denominators.max(initial=0)) >= 2**61:
+    int64 where it cannot overflow (the others one by one, exactly: a few large ratios — a factor's exact
+    index over the lcm of its items' counts — leave the rest of the batch on the fast path)."""
+    if places < 0:
         return [present_text(Fraction(int(a), int(b)), rule, places)
                 for a, b in zip(numerators.tolist(), denominators.tolist(), strict=True)]
-    magnitude = _quotient(numerators * power, denominators, rule)
+    power = 10**places
+    large = (numerators >= 2**62 // (2 * power)) | (denominators >= 2**61)
+    some_large = bool(large.any())
+    magnitude = _quotient(np.where(large, 0, numerators) * power, np.where(large, 1, denominators), rule)
     if not places:
-        return [str(m) for m in magnitude.tolist()]
-    units, decimals = np.divmod(magnitude, power)
-    text = f"%d.%0{places}d"
-    return [text % pair for pair in zip(units.tolist(), decimals.tolist(), strict=True)]
+        out = [str(m) for m in magnitude.tolist()]
+    else:
+        units, decimals = np.divmod(magnitude, power)
+        text = f"%d.%0{places}d"
+        out = [text % pair for pair in zip(units.tolist(), decimals.tolist(), strict=True)]
+    if some_large:
+        for k in np.flatnonzero(large).tolist():
+            out[k] = present_text(Fraction(int(numerators[k]), int(denominators[k])), rule, places)
+    return out
 
 
 def present_fractions(ratios: Sequence[tuple[int, int]], rule: RoundingRule = "half_up", places: int = 2) -> list[str]:
