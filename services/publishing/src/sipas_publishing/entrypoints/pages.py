@@ -18,7 +18,6 @@ from sipas_publishing.domain import comparison as yoy
 from sipas_publishing.domain.releases import PUBLIC
 from sipas_publishing.entrypoints.edge import PathId
 from sipas_publishing.entrypoints.exports import render
-from sipas_publishing.entrypoints.report_pdf import release_pdf
 from sipas_publishing.entrypoints.words import WORDS, Lang
 
 router = APIRouter(include_in_schema=False)
@@ -102,6 +101,8 @@ async def province_page(release_id: PathId, province: PathId, request: Request, 
 async def download(release_id: PathId, fmt: Literal["csv", "xlsx", "pdf"], ctx: Ctx, lang: Lang = "vi") -> Response:
     row = await _release(ctx, release_id)
     if fmt == "pdf":
+        from sipas_publishing.entrypoints.report_pdf import release_pdf  # fpdf2 at the first PDF, not at start-up
+
         suffix = "" if lang == "vi" else f"-{lang}"
         return Response(release_pdf(row, lang), media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="sipas-{release_id}{suffix}.pdf"'})
