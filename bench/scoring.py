@@ -1371,6 +1371,8 @@ def secs(x: float) -> str:
 
 def aims(report: Report) -> list[tuple[str, str, str, str]]:
     """(aim, measured, how, verdict) of issue 6's three benchmark aims."""
+    from sipas_scoring.settings import ScoringSettings
+
     r, out = report.results, []
     x = report.rescore
     if x is not None:
@@ -1393,8 +1395,12 @@ def aims(report: Report) -> list[tuple[str, str, str, str]]:
         how = f"{f.label} campaign ({f.counted:,} ballots counted before), worker every {f.interval:g} s"
         measured = f"{secs(p99)}" + ("" if f.sustained else " (intake not sustained)")
         if f.target_rate == INTAKE_RATE:
+            judged = f"**{verdict(f.sustained and p99 < FRESHNESS_AIM)}**"
+            default = ScoringSettings.model_fields["scores_interval"].default
+            if f.interval != default:  # shown for what the interval costs, not how the service runs
+                judged += f" (not the service's interval, {default:g} s: p99 is about the interval plus a refresh)"
             out.append((f"Freshness p99 < {FRESHNESS_AIM:.0f} s at {INTAKE_RATE:,.0f} ballots/s", measured, how,
-                        f"**{verdict(f.sustained and p99 < FRESHNESS_AIM)}**"))
+                        judged))
         else:
             out.append((f"(the same at a lower rate, {f.target_rate:,.0f} ballots/s)", measured, how,
                         "not the aim's rate"))
