@@ -683,16 +683,17 @@ class CampaignFigures:
     # ---- one unit -----------------------------------------------------------------------------
     def _index(self, value: Fraction | None, n: int, pair: dict[str, Any] | None = None,
                simple: tuple[int, int] | None = None) -> dict[str, Any]:
+        if pair is not None and simple is None:
+            return self._shown(self.present(value), exact(value), n, pair)
         out: dict[str, Any] = {"value": self.present(value), "exact": exact(value), "n": n}
         if simple is not None:
             out["ci"], out["ci_method"] = (_ci(wilson(*simple)) if simple[1] else None), "wilson"
-        elif pair is not None:
-            out["ci"], out["ci_method"], out["weighted"] = pair["unweighted"], "taylor", pair["weighted"]
         return out
 
     @staticmethod
     def _shown(value: str | None, exact_value: str | None, n: int, pair: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`_index` of a figure presented already (its value and exact text, None where there is none)."""
+        """A figure with its Taylor interval pair (:meth:`_interval_pair`), from its value and exact text presented
+        already (None where there is none): what :meth:`_index` makes of a fraction."""
         return {"value": value, "exact": exact_value, "n": n, "ci": pair["unweighted"], "ci_method": "taylor",
                 "weighted": pair["weighted"]}
 
